@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Bootstrap and run: needs only python3 (3.11+).
+
+    python3 dev.py demo        # a whole round against a local Numerai sandbox
+    python3 dev.py test        # the whole test suite
+    python3 dev.py bench ...   # the benchmark (bench/run.py), arguments passed on
+    python3 dev.py autopilot ARGS...   # the CLI inside the project's environment
+
+The first call creates `.venv/` and installs the project with the pinned versions in
+`constraints.txt`; later calls reinstall only when `pyproject.toml` or `constraints.txt` change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".autopilot-installed"
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "constraints.txt"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_env() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"numerai-autopilot needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    wanted = _fingerprint()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    if not (BIN / "python").exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("installing pinned dependencies (constraints.txt) ...", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run(
+        [*pip, "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[dev]"], check=True
+    )
+    STAMP.write_text(wanted)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"demo", "test", "bench", "autopilot"}:
+        print(__doc__)
+        return 2
+    ensure_env()
+    command, rest = argv[0], argv[1:]
+    python = str(BIN / "python")
+    if command == "demo":
+        return subprocess.call([str(BIN / "autopilot"), "demo", *rest])
+    if command == "autopilot":
+        return subprocess.call([str(BIN / "autopilot"), *rest])
+    if command == "bench":
+        return subprocess.call([python, str(ROOT / "bench" / "run.py"), *rest])
+    code = subprocess.call([python, "-m", "pytest", *rest], cwd=ROOT)
+    if code == 5:
+        print("pytest collected no tests: that is a failure here", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

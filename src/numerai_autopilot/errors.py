@@ -1,0 +1,37 @@
+"""The project's one root exception and its tree.
+
+    AutopilotError
+    ├── ConfigError                  config file or environment is wrong (names key and file)
+    ├── NumeraiError                 numerai_autopilot.numerai.errors
+    │   ├── AuthenticationError      keys missing or refused
+    │   ├── GraphQLError             Numerai answered with {"errors": [...]} (operation, message)
+    │   │   └── NotFoundError        the thing asked for does not exist (model, file, round)
+    │   ├── UploadError              the presigned PUT failed; never followed by create_submission
+    │   └── TransientError           5xx, timeout, connection reset, malformed JSON: retried
+    │       └── DeadlineExceeded     retries ran out of time; carries the last transient cause
+    ├── LedgerError                  the run ledger refused an operation
+    ├── PredictorError               user code failed: load, raise, timeout, crash, memory
+    └── ValidationError              predictions are not a valid submission (says what and how many)
+
+Third-party exceptions are translated at each boundary with ``raise ... from exc``.
+"""
+
+
+class AutopilotError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ConfigError(AutopilotError):
+    """The configuration is invalid; the message names the key and the file."""
+
+
+class LedgerError(AutopilotError):
+    """The ledger refused an operation (unknown run, illegal state change)."""
+
+
+class PredictorError(AutopilotError):
+    """A predictor could not be loaded or failed while predicting."""
+
+
+class ValidationError(AutopilotError):
+    """Predictions are not a valid submission; the message says what is wrong and how to fix it."""
