@@ -1,0 +1,108 @@
+"""The GraphQL documents the client sends, with Numerai's operation and argument names.
+
+Kept as plain strings so the sandbox's tests can replay exactly what the client sends.
+"""
+
+from __future__ import annotations
+
+CURRENT_ROUND = """
+query($tournament: Int!) {
+  rounds(tournament: $tournament, number: 0) {
+    number
+    openTime
+    closeTime
+    closeStakingTime
+  }
+}
+"""
+
+LIST_DATASETS = """
+query($round: Int, $tournament: Int) {
+  listDatasets(round: $round, tournament: $tournament)
+}
+"""
+
+DATASET = """
+query($filename: String!, $round: Int, $tournament: Int) {
+  dataset(filename: $filename, round: $round, tournament: $tournament)
+}
+"""
+
+MODELS = """
+query {
+  account {
+    models {
+      id
+      name
+      tournament
+    }
+  }
+}
+"""
+
+SUBMISSIONS = """
+query($modelId: String) {
+  submissions(modelId: $modelId) {
+    id
+    filename
+    insertedAt
+    triggerId
+    round {
+      number
+      tournament
+    }
+  }
+}
+"""
+
+# Classic and Crypto share this pair; Signals has its own (below).
+UPLOAD_AUTH = """
+query($filename: String!, $tournament: Int!, $modelId: String) {
+  submission_upload_auth(filename: $filename, tournament: $tournament, modelId: $modelId) {
+    filename
+    url
+  }
+}
+"""
+
+CREATE_SUBMISSION = """
+mutation($filename: String!, $tournament: Int!, $modelId: String, $triggerId: String,
+         $source: String) {
+  create_submission(filename: $filename, tournament: $tournament, modelId: $modelId,
+                    triggerId: $triggerId, source: $source) {
+    id
+  }
+}
+"""
+
+SIGNALS_UPLOAD_AUTH = """
+query($filename: String!, $tournament: Int!, $modelId: String) {
+  submissionUploadSignalsAuth(filename: $filename, tournament: $tournament, modelId: $modelId) {
+    filename
+    url
+  }
+}
+"""
+
+# Numerai's Signals mutation takes no tournament argument.
+CREATE_SIGNALS_SUBMISSION = """
+mutation($filename: String!, $modelId: String, $triggerId: String, $source: String) {
+  createSignalsSubmission(filename: $filename, modelId: $modelId, triggerId: $triggerId,
+                          source: $source) {
+    id
+    firstEffectiveDate
+  }
+}
+"""
+
+SET_SUBMISSION_WEBHOOK = """
+mutation($modelId: String!, $newSubmissionWebhook: String) {
+  setSubmissionWebhook(modelId: $modelId, newSubmissionWebhook: $newSubmissionWebhook)
+}
+"""
+
+TRIGGER_MODEL_WEBHOOK = """
+mutation($modelId: String!) {
+  triggerModelWebhook(modelId: $modelId)
+}
+"""
