@@ -1,0 +1,84 @@
+"""Engines for the ledger: SQLite tuned for a durable single writer, PostgreSQL pooled.
+
+SQLite: WAL (readers never block the writer), ``synchronous=FULL`` (a commit is on disk before
+the webhook is answered), ``busy_timeout`` (another process holding the write lock is waited
+for, not an error), and write transactions opened with ``BEGIN IMMEDIATE`` so a transaction
+that reads then writes takes the write lock first and cannot deadlock on the upgrade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.engine import URL
+
+WRITE_OPTION = "ledger_write"
+
+
+def engine_from_url(
+    url: str | URL,
+    *,
+    busy_timeout_s: float = 10.0,
+    pool_size: int = 5,
+    max_overflow: int = 10,
+) -> Engine:
+    """An engine for ``sqlite:///path`` (the parent directory is created) or PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            raise ValueError(
+                f"ledger URL {parsed.render_as_string(hide_password=True)!r} is not a file; "
+                "use sqlite:///path/to/ledger.db so runs survive a restart"
+            )
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, pool_size=pool_size, max_overflow=max_overflow)
+        configure_sqlite(engine, busy_timeout_s=busy_timeout_s)
+        return engine
+    return create_engine(parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
+
+
+def configure_sqlite(engine: Engine, *, busy_timeout_s: float = 10.0) -> None:
+    """Install the pragmas and the BEGIN handling on a SQLite engine (idempotent per engine)."""
+    if engine.dialect.name != "sqlite" or event.contains(engine, "begin", _on_begin):
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's own implicit BEGIN would be DEFERRED; we emit BEGIN in _on_begin instead.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    event.listen(engine, "begin", _on_begin)
+
+
+def _on_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get(WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, plain on PostgreSQL.
+
+    Commits on leaving normally, rolls back on an exception.
+    """
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"

@@ -1,0 +1,153 @@
+"""Reading the ledger, and the plumbing its writes share (connections, error translation)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from numerai_autopilot.errors import LedgerError
+from numerai_autopilot.ledger._engine import configure_sqlite, is_postgres, write_transaction
+from numerai_autopilot.ledger._rows import log_from_row, run_from_row, stage_from_row
+from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
+from numerai_autopilot.ledger.states import UNFINISHED_STATES, RunState
+from numerai_autopilot.ledger.types import LogLine, Run, StageRecord
+
+UNFINISHED = [s.value for s in UNFINISHED_STATES]
+
+
+class LedgerReader:
+    """Queries over runs, stages and logs; ``Ledger`` adds every write."""
+
+    def __init__(self, engine: Engine) -> None:
+        configure_sqlite(engine)
+        self._engine = engine
+        self._pg = is_postgres(engine)
+        # SQLite has one writer at a time; queueing our own threads on a lock is fairer and
+        # faster than letting them poll SQLite's busy handler (which sleeps up to 100 ms).
+        self._write_lock: AbstractContextManager[Any] = (
+            nullcontext() if self._pg else threading.Lock()
+        )
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def logs(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[LogLine]:
+        """A run's log lines with ``id > after_id``, oldest first, at most ``limit``."""
+        with self._translate("read logs"), self._engine.connect() as conn:
+            rows = conn.execute(
+                select(run_logs)
+                .where(run_logs.c.run_id == run_id, run_logs.c.id > after_id)
+                .order_by(run_logs.c.id)
+                .limit(limit)
+            ).all()
+        return [log_from_row(row) for row in rows]
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, run_id: str) -> Run | None:
+        return self._one("read a run", select(runs).where(runs.c.id == run_id))
+
+    def find(self, model_id: str, trigger_id: str) -> Run | None:
+        """The run recorded for this model and Numerai trigger id, if any."""
+        return self._one(
+            "find a run",
+            select(runs).where(runs.c.model_id == model_id, runs.c.trigger_id == trigger_id),
+        )
+
+    def submitted_run(self, model_id: str, round_number: int) -> Run | None:
+        """The earliest submitted run of this model for this round, if any."""
+        return self._one(
+            "find a submitted run",
+            select(runs)
+            .where(
+                runs.c.model_id == model_id,
+                runs.c.round_number == round_number,
+                runs.c.state == RunState.SUBMITTED.value,
+            )
+            .order_by(runs.c.created_at)
+            .limit(1),
+        )
+
+    def runs(
+        self,
+        limit: int = 50,
+        model_name: str | None = None,
+        round_number: int | None = None,
+        states: Iterable[RunState] | None = None,
+    ) -> list[Run]:
+        """Recent runs, newest first, optionally filtered."""
+        query = select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+        if model_name is not None:
+            query = query.where(runs.c.model_name == model_name)
+        if round_number is not None:
+            query = query.where(runs.c.round_number == round_number)
+        if states is not None:
+            query = query.where(runs.c.state.in_([RunState(s).value for s in states]))
+        return self._many("list runs", query)
+
+    def unfinished(self) -> list[Run]:
+        """Every run not yet submitted, failed or skipped, oldest first."""
+        return self._many(
+            "list unfinished runs",
+            select(runs).where(runs.c.state.in_(UNFINISHED)).order_by(runs.c.created_at, runs.c.id),
+        )
+
+    def stages(self, run_id: str) -> list[StageRecord]:
+        """A run's stages in the order they started."""
+        with self._translate("read stages"), self._engine.connect() as conn:
+            rows = conn.execute(
+                select(run_stages).where(run_stages.c.run_id == run_id).order_by(run_stages.c.id)
+            ).all()
+        return [stage_from_row(row) for row in rows]
+
+    def counts_by_state(self) -> dict[RunState, int]:
+        """How many runs are in each state (every state present, zeros included)."""
+        with self._translate("count runs"), self._engine.connect() as conn:
+            rows = conn.execute(select(runs.c.state, func.count()).group_by(runs.c.state)).all()
+        counts = dict.fromkeys(RunState, 0)
+        for state, count in rows:
+            counts[RunState(state)] = int(count)
+        return counts
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _one(self, action: str, query: Any) -> Run | None:
+        with self._translate(action), self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else run_from_row(row)
+
+    def _many(self, action: str, query: Any) -> list[Run]:
+        with self._translate(action), self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [run_from_row(row) for row in rows]
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._write_lock, write_transaction(self._engine) as conn:
+            yield conn
+
+    @contextmanager
+    def _translate(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            where = self._engine.url.render_as_string(hide_password=True)
+            raise LedgerError(f"ledger could not {action} ({where}): {reason(exc)}") from exc
+
+
+def reason(exc: SQLAlchemyError) -> str:
+    """The driver's first line, without SQLAlchemy's statement and parameters."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc.__cause__ or exc
+    first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    lowered = first.lower()
+    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+        first += "; the schema is missing: run Ledger.migrate() (autopilot serve does)"
+    elif isinstance(exc, DBAPIError) and exc.connection_invalidated or "connect" in lowered:
+        first += "; check the ledger URL and that the database is running"
+    return first

@@ -1,0 +1,380 @@
+"""The run ledger: every run, its state changes and stages, claimed by workers under leases.
+
+Every state change goes through ``Ledger.advance``, which commits before it returns: callers
+perform side effects (upload, notify) only afterwards. Timestamps come from this process's
+clock in UTC; several instances sharing PostgreSQL are assumed NTP-synchronised, and a lease
+of tens of seconds absorbs any remaining skew.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Self
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from numerai_autopilot.errors import LedgerError
+from numerai_autopilot.ledger import migrations
+from numerai_autopilot.ledger._engine import engine_from_url
+from numerai_autopilot.ledger._reads import UNFINISHED, LedgerReader, reason
+from numerai_autopilot.ledger._rows import run_from_row
+from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
+from numerai_autopilot.ledger.states import RunState, can_transition, transition_hint
+from numerai_autopilot.ledger.types import LOG_LEVELS, NewRun, Run, new_run_id, utcnow
+
+MAX_LOG_MESSAGE = 16_384
+
+
+class Ledger(LedgerReader):
+    """Runs and their stages in SQLite (one host) or PostgreSQL (several instances).
+
+    >>> ledger = Ledger.from_url("sqlite:///.autopilot/ledger.db")  # doctest: +SKIP
+    >>> ledger.migrate()  # doctest: +SKIP
+    """
+
+    @classmethod
+    def from_url(cls, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Ledger:
+        """``sqlite:///path/ledger.db`` (parent directory created) or ``postgresql+psycopg://``."""
+        try:
+            return cls(engine_from_url(url, pool_size=pool_size, max_overflow=max_overflow))
+        except (ValueError, SQLAlchemyError, ImportError) as exc:
+            raise LedgerError(f"ledger URL is not usable: {exc}") from exc
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def migrate(self, target: int | None = None) -> None:
+        """Bring the schema to the latest version (or ``target``); safe to call concurrently."""
+        with self._translate("migrate"):
+            migrations.migrate(self._engine, target)
+
+    def schema_version(self) -> int:
+        with self._translate("read the schema version"):
+            return migrations.current_version(self._engine)
+
+    def ping(self) -> None:
+        """Raise LedgerError if the database cannot be reached."""
+        with self._translate("ping"), self._engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def record(self, new: NewRun) -> tuple[Run, bool]:
+        """Record a run, committed before returning; ``(run, created)``.
+
+        The same ``(model_id, trigger_id)`` gives back the existing run with ``created=False``.
+        A round the model already has a submission for is recorded as skipped, unless
+        ``new.resubmit`` or ``new.is_test``.
+        """
+        return self._record(new, only_if_round_absent=False)
+
+    def record_if_absent_for_round(self, new: NewRun) -> tuple[Run, bool]:
+        """Record ``new`` only if its (model, round) has no run that is not failed.
+
+        For the round watcher: when a webhook-started run exists (or any run that did not
+        fail), that run is returned with ``created=False``. Atomic against concurrent
+        ``record`` calls for the same model and round.
+        """
+        if new.round_number is None:
+            raise LedgerError(
+                f"run for model {new.model_name!r}: record_if_absent_for_round needs a round number"
+            )
+        return self._record(new, only_if_round_absent=True)
+
+    def _record(self, new: NewRun, *, only_if_round_absent: bool) -> tuple[Run, bool]:
+        new.check()
+        with self._translate("record a run"):
+            try:
+                return self._insert_run(new, only_if_round_absent)
+            except IntegrityError as exc:
+                existing = self.find(new.model_id, new.trigger_id)
+                if existing is None:
+                    raise LedgerError(
+                        f"run for model {new.model_name!r} trigger {new.trigger_id!r} was "
+                        f"refused by the database: {reason(exc)}"
+                    ) from exc
+                return existing, False
+
+    def _insert_run(self, new: NewRun, only_if_round_absent: bool) -> tuple[Run, bool]:
+        now = utcnow()
+        run_id = new_run_id()
+        state, error = RunState.QUEUED, None
+        with self._write() as conn:
+            same_round = and_(
+                runs.c.model_id == new.model_id, runs.c.round_number == new.round_number
+            )
+            if self._pg and new.round_number is not None:
+                # Serialises recorders of one (model, round) so the checks below cannot race.
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                    {"key": f"ledger.round:{new.model_id}:{new.round_number}"},
+                )
+            if only_if_round_absent:
+                row = conn.execute(
+                    select(runs)
+                    .where(same_round, runs.c.state != RunState.FAILED.value)
+                    .order_by(runs.c.created_at)
+                    .limit(1)
+                ).first()
+                if row is not None:
+                    return run_from_row(row), False
+            if not new.resubmit and not new.is_test and new.round_number is not None:
+                prior = conn.scalar(
+                    select(runs.c.id)
+                    .where(same_round, runs.c.state == RunState.SUBMITTED.value)
+                    .limit(1)
+                )
+                if prior is not None:
+                    state = RunState.SKIPPED
+                    error = (
+                        f"round {new.round_number} already submitted by run {prior}; "
+                        "set resubmit = true to submit again"
+                    )
+            run = Run(
+                id=run_id,
+                model_name=new.model_name,
+                model_id=new.model_id,
+                tournament=new.tournament,
+                round_number=new.round_number,
+                trigger_id=new.trigger_id,
+                data_version=new.data_version,
+                is_test=new.is_test,
+                source=new.source,
+                state=state,
+                attempts=0,
+                error=error,
+                submission_id=None,
+                created_at=now,
+                updated_at=now,
+                owner=None,
+                lease_until=None,
+                close_time=new.close_time,
+                detail={},
+                resubmit=new.resubmit,
+            )
+            values = {c.name: getattr(run, c.name) for c in runs.c}
+            values["state"] = state.value
+            conn.execute(insert(runs).values(values))
+            if state is RunState.QUEUED:
+                conn.execute(
+                    insert(run_stages).values(
+                        run_id=run_id, state=state.value, attempt=0, started_at=now
+                    )
+                )
+        return run, True
+
+    # -- claiming ----------------------------------------------------------------------------
+
+    def claim(self, owner: str, lease_s: float = 60.0, limit: int = 1) -> list[Run]:
+        """Take up to ``limit`` runs to work on, oldest first, leased to ``owner``.
+
+        Claimable: unfinished runs with no live lease, i.e. queued runs and runs whose owner
+        stopped renewing (a crashed process). Each claim increments ``attempts``. Two
+        processes claiming at once never get the same run.
+        """
+        if not owner:
+            raise LedgerError("claim needs a non-empty owner (e.g. host:pid)")
+        if lease_s <= 0 or limit < 1:
+            raise LedgerError(f"claim needs lease_s > 0 and limit >= 1, got {lease_s}, {limit}")
+        now = utcnow()
+        until = now + timedelta(seconds=lease_s)
+        with self._translate("claim runs"), self._write() as conn:
+            query = (
+                select(runs.c.id, runs.c.state, runs.c.owner, runs.c.attempts)
+                .where(
+                    runs.c.state.in_(UNFINISHED),
+                    or_(runs.c.lease_until.is_(None), runs.c.lease_until < now),
+                )
+                .order_by(runs.c.created_at, runs.c.id)
+                .limit(limit)
+            )
+            if self._pg:
+                query = query.with_for_update(skip_locked=True)
+            picked = conn.execute(query).all()
+            if not picked:
+                return []
+            ids = [row.id for row in picked]
+            conn.execute(
+                update(runs)
+                .where(runs.c.id.in_(ids))
+                .values(
+                    owner=owner, lease_until=until, attempts=runs.c.attempts + 1, updated_at=now
+                )
+            )
+            for row in picked:
+                if row.state != RunState.QUEUED.value:
+                    self._take_over_stage(conn, row, owner, now)
+            rows = conn.execute(
+                select(runs).where(runs.c.id.in_(ids)).order_by(runs.c.created_at, runs.c.id)
+            ).all()
+        return [run_from_row(row) for row in rows]
+
+    @staticmethod
+    def _take_over_stage(conn: Connection, row: Any, owner: str, now: datetime) -> None:
+        """Close the dead owner's open stage and open the same stage for the new attempt."""
+        conn.execute(
+            update(run_stages)
+            .where(run_stages.c.run_id == row.id, run_stages.c.ended_at.is_(None))
+            .values(
+                ended_at=now,
+                outcome="abandoned",
+                error=f"lease of {row.owner or 'a previous owner'} expired; resumed by {owner}",
+            )
+        )
+        conn.execute(
+            insert(run_stages).values(
+                run_id=row.id, state=row.state, attempt=row.attempts + 1, started_at=now
+            )
+        )
+
+    def renew(self, run_id: str, owner: str, lease_s: float) -> bool:
+        """Extend ``owner``'s lease; False if the run is no longer held by ``owner``."""
+        now = utcnow()
+        with self._translate("renew a lease"), self._write() as conn:
+            result = conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.owner == owner, runs.c.state.in_(UNFINISHED))
+                .values(lease_until=now + timedelta(seconds=lease_s))
+            )
+            return bool(result.rowcount == 1)
+
+    def release(self, run_id: str, owner: str) -> None:
+        """Give an unfinished run back so any process may claim it now (no-op if not held)."""
+        with self._translate("release a run"), self._write() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.owner == owner, runs.c.state.in_(UNFINISHED))
+                .values(owner=None, lease_until=None, updated_at=utcnow())
+            )
+
+    # -- state changes -----------------------------------------------------------------------
+
+    def advance(
+        self,
+        run_id: str,
+        state: RunState,
+        *,
+        owner: str | None = None,
+        error: str | None = None,
+        submission_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> Run:
+        """Move a run to ``state``; committed before it returns.
+
+        ``owner``, when given, must still hold the run (else the lease was lost).
+        ``detail`` is merged into the run's detail. The run's ``error`` describes its
+        current state: set from ``error``, cleared by a move that gives none.
+        """
+        state = RunState(state)
+        now = utcnow()
+        with self._translate("advance a run"), self._write() as conn:
+            query = select(runs).where(runs.c.id == run_id)
+            if self._pg:
+                query = query.with_for_update()
+            row = conn.execute(query).first()
+            if row is None:
+                raise LedgerError(f"run {run_id} not found in the ledger")
+            current = run_from_row(row)
+            self._check_advance(current, state, owner, error, submission_id)
+            values: dict[str, Any] = {"state": state.value, "updated_at": now, "error": error}
+            if submission_id is not None:
+                values["submission_id"] = submission_id
+            if detail:
+                values["detail"] = {**current.detail, **detail}
+            if state.is_final:
+                values["lease_until"] = None
+            elif state is RunState.QUEUED:
+                values.update(owner=None, lease_until=None)
+            if state is current.state and not state.is_final:
+                values["error"] = error if error is not None else current.error
+            self._record_stage(conn, current, state, error, now)
+            updated = conn.execute(
+                update(runs).where(runs.c.id == run_id).values(values).returning(*runs.c)
+            ).one()
+        return run_from_row(updated)
+
+    @staticmethod
+    def _check_advance(
+        run: Run,
+        state: RunState,
+        owner: str | None,
+        error: str | None,
+        submission_id: str | None,
+    ) -> None:
+        name = f"run {run.id} (model {run.model_name!r})"
+        if owner is not None and run.owner != owner:
+            raise LedgerError(
+                f"{name} is held by {run.owner or 'nobody'}, not {owner}: the lease was lost "
+                "(renew it more often than lease_s); stop working on this run"
+            )
+        if not can_transition(run.state, state):
+            raise LedgerError(
+                f"{name} cannot move from {run.state.value} to {state.value}: "
+                f"{transition_hint(run.state, state)}"
+            )
+        if state is RunState.SUBMITTED and not (submission_id or run.submission_id):
+            raise LedgerError(
+                f"{name}: pass the submission id Numerai returned when marking it submitted"
+            )
+        if state is RunState.FAILED and not error:
+            raise LedgerError(f"{name}: say why it failed (error=...) so a person can act")
+
+    @staticmethod
+    def _record_stage(
+        conn: Connection, run: Run, state: RunState, error: str | None, now: datetime
+    ) -> None:
+        open_stage = and_(run_stages.c.run_id == run.id, run_stages.c.ended_at.is_(None))
+        if state is run.state:
+            resumed = conn.scalar(
+                select(func.count())
+                .select_from(run_stages)
+                .where(open_stage, run_stages.c.attempt == run.attempts)
+            )
+            if resumed:
+                return  # already timing this stage for this attempt
+        ending_error = (
+            error if state in (RunState.FAILED, RunState.SKIPPED, RunState.QUEUED) else None
+        )
+        conn.execute(
+            update(run_stages)
+            .where(open_stage)
+            .values(ended_at=now, outcome=state.value, error=ending_error)
+        )
+        if not state.is_final:
+            conn.execute(
+                insert(run_stages).values(
+                    run_id=run.id, state=state.value, attempt=run.attempts, started_at=now
+                )
+            )
+
+    # -- logs --------------------------------------------------------------------------------
+
+    def log(self, run_id: str, level: str, message: str) -> None:
+        """Append a line to a run's log. Never put secrets in ``message``."""
+        level = level.lower()
+        if level not in LOG_LEVELS:
+            raise LedgerError(
+                f"log level {level!r} for run {run_id} is not one of "
+                f"{', '.join(sorted(LOG_LEVELS))}"
+            )
+        if len(message) > MAX_LOG_MESSAGE:
+            message = message[:MAX_LOG_MESSAGE] + " ... (truncated)"
+        with self._translate(f"log for run {run_id}"):
+            try:
+                with self._write() as conn:
+                    conn.execute(
+                        insert(run_logs).values(
+                            run_id=run_id, at=utcnow(), level=level, message=message
+                        )
+                    )
+            except IntegrityError as exc:
+                raise LedgerError(f"cannot log for run {run_id}: no such run") from exc

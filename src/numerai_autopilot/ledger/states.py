@@ -1,0 +1,78 @@
+"""Run states and the transitions between them.
+
+A run moves forward one stage at a time::
+
+    queued -> downloading -> predicting -> validating -> uploading -> submitted
+
+Any unfinished run may end as ``failed`` or ``skipped`` or go back to ``queued`` (a retry);
+a ``failed`` run may be queued again by a person (an admin re-run). Re-entering the current
+unfinished state is allowed: that is how a process resumes a stage after a crash.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class RunState(str, Enum):
+    """Where a run is. The value is what the ledger stores and the API shows."""
+
+    QUEUED = "queued"
+    DOWNLOADING = "downloading"
+    PREDICTING = "predicting"
+    VALIDATING = "validating"
+    UPLOADING = "uploading"
+    SUBMITTED = "submitted"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    @property
+    def is_final(self) -> bool:
+        """True for submitted, failed and skipped: nothing more happens to the run."""
+        return self in FINAL_STATES
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINAL_STATES: frozenset[RunState] = frozenset(
+    {RunState.SUBMITTED, RunState.FAILED, RunState.SKIPPED}
+)
+UNFINISHED_STATES: tuple[RunState, ...] = tuple(s for s in RunState if s not in FINAL_STATES)
+
+# The happy path, in order; each state may move only to the next one.
+PIPELINE: tuple[RunState, ...] = (
+    RunState.QUEUED,
+    RunState.DOWNLOADING,
+    RunState.PREDICTING,
+    RunState.VALIDATING,
+    RunState.UPLOADING,
+    RunState.SUBMITTED,
+)
+
+
+def can_transition(current: RunState, new: RunState) -> bool:
+    """Whether ``current -> new`` is a legal state change.
+
+    >>> can_transition(RunState.QUEUED, RunState.DOWNLOADING)
+    True
+    >>> can_transition(RunState.SUBMITTED, RunState.QUEUED)
+    False
+    """
+    if current is RunState.FAILED:
+        return new is RunState.QUEUED
+    if current.is_final:
+        return False
+    if new in (RunState.FAILED, RunState.SKIPPED, RunState.QUEUED) or new is current:
+        return True
+    return PIPELINE.index(new) == PIPELINE.index(current) + 1
+
+
+def transition_hint(current: RunState, new: RunState) -> str:
+    """A sentence saying why ``current -> new`` is refused and what is allowed instead."""
+    if current is RunState.FAILED:
+        return "a failed run can only be queued again (an admin re-run)"
+    if current.is_final:
+        return f"a {current.value} run is final and cannot change"
+    allowed = [s.value for s in RunState if can_transition(current, s) and s is not current]
+    return f"from {current.value} a run may move to {', '.join(allowed)}"

@@ -1,0 +1,143 @@
+"""The ledger's values: what goes in (NewRun) and what comes out (Run, StageRecord, LogLine)."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from numerai_autopilot.errors import LedgerError
+from numerai_autopilot.ledger.states import RunState
+
+RunSource = Literal["webhook", "manual", "watcher", "rerun"]
+SOURCES: Final[frozenset[str]] = frozenset({"webhook", "manual", "watcher", "rerun"})
+LOG_LEVELS: Final[frozenset[str]] = frozenset({"debug", "info", "warning", "error"})
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run to record: one Numerai trigger (or a manual / watcher / re-run start) for a model.
+
+    >>> NewRun("alpha", "m-1", tournament=8, round_number=512, trigger_id="t-1",
+    ...        data_version="v5.0", is_test=False, source="webhook")  # doctest: +ELLIPSIS
+    NewRun(model_name='alpha', ...)
+    """
+
+    model_name: str
+    model_id: str
+    tournament: int
+    round_number: int | None
+    trigger_id: str
+    data_version: str
+    is_test: bool
+    source: str
+    resubmit: bool = False
+    close_time: datetime | None = None
+
+    def check(self) -> None:
+        """Raise LedgerError naming the field when the run cannot be recorded."""
+        for name in ("model_name", "model_id", "trigger_id"):
+            if not getattr(self, name):
+                raise LedgerError(f"run for model {self.model_name!r}: {name} is empty")
+        if self.source not in SOURCES:
+            raise LedgerError(
+                f"run for model {self.model_name!r}: source {self.source!r} is not one of "
+                f"{', '.join(sorted(SOURCES))}"
+            )
+        if self.close_time is not None and self.close_time.tzinfo is None:
+            raise LedgerError(
+                f"run for model {self.model_name!r}: close_time {self.close_time.isoformat()} "
+                "has no timezone; pass an aware datetime such as datetime.now(UTC)"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run as the ledger holds it. Datetimes are timezone-aware UTC."""
+
+    id: str
+    model_name: str
+    model_id: str
+    tournament: int
+    round_number: int | None
+    trigger_id: str
+    data_version: str
+    is_test: bool
+    source: str
+    state: RunState
+    attempts: int
+    error: str | None
+    submission_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    owner: str | None
+    lease_until: datetime | None
+    close_time: datetime | None
+    detail: dict[str, Any] = field(default_factory=dict)
+    resubmit: bool = False
+
+    @property
+    def is_final(self) -> bool:
+        return self.state.is_final
+
+
+@dataclass(frozen=True, slots=True)
+class StageRecord:
+    """One stage of one attempt: when the run entered ``state`` and when (and how) it left.
+
+    ``outcome`` is the state the run moved to on leaving (``"predicting"``, ``"failed"``...),
+    or ``"abandoned"`` when the process holding the run died and another one took it over.
+    """
+
+    state: RunState
+    attempt: int
+    started_at: datetime
+    ended_at: datetime | None
+    error: str | None
+    outcome: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line of a run's log; ``id`` increases, so ``logs(after_id=last.id)`` pages on."""
+
+    id: int
+    run_id: str
+    at: datetime
+    level: str
+    message: str
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_run_id() -> str:
+    """A UUIDv7-style id: 48 bits of Unix milliseconds then random bits, so ids sort by time.
+
+    >>> len(new_run_id())
+    36
+    """
+    ms = time.time_ns() // 1_000_000
+    value = (ms & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Aware UTC from what a driver returns: SQLite gives naive UTC, PostgreSQL aware."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
