@@ -1,0 +1,168 @@
+"""Commands that work on this machine's config and ledger: init, run, runs, webhook-url."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from numerai_autopilot.cli.main import DEFAULT_CONFIG, ConfigOption, app, configure_logging, console, friendly, load
+from numerai_autopilot.errors import ConfigError
+from numerai_autopilot.ledger import Ledger, NewRun, Run, RunState, StageRecord
+from numerai_autopilot.tokens import webhook_url
+
+STAGES = (RunState.DOWNLOADING, RunState.PREDICTING, RunState.VALIDATING, RunState.UPLOADING)
+
+
+@app.command()
+@friendly
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to write the files.")] = Path("."),
+    force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+) -> None:
+    """Write an autopilot.toml and an example predictor to edit."""
+    import secrets
+
+    targets = {
+        directory / "autopilot.toml": _example("autopilot.toml").replace(
+            "CHANGE-ME", secrets.token_hex(32)
+        ),
+        directory / "predictors" / "example.py": _example("example_predictor.py"),
+    }
+    for path, text in targets.items():
+        if path.exists() and not force:
+            raise ConfigError(f"{path} exists; pass --force to overwrite it")
+    for path, text in targets.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        console.print(f"wrote {path}")
+    console.print(
+        "next: put your model ids (or names) in autopilot.toml, export NUMERAI_PUBLIC_ID and "
+        "NUMERAI_SECRET_KEY, then `autopilot run MODEL --dry-run`"
+    )
+
+
+def _example(name: str) -> str:
+    return (resources.files("numerai_autopilot") / "examples" / name).read_text()
+
+
+@app.command()
+@friendly
+def run(
+    model: Annotated[str, typer.Argument(help="The model's name in autopilot.toml.")],
+    config_path: ConfigOption = DEFAULT_CONFIG,
+    round_number: Annotated[int | None, typer.Option("--round", help="Round (default: current).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Write the validated CSV instead of uploading.")] = False,
+    out: Annotated[Path, typer.Option(help="Where --dry-run writes CSVs.")] = Path("predictions"),
+) -> None:
+    """Run one model now, without a webhook."""
+    configure_logging("WARNING")
+    config = load(config_path)
+    config.model(model)
+    final = asyncio.run(_run_now(config, model, round_number, out if dry_run else None))
+    _print_runs(Ledger.from_url(config.ledger.url), [final])
+    if final.state is RunState.FAILED:
+        raise typer.Exit(1)
+
+
+async def _run_now(config: object, name: str, round_number: int | None, dry_dir: Path | None) -> Run:
+    from numerai_autopilot.cli.progress import follow_run
+    from numerai_autopilot.config import AppConfig
+    from numerai_autopilot.runtime import Runtime
+
+    assert isinstance(config, AppConfig)
+    model = config.model(name)
+    async with Runtime(config, dry_run_dir=dry_dir, dispatch=False) as runtime:
+        await runtime.wait_ready()
+        await runtime.resolve_model_ids()
+        if round_number is None:
+            round_number = (await runtime.client.current_round(tournament=model.tournament_id)).number
+        run, _ = await asyncio.to_thread(
+            runtime.ledger.record,
+            NewRun(
+                model_name=name, model_id=runtime.model_id(name), tournament=model.tournament_id,
+                round_number=round_number, trigger_id=f"manual-{uuid.uuid4()}",
+                data_version=model.data_version, is_test=False, source="manual",
+                resubmit=model.resubmit or dry_dir is not None,
+            ),
+        )
+        claimed = await asyncio.to_thread(runtime.ledger.claim_run, run.id, runtime.owner)
+        if claimed is None:
+            return run  # recorded as skipped (already submitted this round)
+        task = asyncio.create_task(runtime.pipeline.execute(claimed))
+        await follow_run(runtime.ledger, run.id, task)
+        return await task
+
+
+@app.command()
+@friendly
+def runs(
+    config_path: ConfigOption = DEFAULT_CONFIG,
+    limit: Annotated[int, typer.Option(help="How many runs.")] = 20,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+) -> None:
+    """Recent runs with their stage timings."""
+    config = load(config_path)
+    ledger = Ledger.from_url(config.ledger.url)
+    ledger.migrate()
+    _print_runs(ledger, ledger.runs(limit=limit, model_name=model))
+
+
+def _print_runs(ledger: Ledger, runs: list[Run]) -> None:
+    table = Table("run", "model", "round", "state", *(s.value for s in STAGES), "total", "rows",
+                  "submission / error")
+    for run in runs:
+        timings = _stage_seconds(ledger.stages(run.id))
+        total = (run.updated_at - run.created_at).total_seconds()
+        outcome = run.submission_id or run.error or run.detail.get("dry_run") or ""
+        table.add_row(
+            run.id, run.model_name, "test" if run.is_test else str(run.round_number),
+            _colour(run.state), *(timings.get(s, "") for s in STAGES),
+            f"{total:.1f}s" if run.state.is_final else "", str(run.detail.get("rows", "")),
+            str(outcome),
+        )
+    console.print(table)
+
+
+def _stage_seconds(stages: list[StageRecord]) -> dict[RunState, str]:
+    spent: dict[RunState, float] = {}
+    for stage in stages:
+        end = stage.ended_at or datetime.now(stage.started_at.tzinfo)
+        spent[stage.state] = spent.get(stage.state, 0.0) + (end - stage.started_at).total_seconds()
+    return {state: f"{seconds:.2f}s" for state, seconds in spent.items()}
+
+
+def _colour(state: RunState) -> str:
+    colour = {RunState.SUBMITTED: "green", RunState.FAILED: "red", RunState.SKIPPED: "yellow"}
+    return f"[{colour.get(state, 'cyan')}]{state.value}[/]"
+
+
+@app.command("webhook-url")
+@friendly
+def webhook_url_command(
+    model: Annotated[str, typer.Argument(help="The model's name in autopilot.toml.")],
+    base_url: Annotated[str, typer.Option(help="Where the server is reachable, e.g. https://x.run.app")],
+    config_path: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Print the tokenized URL to register as the model's webhook on Numerai."""
+    config = load(config_path)
+    chosen = config.model(model)
+    if config.server.secret is None:
+        raise ConfigError(f"{config.source}: server.secret: required to make webhook tokens")
+    model_id = chosen.model_id
+    if model_id is None:
+        from numerai_autopilot.runtime import Runtime
+
+        async def resolve() -> str:
+            async with Runtime(config, dispatch=False) as runtime:
+                await runtime.resolve_model_ids()
+                return runtime.model_id(model)
+
+        model_id = asyncio.run(resolve())
+    console.print(webhook_url(base_url, model_id, config.server.secret.get_secret_value()), soft_wrap=True)

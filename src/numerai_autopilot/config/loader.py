@@ -1,0 +1,85 @@
+"""Read `autopilot.toml`, apply environment overrides, and explain every mistake.
+
+Environment overrides: `AUTOPILOT_<TABLE>_<KEY>` (e.g. `AUTOPILOT_SERVER_PORT=9000`,
+`AUTOPILOT_LEDGER_URL=postgresql+psycopg://...`), plus the conventional
+`NUMERAI_PUBLIC_ID` / `NUMERAI_SECRET_KEY` for the keys and `AUTOPILOT_SECRET` for the
+webhook secret. The environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from numerai_autopilot.config.models import AppConfig
+from numerai_autopilot.errors import ConfigError
+
+ENV_PREFIX = "AUTOPILOT_"
+_TABLES = ("numerai", "server", "ledger", "data", "executor", "alerts")
+_SHORTCUTS = {
+    "NUMERAI_PUBLIC_ID": ("numerai", "public_id"),
+    "NUMERAI_SECRET_KEY": ("numerai", "secret_key"),
+    "AUTOPILOT_SECRET": ("server", "secret"),
+    "AUTOPILOT_ADMIN_TOKEN": ("server", "admin_token"),
+}
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> AppConfig:
+    """Load `path` (TOML) with overrides from `env` (default: none)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such file; create one with `autopilot init` or pass --config PATH"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from exc
+    return parse_config(text, source=str(path), base_dir=path.resolve().parent, env=env)
+
+
+def parse_config(
+    text: str, *, source: str, base_dir: Path, env: Mapping[str, str] | None = None
+) -> AppConfig:
+    """Parse TOML text into an AppConfig; errors name the file, the key and the fix."""
+    try:
+        data: dict[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    for reserved in ("base_dir", "source"):
+        if reserved in data:
+            raise ConfigError(f"{source}: '{reserved}' is not a setting; remove it")
+    _apply_env(data, env or {})
+    try:
+        return AppConfig.model_validate({**data, "base_dir": base_dir, "source": source})
+    except pydantic.ValidationError as exc:
+        raise ConfigError(_explain(exc, source)) from None
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, (table, key) in _SHORTCUTS.items():
+        if env.get(name):
+            data.setdefault(table, {})[key] = env[name]
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name in _SHORTCUTS:
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        table = next((t for t in _TABLES if rest.startswith(t + "_")), None)
+        if table is not None:
+            data.setdefault(table, {})[rest[len(table) + 1 :]] = value
+
+
+def _explain(exc: pydantic.ValidationError, source: str) -> str:
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key; check its spelling against the README's configuration table"
+        elif error["type"] == "missing":
+            message = "required; add it"
+        lines.append(f"{source}: {key}: {message}")
+    return "\n".join(lines)

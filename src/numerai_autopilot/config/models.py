@@ -1,0 +1,214 @@
+"""The configuration's shape: one pydantic model per table of `autopilot.toml`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+TournamentName = Literal["classic", "signals", "crypto"]
+TOURNAMENT_IDS: dict[str, int] = {"classic": 8, "signals": 11, "crypto": 12}
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+
+
+def parse_size(value: object) -> int:
+    """Bytes from `4GiB`, `512MB`, `1.5G` or a plain integer.
+
+    >>> parse_size("4GiB")
+    4294967296
+    """
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as '4GiB' or a number of bytes")
+    if isinstance(value, int | float):
+        return int(value)
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a size; write e.g. '4GiB', '512MB' or bytes")
+    number, unit = float(match.group(1)), (match.group(2) or "B").upper()
+    prefix = unit[0] if unit[0] in "KMGT" else ""
+    scale = 1024 ** " KMGT".index(prefix or " ") if "I" in unit else _UNITS[prefix]
+    return int(number * scale)
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from `600`, `600s`, `10m`, `1.5h` or `250ms`."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '600s' or '10m'")
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration; write e.g. '600s', '10m' or '1h'")
+    return float(match.group(1)) * _SECONDS[match.group(2) or ""]
+
+
+def format_size(size: int) -> str:
+    """`4 GiB` for 4294967296: the form error messages use."""
+    for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= scale:
+            return f"{size / scale:g} {unit}"
+    return f"{size} B"
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NumeraiSettings(_Table):
+    """`[numerai]`: where Numerai is and the account's keys (prefer the environment)."""
+
+    api_url: str = "https://api-tournament.numer.ai"
+    public_id: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    timeout: Duration = 30.0
+
+
+class ServerSettings(_Table):
+    """`[server]`: the webhook server."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    secret: SecretStr | None = None
+    previous_secrets: tuple[SecretStr, ...] = ()
+    public_url: str | None = None
+    admin_token: SecretStr | None = None
+    max_concurrent_runs: int = Field(default=32, ge=1)
+
+
+class LedgerSettings(_Table):
+    """`[ledger]`: where runs are recorded (SQLite file by default, PostgreSQL for several instances)."""
+
+    url: str = "sqlite:///.autopilot/ledger.db"
+
+
+class DataSettings(_Table):
+    """`[data]`: the round data cache."""
+
+    cache_dir: Path = Path(".autopilot/data")
+    keep_rounds: int = Field(default=2, ge=1)
+
+
+class ExecutorConfig(_Table):
+    """`[executor]`: where predictors run (a local Dask cluster unless a scheduler is given)."""
+
+    scheduler: str | None = None
+    workers: int = Field(default=2, ge=1)
+    threads_per_worker: int = Field(default=1, ge=1)
+    memory_limit: Size = parse_size("4GiB")
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_address(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if "://" not in value:
+            raise ValueError(f"{value!r} is not a scheduler address; write e.g. 'tcp://10.0.0.5:8786'")
+        return value
+
+
+class AlertSettings(_Table):
+    """`[alerts]`: apprise URLs to notify (best-effort)."""
+
+    urls: tuple[SecretStr, ...] = ()
+
+
+class ModelConfig(_Table):
+    """`[models.NAME]`: one Numerai model and the predictor that serves it."""
+
+    name: str
+    predictor: str
+    model_id: str | None = None
+    tournament: TournamentName = "classic"
+    data_version: str = "v5.3"
+    timeout: Duration = 600.0
+    memory: Size | None = None
+    resubmit: bool = False
+
+    @property
+    def tournament_id(self) -> int:
+        return TOURNAMENT_IDS[self.tournament]
+
+    @field_validator("predictor")
+    @classmethod
+    def _predictor_ref(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("empty; write 'package.module:function', 'file.py:function' or 'model.pkl'")
+        return value.strip()
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be above zero, e.g. '600s'")
+        return value
+
+
+class AppConfig(_Table):
+    """The whole configuration; `base_dir` is the folder predictor paths are relative to."""
+
+    base_dir: Path = Path(".")
+    source: str = "<defaults>"
+    numerai: NumeraiSettings = NumeraiSettings()
+    server: ServerSettings = ServerSettings()
+    ledger: LedgerSettings = LedgerSettings()
+    data: DataSettings = DataSettings()
+    executor: ExecutorConfig = ExecutorConfig()
+    alerts: AlertSettings = AlertSettings()
+    models: dict[str, ModelConfig] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_models(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("models"), dict):
+            models = {}
+            for name, table in data["models"].items():
+                models[name] = {"name": name, **table} if isinstance(table, dict) else table
+            data = {**data, "models": models}
+        return data
+
+    @model_validator(mode="after")
+    def _unique_model_ids(self) -> AppConfig:
+        seen: dict[str, str] = {}
+        for name, model in self.models.items():
+            if model.name != name:
+                raise ValueError(f"models.{name}: name {model.name!r} differs from its table name")
+            if model.model_id and model.model_id in seen:
+                raise ValueError(
+                    f"models.{name}.model_id: already used by models.{seen[model.model_id]}"
+                )
+            if model.model_id:
+                seen[model.model_id] = name
+        return self
+
+    def model(self, name: str) -> ModelConfig:
+        try:
+            return self.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.models)) or "none"
+            from numerai_autopilot.errors import ConfigError
+
+            raise ConfigError(
+                f"{self.source}: no model named {name!r} (configured: {known})"
+            ) from None
+
+    def resolve_path(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.base_dir / path)

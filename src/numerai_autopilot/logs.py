@@ -1,0 +1,49 @@
+"""Log set-up: readable lines by default, Cloud Logging's structured JSON with `json`.
+
+In JSON mode each line carries `severity`, `message`, `time`, and `logging.googleapis.com/labels`
+with the run, model and round when the record has them (pass `extra={"run": ..., ...}`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+
+_LABELS = ("run", "model", "round")
+
+
+class CloudLoggingFormatter(logging.Formatter):
+    """One JSON object per line, as Cloud Run's log agent parses it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "severity": record.levelname if record.levelname != "WARN" else "WARNING",
+            "message": record.getMessage(),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "logger": record.name,
+        }
+        labels = {k: str(getattr(record, k)) for k in _LABELS if getattr(record, k, None) is not None}
+        if labels:
+            entry["logging.googleapis.com/labels"] = labels
+        trace = getattr(record, "trace", None)
+        if trace:
+            entry["logging.googleapis.com/trace"] = trace
+        if record.exc_info:
+            entry["message"] = f"{entry['message']}\n{self.formatException(record.exc_info)}"
+        return json.dumps(entry, default=str)
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    handler = logging.StreamHandler()
+    if fmt == "json":
+        handler.setFormatter(CloudLoggingFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "distributed", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,213 @@
+"""One run, stage by stage: round data -> predict (in a worker) -> validate -> upload.
+
+Every state change goes through `Ledger.advance`, which commits before the next side effect.
+Before an upload that may repeat an earlier one (a resumed or retried run), the ledger and
+Numerai's own submissions list are checked, so a trigger id is submitted at most once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from numerai_autopilot.config import AppConfig, ModelConfig
+from numerai_autopilot.config.models import format_size
+from numerai_autopilot.errors import AutopilotError
+from numerai_autopilot.executor import Executor, PredictJob, PredictOutcome, WorkerDied
+from numerai_autopilot.ledger import Ledger, Run, RunState
+from numerai_autopilot.numerai import NumeraiClient, RoundInfo
+from numerai_autopilot.numerai.errors import DeadlineExceeded
+from numerai_autopilot.predictors import PredictorSpec
+from numerai_autopilot.rounddata import RoundData, RoundFiles
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A run whose worker died (crash, memory) is retried once: the second death is final.
+MAX_ATTEMPTS = 2
+_ROUND_CACHE_S = 30.0
+_NO_CLOSE_TIME_S = 3600.0
+
+
+class RunSkipped(AutopilotError):
+    """The run must not upload (already submitted); the message says why."""
+
+
+@dataclass
+class Services:
+    """Everything a run needs, built once per process and passed in."""
+
+    config: AppConfig
+    ledger: Ledger
+    client: NumeraiClient
+    rounddata: RoundData
+    executor: Executor
+    predictors: dict[str, PredictorSpec]
+    notify: Callable[[Run], Awaitable[None]] | None = None
+    model_ids: dict[str, str] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Executes claimed runs. `dry_run_dir` writes validated CSVs there instead of uploading."""
+
+    def __init__(self, services: Services, owner: str, dry_run_dir: Path | None = None) -> None:
+        self._s = services
+        self._owner = owner
+        self._dry_run_dir = dry_run_dir
+        self._rounds: dict[int, tuple[float, RoundInfo]] = {}
+        self._upload_locks: dict[tuple[str, int | None], asyncio.Lock] = {}
+
+    async def execute(self, run: Run) -> Run:
+        """Drive `run` to a final state (or back to queued for its one retry)."""
+        model = self._s.config.model(run.model_name)
+        try:
+            return await self._stages(run, model)
+        except WorkerDied as exc:
+            if run.attempts < MAX_ATTEMPTS:
+                await self._log(run, "warning", f"{exc}; retrying once")
+                return await self._advance(run, RunState.QUEUED, error=str(exc))
+            return await self._fail(run, str(exc))
+        except RunSkipped as exc:
+            await self._log(run, "info", str(exc))
+            return await self._advance(run, RunState.SKIPPED, error=str(exc))
+        except DeadlineExceeded as exc:
+            return await self._fail(run, f"gave up at the round's close: {exc}")
+        except AutopilotError as exc:
+            return await self._fail(run, str(exc))
+
+    async def _stages(self, run: Run, model: ModelConfig) -> Run:
+        if run.state is not RunState.QUEUED:
+            # Claimed again after a crash or a lost lease: start over from the data stage.
+            await self._log(run, "warning", f"resuming run interrupted in state {run.state.value}")
+            run = await self._advance(run, RunState.QUEUED)
+        round_info = await self._round(model.tournament_id)
+        round_number = run.round_number if run.round_number is not None else round_info.number
+        deadline = self._deadline(run, round_info, round_number)
+
+        run = await self._advance(run, RunState.DOWNLOADING)
+        spec = self._s.predictors[model.name]
+        files = await self._s.rounddata.get(
+            tournament=model.tournament_id,
+            round_number=round_number,
+            data_version=model.data_version,
+            benchmarks=True,
+            deadline=deadline,
+        )
+        run = await self._advance(run, RunState.PREDICTING, detail={"round": round_number})
+        outcome = await self._predict(run, model, spec, files)
+
+        run = await self._advance(
+            run, RunState.VALIDATING, detail={"compute_s": round(outcome.compute_s, 3)}
+        )
+        data, rows = await asyncio.to_thread(_validated_csv, outcome.predictions, files, model)
+        run = await self._advance(run, RunState.UPLOADING, detail={"rows": rows})
+        if self._dry_run_dir is not None:
+            path = self._dry_run_dir / f"{model.name}-round{round_number}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            await self._log(run, "info", f"dry run: wrote {rows} validated rows to {path}")
+            return await self._advance(run, RunState.SKIPPED, detail={"dry_run": str(path)})
+        submission_id = await self._upload(run, model, round_number, data, deadline)
+        await self._log(run, "info", f"submitted {rows} rows as submission {submission_id}")
+        return await self._advance(run, RunState.SUBMITTED, submission_id=submission_id)
+
+    async def _predict(
+        self, run: Run, model: ModelConfig, spec: PredictorSpec, files: RoundFiles
+    ) -> PredictOutcome:
+        job = PredictJob(
+            run_id=run.id,
+            model_name=model.name,
+            predictor=spec,
+            live_path=files.live_path,
+            benchmark_path=files.benchmark_path,
+            timeout_s=model.timeout,
+            memory_limit_bytes=model.memory,
+        )
+        limit = f", memory limit {format_size(model.memory)}" if model.memory else ""
+        await self._log(run, "info", f"predicting with {spec.ref} (timeout {model.timeout:g} s{limit})")
+        return await self._s.executor.predict(job)
+
+    async def _upload(
+        self, run: Run, model: ModelConfig, round_number: int, data: bytes, deadline: float
+    ) -> str:
+        model_id = run.model_id
+        key = (model_id, None if run.is_test else round_number)
+        lock = self._upload_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if not run.is_test and not model.resubmit:
+                earlier = await asyncio.to_thread(self._s.ledger.submitted_run, model_id, round_number)
+                if earlier is not None and earlier.id != run.id:
+                    raise RunSkipped(
+                        f"round {round_number} already submitted by run {earlier.id}; "
+                        "set resubmit = true to submit again"
+                    )
+            if run.attempts > 1:  # an earlier attempt may have uploaded before dying
+                existing = await self._numerai_submission(run, deadline)
+                if existing is not None:
+                    await self._log(run, "info", f"Numerai already has submission {existing} "
+                                    "for this trigger; not uploading again")
+                    return existing
+            filename = f"{model.name}-round{round_number}.csv"
+            return await self._s.client.upload_predictions(
+                model_id, data, filename, model.tournament_id, run.trigger_id, deadline=deadline
+            )
+
+    async def _numerai_submission(self, run: Run, deadline: float) -> str | None:
+        submissions = await self._s.client.submissions(run.model_id, deadline=deadline)
+        for submission in submissions:
+            if submission.trigger_id == run.trigger_id:
+                return submission.id
+        return None
+
+    async def _round(self, tournament: int) -> RoundInfo:
+        cached = self._rounds.get(tournament)
+        if cached and time.monotonic() - cached[0] < _ROUND_CACHE_S:
+            return cached[1]
+        info = await self._s.client.current_round(tournament=tournament)
+        self._rounds[tournament] = (time.monotonic(), info)
+        return info
+
+    @staticmethod
+    def _deadline(run: Run, info: RoundInfo, round_number: int) -> float:
+        if run.close_time is not None:
+            return run.close_time.timestamp()
+        if info.number == round_number and info.close_time is not None:
+            return max(info.close_time.timestamp(), time.time() + 60.0)
+        return time.time() + _NO_CLOSE_TIME_S
+
+    async def _advance(self, run: Run, state: RunState, **changes: object) -> Run:
+        return await asyncio.to_thread(
+            self._s.ledger.advance, run.id, state, owner=self._owner, **changes  # type: ignore[arg-type]
+        )
+
+    async def _fail(self, run: Run, message: str) -> Run:
+        await self._log(run, "error", message)
+        failed = await self._advance(run, RunState.FAILED, error=message)
+        if self._s.notify is not None:
+            await self._s.notify(failed)
+        return failed
+
+    async def _log(self, run: Run, level: str, message: str) -> None:
+        getattr(log, level)("run %s (%s): %s", run.id, run.model_name, message)
+        await asyncio.to_thread(self._s.ledger.log, run.id, level, message)
+
+
+def _validated_csv(predictions: object, files: RoundFiles, model: ModelConfig) -> tuple[bytes, int]:
+    """Validate in a thread (numerai-tools is slow to import and to run) and serialise."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from numerai_autopilot.validation import to_csv_bytes, validate_predictions
+
+    with pa.memory_map(str(files.live_path)) as source:
+        table = pa.ipc.open_file(source).read_all()
+    key = "id" if "id" in table.column_names else table.column_names[0]
+    live_ids = pd.Index(table.column(key).to_pandas(), name=key)
+    frame = validate_predictions(predictions, live_ids, model.name, tournament=model.tournament_id)  # type: ignore[arg-type]
+    return to_csv_bytes(frame), len(frame)
+

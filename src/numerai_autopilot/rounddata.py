@@ -1,0 +1,171 @@
+"""Round data: each live file downloaded once per (tournament, round, data version).
+
+However many runs ask at once, one download happens (single flight); the parquet file is
+verified, converted once to an uncompressed Arrow (Feather v2) file that Dask workers
+memory-map, and cached on disk. Older rounds are evicted once `keep_rounds` newer ones exist.
+
+    data = RoundData(client, Path(".autopilot/data"), keep_rounds=2)
+    files = await data.get(tournament=8, round_number=512, data_version="v5.3", benchmarks=True)
+    files.live_path  # .../8/v5.3/512/live.arrow
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from numerai_autopilot.errors import AutopilotError
+from numerai_autopilot.numerai import NumeraiClient
+
+log = logging.getLogger(__name__)
+
+# What each tournament's live files are called, relative to its data version folder.
+LIVE_FILES: dict[int, str] = {8: "live.parquet", 11: "live.parquet", 12: "live_universe.parquet"}
+BENCHMARK_FILES: dict[int, str] = {8: "live_benchmark_models.parquet"}
+VERSION_PREFIX: dict[int, str] = {8: "", 11: "signals/", 12: "crypto/"}
+
+
+class RoundDataError(AutopilotError):
+    """A round's data could not be fetched or is not usable."""
+
+
+@dataclass(frozen=True)
+class RoundFiles:
+    """The Arrow files of one round's data, ready for workers to memory-map."""
+
+    tournament: int
+    round_number: int
+    data_version: str
+    live_path: Path
+    benchmark_path: Path | None
+    rows: int
+
+
+Progress = Callable[[str, int, int | None], None]
+
+
+class RoundData:
+    """Downloads, verifies, converts and caches round data; see the module docstring."""
+
+    def __init__(
+        self,
+        client: NumeraiClient,
+        cache_dir: Path,
+        *,
+        keep_rounds: int = 2,
+        progress: Progress | None = None,
+    ) -> None:
+        self._client = client
+        self._cache_dir = cache_dir
+        self._keep_rounds = keep_rounds
+        self._progress = progress
+        self._inflight: dict[Path, asyncio.Future[int]] = {}
+        self.downloads = 0  # files actually fetched from Numerai by this process
+
+    async def get(
+        self,
+        *,
+        tournament: int,
+        round_number: int,
+        data_version: str,
+        benchmarks: bool = False,
+        deadline: float | None = None,
+    ) -> RoundFiles:
+        folder = self._cache_dir / str(tournament) / data_version / str(round_number)
+        prefix = f"{VERSION_PREFIX.get(tournament, '')}{data_version}/"
+        live_name = LIVE_FILES.get(tournament, "live.parquet")
+        live = folder / live_name.replace(".parquet", ".arrow")
+        rows = await self._fetch(prefix + live_name, live, tournament, round_number, deadline)
+        bench_path: Path | None = None
+        bench_name = BENCHMARK_FILES.get(tournament)
+        if benchmarks and bench_name:
+            bench_path = folder / bench_name.replace(".parquet", ".arrow")
+            await self._fetch(prefix + bench_name, bench_path, tournament, round_number, deadline)
+        self._evict(folder.parent)
+        return RoundFiles(tournament, round_number, data_version, live, bench_path, rows)
+
+    async def _fetch(
+        self, filename: str, arrow: Path, tournament: int, round_number: int, deadline: float | None
+    ) -> int:
+        if arrow.exists():
+            return await asyncio.to_thread(_arrow_rows, arrow)
+        pending = self._inflight.get(arrow)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._inflight[arrow] = future
+        try:
+            rows = await self._download_and_convert(filename, arrow, tournament, round_number, deadline)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters, if any, re-raise it themselves
+            raise
+        else:
+            future.set_result(rows)
+            return rows
+        finally:
+            del self._inflight[arrow]
+
+    async def _download_and_convert(
+        self, filename: str, arrow: Path, tournament: int, round_number: int, deadline: float | None
+    ) -> int:
+        arrow.parent.mkdir(parents=True, exist_ok=True)
+        parquet = arrow.with_suffix(".parquet")
+        log.info("downloading %s for round %s", filename, round_number)
+
+        def report(done: int, total: int | None) -> None:
+            if self._progress is not None:
+                self._progress(filename, done, total)
+
+        await self._client.download(
+            filename,
+            parquet,
+            tournament=tournament,
+            round=round_number,
+            progress=report,
+            deadline=deadline,
+        )
+        self.downloads += 1
+        rows = await asyncio.to_thread(_convert, parquet, arrow, filename)
+        parquet.unlink(missing_ok=True)
+        return rows
+
+    def _evict(self, version_dir: Path) -> None:
+        rounds = sorted(
+            (p for p in version_dir.iterdir() if p.is_dir() and p.name.isdigit()),
+            key=lambda p: int(p.name),
+        )
+        for old in rounds[: -self._keep_rounds]:
+            if not any(str(path).startswith(str(old)) for path in self._inflight):
+                log.info("evicting cached round data %s", old)
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def _convert(parquet: Path, arrow: Path, filename: str) -> int:
+    """Verify a downloaded parquet file and rewrite it as uncompressed Arrow, atomically."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(parquet)
+    except (pa.ArrowException, OSError) as exc:
+        parquet.unlink(missing_ok=True)
+        raise RoundDataError(f"{filename}: downloaded file is not valid parquet ({exc})") from exc
+    if table.num_rows == 0:
+        raise RoundDataError(f"{filename}: downloaded file has no rows")
+    partial = arrow.with_suffix(".arrow.partial")
+    feather.write_feather(table, partial, compression="uncompressed")
+    partial.replace(arrow)
+    return int(table.num_rows)
+
+
+def _arrow_rows(arrow: Path) -> int:
+    import pyarrow as pa
+
+    with pa.memory_map(str(arrow)) as source:
+        return int(pa.ipc.open_file(source).read_all().num_rows)

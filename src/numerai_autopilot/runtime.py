@@ -1,0 +1,182 @@
+"""Builds the parts of a running service from the configuration, and tears them down.
+
+The webhook path needs only the ledger, so `open()` makes that first and quickly; the Dask
+cluster (about a second to start) comes up in the background and the dispatcher starts
+claiming runs once it is ready. Cold start to a healthy server stays short.
+
+    async with Runtime(config) as runtime:   # ledger, client, data cache, executor, dispatcher
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from numerai_autopilot.config import AppConfig, ModelConfig
+from numerai_autopilot.dispatcher import Dispatcher
+from numerai_autopilot.errors import ConfigError
+from numerai_autopilot.executor import Executor, ExecutorSettings
+from numerai_autopilot.ledger import Ledger
+from numerai_autopilot.numerai import NumeraiClient
+from numerai_autopilot.pipeline import Pipeline, Services
+from numerai_autopilot.predictors import PredictorSpec, parse_predictor
+from numerai_autopilot.rounddata import Progress, RoundData
+
+log = logging.getLogger(__name__)
+
+
+def new_owner() -> str:
+    """A name for this process in the ledger's leases: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def numerai_client(config: AppConfig, http: httpx.AsyncClient) -> NumeraiClient:
+    keys = config.numerai
+    return NumeraiClient(
+        http,
+        api_url=keys.api_url,
+        public_id=keys.public_id.get_secret_value() if keys.public_id else None,
+        secret_key=keys.secret_key.get_secret_value() if keys.secret_key else None,
+        timeout=keys.timeout,
+    )
+
+
+def load_predictors(config: AppConfig) -> dict[str, PredictorSpec]:
+    """Parse every model's predictor reference; one error lists every bad model."""
+    specs: dict[str, PredictorSpec] = {}
+    problems: list[str] = []
+    for name, model in config.models.items():
+        try:
+            specs[name] = parse_predictor(model.predictor, base_dir=config.base_dir)
+        except ConfigError as exc:
+            problems.append(f"{config.source}: models.{name}.predictor: {exc}")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return specs
+
+
+class Runtime:
+    """The live parts of one server (or one `autopilot run`) process."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        owner: str | None = None,
+        dry_run_dir: Path | None = None,
+        progress: Progress | None = None,
+        dispatch: bool = True,
+    ) -> None:
+        self.config = config
+        self.owner = owner or new_owner()
+        self._dry_run_dir = dry_run_dir
+        self._progress = progress
+        self._dispatch = dispatch
+        self.ledger = Ledger.from_url(config.ledger.url)
+        self.http = httpx.AsyncClient(timeout=config.numerai.timeout)
+        self.client = numerai_client(config, self.http)
+        self.executor = Executor(
+            ExecutorSettings(
+                scheduler=config.executor.scheduler,
+                workers=config.executor.workers,
+                threads_per_worker=config.executor.threads_per_worker,
+                memory_limit=str(config.executor.memory_limit),
+                local_directory=config.resolve_path(config.data.cache_dir) / "dask",
+            )
+        )
+        self.models_by_id: dict[str, ModelConfig] = {
+            m.model_id: m for m in config.models.values() if m.model_id
+        }
+        self.services = Services(
+            config=config,
+            ledger=self.ledger,
+            client=self.client,
+            rounddata=RoundData(
+                self.client,
+                config.resolve_path(config.data.cache_dir),
+                keep_rounds=config.data.keep_rounds,
+                progress=progress,
+            ),
+            executor=self.executor,
+            predictors=load_predictors(config),
+            model_ids={m.name: i for i, m in self.models_by_id.items()},
+        )
+        self.pipeline = Pipeline(self.services, self.owner, dry_run_dir=dry_run_dir)
+        self.dispatcher = Dispatcher(
+            self.ledger, self.pipeline, self.owner,
+            max_concurrent=config.server.max_concurrent_runs,
+        )
+        self.ready = asyncio.Event()
+        self._background: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        """Make the ledger usable now; start the executor and dispatcher in the background."""
+        await asyncio.to_thread(self.ledger.migrate)
+        self._background = asyncio.create_task(self._start_background(), name="runtime-start")
+
+    async def _start_background(self) -> None:
+        await self.executor.start()
+        try:
+            await self.resolve_model_ids()
+        except Exception as exc:  # Numerai unreachable: retried when a webhook names an id
+            log.warning("could not resolve model ids by name yet: %s", exc)
+        if self._dispatch:
+            self.dispatcher.start()
+        self.ready.set()
+        log.info("executor ready; dispatching runs as %s", self.owner)
+
+    async def wait_ready(self) -> None:
+        assert self._background is not None, "call open() first"
+        await asyncio.shield(self._background)
+
+    async def resolve_model_ids(self) -> None:
+        """Fill in model ids that the config gives only by name, from the account."""
+        missing = [m for m in self.config.models.values() if m.name not in self.services.model_ids]
+        if not missing:
+            return
+        account = {m.name: m.id for m in await self.client.models()}
+        for model in missing:
+            model_id = account.get(model.name)
+            if model_id is None:
+                known = ", ".join(sorted(account)) or "none"
+                raise ConfigError(
+                    f"{self.config.source}: models.{model.name}: no model named {model.name!r} "
+                    f"on this Numerai account (it has: {known}); set model_id or fix the name"
+                )
+            self.models_by_id[model_id] = model
+            self.services.model_ids[model.name] = model_id
+
+    def model_id(self, name: str) -> str:
+        try:
+            return self.services.model_ids[name]
+        except KeyError:
+            raise ConfigError(f"{self.config.source}: model {name!r} has no model id yet") from None
+
+    async def close(self) -> None:
+        if self._background is not None and not self._background.done():
+            self._background.cancel()
+            await asyncio.gather(self._background, return_exceptions=True)
+        await self.dispatcher.stop()
+        await self.executor.close()
+        await self.http.aclose()
+        self.ledger.close()
+
+    async def __aenter__(self) -> Runtime:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
