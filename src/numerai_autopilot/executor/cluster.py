@@ -1,0 +1,145 @@
+"""Starting or joining the Dask cluster, and stopping a worker that must die.
+
+Measured facts this module is built on (see docs and ../shared/design.md):
+- distributed has no per-task timeout and ``cancel()`` leaves a running task running; only
+  killing the worker process stops it. SIGKILL of the process lets its nanny start a fresh
+  one in about half a second; ``restart_workers`` is slower but works across machines.
+- A task whose worker dies is re-run elsewhere unless ``allowed_failures`` is 0; a poisoned
+  task would kill worker after worker. We fail it at once and let the ledger retry.
+- With ``worker-saturation`` above 1.0 the scheduler sends a worker more tasks than threads,
+  and a queued task is blamed (``KilledWorker``) when its worker dies. 1.0 keeps only
+  running tasks on a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+from numerai_autopilot.executor.settings import ExecutorSettings
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_CONFIG: Mapping[str, object] = {
+    "distributed.scheduler.allowed-failures": 0,
+    "distributed.scheduler.worker-saturation": 1.0,
+}
+
+
+def _configure_scheduler(dask_scheduler: Any) -> None:
+    """Runs on the scheduler: the same settings for a cluster we did not start."""
+    dask_scheduler.allowed_failures = 0
+    dask_scheduler.WORKER_SATURATION = 1.0
+
+
+class ExitCodes(logging.Handler):
+    """Collects worker exit codes from the nannies' log records (local cluster only).
+
+    The nannies of a LocalCluster run in this process and log "Worker process 123 exited
+    with status 1" when a worker dies; nothing else exposes the code.
+    """
+
+    _pattern = re.compile(r"Worker process (\d+) (exited with status (-?\d+)|"
+                          r"was killed by signal (\d+)|was killed by unknown signal)")
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.by_pid: dict[int, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self._pattern.search(record.getMessage())
+        if match is None:
+            return
+        pid = int(match.group(1))
+        if match.group(3) is not None:
+            self.by_pid[pid] = f"exit code {match.group(3)}"
+        elif match.group(4) is not None:
+            number = int(match.group(4))
+            try:
+                name = signal.Signals(number).name
+            except ValueError:
+                name = f"signal {number}"
+            self.by_pid[pid] = f"killed by {name}"
+        else:
+            self.by_pid[pid] = "killed by a signal"
+
+
+class Cluster:
+    """The client, and the LocalCluster when we started one."""
+
+    def __init__(self, settings: ExecutorSettings) -> None:
+        self.settings = settings
+        # distributed's Client and LocalCluster are untyped: Any keeps mypy strict honest
+        self.client: Any = None
+        self.local: Any = None
+        self.exit_codes = ExitCodes()
+
+    async def start(self) -> Any:
+        import dask
+        import distributed
+
+        # untyped constructors, used through Any
+        local_cluster: Any = distributed.LocalCluster
+        client_cls: Any = distributed.Client
+
+        s = self.settings
+        if s.scheduler is None:
+            logging.getLogger("distributed.nanny").addHandler(self.exit_codes)
+            with dask.config.set(dict(SCHEDULER_CONFIG)):
+                self.local = await local_cluster(
+                    n_workers=s.workers,
+                    threads_per_worker=s.threads_per_worker,
+                    processes=True,
+                    host="127.0.0.1",
+                    # None would still serve the scheduler's HTTP routes on port 8787
+                    dashboard_address="127.0.0.1:0",
+                    memory_limit=s.memory_limit,
+                    local_directory=str(s.local_directory) if s.local_directory else None,
+                    asynchronous=True,
+                )
+                self.client = await client_cls(self.local, asynchronous=True,
+                                           set_as_default=False)
+        else:
+            self.client = await client_cls(s.scheduler, asynchronous=True, set_as_default=False)
+        await self.client.run_on_scheduler(_configure_scheduler)
+        return self.client
+
+    async def close(self) -> None:
+        client, local = self.client, self.local
+        self.client = self.local = None
+        try:
+            if client is not None:
+                await client.close()
+            if local is not None:
+                await local.close()
+        finally:
+            logging.getLogger("distributed.nanny").removeHandler(self.exit_codes)
+
+    async def kill_worker(self, address: str, pid: int | None) -> None:
+        """Stop a worker's process now; its nanny replaces it."""
+        if self.local is not None and pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return
+        assert self.client is not None
+        # a remote process: only its nanny can kill it
+        try:
+            await self.client.restart_workers([address], raise_for_error=False)
+        except Exception as exc:  # noqa: BLE001  best effort: the timeout is reported anyway
+            log.warning("could not restart worker %s: %s", address, exc)
+
+    async def exit_reason(self, pid: int | None, wait_s: float = 1.0) -> str | None:
+        """The exit code of a dead local worker, when its nanny has logged it."""
+        if pid is None or self.local is None:
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while pid not in self.exit_codes.by_pid and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        return self.exit_codes.by_pid.pop(pid, None)

@@ -1,0 +1,287 @@
+"""Run predictors on Dask workers, one run at a time or many at once.
+
+    async with Executor(ExecutorSettings(workers=2)) as ex:
+        out = await ex.predict(PredictJob("run-1", "alpha", spec, live_path=arrow_path))
+
+Failure detection (each fails only its own run):
+- timeout: the worker announces when the task starts; ``timeout_s`` later the executor
+  kills that worker's process (its nanny replaces it) -> PredictorTimeout.
+- memory: a watchdog thread in the task records the reason and ends the process
+  -> WorkerDied("... worker died: memory limit 4 GiB ...").
+- crash (os._exit, segfault, the nanny's own memory kill): the task errs with KilledWorker
+  (never re-run: allowed-failures 0) -> WorkerDied with the exit code when known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+from numerai_autopilot.errors import PredictorError
+from numerai_autopilot.executor import worker_side
+from numerai_autopilot.executor.cluster import Cluster
+from numerai_autopilot.executor.errors import PredictorTimeout, WorkerDied
+from numerai_autopilot.executor.settings import (
+    ExecutorSettings,
+    PredictJob,
+    PredictorInfo,
+    PredictOutcome,
+)
+from numerai_autopilot.predictors import PredictorSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+T = TypeVar("T")
+_KEEP_SCATTERED = 4
+_REASON_WAIT_S = 1.5
+_START_ATTEMPTS = 3
+
+
+@dataclass
+class _Started:
+    worker: str
+    pid: int
+    at: float  # loop time when the start was announced
+
+
+class Executor:
+    """Runs predictors on a Dask cluster; never in the calling process."""
+
+    def __init__(self, settings: ExecutorSettings | None = None) -> None:
+        self.settings = settings or ExecutorSettings()
+        self._cluster = Cluster(self.settings)
+        self._client: Any = None  # distributed.Client (untyped)
+        self._started: dict[str, asyncio.Future[_Started]] = {}
+        self._reasons: dict[str, str] = {}
+        self._scattered: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()
+        self._running = 0
+        self._slots = asyncio.Condition()
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        try:
+            self._client = await self._cluster.start()
+        except BaseException:
+            await self._cluster.close()
+            raise
+        self._client.subscribe_topic(worker_side.TOPIC, self._on_event)
+
+    async def close(self) -> None:
+        if self._client is None:
+            return
+        for task in self._scattered.values():
+            task.cancel()
+        self._scattered.clear()
+        with contextlib.suppress(Exception):
+            self._client.unsubscribe_topic(worker_side.TOPIC)
+        self._client = None
+        await self._cluster.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            raise RuntimeError("Executor is not started; use 'async with Executor(...)'")
+        return self._client
+
+    async def predict(self, job: PredictJob) -> PredictOutcome:
+        """Run one model's predictor on a worker; raises a PredictorError subclass."""
+        spec = job.predictor.refreshed()
+        live_arg, live_token = await self._round_file(job.live_path)
+        bench_arg: Any = None
+        bench_token = ""
+        if job.benchmark_path is not None:
+            bench_arg, bench_token = await self._round_file(job.benchmark_path)
+        request = worker_side.TaskRequest(
+            key="", model_name=job.model_name, spec=spec,
+            live_path=None if live_token else str(job.live_path), live_token=live_token,
+            benchmark_path=(str(job.benchmark_path) if job.benchmark_path and not bench_token
+                            else None),
+            benchmark_token=bench_token, memory_limit_bytes=job.memory_limit_bytes,
+        )
+        result: worker_side.TaskResult = await self._run(
+            worker_side.run_prediction, request, (live_arg, bench_arg), job.timeout_s,
+            f"predict-{job.run_id}",
+        )
+        return PredictOutcome(predictions=result.predictions, compute_s=result.compute_s,
+                              worker=result.worker, load_s=result.load_s, cold=result.cold)
+
+    async def inspect(self, spec: PredictorSpec, model_name: str = "",
+                      timeout_s: float = 300.0) -> PredictorInfo:
+        """Load the predictor in a worker (warming it there) and report its signature."""
+        request = worker_side.TaskRequest(key="", model_name=model_name or spec.ref,
+                                          spec=spec.refreshed())
+        info: PredictorInfo = await self._run(worker_side.inspect_predictor, request, (),
+                                              timeout_s, "inspect")
+        return info
+
+    async def check_loadable(self, spec: PredictorSpec, timeout_s: float = 300.0) -> None:
+        """Raise PredictorLoadError (or a timeout / crash error) if a worker cannot load it."""
+        await self.inspect(spec, timeout_s=timeout_s)
+
+    async def cache_stats(self) -> dict[str, dict[str, int]]:
+        """Per worker: how many times each predictor key was loaded there."""
+        stats: dict[str, dict[str, int]] = await self.client.run(worker_side.cache_stats)
+        return stats
+
+    def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
+        msg = event[1]
+        key = msg.get("key", "")
+        if msg.get("event") == "started":
+            waiter = self._started.get(key)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(_Started(msg["worker"], int(msg["pid"]),
+                                           asyncio.get_running_loop().time()))
+        elif msg.get("event") == "exit" and key in self._started:
+            self._reasons[key] = str(msg["reason"])
+
+    def _capacity(self) -> int:
+        info = self.client.scheduler_info()
+        return max(int(info.get("total_threads", 0) or 0), 1)
+
+    async def _run(self, func: Callable[..., T], request: worker_side.TaskRequest,
+                   args: tuple[Any, ...], timeout_s: float, label: str) -> T:
+        # Tasks are handed to the scheduler only while a thread is free: the scheduler
+        # would otherwise queue them on busy workers, behind a task that may hang, and blame
+        # them when that worker is killed. A task that still dies before it started was
+        # only queued on the dead worker: it is innocent and gets another go. A started
+        # task is never re-run here (the ledger decides about retries).
+        async with self._slots:
+            await self._slots.wait_for(lambda: self._running < self._capacity())
+            self._running += 1
+        try:
+            for attempt in range(1, _START_ATTEMPTS + 1):
+                key = f"autopilot-{label}-{uuid.uuid4().hex[:12]}"
+                try:
+                    return await self._run_once(func, replace(request, key=key), args,
+                                                timeout_s, attempt == _START_ATTEMPTS)
+                except _NotStarted:
+                    continue
+            raise AssertionError("unreachable")
+        finally:
+            async with self._slots:
+                self._running -= 1
+                self._slots.notify_all()
+
+    async def _run_once(self, func: Callable[..., T], request: worker_side.TaskRequest,
+                        args: tuple[Any, ...], timeout_s: float, last_attempt: bool) -> T:
+        from distributed import KilledWorker
+
+        key, name = request.key, request.model_name
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[_Started] = loop.create_future()
+        self._started[key] = started
+        future = self.client.submit(func, request, *args, key=key, pure=False, retries=0)
+        result: asyncio.Task[T] = asyncio.ensure_future(_await(future))
+        try:
+            either: list[asyncio.Future[Any]] = [started, result]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if started.done() and not result.done():
+                remaining = timeout_s - (loop.time() - started.result().at)
+                done, _ = await asyncio.wait({result}, timeout=max(remaining, 0.0))
+                if not done:
+                    info = started.result()
+                    await self._cluster.kill_worker(info.worker, info.pid)
+                    raise PredictorTimeout(
+                        f"model {name!r}: predictor timed out after {timeout_s:g} s; worker "
+                        f"{info.worker} was restarted (raise the model's timeout if it "
+                        f"needs longer)"
+                    )
+            try:
+                return result.result()
+            except KilledWorker as exc:
+                if not started.done():
+                    if last_attempt:
+                        raise WorkerDied(f"model {name!r}: workers died {_START_ATTEMPTS} "
+                                         f"times before the task started") from exc
+                    raise _NotStarted from exc
+                raise WorkerDied(await self._death_message(key, name, started.result())) \
+                    from None
+            except PredictorError:
+                raise
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                raise PredictorError(
+                    f"model {name!r}: the executor could not run the predictor: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+        finally:
+            if not result.done():
+                result.cancel()
+            with contextlib.suppress(BaseException):
+                await result
+            if not started.done():
+                started.cancel()
+            self._started.pop(key, None)
+            self._reasons.pop(key, None)
+            future.release()
+
+    async def _death_message(self, key: str, name: str, info: _Started) -> str:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _REASON_WAIT_S
+        while key not in self._reasons and loop.time() < deadline:
+            if self._cluster.exit_codes.by_pid.get(info.pid):
+                break  # the nanny saw the exit and no reason was recorded: a crash
+            await asyncio.sleep(0.02)
+        code = await self._cluster.exit_reason(info.pid, wait_s=0.5)
+        reason = self._reasons.get(key)
+        if reason is not None:
+            return f"model {name!r}: worker died: {reason}; lower the model's memory use " \
+                   f"or raise its memory limit"
+        detail = f" ({code})" if code else ""
+        return (f"model {name!r}: worker died{detail} while predicting: the process ended "
+                f"without a Python error (os._exit, a segfault in native code, or the "
+                f"nanny's or system's memory limit)")
+
+    async def _round_file(self, path: Path) -> tuple[Any, str]:
+        """Shared storage: (None, ""), the task opens the path. Scatter: the bytes are
+        broadcast once per file (identity: path, mtime, size) and reused by every task."""
+        if self.settings.transfer == "shared":
+            return None, ""
+        st = path.stat()
+        token = hashlib.sha1(f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}".encode()
+                             ).hexdigest()[:16]
+        task = self._scattered.get(token)
+        if task is None:
+            task = asyncio.ensure_future(self._scatter(path))
+            self._scattered[token] = task
+            while len(self._scattered) > _KEEP_SCATTERED:
+                _, old = self._scattered.popitem(last=False)
+                if old.done() and not old.cancelled() and old.exception() is None:
+                    old.result().release()
+        self._scattered.move_to_end(token)
+        try:
+            return await asyncio.shield(task), token
+        except Exception:
+            self._scattered.pop(token, None)
+            raise
+
+    async def _scatter(self, path: Path) -> Any:
+        data = await asyncio.to_thread(path.read_bytes)
+        future = await self.client.scatter(data, broadcast=True, hash=False)
+        return future
+
+
+class _NotStarted(Exception):
+    pass
+
+
+async def _await(future: Any) -> Any:
+    return await future

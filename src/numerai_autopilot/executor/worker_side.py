@@ -1,0 +1,301 @@
+"""Code that runs inside Dask worker processes: load, map the round data, predict, check.
+
+Everything here executes in a worker, never in the server. Loaded predictors are kept in a
+per-process cache keyed by ``PredictorSpec.key``, so a model stays warm between rounds and
+is reloaded when its file changes. A watchdog thread enforces the per-model memory limit by
+recording the reason (an event the executor subscribes to) and ending the process; the nanny
+then starts a fresh worker.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from numerai_autopilot.errors import PredictorError
+from numerai_autopilot.executor.errors import (
+    PredictorLoadError,
+    PredictorOutputError,
+    PredictorRaised,
+)
+from numerai_autopilot.executor.settings import PredictorInfo
+from numerai_autopilot.predictors import LoadedPredictor, PredictorSpec, load_predictor
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TOPIC = "numerai-autopilot-executor"
+MEMORY_EXIT_CODE = 86
+# Fraction of the worker's own memory limit at which the watchdog ends the process itself,
+# below the nanny's terminate threshold (95%) so the reason is ours to record.
+WORKER_LIMIT_FRACTION = 0.9
+_SAMPLE_S = 0.02
+_KEEP_ROUND_FILES = 4
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """What a worker task needs; ``key`` ties its events to the client's bookkeeping."""
+
+    key: str
+    model_name: str
+    spec: PredictorSpec
+    live_path: str | None = None  # None: the bytes arrive as a task argument (scatter)
+    live_token: str = ""
+    benchmark_path: str | None = None
+    benchmark_token: str = ""
+    memory_limit_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    predictions: pd.DataFrame
+    compute_s: float
+    load_s: float
+    cold: bool
+    worker: str
+
+
+_lock = threading.Lock()
+_cache: dict[str, LoadedPredictor] = {}
+_loads: dict[str, int] = {}
+
+
+def cache_stats() -> dict[str, int]:
+    """How many times each predictor key was loaded in this worker process."""
+    with _lock:
+        return dict(_loads)
+
+
+def _loaded(spec: PredictorSpec) -> tuple[LoadedPredictor, float, bool]:
+    with _lock:
+        hit = _cache.get(spec.key)
+        if hit is not None:
+            return hit, 0.0, False
+        start = time.perf_counter()
+        loaded = load_predictor(spec)
+        # an edited file replaces its old version instead of piling up next to it
+        stale = [k for k, v in _cache.items() if v.spec.kind is spec.kind
+                 and v.spec.target == spec.target and v.spec.function == spec.function]
+        for k in stale:
+            del _cache[k]
+        _cache[spec.key] = loaded
+        _loads[spec.key] = _loads.get(spec.key, 0) + 1
+        return loaded, time.perf_counter() - start, True
+
+
+def _worker() -> Any:
+    from distributed import get_worker
+
+    return get_worker()
+
+
+def _announce(worker: Any, request: TaskRequest) -> None:
+    worker.log_event(TOPIC, {"event": "started", "key": request.key,
+                             "worker": worker.address, "pid": os.getpid()})
+
+
+class _MemoryWatchdog(threading.Thread):
+    """Ends this worker process when the task outgrows its memory limit.
+
+    The per-model limit counts RSS growth since the task started (what this prediction
+    adds: its model if loaded now, the pages of round data it touches, its own arrays).
+    The worker's own limit counts the whole process.
+    """
+
+    def __init__(self, worker: Any, request: TaskRequest) -> None:
+        super().__init__(name=f"autopilot-watchdog-{request.key}", daemon=True)
+        import psutil
+
+        self._process = psutil.Process()
+        self._worker = worker
+        self._key = request.key
+        self._stop_event = threading.Event()
+        baseline = self._process.memory_info().rss
+        self._limits: list[tuple[int, str]] = []
+        if request.memory_limit_bytes is not None:
+            self._limits.append((baseline + request.memory_limit_bytes,
+                                 f"memory limit {format_bytes(request.memory_limit_bytes)}"))
+        worker_limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+        if worker_limit:
+            self._limits.append((int(worker_limit * WORKER_LIMIT_FRACTION),
+                                 f"worker memory limit {format_bytes(int(worker_limit))}"))
+
+    def run(self) -> None:
+        if not self._limits:
+            return
+        while not self._stop_event.wait(_SAMPLE_S):
+            rss = self._process.memory_info().rss
+            for limit, reason in self._limits:
+                if rss > limit:
+                    self._die(f"{reason} (process at {format_bytes(rss)})")
+
+    def _die(self, reason: str) -> None:
+        try:
+            self._worker.log_event(TOPIC, {"event": "exit", "key": self._key, "reason": reason})
+            time.sleep(0.25)  # let the worker's batched stream carry the event out
+        finally:
+            os._exit(MEMORY_EXIT_CODE)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+def format_bytes(n: int) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} B"
+
+
+def _materialise(worker: Any, blob: bytes, token: str) -> Path:
+    """Write scattered round-file bytes to this worker's local directory once."""
+    folder = Path(worker.local_directory) / "autopilot-rounds"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{token}.arrow"
+    if not path.exists():
+        tmp = folder / f".{token}.{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp.write_bytes(blob)
+        os.replace(tmp, path)
+        files = sorted(folder.glob("*.arrow"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in files[_KEEP_ROUND_FILES:]:
+            old.unlink(missing_ok=True)  # mapped elsewhere? the mapping outlives the name
+    return path
+
+
+def open_frame(path: Path) -> pd.DataFrame:
+    """Memory-map an Arrow IPC file and index it by ``id``, copying no feature column.
+
+    ``split_blocks`` keeps one pandas block per Arrow column, which lets int8 columns
+    without nulls be views of the mapped pages (shared by all workers through the page
+    cache); the frame is therefore read-only.
+    """
+    from pyarrow import feather
+
+    table = feather.read_table(path, memory_map=True)
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    if "id" in frame.columns:
+        frame = frame.set_index("id")
+    return frame
+
+
+def _round_path(worker: Any, path: str | None, blob: bytes | None, token: str) -> Path:
+    if blob is not None:
+        return _materialise(worker, blob, token)
+    assert path is not None
+    return Path(path)
+
+
+def run_prediction(request: TaskRequest, live_blob: bytes | None,
+                   benchmark_blob: bytes | None) -> TaskResult:
+    """The Dask task: load (or reuse) the predictor, call it, return id + prediction."""
+    worker = _worker()
+    _announce(worker, request)
+    watchdog = _MemoryWatchdog(worker, request)
+    watchdog.start()
+    try:
+        loaded, load_s, cold = _load(request)
+        live = open_frame(_round_path(worker, request.live_path, live_blob, request.live_token))
+        args: list[pd.DataFrame] = [live]
+        if loaded.wants_benchmarks:
+            if request.benchmark_path is None and benchmark_blob is None:
+                raise PredictorLoadError(
+                    f"model {request.model_name!r}: predictor {request.spec.ref!r} takes "
+                    f"(live_features, live_benchmark_models) but no benchmark models were "
+                    f"given; download the live benchmark models for this model"
+                )
+            args.append(open_frame(_round_path(worker, request.benchmark_path,
+                                               benchmark_blob, request.benchmark_token)))
+        start = time.perf_counter()
+        try:
+            output = loaded.function(*args)
+        except BaseException as exc:  # noqa: BLE001  user code's SystemExit is a failure too
+            raise PredictorRaised(_raised_message(request, exc)) from None
+        compute_s = time.perf_counter() - start
+        predictions = _as_predictions(request, output)
+    finally:
+        watchdog.stop()
+    return TaskResult(predictions, compute_s, load_s, cold, worker.address)
+
+
+def inspect_predictor(request: TaskRequest) -> PredictorInfo:
+    """The Dask task behind ``Executor.check_loadable``: load it and read its signature."""
+    worker = _worker()
+    _announce(worker, request)
+    watchdog = _MemoryWatchdog(worker, request)
+    watchdog.start()
+    try:
+        loaded, _, _ = _load(request)
+    finally:
+        watchdog.stop()
+    return PredictorInfo(wants_benchmarks=loaded.wants_benchmarks, worker=worker.address)
+
+
+def _load(request: TaskRequest) -> tuple[LoadedPredictor, float, bool]:
+    try:
+        return _loaded(request.spec)
+    except PredictorError as exc:
+        raise PredictorLoadError(f"model {request.model_name!r}: {exc}") from None
+    except BaseException as exc:  # noqa: BLE001  whatever user code raises while loading
+        raise PredictorLoadError(
+            f"model {request.model_name!r}: loading {request.spec.ref!r} failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _raised_message(request: TaskRequest, exc: BaseException) -> str:
+    frames = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    tail = "".join(frames[-4:]).rstrip()
+    hint = ""
+    if isinstance(exc, ValueError) and "read-only" in str(exc):
+        hint = ("; live_features is memory-mapped and read-only: call "
+                "live_features.copy() before writing into it")
+    return (f"model {request.model_name!r}: predictor raised {type(exc).__name__}: {exc}{hint}"
+            f"\n{tail}")
+
+
+def _as_predictions(request: TaskRequest, output: object) -> pd.DataFrame:
+    """A Series or a DataFrame with ``prediction`` -> DataFrame(index id, float prediction)."""
+    import pandas as pd
+
+    name = request.model_name
+    if isinstance(output, pd.DataFrame):
+        frame = output
+        if "id" in frame.columns and "prediction" in frame.columns:
+            frame = frame.set_index("id")
+        if "prediction" not in frame.columns:
+            cols = [str(c) for c in frame.columns[:10]]
+            more = f" and {len(frame.columns) - 10} more" if len(frame.columns) > 10 else ""
+            raise PredictorOutputError(
+                f"model {name!r}: predictor returned a DataFrame with columns {cols}{more}; "
+                f"a 'prediction' column is required (e.g. return "
+                f"pd.DataFrame({{'prediction': preds}}, index=live_features.index))"
+            )
+        series = frame["prediction"]
+        if isinstance(series, pd.DataFrame):
+            raise PredictorOutputError(
+                f"model {name!r}: predictor returned a DataFrame with "
+                f"{series.shape[1]} columns named 'prediction'; return exactly one"
+            )
+    elif isinstance(output, pd.Series):
+        series = output
+    else:
+        raise PredictorOutputError(
+            f"model {name!r}: predictor returned {type(output).__name__}; return a DataFrame "
+            f"with a 'prediction' column on live_features.index, or a Series on that index"
+        )
+    if series.dtype == bool or not pd.api.types.is_numeric_dtype(series.dtype):
+        raise PredictorOutputError(
+            f"model {name!r}: predictions have dtype {series.dtype}; they must be numbers "
+            f"in [0, 1]"
+        )
+    result = pd.DataFrame({"prediction": series.to_numpy(dtype="float64", na_value=float("nan"))},
+                          index=series.index.copy())
+    result.index.name = "id"
+    return result
