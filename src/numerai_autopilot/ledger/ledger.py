@@ -11,7 +11,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from numerai_autopilot.errors import LedgerError
@@ -72,8 +83,9 @@ class Ledger(LedgerReader):
         """Record a run, committed before returning; ``(run, created)``.
 
         The same ``(model_id, trigger_id)`` gives back the existing run with ``created=False``.
-        A round the model already has a submission for is recorded as skipped, unless
-        ``new.resubmit`` or ``new.is_test``.
+        Unless ``new.resubmit`` or ``new.is_test``, the run is recorded as skipped when its
+        (model, round) already has a submitted run, or a run still in progress (so two
+        triggers for one round never upload concurrently).
         """
         return self._record(new, only_if_round_absent=False)
 
@@ -128,17 +140,7 @@ class Ledger(LedgerReader):
                 if row is not None:
                     return run_from_row(row), False
             if not new.resubmit and not new.is_test and new.round_number is not None:
-                prior = conn.scalar(
-                    select(runs.c.id)
-                    .where(same_round, runs.c.state == RunState.SUBMITTED.value)
-                    .limit(1)
-                )
-                if prior is not None:
-                    state = RunState.SKIPPED
-                    error = (
-                        f"round {new.round_number} already submitted by run {prior}; "
-                        "set resubmit = true to submit again"
-                    )
+                state, error = self._skip_reason(conn, new, same_round)
             run = Run(
                 id=run_id,
                 model_name=new.model_name,
@@ -171,6 +173,26 @@ class Ledger(LedgerReader):
                     )
                 )
         return run, True
+
+    @staticmethod
+    def _skip_reason(
+        conn: Connection, new: NewRun, same_round: ColumnElement[bool]
+    ) -> tuple[RunState, str | None]:
+        """SKIPPED and why, if another run of this (model, round) submitted or is running."""
+        is_submitted = runs.c.state == RunState.SUBMITTED.value
+        prior = conn.execute(
+            select(runs.c.id, runs.c.state)
+            .where(same_round, runs.c.state.in_([*UNFINISHED, RunState.SUBMITTED.value]))
+            .order_by(case((is_submitted, 0), else_=1), runs.c.created_at)
+            .limit(1)
+        ).first()
+        if prior is None:
+            return RunState.QUEUED, None
+        if prior.state == RunState.SUBMITTED.value:
+            reason = f"round {new.round_number} already submitted by run {prior.id}"
+            return RunState.SKIPPED, f"{reason}; set resubmit = true to submit again"
+        reason = f"round {new.round_number} is already being run by run {prior.id} ({prior.state})"
+        return RunState.SKIPPED, f"{reason}; set resubmit = true to run it again"
 
     # -- claiming ----------------------------------------------------------------------------
 

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+
+from numerai_autopilot.ledger import FINAL_STATES, RunState
+from numerai_autopilot.ledger.states import PIPELINE, can_transition
+
+S = RunState
+
+
+def test_final_states() -> None:
+    assert {s for s in S if s.is_final} == {S.SUBMITTED, S.FAILED, S.SKIPPED} == FINAL_STATES
+    assert S("queued") is S.QUEUED and S.QUEUED == "queued" and str(S.QUEUED) == "queued"
+
+
+@pytest.mark.parametrize("current,new", list(zip(PIPELINE, PIPELINE[1:], strict=False)))
+def test_forward_one_step_is_legal(current: RunState, new: RunState) -> None:
+    assert can_transition(current, new)
+
+
+@pytest.mark.parametrize("current", [s for s in S if not s.is_final])
+def test_unfinished_may_fail_skip_retry_or_resume(current: RunState) -> None:
+    for new in (S.FAILED, S.SKIPPED, S.QUEUED, current):
+        assert can_transition(current, new)
+
+
+@pytest.mark.parametrize(
+    "current,new",
+    [
+        (S.QUEUED, S.PREDICTING),  # no skipping stages
+        (S.QUEUED, S.SUBMITTED),
+        (S.DOWNLOADING, S.UPLOADING),
+        (S.VALIDATING, S.SUBMITTED),
+        (S.PREDICTING, S.DOWNLOADING),  # no going back except through queued
+        (S.UPLOADING, S.VALIDATING),
+        (S.SUBMITTED, S.QUEUED),  # final
+        (S.SUBMITTED, S.FAILED),
+        (S.SKIPPED, S.QUEUED),
+        (S.SKIPPED, S.SKIPPED),
+        (S.FAILED, S.FAILED),
+        (S.FAILED, S.DOWNLOADING),
+    ],
+)
+def test_illegal(current: RunState, new: RunState) -> None:
+    assert not can_transition(current, new)
+
+
+def test_failed_may_be_queued_again() -> None:
+    assert can_transition(S.FAILED, S.QUEUED)
