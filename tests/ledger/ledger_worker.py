@@ -29,8 +29,9 @@ def main(argv: list[str]) -> None:
         elif mode == "record":
             results = []
             for i in range(int(args[0])):
-                new = NewRun("alpha", "model-alpha", 8, 512, f"trigger-{i}", "v5.0", False,
-                             "webhook")
+                new = NewRun(
+                    "alpha", "model-alpha", 8, 512, f"trigger-{i}", "v5.0", False, "webhook"
+                )
                 run, created = ledger.record(new)
                 results.append([run.id, created])
             print(json.dumps(results))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -25,19 +26,30 @@ def test_happy_path_records_stages_with_timings(ledger: Ledger) -> None:
         time.sleep(0.01)
         ledger.advance(run.id, state, owner="w1", detail={f"{state.value}_s": 0.01})
     time.sleep(0.01)
-    done = ledger.advance(run.id, S.SUBMITTED, owner="w1", submission_id="sub-9",
-                          detail={"rows": 6720})
+    done = ledger.advance(
+        run.id, S.SUBMITTED, owner="w1", submission_id="sub-9", detail={"rows": 6720}
+    )
     assert done.state is S.SUBMITTED and done.submission_id == "sub-9"
     assert done.lease_until is None and done.owner == "w1" and done.error is None
-    assert done.detail == {"downloading_s": 0.01, "predicting_s": 0.01, "validating_s": 0.01,
-                           "uploading_s": 0.01, "rows": 6720}
+    assert done.detail == {
+        "downloading_s": 0.01,
+        "predicting_s": 0.01,
+        "validating_s": 0.01,
+        "uploading_s": 0.01,
+        "rows": 6720,
+    }
     assert ledger.get(run.id) == done
     stages = ledger.stages(run.id)
     assert [s.state for s in stages] == [S.QUEUED, *FORWARD]
     assert [s.attempt for s in stages] == [0, 1, 1, 1, 1]
-    assert [s.outcome for s in stages] == ["downloading", "predicting", "validating",
-                                           "uploading", "submitted"]
-    for stage, following in zip(stages, stages[1:], strict=False):
+    assert [s.outcome for s in stages] == [
+        "downloading",
+        "predicting",
+        "validating",
+        "uploading",
+        "submitted",
+    ]
+    for stage, following in itertools.pairwise(stages):
         assert stage.ended_at == following.started_at
     for stage in stages[1:]:
         assert stage.duration_s is not None and stage.duration_s >= 0.009

@@ -15,11 +15,14 @@ from numerai_autopilot.ledger import Ledger, Run, RunState
 def _submit(ledger: Ledger, run: Run, submission_id: str = "sub-1") -> Run:
     [claimed] = ledger.claim("worker", limit=1)
     assert claimed.id == run.id
-    for state in (RunState.DOWNLOADING, RunState.PREDICTING, RunState.VALIDATING,
-                  RunState.UPLOADING):
+    for state in (
+        RunState.DOWNLOADING,
+        RunState.PREDICTING,
+        RunState.VALIDATING,
+        RunState.UPLOADING,
+    ):
         ledger.advance(run.id, state, owner="worker")
-    return ledger.advance(run.id, RunState.SUBMITTED, owner="worker",
-                          submission_id=submission_id)
+    return ledger.advance(run.id, RunState.SUBMITTED, owner="worker", submission_id=submission_id)
 
 
 def test_record_is_committed_and_readable(ledger: Ledger) -> None:
@@ -31,7 +34,8 @@ def test_record_is_committed_and_readable(ledger: Ledger) -> None:
     assert ledger.find("model-alpha", "t-1") == run
     assert run.close_time == close
     other_zone = datetime(2026, 1, 2, 16, 0, tzinfo=UTC).astimezone(
-        datetime.now().astimezone().tzinfo)
+        datetime.now().astimezone().tzinfo
+    )
     late, _ = ledger.record(new_run(close_time=other_zone))
     assert ledger.get(late.id).close_time == datetime(2026, 1, 2, 16, 0, tzinfo=UTC)  # type: ignore[union-attr]
 
@@ -91,7 +95,8 @@ def test_resubmit_and_test_webhooks_are_not_skipped(ledger: Ledger) -> None:
 def test_watcher_does_not_duplicate_a_webhook_run(ledger: Ledger) -> None:
     webhook, _ = ledger.record(new_run(trigger_id="hook-1"))
     found, created = ledger.record_if_absent_for_round(
-        new_run(trigger_id="watcher-512", source="watcher"))
+        new_run(trigger_id="watcher-512", source="watcher")
+    )
     assert not created and found == webhook
     assert ledger.find("model-alpha", "watcher-512") is None
 
@@ -102,7 +107,7 @@ def test_watcher_records_when_round_missing_or_failed(ledger: Ledger) -> None:
     ledger.advance(run.id, RunState.FAILED, error="predictor raised ValueError")
     retry, created = ledger.record_if_absent_for_round(new_run(source="watcher"))
     assert created and retry.id != run.id
-    other_model, created = ledger.record_if_absent_for_round(new_run(model_id="model-beta"))
+    _other_model, created = ledger.record_if_absent_for_round(new_run(model_id="model-beta"))
     assert created
     with pytest.raises(LedgerError, match="needs a round number"):
         ledger.record_if_absent_for_round(new_run(round_number=None))
@@ -115,8 +120,11 @@ def test_watcher_and_webhooks_race_to_one_run(ledger: Ledger) -> None:
     def racer(i: int) -> None:
         barrier.wait()
         if i % 2:
-            results.append(ledger.record_if_absent_for_round(
-                new_run(trigger_id=f"watcher-{i}", source="watcher")))
+            results.append(
+                ledger.record_if_absent_for_round(
+                    new_run(trigger_id=f"watcher-{i}", source="watcher")
+                )
+            )
         else:
             results.append(ledger.record(new_run(trigger_id="hook-1")))
 
@@ -160,7 +168,9 @@ def test_concurrent_duplicates_from_threads_give_one_row_each(ledger: Ledger) ->
     assert len(ledger.runs(limit=1000)) == 15
     created = Counter(trigger for trigger, _, was_created in results if was_created)
     assert created == {f"t-{i}": 1 for i in range(15)}
-    ids_by_trigger = {trigger: {rid for t, rid, _ in results if t == trigger} for trigger in created}
+    ids_by_trigger = {
+        trigger: {rid for t, rid, _ in results if t == trigger} for trigger in created
+    }
     assert all(len(ids) == 1 for ids in ids_by_trigger.values())
 
 

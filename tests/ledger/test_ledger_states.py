@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from numerai_autopilot.ledger import FINAL_STATES, RunState
@@ -10,10 +12,10 @@ S = RunState
 
 def test_final_states() -> None:
     assert {s for s in S if s.is_final} == {S.SUBMITTED, S.FAILED, S.SKIPPED} == FINAL_STATES
-    assert S("queued") is S.QUEUED and S.QUEUED == "queued" and str(S.QUEUED) == "queued"
+    assert S("queued") is S.QUEUED and isinstance(S.QUEUED, str) and str(S.QUEUED) == "queued"
 
 
-@pytest.mark.parametrize("current,new", list(zip(PIPELINE, PIPELINE[1:], strict=False)))
+@pytest.mark.parametrize("current,new", list(itertools.pairwise(PIPELINE)))
 def test_forward_one_step_is_legal(current: RunState, new: RunState) -> None:
     assert can_transition(current, new)
 
