@@ -1,0 +1,148 @@
+"""Is a model's output a valid submission? Specific messages first, numerai-tools last.
+
+    frame = validate_predictions(out.predictions, live_ids, "alpha")   # columns id, prediction
+    body = to_csv_bytes(frame)
+
+Our own checks run first because they say what is wrong, how many rows and how to fix it;
+numerai-tools' ``submissions`` checks then run on the normalized frame as Numerai's own word.
+numerai-tools is imported inside the function: it pulls in scipy (~1.3 s), which must stay
+off the server's start-up path.
+
+Tournaments: Classic (8) is implemented; Signals (11) and Crypto (12) plug into
+``_VALIDATORS`` with their own id columns and minimum counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from numerai_autopilot.errors import ValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["to_csv_bytes", "validate_predictions"]
+
+# Far more rows than live ids is a predictor that returned the wrong data (training rows?).
+_HUGE_FACTOR = 4
+_EXAMPLES = 3
+
+Validator = Callable[["pd.DataFrame", "pd.Index", str], "pd.DataFrame"]
+
+
+def validate_predictions(predictions: pd.DataFrame, live_ids: pd.Index, model_name: str,
+                         tournament: int = 8) -> pd.DataFrame:
+    """Check predictions against the round's live ids; return the submission frame.
+
+    ``predictions``: index ``id`` (or an ``id`` column) and a numeric ``prediction`` column.
+    Returns a frame with columns ``id`` and ``prediction`` in live-id order.
+    Raises ValidationError saying what is wrong, for how many rows, and how to fix it.
+    """
+    validator = _VALIDATORS.get(int(tournament))
+    if validator is None:
+        raise ValidationError(
+            f"model {model_name!r}: validating submissions for tournament {tournament} is "
+            f"not supported yet (supported: {', '.join(str(t) for t in sorted(_VALIDATORS))})"
+        )
+    return validator(predictions, live_ids, model_name)
+
+
+def to_csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The submission file's bytes: ``id,prediction`` rows, no index column."""
+    text: str = frame.to_csv(index=False, lineterminator="\n")
+    return text.encode("utf-8")
+
+
+def _examples(values: pd.Index) -> str:
+    shown = ", ".join(repr(str(v)) for v in values[:_EXAMPLES])
+    return f" (e.g. {shown})" if shown else ""
+
+
+def _classic(predictions: pd.DataFrame, live_ids: pd.Index, name: str) -> pd.DataFrame:
+    import pandas as pd
+
+    m = f"model {name!r}"
+    n_live = len(live_ids)
+    if not isinstance(predictions, pd.DataFrame):
+        raise ValidationError(f"{m}: predictions are a {type(predictions).__name__}, not a "
+                              f"DataFrame with a 'prediction' column indexed by id")
+    frame = predictions
+    if "id" in frame.columns:
+        frame = frame.set_index("id")
+    if "prediction" not in frame.columns:
+        raise ValidationError(f"{m}: predictions have columns {[str(c) for c in frame.columns]}"
+                              f"; a 'prediction' column is required")
+    extra = [str(c) for c in frame.columns if c != "prediction"]
+    if extra:
+        raise ValidationError(f"{m}: predictions have extra columns {extra}; a submission "
+                              f"has only 'id' and 'prediction'")
+    if len(frame) > _HUGE_FACTOR * max(n_live, 1):
+        raise ValidationError(
+            f"{m}: predictor returned {len(frame):,} rows for {n_live:,} live ids; predict "
+            f"on this round's live features only, one row per live id"
+        )
+    index = frame.index
+    if not (pd.api.types.is_string_dtype(index.dtype) or index.dtype == object):
+        raise ValidationError(
+            f"{m}: predictions are indexed by {type(index).__name__} of {index.dtype} values, "
+            f"not live ids; return predictions on live_features.index (the 'id' strings)"
+        )
+    preds = frame["prediction"]
+    if preds.dtype == bool or not pd.api.types.is_numeric_dtype(preds.dtype):
+        raise ValidationError(f"{m}: predictions have dtype {preds.dtype}; they must be "
+                              f"numbers in [0, 1]")
+    missing_id = int(index.isna().sum())
+    if missing_id:
+        raise ValidationError(f"{m}: {missing_id:,} rows have no id (NaN); keep "
+                              f"live_features.index on the predictions")
+    duplicated = index[index.duplicated()]
+    if len(duplicated):
+        raise ValidationError(
+            f"{m}: {len(duplicated):,} duplicate ids{_examples(duplicated.unique())}; return "
+            f"one prediction per live id"
+        )
+    unknown = index[~index.isin(live_ids)]
+    if len(unknown):
+        raise ValidationError(
+            f"{m}: {len(unknown):,} ids not in the live data{_examples(unknown)}; predict on "
+            f"this round's live features (is the data version right?)"
+        )
+    if len(frame) < n_live:
+        raise ValidationError(
+            f"{m}: predictor returned {n_live - len(frame):,} fewer rows than the live data "
+            f"({n_live:,}); return one prediction per live id"
+        )
+    values = preds.astype("float64")
+    nan = int(values.isna().sum())
+    if nan:
+        raise ValidationError(f"{m}: {nan:,} predictions are NaN; fill them (e.g. with 0.5) "
+                              f"or fix the features they come from")
+    outside = values[(values < 0) | (values > 1)]
+    if len(outside):
+        raise ValidationError(
+            f"{m}: {len(outside):,} values outside [0, 1] (min {values.min():.4g}, max "
+            f"{values.max():.4g}); rank or clip them, e.g. preds.rank(pct=True)"
+        )
+    if n_live > 1 and values.nunique() == 1:
+        raise ValidationError(
+            f"{m}: all {n_live:,} predictions are the same value {values.iloc[0]:.4g}; a "
+            f"constant submission cannot be scored, check the model's output"
+        )
+    result = pd.DataFrame({"id": live_ids.astype(str),
+                           "prediction": values.reindex(live_ids).to_numpy()})
+    _numerai_tools_check(result, live_ids, m)
+    return result
+
+
+def _numerai_tools_check(submission: pd.DataFrame, live_ids: pd.Index, m: str) -> None:
+    import pandas as pd
+    from numerai_tools.submissions import validate_submission_numerai
+
+    try:
+        validate_submission_numerai(pd.Series(live_ids.astype(str)), submission.copy())
+    except AssertionError as exc:  # numerai-tools reports failures as assertions
+        raise ValidationError(f"{m}: numerai-tools rejected the submission: {exc}") from exc
+
+
+_VALIDATORS: dict[int, Validator] = {8: _classic}

@@ -1,0 +1,65 @@
+"""Predictors the executor tests run in workers (loaded by module name and by path)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+
+def good(live_features: pd.DataFrame) -> pd.DataFrame:
+    preds = live_features["feature_0"].rank(pct=True)
+    return pd.DataFrame({"prediction": preds}, index=live_features.index)
+
+
+def good_series(live_features: pd.DataFrame) -> pd.Series:
+    return live_features["feature_1"].rank(pct=True).rename("whatever")
+
+
+def with_benchmarks(live_features: pd.DataFrame,
+                    live_benchmark_models: pd.DataFrame) -> pd.DataFrame:
+    bench = live_benchmark_models.loc[live_features.index, "v52_lgbm_teager60"]
+    return pd.DataFrame({"prediction": bench}, index=live_features.index)
+
+
+def boom(live_features: pd.DataFrame) -> pd.DataFrame:
+    raise ValueError("feature_42 is missing")
+
+
+def hang(live_features: pd.DataFrame) -> pd.DataFrame:
+    time.sleep(3600)
+    raise AssertionError("unreachable")
+
+
+def crash(live_features: pd.DataFrame) -> pd.DataFrame:
+    os._exit(3)
+
+
+def hog(live_features: pd.DataFrame) -> pd.DataFrame:
+    chunks = []
+    for _ in range(60):  # up to ~3 GB, 50 MB at a time, touched so RSS grows
+        chunks.append(np.ones(50_000_000 // 8))
+        time.sleep(0.01)
+    raise AssertionError("the memory limit should have stopped this")
+
+
+def wrong_columns(live_features: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"score": 0.5, "rank": 1.0}, index=live_features.index)
+
+
+def not_a_frame(live_features: pd.DataFrame) -> list[float]:
+    return [0.5] * len(live_features)
+
+
+def text_predictions(live_features: pd.DataFrame) -> pd.Series:
+    return pd.Series("high", index=live_features.index)
+
+
+def writes_in_place(live_features: pd.DataFrame) -> pd.DataFrame:
+    live_features.iloc[0, 1] = 4
+    return good(live_features)
+
+
+NOT_CALLABLE = 3

@@ -1,0 +1,117 @@
+"""A predictor that raises, hangs, crashes its process or outgrows its memory fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from executor_data import HERE, ROWS, write_live
+
+from numerai_autopilot.errors import PredictorError
+from numerai_autopilot.executor import (
+    Executor,
+    ExecutorSettings,
+    PredictJob,
+    PredictOutcome,
+    PredictorRaised,
+    PredictorTimeout,
+    WorkerDied,
+)
+from numerai_autopilot.predictors import parse_predictor
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def executor(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Executor]:
+    local = tmp_path_factory.mktemp("dask")
+    async with Executor(ExecutorSettings(workers=2, memory_limit="3GiB",
+                                         local_directory=local)) as ex:
+        yield ex
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_live(tmp_path_factory.mktemp("round") / "live.arrow")
+
+
+def job(function: str, live: Path, name: str, timeout_s: float = 60,
+        memory: int | None = None) -> PredictJob:
+    return PredictJob(run_id=f"run-{name}", model_name=name,
+                      predictor=parse_predictor(f"predictors_fixture:{function}", HERE),
+                      live_path=live, timeout_s=timeout_s, memory_limit_bytes=memory)
+
+
+async def _bad_and_good(executor: Executor, bad: PredictJob,
+                        live: Path) -> tuple[BaseException, list[PredictOutcome]]:
+    """The bad job next to three good ones, all at once."""
+    results = await asyncio.gather(
+        executor.predict(bad),
+        *(executor.predict(job("good", live, f"good{i}")) for i in range(3)),
+        return_exceptions=True,
+    )
+    error, *goods = results
+    assert isinstance(error, BaseException), f"{bad.model_name} did not fail"
+    outs = [g for g in goods if isinstance(g, PredictOutcome)]
+    assert len(outs) == 3, f"a good model failed: {goods}"
+    assert all(len(o.predictions) == ROWS for o in outs)
+    return error, outs
+
+
+async def _still_works(executor: Executor, live: Path) -> None:
+    # twice, so both workers (the replaced one included) have a go
+    outs = await asyncio.gather(executor.predict(job("good", live, "after1")),
+                                executor.predict(job("good", live, "after2")))
+    assert all(len(o.predictions) == ROWS for o in outs)
+
+
+async def test_raise_fails_alone(executor: Executor, live: Path) -> None:
+    error, _ = await _bad_and_good(executor, job("boom", live, "alpha"), live)
+    assert isinstance(error, PredictorRaised)
+    assert "model 'alpha': predictor raised ValueError: feature_42 is missing" in str(error)
+    await _still_works(executor, live)
+
+
+async def test_hang_times_out_and_its_worker_is_replaced(executor: Executor,
+                                                         live: Path) -> None:
+    error, _ = await _bad_and_good(executor, job("hang", live, "alpha", timeout_s=1.5), live)
+    assert isinstance(error, PredictorTimeout)
+    assert str(error).startswith("model 'alpha': predictor timed out after 1.5 s")
+    await _still_works(executor, live)
+
+
+async def test_process_exit_fails_alone_and_is_not_rerun(executor: Executor,
+                                                         live: Path) -> None:
+    before = await executor.client.scheduler.identity()
+    error, _ = await _bad_and_good(executor, job("crash", live, "alpha"), live)
+    assert isinstance(error, WorkerDied)
+    assert str(error).startswith("model 'alpha': worker died (exit code 3)")
+    await _still_works(executor, live)
+    # only one worker died: the poisoned task was not re-run on another worker
+    after = await executor.client.scheduler.identity()
+    assert len(set(before["workers"]) - set(after["workers"])) == 1
+
+
+async def test_memory_limit_fails_alone(executor: Executor, live: Path) -> None:
+    error, _ = await _bad_and_good(
+        executor, job("hog", live, "alpha", memory=300 * 2**20), live)
+    assert isinstance(error, WorkerDied)
+    assert str(error).startswith("model 'alpha': worker died: memory limit 300 MiB")
+    await _still_works(executor, live)
+
+
+async def test_worker_memory_limit_applies_without_a_model_limit(
+    executor: Executor, live: Path
+) -> None:
+    with pytest.raises(WorkerDied, match="model 'alpha': worker died: worker memory limit "
+                                         "3 GiB"):
+        await executor.predict(job("hog", live, "alpha"))
+    await _still_works(executor, live)
+
+
+async def test_errors_are_predictor_errors() -> None:
+    for cls in (PredictorRaised, PredictorTimeout, WorkerDied):
+        assert issubclass(cls, PredictorError)
