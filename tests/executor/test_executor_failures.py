@@ -15,9 +15,9 @@ from numerai_autopilot.executor import (
     Executor,
     ExecutorSettings,
     PredictJob,
-    PredictOutcome,
     PredictorRaised,
     PredictorTimeout,
+    PredictOutcome,
     WorkerDied,
 )
 from numerai_autopilot.predictors import parse_predictor

@@ -145,15 +145,15 @@ async def test_check_loadable(executor: Executor) -> None:
     ("function", "error", "message"),
     [
         ("wrong_columns", PredictorOutputError,
-         r"model 'alpha': predictor returned a DataFrame with columns \['score', 'rank'\]; "
-         r"a 'prediction' column is required"),
+         (r"model 'alpha': predictor returned a DataFrame with columns \['score', 'rank'\]; "
+         r"a 'prediction' column is required")),
         ("not_a_frame", PredictorOutputError,
          "model 'alpha': predictor returned list; return a DataFrame with a 'prediction'"),
         ("text_predictions", PredictorOutputError,
          "model 'alpha': predictions have dtype .*; they must be numbers"),
         ("boom", PredictorRaised,
-         r"(?s)model 'alpha': predictor raised ValueError: feature_42 is missing\n.*"
-         r"predictors_fixture.py.*in boom"),
+         (r"(?s)model 'alpha': predictor raised ValueError: feature_42 is missing\n.*"
+         r"predictors_fixture.py.*in boom")),
         ("writes_in_place", PredictorRaised,
          "read-only: call live_features.copy"),
     ],
