@@ -58,7 +58,9 @@ def text_predictions(live_features: pd.DataFrame) -> pd.Series:
 
 
 def writes_in_place(live_features: pd.DataFrame) -> pd.DataFrame:
-    live_features.iloc[0, 1] = 4
+    live_features.iloc[:, 1] = 4  # feature_0: the column good() ranks
+    live_features["feature_0"] += 1
+    live_features["extra"] = 1.0
     return good(live_features)
 
 

@@ -154,8 +154,6 @@ async def test_check_loadable(executor: Executor) -> None:
         ("boom", PredictorRaised,
          (r"(?s)model 'alpha': predictor raised ValueError: feature_42 is missing\n.*"
          r"predictors_fixture.py.*in boom")),
-        ("writes_in_place", PredictorRaised,
-         "read-only: call live_features.copy"),
     ],
 )
 async def test_bad_output_and_exceptions(
@@ -164,6 +162,17 @@ async def test_bad_output_and_exceptions(
 ) -> None:
     with pytest.raises(error, match=message):
         await executor.predict(job(f"predictors_fixture:{function}", data))
+
+
+async def test_writing_into_live_features_is_private_to_the_predictor(
+    executor: Executor, data: tuple[Path, Path]
+) -> None:
+    # the frame is a copy-on-write view of the mapped file, shared between predictions
+    for _ in range(3):
+        await executor.predict(job("predictors_fixture:writes_in_place", data))
+    out = await executor.predict(job("predictors_fixture:good", data))
+    expected = pd.read_feather(data[0]).set_index("id")["feature_0"].rank(pct=True)
+    assert out.predictions["prediction"].tolist() == expected.tolist()
 
 
 async def test_scatter_transfer_through_a_scheduler_address(
