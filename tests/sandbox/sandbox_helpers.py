@@ -69,7 +69,8 @@ def predictions_csv(sb: RunningSandbox) -> bytes:
     live = live_frame(sb)
     frame = pd.DataFrame({"id": live.index, "prediction": [
         (i + 1) / (len(live) + 1) for i in range(len(live))]})
-    return frame.to_csv(index=False).encode()
+    text: str = frame.to_csv(index=False)
+    return text.encode()
 
 
 def upload(sb: RunningSandbox, model: str, data: bytes, *, tournament: int = 8,

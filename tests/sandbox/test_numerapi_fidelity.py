@@ -9,6 +9,7 @@ import numerapi
 import numerapi.base_api
 import pandas as pd
 import pytest
+import requests
 
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
@@ -18,7 +19,7 @@ def napi(sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> numerapi.N
     monkeypatch.setattr(numerapi.base_api, "API_TOURNAMENT_URL", sandbox.url)
     monkeypatch.delenv("NUMERAI_PUBLIC_ID", raising=False)
     monkeypatch.delenv("NUMERAI_SECRET_KEY", raising=False)
-    api = numerapi.NumerAPI(sandbox.public_id, sandbox.secret_key, show_progress_bars=False)
+    api = numerapi.NumerAPI(sandbox.public_id, sandbox.secret_key, show_progress_bars=False)  # type: ignore[no-untyped-call]
     api.logger.setLevel(logging.WARNING)
     return api
 
@@ -79,7 +80,7 @@ def test_numerapi_read_queries_parse(napi: numerapi.NumerAPI) -> None:
     """Every other query numerapi sends for rounds and models validates against the schema."""
     rounds = napi.list_rounds()
     assert rounds[0]["roundScoreConfigs"] == []
-    assert napi.get_competitions()[0]["number"] > 0
+    assert napi.get_competitions()[0]["number"] > 0  # type: ignore[no-untyped-call]
     assert napi.set_submission_webhook(napi.get_models()["beta"], None) is True
 
 
@@ -87,7 +88,7 @@ def test_numerapi_resumes_a_cut_download(sandbox: RunningSandbox, napi: numerapi
                                          tmp_path: Path) -> None:
     dest = tmp_path / "live.parquet"
     sandbox.set_faults(cut_download_after_bytes=20_000)
-    with pytest.raises(Exception):  # requests' ChunkedEncodingError / ProtocolError
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
         napi.download_dataset("v5.3/live.parquet", str(dest))
     sandbox.clear_faults()
     # numerapi left a .temp file; its resume asks for the rest with a Range header.
@@ -105,7 +106,7 @@ def test_signals_and_crypto_uploads_with_numerapi(sandbox: RunningSandbox,
     monkeypatch.setattr(numerapi.base_api, "API_TOURNAMENT_URL", sandbox.url)
     monkeypatch.delenv("TRIGGER_ID", raising=False)
     signals = numerapi.SignalsAPI(sandbox.public_id, sandbox.secret_key,
-                                  show_progress_bars=False)
+                                  show_progress_bars=False)  # type: ignore[no-untyped-call]
     signals.logger.setLevel(logging.WARNING)
     assert signals.get_current_round() == sandbox.settings.start_round
     assert signals.get_models() == {"sig": sandbox.models["sig"]}
@@ -115,7 +116,7 @@ def test_signals_and_crypto_uploads_with_numerapi(sandbox: RunningSandbox,
                           "signal": [(i + 1) / (len(tickers) + 1) for i in range(len(tickers))]})
     signals.upload_predictions(df=frame, model_id=sandbox.models["sig"])
 
-    crypto = numerapi.CryptoAPI(sandbox.public_id, sandbox.secret_key, show_progress_bars=False)
+    crypto = numerapi.CryptoAPI(sandbox.public_id, sandbox.secret_key, show_progress_bars=False)  # type: ignore[no-untyped-call]
     crypto.logger.setLevel(logging.WARNING)
     path = crypto.download_dataset("crypto/v2.0/live_universe.parquet",
                                    str(tmp_path / "c.parquet"))
