@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from numerai_autopilot.numerai import RetryPolicy
+from numerai_autopilot.sandbox.testing import RunningSandbox
 
 # Quick retries so fault tests finish fast; the window still allows many tries.
 FAST_RETRY = RetryPolicy(initial=0.01, maximum=0.05, jitter=0.5, deadline_s=10.0)
@@ -27,3 +28,16 @@ def assert_no_secret(exc: BaseException, secret: str) -> None:
     for link in chain(exc):
         for text in (str(link), repr(link), *map(str, link.args)):
             assert secret not in text, f"{type(link).__name__} leaks the secret: {text}"
+
+
+def classic_csv(sandbox: RunningSandbox, round_number: int) -> bytes:
+    """A valid Classic submission for the round: every live id, varied predictions."""
+    ids = sorted(sandbox.sandbox.data.live_ids(round_number))
+    rows = [f"{id_},{(i % 97 + 1) / 100:.2f}" for i, id_ in enumerate(ids)]
+    return ("id,prediction\n" + "\n".join(rows) + "\n").encode()
+
+
+def signals_csv(key: str, count: int = 150) -> bytes:
+    """A valid Signals/Crypto submission keyed by ``key``."""
+    rows = [f"T{i:04d},{(i % 89 + 1) / 100:.2f}" for i in range(count)]
+    return (f"{key},signal\n" + "\n".join(rows) + "\n").encode()

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import httpx
 import pytest
-from numerai_helpers import FAST_RETRY, assert_no_secret
+from numerai_helpers import FAST_RETRY, assert_no_secret, classic_csv, signals_csv
 
 from numerai_autopilot.numerai import (
     AuthenticationError,
@@ -22,17 +22,6 @@ from numerai_autopilot.numerai import (
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
 DATA = "v5.3"
-
-
-def classic_csv(sandbox: RunningSandbox, round_number: int) -> bytes:
-    ids = sorted(sandbox.sandbox.data.live_ids(round_number))
-    rows = [f"{id_},{(i % 97 + 1) / 100:.2f}" for i, id_ in enumerate(ids)]
-    return ("id,prediction\n" + "\n".join(rows) + "\n").encode()
-
-
-def signals_csv(key: str, count: int = 150) -> bytes:
-    rows = [f"T{i:04d},{(i % 89 + 1) / 100:.2f}" for i in range(count)]
-    return (f"{key},signal\n" + "\n".join(rows) + "\n").encode()
 
 
 # -- rounds and data ---------------------------------------------------------------------
