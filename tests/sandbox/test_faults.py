@@ -11,7 +11,7 @@ import pytest
 from sandbox_helpers import CREATE, CURRENT_ROUND, DATASET, UPLOAD_AUTH, error_message
 
 from numerai_autopilot.sandbox import SandboxSettings, create_app
-from numerai_autopilot.sandbox.faults import ConnectionDropped
+from numerai_autopilot.sandbox.faults import ConnectionDropped, FaultConfig
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
 ROUND = {"query": CURRENT_ROUND, "variables": {"tournament": 8}}
@@ -56,28 +56,16 @@ def test_dropped_connection_looks_like_one(sandbox: RunningSandbox) -> None:
     assert _status(sandbox, LIST) == 200  # the server is fine afterwards
 
 
-def test_dropped_connection_in_process_raises() -> None:
+async def test_dropped_connection_in_process_raises(sandbox_settings: SandboxSettings) -> None:
     """Without a socket (httpx's ASGITransport) a drop surfaces as an exception."""
-
-    async def scenario(settings: SandboxSettings) -> None:
-        app = create_app(settings)
-        app.state.sandbox.faults.set(
-            app.state.sandbox.faults.config.model_validate(
-                {"operations": {"rounds": {"drop_rate": 1.0}}}))
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
-            with pytest.raises(ConnectionDropped):
-                await client.post("/", json=ROUND)
-            assert (await client.post("/", json=LIST)).status_code == 200
-
-    import asyncio
-    import tempfile
-    from pathlib import Path
-
-    from numerai_autopilot.sandbox.settings import TEST_SIZES
-
-    with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(scenario(SandboxSettings(data_dir=Path(tmp), sizes=TEST_SIZES)))
+    app = create_app(sandbox_settings)
+    app.state.sandbox.faults.set(FaultConfig.model_validate(
+        {"operations": {"rounds": {"drop_rate": 1.0}}}))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+        with pytest.raises(ConnectionDropped):
+            await client.post("/", json=ROUND)
+        assert (await client.post("/", json=LIST)).status_code == 200
 
 
 def test_latency(sandbox: RunningSandbox) -> None:

@@ -19,7 +19,8 @@ def napi(sandbox: RunningSandbox, monkeypatch: pytest.MonkeyPatch) -> numerapi.N
     monkeypatch.setattr(numerapi.base_api, "API_TOURNAMENT_URL", sandbox.url)
     monkeypatch.delenv("NUMERAI_PUBLIC_ID", raising=False)
     monkeypatch.delenv("NUMERAI_SECRET_KEY", raising=False)
-    api = numerapi.NumerAPI(sandbox.public_id, sandbox.secret_key, show_progress_bars=False)  # type: ignore[no-untyped-call]
+    api = numerapi.NumerAPI(  # type: ignore[no-untyped-call]
+        sandbox.public_id, sandbox.secret_key, show_progress_bars=False)
     api.logger.setLevel(logging.WARNING)
     return api
 
@@ -105,8 +106,8 @@ def test_signals_and_crypto_uploads_with_numerapi(sandbox: RunningSandbox,
                                                   tmp_path: Path) -> None:
     monkeypatch.setattr(numerapi.base_api, "API_TOURNAMENT_URL", sandbox.url)
     monkeypatch.delenv("TRIGGER_ID", raising=False)
-    signals = numerapi.SignalsAPI(sandbox.public_id, sandbox.secret_key,
-                                  show_progress_bars=False)  # type: ignore[no-untyped-call]
+    signals = numerapi.SignalsAPI(  # type: ignore[no-untyped-call]
+        sandbox.public_id, sandbox.secret_key, show_progress_bars=False)
     signals.logger.setLevel(logging.WARNING)
     assert signals.get_current_round() == sandbox.settings.start_round
     assert signals.get_models() == {"sig": sandbox.models["sig"]}
@@ -116,7 +117,8 @@ def test_signals_and_crypto_uploads_with_numerapi(sandbox: RunningSandbox,
                           "signal": [(i + 1) / (len(tickers) + 1) for i in range(len(tickers))]})
     signals.upload_predictions(df=frame, model_id=sandbox.models["sig"])
 
-    crypto = numerapi.CryptoAPI(sandbox.public_id, sandbox.secret_key, show_progress_bars=False)  # type: ignore[no-untyped-call]
+    crypto = numerapi.CryptoAPI(  # type: ignore[no-untyped-call]
+        sandbox.public_id, sandbox.secret_key, show_progress_bars=False)
     crypto.logger.setLevel(logging.WARNING)
     path = crypto.download_dataset("crypto/v2.0/live_universe.parquet",
                                    str(tmp_path / "c.parquet"))

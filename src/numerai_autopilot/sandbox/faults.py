@@ -185,8 +185,12 @@ async def drop_connection(scope: Scope, *, flush: bool = False) -> None:
         transport.close()
     else:
         transport.abort()
-    for _ in range(3):  # let the server notice the disconnect before the app returns
-        await asyncio.sleep(0)
+    # Let uvicorn see the disconnect before the app returns, or it logs an unfinished answer.
+    cycle = getattr(transport.get_protocol(), "cycle", None)
+    for _ in range(200):
+        await asyncio.sleep(0 if _ < 3 else 0.005)
+        if cycle is None or getattr(cycle, "disconnected", True):
+            break
 
 
 _HTML_5XX = "<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center></body></html>"

@@ -32,7 +32,7 @@ def serve_asgi(app: ASGIApp, *, host: str = "127.0.0.1", startup_timeout: float 
                ) -> Iterator[str]:
     """Run ``app`` with uvicorn in a thread; yields its base URL (no trailing slash)."""
     config = uvicorn.Config(app, host=host, port=0, log_level="warning", http="h11",
-                            lifespan="on", ws="none", timeout_graceful_shutdown=5)
+                            lifespan="auto", ws="none", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
 
