@@ -25,12 +25,22 @@ def main(argv: list[str]) -> None:
             claimed: list[str] = []
             while batch := ledger.claim(name, lease_s=60.0, limit=int(args[0])):
                 claimed.extend(run.id for run in batch)
+                time.sleep(0.005)  # "work", so that every process gets a turn
             print(json.dumps(claimed))
         elif mode == "record":
+            count, round_arg = int(args[0]), args[1]
+            round_number = None if round_arg == "none" else int(round_arg)
             results = []
-            for i in range(int(args[0])):
+            for i in range(count):
                 new = NewRun(
-                    "alpha", "model-alpha", 8, 512, f"trigger-{i}", "v5.0", False, "webhook"
+                    "alpha",
+                    "model-alpha",
+                    8,
+                    round_number,
+                    f"trigger-{i}",
+                    "v5.0",
+                    round_number is None,
+                    "webhook",
                 )
                 run, created = ledger.record(new)
                 results.append([run.id, created])

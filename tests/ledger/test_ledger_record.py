@@ -174,12 +174,41 @@ def test_concurrent_duplicates_from_threads_give_one_row_each(ledger: Ledger) ->
     assert all(len(ids) == 1 for ids in ids_by_trigger.values())
 
 
+@pytest.mark.parametrize("round_number", ["512", "none"])
 def test_concurrent_duplicates_from_processes_give_one_row_each(
-    ledger: Ledger, ledger_url: str
+    ledger: Ledger, ledger_url: str, round_number: str
 ) -> None:
-    outputs = run_workers(ledger_url, "record", 4, "25")
+    # with a round, recorders serialise on the round; without one (test webhooks) the
+    # unique constraint decides and the loser falls back to the existing run
+    outputs = run_workers(ledger_url, "record", 4, "25", round_number)
     results = [tuple(item) for out in outputs for item in json.loads(out)]
     assert len(results) == 100
     assert len(ledger.runs(limit=1000)) == 25
     assert sum(1 for _, created in results if created) == 25
     assert len({run_id for run_id, _ in results}) == 25
+
+
+def test_one_group_commit_batch_applies_every_rule_in_order(ledger: Ledger) -> None:
+    from numerai_autopilot.ledger._recorder import Request
+
+    ledger.record(new_run(trigger_id="old", model_id="model-beta"))
+    batch = [
+        Request(new_run(trigger_id="a"), only_if_round_absent=False),
+        Request(new_run(trigger_id="a"), only_if_round_absent=False),  # duplicate in batch
+        Request(new_run(trigger_id="b"), only_if_round_absent=False),  # same round, running
+        Request(new_run(trigger_id="w", source="watcher"), only_if_round_absent=True),
+        Request(new_run(trigger_id="old", model_id="model-beta"), only_if_round_absent=False),
+        Request(new_run(trigger_id="c", resubmit=True), only_if_round_absent=False),
+    ]
+    ledger._write_batch(batch)
+    results = [request.result for request in batch]
+    assert all(result is not None for result in results)
+    (a, a_new), (a2, a2_new), (b, b_new), (w, w_new), (old, old_new), (c, c_new) = [
+        r for r in results if r is not None
+    ]
+    assert a_new and not a2_new and a2 == a and a.state is RunState.QUEUED
+    assert b_new and b.state is RunState.SKIPPED and f"being run by run {a.id}" in (b.error or "")
+    assert not w_new and w == a
+    assert not old_new and old.trigger_id == "old"
+    assert c_new and c.state is RunState.QUEUED
+    assert ledger.get(a.id) == a and ledger.get(b.id) == b and ledger.get(c.id) == c

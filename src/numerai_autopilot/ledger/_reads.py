@@ -137,8 +137,14 @@ class LedgerReader:
         try:
             yield
         except SQLAlchemyError as exc:
-            where = self._engine.url.render_as_string(hide_password=True)
-            raise LedgerError(f"ledger could not {action} ({where}): {reason(exc)}") from exc
+            raise LedgerError(self._describe(action, exc)) from exc
+
+    def _describe(self, action: str, exc: BaseException) -> str:
+        where = self._engine.url.render_as_string(hide_password=True)
+        if isinstance(exc, LedgerError):
+            return str(exc)
+        detail = reason(exc) if isinstance(exc, SQLAlchemyError) else f"{type(exc).__name__}: {exc}"
+        return f"ledger could not {action} ({where}): {detail}"
 
 
 def reason(exc: SQLAlchemyError) -> str:

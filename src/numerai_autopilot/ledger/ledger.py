@@ -12,10 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any, Self
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
+    Engine,
     and_,
-    case,
     func,
     insert,
     or_,
@@ -29,10 +28,11 @@ from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger import migrations
 from numerai_autopilot.ledger._engine import engine_from_url
 from numerai_autopilot.ledger._reads import UNFINISHED, LedgerReader, reason
+from numerai_autopilot.ledger._recorder import GroupCommit, Request, insert_batch
 from numerai_autopilot.ledger._rows import run_from_row
 from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
 from numerai_autopilot.ledger.states import RunState, can_transition, transition_hint
-from numerai_autopilot.ledger.types import LOG_LEVELS, NewRun, Run, new_run_id, utcnow
+from numerai_autopilot.ledger.types import LOG_LEVELS, NewRun, Run, utcnow
 
 MAX_LOG_MESSAGE = 16_384
 
@@ -43,6 +43,10 @@ class Ledger(LedgerReader):
     >>> ledger = Ledger.from_url("sqlite:///.autopilot/ledger.db")  # doctest: +SKIP
     >>> ledger.migrate()  # doctest: +SKIP
     """
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self._group_commit = GroupCommit(self._write_batch)
 
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Ledger:
@@ -104,95 +108,43 @@ class Ledger(LedgerReader):
 
     def _record(self, new: NewRun, *, only_if_round_absent: bool) -> tuple[Run, bool]:
         new.check()
-        with self._translate("record a run"):
-            try:
-                return self._insert_run(new, only_if_round_absent)
-            except IntegrityError as exc:
+        request = Request(new, only_if_round_absent)
+        self._group_commit.submit(request)
+        if request.error is not None:
+            message, cause = request.error
+            raise LedgerError(message) from cause
+        assert request.result is not None
+        return request.result
+
+    def _write_batch(self, batch: list[Request]) -> None:
+        """Write a group-commit batch; on a concurrent duplicate, each request on its own."""
+        try:
+            with self._write() as conn:
+                insert_batch(conn, batch, self._pg)
+        except IntegrityError as exc:
+            if len(batch) > 1:
+                for request in batch:
+                    self._write_batch([request])
+                return
+            [request] = batch
+            new = request.new
+            try:  # another process recorded the same trigger between our read and insert
                 existing = self.find(new.model_id, new.trigger_id)
-                if existing is None:
-                    raise LedgerError(
-                        f"run for model {new.model_name!r} trigger {new.trigger_id!r} was "
-                        f"refused by the database: {reason(exc)}"
-                    ) from exc
-                return existing, False
-
-    def _insert_run(self, new: NewRun, only_if_round_absent: bool) -> tuple[Run, bool]:
-        now = utcnow()
-        run_id = new_run_id()
-        state, error = RunState.QUEUED, None
-        with self._write() as conn:
-            same_round = and_(
-                runs.c.model_id == new.model_id, runs.c.round_number == new.round_number
-            )
-            if self._pg and new.round_number is not None:
-                # Serialises recorders of one (model, round) so the checks below cannot race.
-                conn.execute(
-                    text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                    {"key": f"ledger.round:{new.model_id}:{new.round_number}"},
+            except LedgerError as find_exc:
+                request.error = (str(find_exc), exc)
+                return
+            if existing is not None:
+                request.result = (existing, False)
+            else:
+                message = (
+                    f"run for model {new.model_name!r} trigger {new.trigger_id!r} was "
+                    f"refused by the database: {reason(exc)}"
                 )
-            if only_if_round_absent:
-                row = conn.execute(
-                    select(runs)
-                    .where(same_round, runs.c.state != RunState.FAILED.value)
-                    .order_by(runs.c.created_at)
-                    .limit(1)
-                ).first()
-                if row is not None:
-                    return run_from_row(row), False
-            if not new.resubmit and not new.is_test and new.round_number is not None:
-                state, error = self._skip_reason(conn, new, same_round)
-            run = Run(
-                id=run_id,
-                model_name=new.model_name,
-                model_id=new.model_id,
-                tournament=new.tournament,
-                round_number=new.round_number,
-                trigger_id=new.trigger_id,
-                data_version=new.data_version,
-                is_test=new.is_test,
-                source=new.source,
-                state=state,
-                attempts=0,
-                error=error,
-                submission_id=None,
-                created_at=now,
-                updated_at=now,
-                owner=None,
-                lease_until=None,
-                close_time=new.close_time,
-                detail={},
-                resubmit=new.resubmit,
-            )
-            values = {c.name: getattr(run, c.name) for c in runs.c}
-            values["state"] = state.value
-            conn.execute(insert(runs).values(values))
-            if state is RunState.QUEUED:
-                conn.execute(
-                    insert(run_stages).values(
-                        run_id=run_id, state=state.value, attempt=0, started_at=now
-                    )
-                )
-        return run, True
-
-    @staticmethod
-    def _skip_reason(
-        conn: Connection, new: NewRun, same_round: ColumnElement[bool]
-    ) -> tuple[RunState, str | None]:
-        """SKIPPED and why, if another run of this (model, round) submitted or is running."""
-        is_submitted = runs.c.state == RunState.SUBMITTED.value
-        prior = conn.execute(
-            select(runs.c.id, runs.c.state)
-            .where(same_round, runs.c.state.in_([*UNFINISHED, RunState.SUBMITTED.value]))
-            .order_by(case((is_submitted, 0), else_=1), runs.c.created_at)
-            .limit(1)
-        ).first()
-        if prior is None:
-            return RunState.QUEUED, None
-        if prior.state == RunState.SUBMITTED.value:
-            reason = f"round {new.round_number} already submitted by run {prior.id}"
-            return RunState.SKIPPED, f"{reason}; set resubmit = true to submit again"
-        reason = f"round {new.round_number} is already being run by run {prior.id} ({prior.state})"
-        return RunState.SKIPPED, f"{reason}; set resubmit = true to run it again"
+                request.error = (message, exc)
+        except Exception as exc:  # noqa: BLE001 - every waiting caller must hear of it
+            for request in batch:
+                request.result = None
+                request.error = (self._describe("record a run", exc), exc)
 
     # -- claiming ----------------------------------------------------------------------------
 
