@@ -113,7 +113,8 @@ class Ledger(LedgerReader):
         if request.error is not None:
             message, cause = request.error
             raise LedgerError(message) from cause
-        assert request.result is not None
+        if request.result is None:  # the leader was interrupted before writing our batch
+            raise LedgerError(f"run for model {new.model_name!r} was not recorded; try again")
         return request.result
 
     def _write_batch(self, batch: list[Request]) -> None:
