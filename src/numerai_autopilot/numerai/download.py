@@ -37,7 +37,6 @@ Progress = Callable[[int, int | None], None]
 """Called with (bytes on disk, total bytes or None when the server sent no length)."""
 
 log = logging.getLogger(__name__)
-_CHUNK = 1 << 16
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
 
 
@@ -118,7 +117,7 @@ async def download_file(
             delay = max(delay, last.retry_after)
         if delay >= budget.remaining():
             raise deadline_exceeded(f"download of {name}", tries, last)
-        log.warning("download of %s: %s; resuming at byte %d in %.2fs", name, last, on_disk, delay)
+        log.warning("%s; resuming at byte %d in %.2fs", last, on_disk, delay)
         await clock.sleep(delay)
 
 
@@ -194,7 +193,9 @@ async def _receive(
     encoded = resp.headers.get("content-encoding", "identity").lower() != "identity"
     if encoded:
         total = None  # the length counts encoded bytes; nothing to compare against
-    chunks = resp.aiter_bytes(_CHUNK) if encoded else resp.aiter_raw(_CHUNK)
+    # No chunk_size: httpx would hold bytes back until a chunk fills, and lose them when
+    # the connection drops; as they arrive, everything received is kept for resuming.
+    chunks = resp.aiter_bytes() if encoded else resp.aiter_raw()
     done = offset
     with part.open(mode) as out:
         try:

@@ -128,7 +128,7 @@ async def retry_call(
             delay = max(delay, last.retry_after)
         if delay >= budget.remaining():
             raise deadline_exceeded(what, tries, last)
-        log.warning("%s: %s; retry %d in %.2fs", what, last, tries, delay)
+        log.warning("%s; retry %d in %.2fs", last, tries, delay)
         await clock.sleep(delay)
         if before_retry is not None:
             settled = await before_retry(last)
