@@ -27,7 +27,8 @@ from .faults import drop_connection
 from .submissions import check_upload
 
 if TYPE_CHECKING:
-    from .state import DownloadRecord, Sandbox
+    from .records import DownloadRecord
+    from .state import Sandbox
 
 CHUNK = 64 * 1024
 

@@ -19,7 +19,8 @@ import graphql
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .state import Auth, Model, Round, Sandbox, SandboxError, Submission
+from .records import Model, Round, Submission
+from .state import Auth, Sandbox, SandboxError
 
 SDL = """
 enum RoundStatus { UPCOMING OPEN RESOLVING RESOLVED }
