@@ -143,7 +143,7 @@ async def test_before_retry_can_settle_the_call() -> None:
     time = FakeTime()
     attempt, calls = failing(time, failures=10)
 
-    async def settled(_: TransientError) -> str | None:
+    async def settled(_: TransientError, remaining: float) -> str | None:
         return "found"
 
     result = await retry_call(

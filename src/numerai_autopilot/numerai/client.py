@@ -284,8 +284,8 @@ class NumeraiClient:
                 raise TransientError(f"Numerai {operation}: the answer has no submission id")
             return str(raw["id"])
 
-        async def already_created(_: TransientError) -> str | None:
-            return await self._find_submission(model_id, filename, trigger_id)
+        async def already_created(_: TransientError, remaining: float) -> str | None:
+            return await self._find_submission(model_id, filename, trigger_id, remaining)
 
         return await retry_call(
             attempt,
@@ -323,16 +323,18 @@ class NumeraiClient:
     # -- helpers ----------------------------------------------------------------------------
 
     async def _find_submission(
-        self, model_id: str, filename: str, trigger_id: str | None
+        self, model_id: str, filename: str, trigger_id: str | None, remaining: float
     ) -> str | None:
         """The id of a submission this client's lost create_submission made, if any."""
+        if remaining <= 0:
+            return None
         try:
             raw = await self._gql.once(
                 "submissions",
                 queries.SUBMISSIONS,
                 {"modelId": model_id},
                 auth=True,
-                remaining=self.timeout,
+                remaining=remaining,
             )
         except TransientError:
             return None  # cannot tell: the retry goes ahead, as without this check

@@ -69,7 +69,8 @@ async def download_file(
 ) -> DownloadResult:
     """Downloads what ``get_url(deadline)`` points at into ``dest``.
 
-    ``get_url`` is asked once more if the URL is refused (presigned URLs expire). Transient
+    ``get_url`` is asked once more if the URL is refused (presigned URLs expire), and
+    again only after the fresh URL delivered bytes. Transient
     failures are retried within the policy window, which restarts whenever bytes arrived,
     so a slow but progressing download of a large file is not cut off by ``deadline_s``;
     the absolute ``deadline`` always holds.
@@ -107,9 +108,11 @@ async def download_file(
         now_on_disk = _size(part)
         if now_on_disk > on_disk:
             # Bytes arrived since the last failure: the link works, only drops; start over
-            # with short waits and a fresh window.
+            # with short waits and a fresh window. The URL worked too: should it expire
+            # later in a long download, it may be refreshed again.
             tries = 0
             budget.restart()
+            refreshed = False
         on_disk = now_on_disk
         tries += 1
         delay = policy.backoff(tries - 1, clock.rand)

@@ -98,12 +98,12 @@ async def retry_call(
     policy: RetryPolicy,
     deadline: float | None,
     clock: Clock | None = None,
-    before_retry: Callable[[TransientError], Awaitable[T | None]] | None = None,
+    before_retry: Callable[[TransientError, float], Awaitable[T | None]] | None = None,
 ) -> T:
     """Calls ``attempt(seconds_left)`` until it returns or raises a non-transient error.
 
-    ``before_retry`` runs after each backoff sleep; a non-None result ends the loop with
-    that value (used to find out whether a mutation whose answer was lost took effect).
+    ``before_retry(last_error, seconds_left)`` runs after each backoff sleep; a non-None
+    result ends the loop with that value (used to find out whether a mutation whose answer was lost took effect).
     Raises DeadlineExceeded, chained to the last transient error, when the next try
     would start after the deadline.
     """
@@ -131,7 +131,7 @@ async def retry_call(
         log.warning("%s; retry %d in %.2fs", last, tries, delay)
         await clock.sleep(delay)
         if before_retry is not None:
-            settled = await before_retry(last)
+            settled = await before_retry(last, budget.remaining())
             if settled is not None:
                 return settled
 
