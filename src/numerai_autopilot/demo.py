@@ -105,7 +105,7 @@ async def run_demo(workdir: Path, *, timeout: float = 300.0) -> int:
                 console.print("[bold]4.[/] opening a round: the sandbox fires the webhooks ...")
                 opened = (await http.post(f"{sandbox.url}/_sandbox/rounds/open",
                                           json={"tournament": 8})).json()
-                round_number = int(opened["round"])
+                round_number = int(opened["number"])
                 runs = await _watch(runtime, round_number, started + timeout)
                 submissions = (await http.get(f"{sandbox.url}/_sandbox/submissions")).json()
             finally:
@@ -158,8 +158,8 @@ def _summary(runs: list[Run], submissions: list[dict[str, object]], round_number
     console.print("[bold]5.[/] the sandbox's record of submissions (what Numerai received):")
     table = Table("model", "round", "rows", "trigger id", "submission id")
     for sub in submissions:
-        if sub.get("round") == round_number:
-            table.add_row(str(sub.get("model_name")), str(sub.get("round")), str(sub.get("rows")),
+        if sub.get("round_number") == round_number:
+            table.add_row(str(sub.get("model_name")), str(sub.get("round_number")), str(sub.get("row_count")),
                           str(sub.get("trigger_id")), str(sub.get("id")))
     console.print(table)
     verdict = "[green]all models submitted[/]" if ok else "[red]some models did not submit[/]"

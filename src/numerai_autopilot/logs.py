@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import UTC, datetime
 
 _LABELS = ("run", "model", "round")
@@ -35,6 +36,9 @@ class CloudLoggingFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    # Dask configures its own loggers when imported (here and in worker processes, which
+    # inherit the environment): keep its chatter at warnings unless asked otherwise.
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     handler = logging.StreamHandler()
     if fmt == "json":
         handler.setFormatter(CloudLoggingFormatter())

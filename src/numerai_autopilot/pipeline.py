@@ -20,6 +20,7 @@ from numerai_autopilot.config.models import format_size
 from numerai_autopilot.errors import AutopilotError
 from numerai_autopilot.executor import Executor, PredictJob, PredictOutcome, WorkerDied
 from numerai_autopilot.ledger import Ledger, Run, RunState
+from numerai_autopilot.ledger.states import PIPELINE
 from numerai_autopilot.numerai import NumeraiClient, RoundInfo
 from numerai_autopilot.numerai.errors import DeadlineExceeded
 from numerai_autopilot.predictors import PredictorSpec
@@ -82,14 +83,15 @@ class Pipeline:
 
     async def _stages(self, run: Run, model: ModelConfig) -> Run:
         if run.state is not RunState.QUEUED:
-            # Claimed again after a crash or a lost lease: start over from the data stage.
-            await self._log(run, "warning", f"resuming run interrupted in state {run.state.value}")
-            run = await self._advance(run, RunState.QUEUED)
+            # Claimed again after a crash or a lost lease. Earlier stages are redone quietly
+            # (round data is cached; predictions were never stored), the state moves on
+            # from where it was.
+            await self._log(run, "warning", f"resuming run interrupted while {run.state.value}")
         round_info = await self._round(model.tournament_id)
         round_number = run.round_number if run.round_number is not None else round_info.number
         deadline = self._deadline(run, round_info, round_number)
 
-        run = await self._advance(run, RunState.DOWNLOADING)
+        run = await self._enter(run, RunState.DOWNLOADING)
         spec = self._s.predictors[model.name]
         files = await self._s.rounddata.get(
             tournament=model.tournament_id,
@@ -98,14 +100,14 @@ class Pipeline:
             benchmarks=True,
             deadline=deadline,
         )
-        run = await self._advance(run, RunState.PREDICTING, detail={"round": round_number})
+        run = await self._enter(run, RunState.PREDICTING, detail={"round": round_number})
         outcome = await self._predict(run, model, spec, files)
 
-        run = await self._advance(
+        run = await self._enter(
             run, RunState.VALIDATING, detail={"compute_s": round(outcome.compute_s, 3)}
         )
         data, rows = await asyncio.to_thread(_validated_csv, outcome.predictions, files, model)
-        run = await self._advance(run, RunState.UPLOADING, detail={"rows": rows})
+        run = await self._enter(run, RunState.UPLOADING, detail={"rows": rows})
         if self._dry_run_dir is not None:
             path = self._dry_run_dir / f"{model.name}-round{round_number}.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,6 +181,12 @@ class Pipeline:
         if info.number == round_number and info.close_time is not None:
             return max(info.close_time.timestamp(), time.time() + 60.0)
         return time.time() + _NO_CLOSE_TIME_S
+
+    async def _enter(self, run: Run, state: RunState, **changes: object) -> Run:
+        """Advance to `state` unless a resumed run is already there or beyond."""
+        if PIPELINE.index(run.state) >= PIPELINE.index(state):
+            return run
+        return await self._advance(run, state, **changes)
 
     async def _advance(self, run: Run, state: RunState, **changes: object) -> Run:
         return await asyncio.to_thread(

@@ -113,6 +113,7 @@ class Runtime:
         self.dispatcher = Dispatcher(
             self.ledger, self.pipeline, self.owner,
             max_concurrent=config.server.max_concurrent_runs,
+            lease_s=config.server.run_lease,
         )
         self.ready = asyncio.Event()
         self._background: asyncio.Task[None] | None = None

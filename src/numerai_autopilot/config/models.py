@@ -91,6 +91,8 @@ class ServerSettings(_Table):
     public_url: str | None = None
     admin_token: SecretStr | None = None
     max_concurrent_runs: int = Field(default=32, ge=1)
+    # A crashed instance's unfinished runs are taken over once their lease runs out.
+    run_lease: Duration = 30.0
 
 
 class LedgerSettings(_Table):

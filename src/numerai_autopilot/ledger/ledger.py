@@ -149,12 +149,14 @@ class Ledger(LedgerReader):
 
     # -- claiming ----------------------------------------------------------------------------
 
-    def claim(self, owner: str, lease_s: float = 60.0, limit: int = 1) -> list[Run]:
+    def claim(
+        self, owner: str, lease_s: float = 60.0, limit: int = 1, *, run_id: str | None = None
+    ) -> list[Run]:
         """Take up to ``limit`` runs to work on, oldest first, leased to ``owner``.
 
         Claimable: unfinished runs with no live lease, i.e. queued runs and runs whose owner
         stopped renewing (a crashed process). Each claim increments ``attempts``. Two
-        processes claiming at once never get the same run.
+        processes claiming at once never get the same run. ``run_id`` claims only that run.
         """
         if not owner:
             raise LedgerError("claim needs a non-empty owner (e.g. host:pid)")
@@ -168,6 +170,7 @@ class Ledger(LedgerReader):
                 .where(
                     runs.c.state.in_(UNFINISHED),
                     or_(runs.c.lease_until.is_(None), runs.c.lease_until < now),
+                    *([runs.c.id == run_id] if run_id is not None else []),
                 )
                 .order_by(runs.c.created_at, runs.c.id)
                 .limit(limit)
@@ -192,6 +195,11 @@ class Ledger(LedgerReader):
                 select(runs).where(runs.c.id.in_(ids)).order_by(runs.c.created_at, runs.c.id)
             ).all()
         return [run_from_row(row) for row in rows]
+
+    def claim_run(self, run_id: str, owner: str, lease_s: float = 60.0) -> Run | None:
+        """Claim one given run (for `autopilot run`); None if it is final or leased."""
+        claimed = self.claim(owner, lease_s, run_id=run_id)
+        return claimed[0] if claimed else None
 
     @staticmethod
     def _take_over_stage(conn: Connection, row: Any, owner: str, now: datetime) -> None:

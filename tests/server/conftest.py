@@ -1,0 +1,35 @@
+"""Fixtures for server tests: our real server on 127.0.0.1 against the sandbox."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from server_harness import RunningServer, StartServer, make_config
+
+from numerai_autopilot.runtime import Runtime
+from numerai_autopilot.sandbox.testing import serve_asgi
+from numerai_autopilot.server import create_app
+
+
+@pytest.fixture
+def start_server(tmp_path: Path, sandbox: Any) -> Iterator[StartServer]:
+    stack = ExitStack()
+
+    def start(models: dict[str, str], **model_settings: Any) -> RunningServer:
+        config = make_config(tmp_path, sandbox, models, **model_settings)
+        runtime = Runtime(config)
+        url = stack.enter_context(serve_asgi(create_app(config, runtime=runtime)))
+        deadline = time.monotonic() + 60
+        while not httpx.get(f"{url}/healthz").json()["executor_ready"]:
+            assert time.monotonic() < deadline, "executor did not start"
+            time.sleep(0.05)
+        return RunningServer(url, config, runtime)
+
+    with stack:
+        yield start

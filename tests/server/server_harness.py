@@ -1,0 +1,88 @@
+"""Helpers for server tests: our real server on 127.0.0.1 against the sandbox."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from numerai_autopilot.config import AppConfig, parse_config
+from numerai_autopilot.ledger import Run, RunState
+from numerai_autopilot.runtime import Runtime
+from numerai_autopilot.sandbox.testing import serve_asgi
+from numerai_autopilot.server import create_app
+from numerai_autopilot.tokens import webhook_url
+
+POOL = Path(__file__).with_name("pool_predictors.py")
+SECRET = "test-webhook-secret"
+
+
+def predictor(name: str) -> str:
+    """A `file.py:function` reference into pool_predictors.py."""
+    return f"{POOL}:{name}"
+
+
+@dataclass
+class RunningServer:
+    url: str
+    config: AppConfig
+    runtime: Runtime
+
+    def hook_url(self, model: str) -> str:
+        return webhook_url(self.url, self.model_id(model), SECRET)
+
+    def model_id(self, model: str) -> str:
+        model_id = self.config.models[model].model_id
+        assert model_id is not None
+        return model_id
+
+    def runs(self) -> list[Run]:
+        return self.runtime.ledger.runs(limit=1000)
+
+    def wait_final(self, count: int, timeout: float = 90.0) -> list[Run]:
+        """Wait until `count` runs exist and all are final (submitted, failed or skipped)."""
+        deadline = time.monotonic() + timeout
+        runs: list[Run] = []
+        while time.monotonic() < deadline:
+            runs = self.runs()
+            if len(runs) >= count and all(r.state.is_final for r in runs):
+                return runs
+            time.sleep(0.1)
+        states = {r.model_name: r.state.value for r in runs}
+        raise AssertionError(f"runs not final after {timeout} s: {states}")
+
+
+class StartServer(Protocol):
+    def __call__(self, models: dict[str, str], **overrides: Any) -> RunningServer: ...
+
+
+def make_config(tmp_path: Path, sandbox: Any, models: dict[str, str], **model_settings: Any) -> AppConfig:
+    tables = "".join(
+        f'\n[models.{name}]\nmodel_id = "{sandbox.models[name]}"\npredictor = "{ref}"\n'
+        + "".join(f"{key} = {_toml(value)}\n" for key, value in model_settings.items())
+        for name, ref in models.items()
+    )
+    text = (
+        f'[numerai]\napi_url = "{sandbox.url}"\ntimeout = 10\n'
+        f'[server]\nsecret = "{SECRET}"\n'
+        f'[ledger]\nurl = "sqlite:///{tmp_path / "ledger.db"}"\n'
+        f'[data]\ncache_dir = "{tmp_path / "data"}"\n'
+        f'[executor]\nworkers = 2\nmemory_limit = "2GiB"\n{tables}'
+    )
+    env = {"NUMERAI_PUBLIC_ID": sandbox.public_id, "NUMERAI_SECRET_KEY": sandbox.secret_key}
+    return parse_config(text, source="test.toml", base_dir=tmp_path, env=env)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def submitted(runs: list[Run]) -> list[Run]:
+    return [r for r in runs if r.state is RunState.SUBMITTED]
