@@ -45,3 +45,8 @@ def out_of_range(live_features: pd.DataFrame) -> pd.DataFrame:
     out = good(live_features)
     out.iloc[:3, 0] = 1.4
     return out
+
+
+def slow(live_features: pd.DataFrame) -> pd.DataFrame:
+    time.sleep(4)
+    return good(live_features)

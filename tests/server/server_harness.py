@@ -58,10 +58,14 @@ class RunningServer:
 
 
 class StartServer(Protocol):
-    def __call__(self, models: dict[str, str], **overrides: Any) -> RunningServer: ...
+    def __call__(
+        self, models: dict[str, str], *, against: Any = None, **overrides: Any
+    ) -> RunningServer: ...
 
 
 def make_config(tmp_path: Path, sandbox: Any, models: dict[str, str], **model_settings: Any) -> AppConfig:
+    """Write `tmp_path/autopilot.toml` for these models against `sandbox`, and load it."""
+    lease = model_settings.pop("run_lease", "30s")
     tables = "".join(
         f'\n[models.{name}]\nmodel_id = "{sandbox.models[name]}"\npredictor = "{ref}"\n'
         + "".join(f"{key} = {_toml(value)}\n" for key, value in model_settings.items())
@@ -69,13 +73,18 @@ def make_config(tmp_path: Path, sandbox: Any, models: dict[str, str], **model_se
     )
     text = (
         f'[numerai]\napi_url = "{sandbox.url}"\ntimeout = 10\n'
-        f'[server]\nsecret = "{SECRET}"\n'
+        f'[server]\nsecret = "{SECRET}"\nrun_lease = "{lease}"\n'
         f'[ledger]\nurl = "sqlite:///{tmp_path / "ledger.db"}"\n'
         f'[data]\ncache_dir = "{tmp_path / "data"}"\n'
         f'[executor]\nworkers = 2\nmemory_limit = "2GiB"\n{tables}'
     )
-    env = {"NUMERAI_PUBLIC_ID": sandbox.public_id, "NUMERAI_SECRET_KEY": sandbox.secret_key}
-    return parse_config(text, source="test.toml", base_dir=tmp_path, env=env)
+    (tmp_path / "autopilot.toml").write_text(text)
+    return parse_config(text, source="test.toml", base_dir=tmp_path, env=sandbox_env(sandbox))
+
+
+def sandbox_env(sandbox: Any) -> dict[str, str]:
+    """The environment a server process needs for the sandbox's account."""
+    return {"NUMERAI_PUBLIC_ID": sandbox.public_id, "NUMERAI_SECRET_KEY": sandbox.secret_key}
 
 
 def _toml(value: Any) -> str:

@@ -1,0 +1,5 @@
+"""`python -m numerai_autopilot ...` is the `autopilot` command."""
+
+from numerai_autopilot.cli import main
+
+main()

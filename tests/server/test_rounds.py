@@ -1,0 +1,75 @@
+"""Whole rounds through the real server: many models, one download, failures kept apart."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from server_harness import StartServer, predictor, submitted
+
+from numerai_autopilot.ledger import RunState
+from numerai_autopilot.sandbox.settings import ModelSpec, SandboxSettings
+from numerai_autopilot.sandbox.testing import RunningSandbox, running_sandbox
+
+BAD = ("raises", "hangs", "exits", "nan", "missing_ids", "out_of_range")
+
+
+def register(sandbox: RunningSandbox, server: Any, models: list[str]) -> None:
+    for name in models:
+        sandbox.graphql(
+            "mutation($m: String!, $u: String) { setSubmissionWebhook(modelId: $m, newSubmissionWebhook: $u) }",
+            {"m": sandbox.models[name], "u": server.hook_url(name)},
+        )
+
+
+def live_downloads(sandbox: RunningSandbox, round_number: int) -> list[dict[str, Any]]:
+    return [d for d in sandbox.downloads()
+            if d["filename"].endswith("/live.parquet") and d["round_number"] == round_number]
+
+
+def test_three_models_at_once_give_three_submissions_and_one_download(
+    sandbox: RunningSandbox, start_server: StartServer
+) -> None:
+    names = ["alpha", "beta", "gamma"]
+    server = start_server({n: predictor("good") for n in names})
+    register(sandbox, server, names)
+    opened = sandbox.open_round()
+    runs = server.wait_final(3)
+    assert len(submitted(runs)) == 3, [(r.model_name, r.error) for r in runs]
+    subs = [s for s in sandbox.submissions() if s["round_number"] == opened["number"]]
+    assert sorted(s["model_name"] for s in subs) == names
+    assert {s["trigger_id"] for s in subs} == {r.trigger_id for r in runs}
+    assert len(live_downloads(sandbox, opened["number"])) == 1
+
+
+@pytest.fixture
+def many_sandbox(sandbox_settings: SandboxSettings) -> Iterator[RunningSandbox]:
+    models = tuple(ModelSpec(name) for name in ("good", *BAD))
+    with running_sandbox(dataclasses.replace(sandbox_settings, models=models)) as sandbox:
+        yield sandbox
+
+
+def test_each_failing_predictor_fails_alone_with_a_clear_message(
+    many_sandbox: RunningSandbox, start_server: StartServer
+) -> None:
+    names = ["good", *BAD]
+    server = start_server({n: predictor(n) for n in names}, against=many_sandbox, timeout=4)
+    register(many_sandbox, server, names)
+    opened = many_sandbox.open_round()
+    runs = {r.model_name: r for r in server.wait_final(len(names), timeout=120)}
+    assert runs["good"].state is RunState.SUBMITTED, runs["good"].error
+    errors = {name: runs[name].error or "" for name in BAD}
+    assert all(runs[name].state is RunState.FAILED for name in BAD), errors
+    assert "ValueError: model file is corrupt" in errors["raises"]
+    assert "timed out after 4 s" in errors["hangs"]
+    assert "worker died" in errors["exits"] and runs["exits"].attempts == 2  # retried once
+    assert "17" in errors["nan"] and "NaN" in errors["nan"]
+    assert "12 fewer rows" in errors["missing_ids"]
+    assert "outside [0, 1]" in errors["out_of_range"] and "3 " in errors["out_of_range"]
+    for name in BAD:
+        assert f"model '{name}'" in errors[name]
+    uploads = [s["model_name"] for s in many_sandbox.submissions()
+               if s["round_number"] == opened["number"]]
+    assert uploads == ["good"]  # nothing invalid was uploaded
