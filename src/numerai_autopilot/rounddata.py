@@ -148,8 +148,8 @@ class RoundData:
 def _convert(parquet: Path, arrow: Path, filename: str) -> int:
     """Verify a downloaded parquet file and rewrite it as uncompressed Arrow, atomically."""
     import pyarrow as pa
-    import pyarrow.feather as feather
     import pyarrow.parquet as pq
+    from pyarrow import feather
 
     try:
         table = pq.read_table(parquet)

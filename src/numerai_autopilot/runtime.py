@@ -17,6 +17,7 @@ import socket
 import uuid
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import httpx
 
@@ -127,7 +128,7 @@ class Runtime:
         await self.executor.start()
         try:
             await self.resolve_model_ids()
-        except Exception as exc:  # Numerai unreachable: retried when a webhook names an id
+        except Exception as exc:  # noqa: BLE001  (Numerai unreachable: retried on a webhook)
             log.warning("could not resolve model ids by name yet: %s", exc)
         if self._dispatch:
             self.dispatcher.start()
@@ -170,7 +171,7 @@ class Runtime:
         await self.http.aclose()
         self.ledger.close()
 
-    async def __aenter__(self) -> Runtime:
+    async def __aenter__(self) -> Self:
         await self.open()
         return self
 

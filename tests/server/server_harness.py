@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
-
 from numerai_autopilot.config import AppConfig, parse_config
 from numerai_autopilot.ledger import Run, RunState
 from numerai_autopilot.runtime import Runtime
-from numerai_autopilot.sandbox.testing import serve_asgi
-from numerai_autopilot.server import create_app
 from numerai_autopilot.tokens import webhook_url
 
 POOL = Path(__file__).with_name("pool_predictors.py")

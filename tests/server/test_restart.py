@@ -17,10 +17,9 @@ import httpx
 import pytest
 from server_harness import SECRET, make_config, predictor, sandbox_env
 
-from numerai_autopilot.tokens import webhook_url
-
 from numerai_autopilot.ledger import Ledger, RunState
 from numerai_autopilot.sandbox.testing import RunningSandbox
+from numerai_autopilot.tokens import webhook_url
 
 
 def free_port() -> int:

@@ -8,10 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from server_harness import SECRET, RunningServer, StartServer, predictor, submitted
 
 from numerai_autopilot.tokens import webhook_token
-
-from server_harness import SECRET, RunningServer, StartServer, predictor, submitted
 
 
 def payload(round_number: Any = 1101, trigger: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -12,7 +12,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from numerai_autopilot.cli.main import DEFAULT_CONFIG, ConfigOption, app, configure_logging, console, friendly, load
+from numerai_autopilot.cli.main import (
+    DEFAULT_CONFIG,
+    ConfigOption,
+    app,
+    configure_logging,
+    console,
+    friendly,
+    load,
+)
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.ledger import Ledger, NewRun, Run, RunState, StageRecord
 from numerai_autopilot.tokens import webhook_url

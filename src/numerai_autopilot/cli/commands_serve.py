@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from numerai_autopilot.cli.main import DEFAULT_CONFIG, ConfigOption, app, configure_logging, friendly, load
+from numerai_autopilot.cli.main import (
+    DEFAULT_CONFIG,
+    ConfigOption,
+    app,
+    configure_logging,
+    friendly,
+    load,
+)
 
 LogFormat = Annotated[str, typer.Option("--log-format", help="text, or json for Cloud Logging.")]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from numerai_autopilot.ledger import Ledger, Run, RunState
 from numerai_autopilot.cli.main import console
+from numerai_autopilot.ledger import Ledger, Run, RunState
 
 
 async def follow_run(ledger: Ledger, run_id: str, task: asyncio.Task[Run], poll_s: float = 0.2) -> None:

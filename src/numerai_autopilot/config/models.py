@@ -32,7 +32,7 @@ def parse_size(value: object) -> int:
     4294967296
     """
     if isinstance(value, bool):
-        raise ValueError("expected a size such as '4GiB' or a number of bytes")
+        raise ValueError("expected a size such as '4GiB' or a number of bytes")  # noqa: TRY004
     if isinstance(value, int | float):
         return int(value)
     match = _SIZE.match(str(value))
@@ -47,7 +47,7 @@ def parse_size(value: object) -> int:
 def parse_duration(value: object) -> float:
     """Seconds from `600`, `600s`, `10m`, `1.5h` or `250ms`."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as '600s' or '10m'")
+        raise ValueError("expected a duration such as '600s' or '10m'")  # noqa: TRY004
     if isinstance(value, int | float):
         return float(value)
     match = _DURATION.match(str(value))

@@ -6,13 +6,15 @@ import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from numerai_autopilot.ledger import Run, RunState
 from numerai_autopilot.runtime import Runtime
+from numerai_autopilot.server.auth import require_admin
 
 router = APIRouter()
+api = APIRouter(prefix="/api", dependencies=[Depends(require_admin)], tags=["api"])
 
 
 class RunView(BaseModel):
@@ -78,7 +80,7 @@ async def health(request: Request) -> Health:
                   active_runs=runtime.dispatcher.active)
 
 
-@router.get("/api/runs", response_model=list[RunView])
+@api.get("/runs", response_model=list[RunView])
 async def list_runs(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
@@ -94,7 +96,7 @@ async def list_runs(
     return [RunView.of(run) for run in runs]
 
 
-@router.get("/api/runs/{run_id}", response_model=RunView)
+@api.get("/runs/{run_id}", response_model=RunView)
 async def get_run(request: Request, run_id: str) -> RunView:
     run = await asyncio.to_thread(_runtime(request).ledger.get, run_id)
     if run is None:
@@ -102,16 +104,19 @@ async def get_run(request: Request, run_id: str) -> RunView:
     return RunView.of(run)
 
 
-@router.get("/api/runs/{run_id}/stages", response_model=list[StageView])
+@api.get("/runs/{run_id}/stages", response_model=list[StageView])
 async def get_stages(request: Request, run_id: str) -> list[StageView]:
     stages = await asyncio.to_thread(_runtime(request).ledger.stages, run_id)
     return [StageView(state=s.state.value, attempt=s.attempt, started_at=s.started_at,
                       ended_at=s.ended_at, error=s.error) for s in stages]
 
 
-@router.get("/api/runs/{run_id}/logs", response_model=list[LogView])
+@api.get("/runs/{run_id}/logs", response_model=list[LogView])
 async def get_logs(
     request: Request, run_id: str, after: Annotated[int, Query(ge=0)] = 0
 ) -> list[LogView]:
     lines = await asyncio.to_thread(_runtime(request).ledger.logs, run_id, after_id=after)
     return [LogView(id=line.id, at=line.at, level=line.level, message=line.message) for line in lines]
+
+
+router.include_router(api)

@@ -68,7 +68,7 @@ async def _model(runtime: Runtime, model_id: str) -> ModelConfig | None:
     if model is None and len(runtime.services.model_ids) < len(runtime.config.models):
         try:  # some models are configured by name only: ask Numerai once more
             await asyncio.wait_for(runtime.resolve_model_ids(), timeout=10)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (best effort: answer 404 below)
             log.warning("resolving model ids by name failed: %s", exc)
         model = runtime.models_by_id.get(model_id)
     return model
