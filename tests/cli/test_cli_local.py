@@ -1,0 +1,98 @@
+"""`autopilot init`, `run`, `runs` and `webhook-url` as a user runs them (real processes)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from numerai_autopilot.ledger import Ledger, RunState
+from numerai_autopilot.sandbox.testing import RunningSandbox
+from numerai_autopilot.tokens import webhook_token
+
+
+def autopilot(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "numerai_autopilot", *args],
+        cwd=cwd, env={**os.environ, "COLUMNS": "200", **(env or {})},
+        capture_output=True, text=True, timeout=240,
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path, sandbox: RunningSandbox) -> tuple[Path, dict[str, str]]:
+    """`autopilot init`, pointed at the sandbox and the sandbox's model `alpha`."""
+    done = autopilot("init", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "autopilot.toml").exists() and (tmp_path / "predictors/example.py").exists()
+    config = (tmp_path / "autopilot.toml").read_text().replace("[models.my_model]", "[models.alpha]")
+    config = f'[numerai]\napi_url = "{sandbox.url}"\n\n' + config
+    (tmp_path / "autopilot.toml").write_text(config)
+    env = {"NUMERAI_PUBLIC_ID": sandbox.public_id, "NUMERAI_SECRET_KEY": sandbox.secret_key}
+    return tmp_path, env
+
+
+def test_init_refuses_to_overwrite(project: tuple[Path, dict[str, str]]) -> None:
+    directory, _ = project
+    again = autopilot("init", cwd=directory)
+    assert again.returncode == 2 and "pass --force" in again.stderr
+
+
+def test_run_dry_run_writes_validated_csv_and_uploads_nothing(
+    project: tuple[Path, dict[str, str]], sandbox: RunningSandbox
+) -> None:
+    directory, env = project
+    done = autopilot("run", "alpha", "--dry-run", cwd=directory, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    round_number = sandbox.state()["current_rounds"]["8"]["number"]
+    csv = directory / "predictions" / f"alpha-round{round_number}.csv"
+    frame = pd.read_csv(csv)
+    assert list(frame.columns) == ["id", "prediction"] and len(frame) == 500
+    assert sandbox.submissions() == []
+    assert "dry run" in done.stdout
+    assert env["NUMERAI_SECRET_KEY"] not in done.stdout + done.stderr
+
+
+def test_run_submits_and_runs_lists_it(project: tuple[Path, dict[str, str]], sandbox: RunningSandbox) -> None:
+    directory, env = project
+    done = autopilot("run", "alpha", cwd=directory, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (sub,) = sandbox.submissions()
+    ledger = Ledger.from_url(f"sqlite:///{directory / '.autopilot/ledger.db'}")
+    (run,) = ledger.runs()
+    assert run.state is RunState.SUBMITTED and run.submission_id == sub["id"]
+    assert run.source == "manual"
+    listed = autopilot("runs", cwd=directory, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert run.id in listed.stdout and "submitted" in listed.stdout and sub["id"][:8] in listed.stdout
+    # A second manual run of the same round is skipped, not submitted twice.
+    again = autopilot("run", "alpha", cwd=directory, env=env)
+    assert again.returncode == 0 and "skipped" in again.stdout
+    assert len(sandbox.submissions()) == 1
+
+
+def test_webhook_url_resolves_the_model_by_name(project: tuple[Path, dict[str, str]], sandbox: RunningSandbox) -> None:
+    directory, env = project
+    done = autopilot("webhook-url", "alpha", "--base-url", "https://example.run.app/", cwd=directory, env=env)
+    assert done.returncode == 0, done.stderr
+    secret = next(line.split('"')[1] for line in (directory / "autopilot.toml").read_text().splitlines()
+                  if line.startswith("secret ="))
+    model_id = sandbox.models["alpha"]
+    assert done.stdout.strip() == (
+        f"https://example.run.app/pred/{model_id}?token={webhook_token(secret, model_id)}")
+
+
+def test_errors_are_one_clear_line(tmp_path: Path) -> None:
+    missing = autopilot("runs", "-c", str(tmp_path / "nope.toml"), cwd=tmp_path)
+    assert missing.returncode == 2 and "autopilot init" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    (tmp_path / "bad.toml").write_text("[models.a]\npredictor = 'x.py:f'\ntimeout = 'ten'\n")
+    bad = autopilot("run", "a", "-c", str(tmp_path / "bad.toml"), cwd=tmp_path)
+    assert bad.returncode == 2 and "models.a.timeout" in bad.stderr
+    (tmp_path / "good.toml").write_text("[models.a]\npredictor = 'x.py:f'\n")
+    unknown = autopilot("run", "zzz", "-c", str(tmp_path / "good.toml"), cwd=tmp_path)
+    assert unknown.returncode == 2 and "no model named 'zzz' (configured: a)" in unknown.stderr
