@@ -90,6 +90,11 @@ class ServerSettings(_Table):
     previous_secrets: tuple[SecretStr, ...] = ()
     public_url: str | None = None
     admin_token: SecretStr | None = None
+    # Dashboard login besides the admin token: a user name and a password (or its hash from
+    # `numerai_autopilot.dashboard.passwords.hash_password`).
+    dashboard_user: str | None = None
+    dashboard_password: SecretStr | None = None
+    dashboard_password_hash: SecretStr | None = None
     max_concurrent_runs: int = Field(default=32, ge=1)
     # A crashed instance's unfinished runs are taken over once their lease runs out.
     run_lease: Duration = 30.0
@@ -131,6 +136,13 @@ class AlertSettings(_Table):
     """`[alerts]`: apprise URLs to notify (best-effort)."""
 
     urls: tuple[SecretStr, ...] = ()
+    # Warn when a model has not submitted this long before the round closes (0: never).
+    before_close: Duration = 1800.0
+    check_interval: Duration = 60.0
+    # At most `rate_limit` alerts per `rate_window`; the rest are dropped (and counted).
+    rate_limit: int = Field(default=10, ge=1)
+    rate_window: Duration = 3600.0
+    round_summary: bool = True
 
 
 class ModelConfig(_Table):
