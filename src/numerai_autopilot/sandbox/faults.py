@@ -9,7 +9,8 @@ The JSON body (every key optional; a POST replaces the whole configuration, DELE
           "error_rate": 0.5,                  # PUTs), "download" (dataset GETs), or "*" (all)
           "error_status": 503,                # the 5xx status answered
           "drop_rate": 0.0,                   # close the connection without any answer
-          "latency_ms": 200,                  # added before answering
+          "latency_ms": 200,                  # added before the operation runs
+          "answer_delay_ms": 0,               # added after it ran, before its answer is sent
           "times": 2                          # stop injecting errors/drops after this many
         }
       },
@@ -52,6 +53,9 @@ class OperationFaults(BaseModel):
     error_status: Annotated[int, Field(ge=500, le=599)] = 503
     drop_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     latency_ms: Annotated[float, Field(ge=0.0)] = 0.0
+    # The operation takes effect, then its answer is held back: a client that dies meanwhile
+    # never learns the outcome (e.g. a submission created whose id was never received).
+    answer_delay_ms: Annotated[float, Field(ge=0.0)] = 0.0
     times: Annotated[int | None, Field(ge=0)] = None
 
 
@@ -72,6 +76,7 @@ class Decision:
     action: str | None = None  # "error", "drop" or "down"
     status: int = 503
     operation: str | None = None
+    answer_delay_s: float = 0.0
 
 
 class FaultState:
@@ -118,8 +123,9 @@ class FaultState:
                 return Decision()
             label = operations[0] if name == "*" and operations else name
             latency = rule.latency_ms / 1000.0
+            delay = rule.answer_delay_ms / 1000.0
             if rule.times is not None and self._used.get(name, 0) >= rule.times:
-                return Decision(latency_s=latency)
+                return Decision(latency_s=latency, answer_delay_s=delay)
             action = None
             if rule.drop_rate and self._rng.random() < rule.drop_rate:
                 action = "drop"
@@ -128,7 +134,7 @@ class FaultState:
             if action is not None:
                 self._used[name] = self._used.get(name, 0) + 1
                 self._record(label, action)
-            return Decision(latency, action, rule.error_status, label)
+            return Decision(latency, action, rule.error_status, label, delay)
 
     def put_fails(self) -> bool:
         with self._lock:
@@ -247,6 +253,8 @@ class FaultMiddleware:
         if decision.action in ("error", "down"):
             await send_5xx(send, decision.status, xml=xml)
             return
+        if decision.answer_delay_s:
+            send = _delayed(send, decision.answer_delay_s)
         await self.app(scope, receive, send)
 
 
@@ -260,6 +268,17 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def _delayed(send: Send, delay_s: float) -> Send:
+    """Hold the answer's first message back for ``delay_s`` (the app has already acted)."""
+
+    async def delayed_send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            await asyncio.sleep(delay_s)
+        await send(message)
+
+    return delayed_send
 
 
 def _replay(body: bytes, original: Receive) -> Receive:
