@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 _LABELS = ("run", "model", "round")
+# The Cloud Trace of the request being handled (`projects/P/traces/ID`), set by the server's
+# middleware from `X-Cloud-Trace-Context`, so Cloud Logging groups a request's lines.
+current_trace: ContextVar[str | None] = ContextVar("current_trace", default=None)
 
 
 class CloudLoggingFormatter(logging.Formatter):
@@ -27,7 +31,7 @@ class CloudLoggingFormatter(logging.Formatter):
         labels = {k: str(getattr(record, k)) for k in _LABELS if getattr(record, k, None) is not None}
         if labels:
             entry["logging.googleapis.com/labels"] = labels
-        trace = getattr(record, "trace", None)
+        trace = getattr(record, "trace", None) or current_trace.get()
         if trace:
             entry["logging.googleapis.com/trace"] = trace
         if record.exc_info:

@@ -3,7 +3,8 @@
 Environment overrides: `AUTOPILOT_<TABLE>_<KEY>` (e.g. `AUTOPILOT_SERVER_PORT=9000`,
 `AUTOPILOT_LEDGER_URL=postgresql+psycopg://...`), plus the conventional
 `NUMERAI_PUBLIC_ID` / `NUMERAI_SECRET_KEY` for the keys and `AUTOPILOT_SECRET` for the
-webhook secret. The environment wins over the file.
+webhook secret. The environment wins over the file. Values written as
+`sm://projects/P/secrets/NAME/versions/latest` are then read from Secret Manager (secrets.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pydantic
 
 from numerai_autopilot.config.models import AppConfig
 from numerai_autopilot.errors import ConfigError
+from numerai_autopilot.secrets import SecretResolver
 
 ENV_PREFIX = "AUTOPILOT_"
 _TABLES = ("numerai", "server", "ledger", "data", "executor", "alerts")
@@ -28,8 +30,10 @@ _SHORTCUTS = {
 }
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None) -> AppConfig:
-    """Load `path` (TOML) with overrides from `env` (default: none)."""
+def load_config(
+    path: Path, env: Mapping[str, str] | None = None, *, secrets: SecretResolver | None = None
+) -> AppConfig:
+    """Load `path` (TOML) with overrides from `env` (default: none); `sm://` values via `secrets`."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -38,11 +42,18 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> AppConfig:
         ) from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from exc
-    return parse_config(text, source=str(path), base_dir=path.resolve().parent, env=env)
+    return parse_config(
+        text, source=str(path), base_dir=path.resolve().parent, env=env, secrets=secrets
+    )
 
 
 def parse_config(
-    text: str, *, source: str, base_dir: Path, env: Mapping[str, str] | None = None
+    text: str,
+    *,
+    source: str,
+    base_dir: Path,
+    env: Mapping[str, str] | None = None,
+    secrets: SecretResolver | None = None,
 ) -> AppConfig:
     """Parse TOML text into an AppConfig; errors name the file, the key and the fix."""
     try:
@@ -53,6 +64,10 @@ def parse_config(
         if reserved in data:
             raise ConfigError(f"{source}: '{reserved}' is not a setting; remove it")
     _apply_env(data, env or {})
+    try:
+        (secrets or SecretResolver()).resolve_tree(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     try:
         return AppConfig.model_validate({**data, "base_dir": base_dir, "source": source})
     except pydantic.ValidationError as exc:

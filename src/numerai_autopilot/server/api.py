@@ -87,8 +87,13 @@ async def list_runs(
     model: str | None = None,
     round: Annotated[int | None, Query(ge=0)] = None,
     state: RunState | None = None,
+    model_id: str | None = None,
+    trigger_id: str | None = None,
 ) -> list[RunView]:
     ledger = _runtime(request).ledger
+    if model_id is not None and trigger_id is not None:  # `autopilot trigger --wait`
+        found = await asyncio.to_thread(ledger.find, model_id, trigger_id)
+        return [RunView.of(found)] if found is not None else []
     runs = await asyncio.to_thread(
         ledger.runs, limit=limit, model_name=model, round_number=round,
         states=[state] if state else None,

@@ -7,14 +7,17 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from numerai_autopilot import __version__
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import ConfigError
+from numerai_autopilot.logs import current_trace
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.server import api, webhook
 
@@ -47,6 +50,33 @@ def create_app(config: AppConfig, *, runtime: Runtime | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.config = config
+    app.add_middleware(TraceContext)
     app.include_router(webhook.router)
     app.include_router(api.router)
     return app
+
+
+class TraceContext:
+    """ASGI middleware: tag a request's log lines with its Cloud Trace.
+
+    Cloud Run sends `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1`; with GOOGLE_CLOUD_PROJECT
+    set (the deploy command sets it) the trace becomes `projects/P/traces/TRACE_ID`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        header = b""
+        if scope["type"] == "http":
+            header = dict(scope["headers"]).get(b"x-cloud-trace-context", b"")
+        trace_id = header.decode("latin-1").split("/", 1)[0].strip()
+        if not trace_id.isalnum():
+            await self.app(scope, receive, send)
+            return
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+        token = current_trace.set(f"projects/{project}/traces/{trace_id}" if project else trace_id)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_trace.reset(token)
