@@ -50,6 +50,8 @@ class Services:
     executor: Executor
     predictors: dict[str, PredictorSpec]
     notify: Callable[[Run], Awaitable[None]] | None = None
+    # Called after every committed state change (metrics, round summaries); must not block.
+    on_change: Callable[[Run, Run], None] | None = None
     model_ids: dict[str, str] = field(default_factory=dict)
 
 
@@ -189,9 +191,12 @@ class Pipeline:
         return await self._advance(run, state, **changes)
 
     async def _advance(self, run: Run, state: RunState, **changes: object) -> Run:
-        return await asyncio.to_thread(
+        after = await asyncio.to_thread(
             self._s.ledger.advance, run.id, state, owner=self._owner, **changes  # type: ignore[arg-type]
         )
+        if self._s.on_change is not None:  # committed above; the hook only schedules work
+            self._s.on_change(run, after)
+        return after
 
     async def _fail(self, run: Run, message: str) -> Run:
         await self._log(run, "error", message)

@@ -65,6 +65,7 @@ class RoundData:
         self._progress = progress
         self._inflight: dict[Path, asyncio.Future[int]] = {}
         self.downloads = 0  # files actually fetched from Numerai by this process
+        self.bytes_downloaded = 0
 
     async def get(
         self,
@@ -121,7 +122,7 @@ class RoundData:
             if self._progress is not None:
                 self._progress(filename, done, total)
 
-        await self._client.download(
+        result = await self._client.download(
             filename,
             parquet,
             tournament=tournament,
@@ -130,6 +131,7 @@ class RoundData:
             deadline=deadline,
         )
         self.downloads += 1
+        self.bytes_downloaded += result.size
         rows = await asyncio.to_thread(_convert, parquet, arrow, filename)
         parquet.unlink(missing_ok=True)
         return rows

@@ -26,6 +26,7 @@ from numerai_autopilot.dispatcher import Dispatcher
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.executor import Executor, ExecutorSettings
 from numerai_autopilot.ledger import Ledger
+from numerai_autopilot.monitor import Monitor
 from numerai_autopilot.numerai import NumeraiClient
 from numerai_autopilot.pipeline import Pipeline, Services
 from numerai_autopilot.predictors import PredictorSpec, parse_predictor
@@ -110,6 +111,11 @@ class Runtime:
             predictors=load_predictors(config),
             model_ids={m.name: i for i, m in self.models_by_id.items()},
         )
+        # Alerts, stage metrics and round clocks; hooked in after the ledger commits.
+        self.monitor = Monitor(config, self.ledger, self.client, self.services.rounddata)
+        self.metrics = self.monitor.metrics
+        self.services.notify = self.monitor.notify
+        self.services.on_change = self.monitor.changed
         self.pipeline = Pipeline(self.services, self.owner, dry_run_dir=dry_run_dir)
         self.dispatcher = Dispatcher(
             self.ledger, self.pipeline, self.owner,
@@ -132,6 +138,7 @@ class Runtime:
             log.warning("could not resolve model ids by name yet: %s", exc)
         if self._dispatch:
             self.dispatcher.start()
+            self.monitor.start()
         self.ready.set()
         log.info("executor ready; dispatching runs as %s", self.owner)
 
@@ -167,6 +174,7 @@ class Runtime:
             self._background.cancel()
             await asyncio.gather(self._background, return_exceptions=True)
         await self.dispatcher.stop()
+        await self.monitor.close()
         await self.executor.close()
         await self.http.aclose()
         self.ledger.close()
