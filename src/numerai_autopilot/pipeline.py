@@ -17,8 +17,9 @@ from typing import TypeVar
 
 from numerai_autopilot.config import AppConfig, ModelConfig
 from numerai_autopilot.config.models import format_size
-from numerai_autopilot.errors import AutopilotError
+from numerai_autopilot.errors import AutopilotError, PredictorError, ValidationError
 from numerai_autopilot.executor import Executor, PredictJob, PredictOutcome, WorkerDied
+from numerai_autopilot.fallback import benchmark_predictions, is_benchmark
 from numerai_autopilot.ledger import Ledger, Run, RunState
 from numerai_autopilot.ledger.states import PIPELINE
 from numerai_autopilot.numerai import NumeraiClient, RoundInfo
@@ -33,10 +34,24 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 2
 _ROUND_CACHE_S = 30.0
 _NO_CLOSE_TIME_S = 3600.0
+_LATE_WINDOW_S = 6 * 3600.0
 
 
 class RunSkipped(AutopilotError):
     """The run must not upload (already submitted); the message says why."""
+
+
+class RoundClosed(AutopilotError):
+    """The round closed before the run could submit, and the model does not submit late."""
+
+
+def numerai_trigger(run: Run) -> str | None:
+    """The trigger id to send back to Numerai: only Numerai's own (webhook) triggers."""
+    return None if run.source in ("manual", "watcher") else run.trigger_id
+
+
+def fallback_key(model_name: str) -> str:
+    return f"{model_name}:fallback"
 
 
 @dataclass
@@ -79,7 +94,8 @@ class Pipeline:
             await self._log(run, "info", str(exc))
             return await self._advance(run, RunState.SKIPPED, error=str(exc))
         except DeadlineExceeded as exc:
-            return await self._fail(run, f"gave up at the round's close: {exc}")
+            hint = "" if model.late_submissions else "; set late_submissions = true to keep trying"
+            return await self._fail(run, f"gave up at the round's close: {exc}{hint}")
         except AutopilotError as exc:
             return await self._fail(run, str(exc))
 
@@ -91,10 +107,9 @@ class Pipeline:
             await self._log(run, "warning", f"resuming run interrupted while {run.state.value}")
         round_info = await self._round(model.tournament_id)
         round_number = run.round_number if run.round_number is not None else round_info.number
-        deadline = self._deadline(run, round_info, round_number)
+        deadline = self._deadline(run, model, round_info, round_number)
 
         run = await self._enter(run, RunState.DOWNLOADING)
-        spec = self._s.predictors[model.name]
         files = await self._s.rounddata.get(
             tournament=model.tournament_id,
             round_number=round_number,
@@ -103,12 +118,7 @@ class Pipeline:
             deadline=deadline,
         )
         run = await self._enter(run, RunState.PREDICTING, detail={"round": round_number})
-        outcome = await self._predict(run, model, spec, files)
-
-        run = await self._enter(
-            run, RunState.VALIDATING, detail={"compute_s": round(outcome.compute_s, 3)}
-        )
-        data, rows = await asyncio.to_thread(_validated_csv, outcome.predictions, files, model)
+        run, data, rows = await self._predictions(run, model, files)
         run = await self._enter(run, RunState.UPLOADING, detail={"rows": rows})
         if self._dry_run_dir is not None:
             path = self._dry_run_dir / f"{model.name}-round{round_number}.csv"
@@ -119,6 +129,39 @@ class Pipeline:
         submission_id = await self._upload(run, model, round_number, data, deadline)
         await self._log(run, "info", f"submitted {rows} rows as submission {submission_id}")
         return await self._advance(run, RunState.SUBMITTED, submission_id=submission_id)
+
+    async def _predictions(
+        self, run: Run, model: ModelConfig, files: RoundFiles
+    ) -> tuple[Run, bytes, int]:
+        """Predict and validate; on failure use the model's fallback, if it has one."""
+        try:
+            outcome = await self._predict(run, model, self._s.predictors[model.name], files)
+            run = await self._enter(
+                run, RunState.VALIDATING, detail={"compute_s": round(outcome.compute_s, 3)}
+            )
+            data, rows = await asyncio.to_thread(_validated_csv, outcome.predictions, files, model)
+            return run, data, rows
+        except (PredictorError, ValidationError) as exc:
+            retry_left = isinstance(exc, WorkerDied) and run.attempts < MAX_ATTEMPTS
+            if model.fallback is None or retry_left:
+                raise
+            await self._log(run, "warning", f"{exc}; using fallback {model.fallback}")
+            primary_error = str(exc)
+        if is_benchmark(model.fallback):
+            predictions = await asyncio.to_thread(
+                benchmark_predictions, files.benchmark_path, model.fallback, model.name
+            )
+        else:
+            spec = self._s.predictors[fallback_key(model.name)]
+            predictions = (await self._predict(run, model, spec, files)).predictions
+        run = await self._enter(run, RunState.VALIDATING)
+        run = await self._advance(
+            run, run.state, detail={"fallback": model.fallback, "primary_error": primary_error}
+        )
+        data, rows = await asyncio.to_thread(_validated_csv, predictions, files, model)
+        if self._s.notify is not None:
+            await self._s.notify(run)
+        return run, data, rows
 
     async def _predict(
         self, run: Run, model: ModelConfig, spec: PredictorSpec, files: RoundFiles
@@ -151,20 +194,26 @@ class Pipeline:
                         "set resubmit = true to submit again"
                     )
             if run.attempts > 1:  # an earlier attempt may have uploaded before dying
-                existing = await self._numerai_submission(run, deadline)
+                existing = await self._numerai_submission(run, round_number, deadline)
                 if existing is not None:
                     await self._log(run, "info", f"Numerai already has submission {existing} "
                                     "for this trigger; not uploading again")
                     return existing
             filename = f"{model.name}-round{round_number}.csv"
             return await self._s.client.upload_predictions(
-                model_id, data, filename, model.tournament_id, run.trigger_id, deadline=deadline
+                model_id, data, filename, model.tournament_id, numerai_trigger(run),
+                deadline=deadline,
             )
 
-    async def _numerai_submission(self, run: Run, deadline: float) -> str | None:
-        submissions = await self._s.client.submissions(run.model_id, deadline=deadline)
-        for submission in submissions:
-            if submission.trigger_id == run.trigger_id:
+    async def _numerai_submission(self, run: Run, round_number: int, deadline: float) -> str | None:
+        """Numerai's submission made by an earlier attempt of `run`, if any."""
+        trigger = numerai_trigger(run)
+        for submission in await self._s.client.submissions(run.model_id, deadline=deadline):
+            if trigger is not None and submission.trigger_id == trigger:
+                return submission.id
+            if (trigger is None and submission.round_number == round_number
+                    and submission.inserted_at is not None
+                    and submission.inserted_at >= run.created_at):
                 return submission.id
         return None
 
@@ -177,12 +226,24 @@ class Pipeline:
         return info
 
     @staticmethod
-    def _deadline(run: Run, info: RoundInfo, round_number: int) -> float:
-        if run.close_time is not None:
-            return run.close_time.timestamp()
-        if info.number == round_number and info.close_time is not None:
-            return max(info.close_time.timestamp(), time.time() + 60.0)
-        return time.time() + _NO_CLOSE_TIME_S
+    def _deadline(run: Run, model: ModelConfig, info: RoundInfo, round_number: int) -> float:
+        """When retries stop: the round's close, or later for late submissions."""
+        now = time.time()
+        close = run.close_time
+        if close is None and info.number == round_number:
+            close = info.close_time
+        if close is None:
+            return now + _NO_CLOSE_TIME_S
+        if model.late_submissions:
+            return max(close.timestamp(), now) + _LATE_WINDOW_S
+        if now >= close.timestamp() and run.is_test:
+            return now + _NO_CLOSE_TIME_S  # a test trigger between rounds: no deadline to keep
+        if now >= close.timestamp():
+            raise RoundClosed(
+                f"round {round_number} closed at {close:%Y-%m-%d %H:%M} UTC before this run could "
+                "submit; set late_submissions = true to submit late (scored, not staked)"
+            )
+        return close.timestamp()
 
     async def _enter(self, run: Run, state: RunState, **changes: object) -> Run:
         """Advance to `state` unless a resumed run is already there or beyond."""
@@ -221,6 +282,6 @@ def _validated_csv(predictions: object, files: RoundFiles, model: ModelConfig) -
         table = pa.ipc.open_file(source).read_all()
     key = "id" if "id" in table.column_names else table.column_names[0]
     live_ids = pd.Index(table.column(key).to_pandas(), name=key)
-    frame = validate_predictions(predictions, live_ids, model.name, tournament=model.tournament_id)  # type: ignore[arg-type]
+    frame = validate_predictions(predictions, live_ids, model.name, tournament=model.tournament_id)
     return to_csv_bytes(frame), len(frame)
 

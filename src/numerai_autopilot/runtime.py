@@ -25,12 +25,14 @@ from numerai_autopilot.config import AppConfig, ModelConfig
 from numerai_autopilot.dispatcher import Dispatcher
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.executor import Executor, ExecutorSettings
+from numerai_autopilot.fallback import is_benchmark
 from numerai_autopilot.ledger import Ledger
 from numerai_autopilot.monitor import Monitor
 from numerai_autopilot.numerai import NumeraiClient
-from numerai_autopilot.pipeline import Pipeline, Services
+from numerai_autopilot.pipeline import Pipeline, Services, fallback_key
 from numerai_autopilot.predictors import PredictorSpec, parse_predictor
 from numerai_autopilot.rounddata import Progress, RoundData
+from numerai_autopilot.watcher import RoundWatcher
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,11 @@ def load_predictors(config: AppConfig) -> dict[str, PredictorSpec]:
             specs[name] = parse_predictor(model.predictor, base_dir=config.base_dir)
         except ConfigError as exc:
             problems.append(f"{config.source}: models.{name}.predictor: {exc}")
+        if model.fallback is not None and not is_benchmark(model.fallback):
+            try:
+                specs[fallback_key(name)] = parse_predictor(model.fallback, base_dir=config.base_dir)
+            except ConfigError as exc:
+                problems.append(f"{config.source}: models.{name}.fallback: {exc}")
     if problems:
         raise ConfigError("\n".join(problems))
     return specs
@@ -122,6 +129,9 @@ class Runtime:
             max_concurrent=config.server.max_concurrent_runs,
             lease_s=config.server.run_lease,
         )
+        self.watcher = RoundWatcher(
+            config, self.ledger, self.client, self.services.model_ids, self.dispatcher.wake
+        )
         self.ready = asyncio.Event()
         self._background: asyncio.Task[None] | None = None
 
@@ -139,6 +149,7 @@ class Runtime:
         if self._dispatch:
             self.dispatcher.start()
             self.monitor.start()
+            self.watcher.start()
         self.ready.set()
         log.info("executor ready; dispatching runs as %s", self.owner)
 
@@ -173,6 +184,7 @@ class Runtime:
         if self._background is not None and not self._background.done():
             self._background.cancel()
             await asyncio.gather(self._background, return_exceptions=True)
+        await self.watcher.stop()
         await self.dispatcher.stop()
         await self.monitor.close()
         await self.executor.close()

@@ -21,7 +21,9 @@ from numerai_autopilot.server import create_app
 def start_server(tmp_path: Path, sandbox: Any) -> Iterator[StartServer]:
     stack = ExitStack()
 
-    def start(models: dict[str, str], *, against: Any = None, **model_settings: Any) -> RunningServer:
+    def start(
+        models: dict[str, str | dict[str, Any]], *, against: Any = None, **model_settings: Any
+    ) -> RunningServer:
         config = make_config(tmp_path, against or sandbox, models, **model_settings)
         runtime = Runtime(config)
         url = stack.enter_context(serve_asgi(create_app(config, runtime=runtime)))

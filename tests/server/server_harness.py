@@ -53,27 +53,40 @@ class RunningServer:
 
 class StartServer(Protocol):
     def __call__(
-        self, models: dict[str, str], *, against: Any = None, **overrides: Any
+        self, models: dict[str, str | dict[str, Any]], *, against: Any = None, **overrides: Any
     ) -> RunningServer: ...
 
 
-def make_config(tmp_path: Path, sandbox: Any, models: dict[str, str], **model_settings: Any) -> AppConfig:
-    """Write `tmp_path/autopilot.toml` for these models against `sandbox`, and load it."""
-    lease = model_settings.pop("run_lease", "30s")
-    tables = "".join(
-        f'\n[models.{name}]\nmodel_id = "{sandbox.models[name]}"\npredictor = "{ref}"\n'
-        + "".join(f"{key} = {_toml(value)}\n" for key, value in model_settings.items())
-        for name, ref in models.items()
-    )
+def make_config(
+    tmp_path: Path, sandbox: Any, models: dict[str, str | dict[str, Any]], **settings: Any
+) -> AppConfig:
+    """Write `tmp_path/autopilot.toml` for these models against `sandbox`, and load it.
+
+    `models` maps a sandbox model name to a predictor reference, or to a dict of that model's
+    settings (with `predictor`). Keyword `server_X=...` sets `[server] X`; any other keyword
+    is a setting of every model.
+    """
+    server = {"secret": SECRET, "run_lease": settings.pop("run_lease", "30s")}
+    server.update({k.removeprefix("server_"): settings.pop(k) for k in list(settings)
+                   if k.startswith("server_")})
+    tables = ""
+    for name, spec in models.items():
+        table = {"predictor": spec} if isinstance(spec, str) else dict(spec)
+        table = {"model_id": sandbox.models[name], **settings, **table}
+        tables += f"\n[models.{name}]\n" + _lines(table)
     text = (
         f'[numerai]\napi_url = "{sandbox.url}"\ntimeout = 10\n'
-        f'[server]\nsecret = "{SECRET}"\nrun_lease = "{lease}"\n'
+        f"[server]\n{_lines(server)}"
         f'[ledger]\nurl = "sqlite:///{tmp_path / "ledger.db"}"\n'
         f'[data]\ncache_dir = "{tmp_path / "data"}"\n'
         f'[executor]\nworkers = 2\nmemory_limit = "2GiB"\n{tables}'
     )
     (tmp_path / "autopilot.toml").write_text(text)
     return parse_config(text, source="test.toml", base_dir=tmp_path, env=sandbox_env(sandbox))
+
+
+def _lines(table: dict[str, Any]) -> str:
+    return "".join(f"{key} = {_toml(value)}\n" for key, value in table.items())
 
 
 def sandbox_env(sandbox: Any) -> dict[str, str]:

@@ -98,6 +98,10 @@ class ServerSettings(_Table):
     max_concurrent_runs: int = Field(default=32, ge=1)
     # A crashed instance's unfinished runs are taken over once their lease runs out.
     run_lease: Duration = 30.0
+    # The round watcher starts a run for a model whose webhook did not come this long
+    # after the round opened; it polls Numerai's current round every `watch_interval`.
+    watch_after: Duration = 600.0
+    watch_interval: Duration = 60.0
 
 
 class LedgerSettings(_Table):
@@ -156,6 +160,13 @@ class ModelConfig(_Table):
     timeout: Duration = 600.0
     memory: Size | None = None
     resubmit: bool = False
+    # Used when the predictor fails, times out or returns invalid predictions: another
+    # predictor reference, or "benchmark:COLUMN" of live_benchmark_models.
+    fallback: str | None = None
+    # Keep trying after the round's close and submit late (scored, not staked).
+    late_submissions: bool = False
+    # Start a run if no webhook arrived `server.watch_after` after the round opened.
+    watch: bool = True
 
     @property
     def tournament_id(self) -> int:
@@ -167,6 +178,18 @@ class ModelConfig(_Table):
         if not value.strip():
             raise ValueError("empty; write 'package.module:function', 'file.py:function' or 'model.pkl'")
         return value.strip()
+
+    @field_validator("fallback")
+    @classmethod
+    def _fallback_ref(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if value.startswith("benchmark:") and not value.removeprefix("benchmark:"):
+            raise ValueError("name the benchmark column, e.g. 'benchmark:v53_lgbm_ender20'")
+        if not value:
+            raise ValueError("empty; remove it or name a predictor or 'benchmark:COLUMN'")
+        return value
 
     @field_validator("timeout")
     @classmethod

@@ -4,7 +4,7 @@ Not part of Numerai's API and needs no key: it is for tests and the demo, which 
 the sandbox binds to 127.0.0.1 by default.
 
     GET    /_sandbox/state            account, models (webhook URLs redacted), rounds
-    POST   /_sandbox/rounds/open      {"tournament": 8} -> the new round; fires webhooks
+    POST   /_sandbox/rounds/open      {"tournament": 8, "length_s": 3600} -> the new round; fires webhooks
     POST   /_sandbox/rounds/close     {"tournament": 8} -> the closed round
     GET    /_sandbox/submissions      ?model_id=&tournament= recorded submissions
     GET    /_sandbox/uploads          PUTs received (accepted or refused)
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -31,7 +31,7 @@ from starlette.routing import Route
 from .faults import FaultConfig
 from .graphql_api import round_view
 from .settings import TOURNAMENTS
-from .state import Sandbox
+from .state import ROUND_LENGTH, Sandbox
 
 
 def to_json(value: Any) -> Any:
@@ -68,6 +68,15 @@ async def _tournament(request: Request) -> int | JSONResponse:
     return int(tournament)
 
 
+async def _length(request: Request) -> timedelta | JSONResponse:
+    """`length_s` of the body: how long the round stays open (default one hour)."""
+    body = json.loads(await request.body() or b"{}")
+    length = body.get("length_s", ROUND_LENGTH.total_seconds()) if isinstance(body, dict) else None
+    if isinstance(length, bool) or not isinstance(length, int | float) or length <= 0:
+        return _error(400, f"length_s must be a positive number of seconds, got {length!r}")
+    return timedelta(seconds=length)
+
+
 async def state(request: Request) -> Response:
     sandbox = _sandbox(request)
     with sandbox.lock:
@@ -85,8 +94,11 @@ async def open_round(request: Request) -> Response:
     if isinstance(tournament, JSONResponse):
         return tournament
     # Generating the live files may take a second at full size: keep the loop free.
+    length = await _length(request)
+    if isinstance(length, JSONResponse):
+        return length
     await anyio.to_thread.run_sync(sandbox.prepare_next_round, tournament)
-    rnd, notify = sandbox.open_round(tournament)
+    rnd, notify = sandbox.open_round(tournament, length)
     deliveries = sandbox.fire_round_open(rnd, notify)
     return JSONResponse({**round_view(rnd),
                          "webhooks": [to_json(d) for d in deliveries]})

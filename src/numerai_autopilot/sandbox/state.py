@@ -156,8 +156,11 @@ class Sandbox:
         self.data.ensure_round(self._tournament(tournament), number)
         return number
 
-    def open_round(self, tournament: int) -> tuple[Round, list[Model]]:
-        """Close the current round, open the next; returns it and the models to notify."""
+    def open_round(
+        self, tournament: int, length: timedelta = ROUND_LENGTH
+    ) -> tuple[Round, list[Model]]:
+        """Close the current round, open the next (for `length`); returns it and the models
+        to notify. A short `length` lets tests watch a round close."""
         t = self._tournament(tournament)
         number = self.prepare_next_round(t)
         now = datetime.now(UTC).replace(microsecond=0)
@@ -165,7 +168,7 @@ class Sandbox:
             previous = self.rounds[t][-1]
             if not previous.closed:
                 _close(previous, now)
-            rnd = _new_round(t, max(number, previous.number + 1), now)
+            rnd = _new_round(t, max(number, previous.number + 1), now, length)
             self.rounds[t].append(rnd)
             notify = [m for m in self.models.values() if m.tournament == t and m.webhook]
         return rnd, notify
@@ -314,8 +317,10 @@ class Sandbox:
         }
 
 
-def _new_round(tournament: int, number: int, now: datetime) -> Round:
-    return Round(tournament, number, now, now + ROUND_LENGTH, now + ROUND_LENGTH)
+def _new_round(
+    tournament: int, number: int, now: datetime, length: timedelta = ROUND_LENGTH
+) -> Round:
+    return Round(tournament, number, now, now + length, now + length)
 
 
 def _close(rnd: Round, now: datetime) -> None:

@@ -99,9 +99,12 @@ class RunningSandbox:
         body: dict[str, Any] = response.json()
         return body
 
-    def open_round(self, tournament: int = 8) -> dict[str, Any]:
-        """Open the next round (new live ids) and fire the models' webhooks."""
-        result: dict[str, Any] = self._control("POST", "rounds/open", {"tournament": tournament})
+    def open_round(self, tournament: int = 8, length_s: float | None = None) -> dict[str, Any]:
+        """Open the next round (new live ids, open `length_s`, default 1 h); fire webhooks."""
+        body: dict[str, Any] = {"tournament": tournament}
+        if length_s is not None:
+            body["length_s"] = length_s
+        result: dict[str, Any] = self._control("POST", "rounds/open", body)
         return result
 
     def close_round(self, tournament: int = 8) -> dict[str, Any]:
