@@ -70,7 +70,12 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def main() -> None:
-    from numerai_autopilot.cli import commands_local, commands_serve  # noqa: F401  (registers)
+    from numerai_autopilot.cli import (  # noqa: F401  (registers)
+        commands_deploy,
+        commands_local,
+        commands_ops,
+        commands_serve,
+    )
 
     app(prog_name="autopilot")
 

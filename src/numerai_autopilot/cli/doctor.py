@@ -1,0 +1,168 @@
+"""`autopilot doctor`'s checks: one line each, `ok` or `FAIL` with what to fix.
+
+Config, ledger, keys (one authenticated call), every model id on the account, the webhooks
+registered on Numerai against ours, each predictor loaded in a real worker, and whether each
+tournament's round is open. Later checks that need an earlier one (keys) are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from numerai_autopilot.cli.main import console
+from numerai_autopilot.config import AppConfig
+from numerai_autopilot.errors import AutopilotError, ConfigError
+from numerai_autopilot.ledger import Ledger
+from numerai_autopilot.numerai import AuthenticationError, ModelInfo, NumeraiClient
+from numerai_autopilot.predictors import PredictorSpec, parse_predictor
+from numerai_autopilot.registration import check_webhook, redact, registered_webhooks
+from numerai_autopilot.runtime import numerai_client
+
+_NAMES = {8: "classic", 11: "signals", 12: "crypto"}
+
+
+class Doctor:
+    """Runs the checks in order and prints each result as it comes."""
+
+    def __init__(self, config: AppConfig, base_url: str | None) -> None:
+        self.config = config
+        self.base_url = base_url
+        self.ok = True
+
+    def line(self, ok: bool, what: str, detail: str) -> None:
+        self.ok &= ok
+        mark = "[green]ok  [/]" if ok else "[red]FAIL[/]"
+        console.print(f"{mark} {what}: ", end="", soft_wrap=True)
+        console.print(detail, soft_wrap=True, markup=False)
+
+    async def run(self) -> None:
+        config = self.config
+        names = ", ".join(config.models) or "none: add a [models.NAME] table"
+        self.line(bool(config.models), "config", f"{config.source} (models: {names})")
+        secret = config.server.secret is not None
+        self.line(secret, "server.secret",
+                  "set" if secret else "missing; set AUTOPILOT_SECRET (webhook tokens need it)")
+        await asyncio.to_thread(self._ledger)
+        async with httpx.AsyncClient() as http:
+            client = numerai_client(config, http)
+            account = await self._keys(client)
+            if account is not None:
+                ids = self._model_ids(account)
+                await self._webhooks(http, ids)
+                await self._rounds(client)
+        await self._predictors()
+
+    def _ledger(self) -> None:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.config.ledger.url).render_as_string(hide_password=True)
+        try:
+            ledger = Ledger.from_url(self.config.ledger.url)
+            try:
+                ledger.ping()
+            finally:
+                ledger.close()
+        except AutopilotError as exc:
+            self.line(False, "ledger", f"{url}: {exc}")
+            return
+        self.line(True, "ledger", f"{url} reachable")
+
+    async def _keys(self, client: NumeraiClient) -> list[ModelInfo] | None:
+        keys = self.config.numerai
+        if keys.public_id is None or keys.secret_key is None:
+            self.line(False, "keys", "missing; export NUMERAI_PUBLIC_ID and NUMERAI_SECRET_KEY")
+            return None
+        try:
+            account = await client.models()
+        except AuthenticationError as exc:
+            self.line(False, "keys", f"refused by Numerai ({exc}); check NUMERAI_PUBLIC_ID and "
+                      "NUMERAI_SECRET_KEY")
+            return None
+        except AutopilotError as exc:
+            self.line(False, "keys", f"could not ask Numerai ({keys.api_url}): {exc}")
+            return None
+        self.line(True, "keys", f"valid; the account has {len(account)} models")
+        return account
+
+    def _model_ids(self, account: list[ModelInfo]) -> dict[str, str]:
+        by_id = {m.id: m for m in account}
+        by_name = {m.name: m for m in account}
+        ids: dict[str, str] = {}
+        for name, model in self.config.models.items():
+            found = by_id.get(model.model_id) if model.model_id else by_name.get(name)
+            if found is None:
+                wanted = f"id {model.model_id}" if model.model_id else f"name {name!r}"
+                known = ", ".join(sorted(by_name)) or "none"
+                self.line(False, f"model {name}", f"no model with {wanted} on this account "
+                          f"(it has: {known}); fix models.{name}.model_id")
+            elif found.tournament != model.tournament_id:
+                self.line(False, f"model {name}", f"{found.id} is a {_NAMES.get(found.tournament)} "
+                          f"model; set models.{name}.tournament = "
+                          f"\"{_NAMES.get(found.tournament)}\"")
+            else:
+                ids[name] = found.id
+                self.line(True, f"model {name}", f"{found.id} ({model.tournament})")
+        return ids
+
+    async def _webhooks(self, http: httpx.AsyncClient, ids: dict[str, str]) -> None:
+        if self.config.server.secret is None or not ids:
+            return
+        registered = await registered_webhooks(self.config, http)
+        if registered is None:
+            console.print("  -  webhooks: Numerai does not show registered webhooks; check one "
+                          "with `autopilot trigger MODEL --wait`")
+            return
+        secrets = [self.config.server.secret.get_secret_value()] + [
+            s.get_secret_value() for s in self.config.server.previous_secrets
+        ]
+        fix = f"run `autopilot register --base-url {self.base_url or 'URL'}`"
+        for name, model_id in ids.items():
+            url = registered.get(model_id)
+            check = check_webhook(url, model_id, secrets, self.base_url)
+            self.line(check.ok, f"webhook {name}",
+                      redact(url) if check.ok else f"{check.problem}; {fix}")
+
+    async def _rounds(self, client: NumeraiClient) -> None:
+        for tournament in sorted({m.tournament_id for m in self.config.models.values()}):
+            what = f"round ({_NAMES[tournament]})"
+            try:
+                info = await client.current_round(tournament=tournament)
+            except AutopilotError as exc:
+                self.line(False, what, f"cannot read the current round: {exc}")
+                continue
+            now = datetime.now(UTC)
+            if info.close_time is not None and info.close_time > now:
+                self.line(True, what, f"{info.number} open until {info.close_time:%Y-%m-%d %H:%M} UTC")
+            else:
+                self.line(True, what, f"{info.number} closed; the next round fires the webhooks")
+
+    async def _predictors(self) -> None:
+        specs: dict[str, PredictorSpec] = {}
+        for name, model in self.config.models.items():
+            try:
+                specs[name] = parse_predictor(model.predictor, base_dir=self.config.base_dir)
+            except ConfigError as exc:
+                self.line(False, f"predictor {name}", f"{exc}; fix models.{name}.predictor")
+        if not specs:
+            return
+        from numerai_autopilot.executor import Executor, ExecutorSettings
+
+        with tempfile.TemporaryDirectory(prefix="autopilot-doctor-") as scratch:
+            settings = ExecutorSettings(
+                scheduler=self.config.executor.scheduler, workers=1, threads_per_worker=1,
+                memory_limit=str(self.config.executor.memory_limit),
+                local_directory=Path(scratch),
+            )
+            async with Executor(settings) as executor:
+                for name, spec in specs.items():
+                    try:
+                        await executor.check_loadable(spec, timeout_s=120.0)
+                    except AutopilotError as exc:
+                        self.line(False, f"predictor {name}", str(exc))
+                    else:
+                        self.line(True, f"predictor {name}", f"{spec.ref} loads in a worker")

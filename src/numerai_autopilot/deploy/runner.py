@@ -1,0 +1,76 @@
+"""Run external commands (gcloud) as argument lists, never through a shell.
+
+Secret values go to a command's standard input, never onto its command line, so they show
+in no process list and no `--dry-run` output.
+
+    runner = Runner(dry_run=False, echo=print)
+    runner.run(["gcloud", "secrets", "versions", "add", "k", "--data-file=-"], stdin=b"value")
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from numerai_autopilot.errors import AutopilotError
+
+
+class CommandError(AutopilotError):
+    """An external command failed or is missing; the message names it and its output."""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    returncode: int
+    stdout: str
+
+
+class Runner:
+    """Runs commands, or with `dry_run` only prints them (and runs none)."""
+
+    def __init__(self, *, dry_run: bool, echo: Callable[[str], None],
+                 timeout_s: float = 1800.0) -> None:
+        self.dry_run = dry_run
+        self._echo = echo
+        self._timeout = timeout_s
+
+    def show(self, args: Sequence[str], note: str = "") -> None:
+        self._echo(f"$ {shlex.join(args)}" + (f"    # {note}" if note else ""))
+
+    def run(self, args: Sequence[str], *, stdin: bytes | None = None, check: bool = True,
+            capture: bool = False, quiet: bool = False, note: str = "") -> Result:
+        """Run `args`; with `check`, a non-zero exit raises CommandError with its output."""
+        if not quiet or self.dry_run:
+            self.show(args, note)
+        if self.dry_run:
+            return Result(0, "")
+        if shutil.which(args[0]) is None:
+            raise CommandError(
+                f"{args[0]} not found on PATH; install the Google Cloud SDK "
+                "(https://cloud.google.com/sdk/docs/install) and run `gcloud auth login`"
+            )
+        try:
+            done = subprocess.run(
+                list(args), input=stdin, stdout=subprocess.PIPE if capture or quiet else None,
+                stderr=subprocess.PIPE if quiet else None, timeout=self._timeout, check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise CommandError(f"`{shlex.join(args[:4])} ...` took over {self._timeout:g} s") from exc
+        out = (done.stdout or b"").decode(errors="replace")
+        if check and done.returncode != 0:
+            detail = (done.stderr or b"").decode(errors="replace").strip()[-2000:]
+            raise CommandError(
+                f"`{shlex.join(args)}` failed with exit code {done.returncode}"
+                + (f": {detail}" if detail else "")
+            )
+        return Result(done.returncode, out)
+
+    def exists(self, args: Sequence[str]) -> bool:
+        """Run a `describe`-style command quietly: True when it succeeds."""
+        if self.dry_run:
+            self.show(args, "if this fails, the next command creates it")
+            return False
+        return self.run(args, check=False, quiet=True).returncode == 0
