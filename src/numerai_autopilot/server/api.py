@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
+from numerai_autopilot.dashboard import api as dashboard_api
 from numerai_autopilot.ledger import Run, RunState
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.server.auth import require_admin
@@ -124,4 +125,5 @@ async def get_logs(
     return [LogView(id=line.id, at=line.at, level=line.level, message=line.message) for line in lines]
 
 
+api.include_router(dashboard_api.router)  # /api/rounds, /api/models
 router.include_router(api)

@@ -14,9 +14,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from numerai_autopilot import __version__
+from numerai_autopilot import __version__, dashboard
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import ConfigError
+from numerai_autopilot.metrics import WebhookTimer
 from numerai_autopilot.logs import current_trace
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.server import api, webhook
@@ -53,6 +54,8 @@ def create_app(config: AppConfig, *, runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(TraceContext)
     app.include_router(webhook.router)
     app.include_router(api.router)
+    dashboard.install(app, config)  # `/`, its pages and actions, `/metrics`
+    app.add_middleware(WebhookTimer)
     return app
 
 
