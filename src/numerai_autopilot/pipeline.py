@@ -267,7 +267,8 @@ class Pipeline:
         return failed
 
     async def _log(self, run: Run, level: str, message: str) -> None:
-        getattr(log, level)("run %s (%s): %s", run.id, run.model_name, message)
+        labels = {"run": run.id, "model": run.model_name, "round": run.round_number}
+        getattr(log, level)("run %s (%s): %s", run.id, run.model_name, message, extra=labels)
         await asyncio.to_thread(self._s.ledger.log, run.id, level, message)
 
 
