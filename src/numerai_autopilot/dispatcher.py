@@ -63,14 +63,6 @@ class Dispatcher:
             with contextlib.suppress(Exception):
                 self._ledger.release(run_id, self._owner)
 
-    async def idle(self) -> None:
-        """Wait until nothing is running and nothing is claimable (for `autopilot run`)."""
-        while True:
-            await self._claim_and_start()
-            if not self._running:
-                return
-            await asyncio.wait(list(self._running.values()))
-
     async def _loop(self) -> None:
         while True:
             try:

@@ -21,6 +21,7 @@ from numerai_autopilot.cli.main import (
     friendly,
     load,
 )
+from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.ledger import Ledger, NewRun, Run, RunState, StageRecord
 from numerai_autopilot.tokens import webhook_url
@@ -79,14 +80,15 @@ def run(
         raise typer.Exit(1)
 
 
-async def _run_now(config: object, name: str, round_number: int | None, dry_dir: Path | None) -> Run:
-    from numerai_autopilot.cli.progress import follow_run
-    from numerai_autopilot.config import AppConfig
+async def _run_now(
+    config: AppConfig, name: str, round_number: int | None, dry_dir: Path | None
+) -> Run:
+    from numerai_autopilot.cli.progress import DownloadProgress, follow_run
     from numerai_autopilot.runtime import Runtime
 
-    assert isinstance(config, AppConfig)
     model = config.model(name)
-    async with Runtime(config, dry_run_dir=dry_dir, dispatch=False) as runtime:
+    download = DownloadProgress()
+    async with Runtime(config, dry_run_dir=dry_dir, dispatch=False, progress=download) as runtime:
         await runtime.wait_ready()
         await runtime.resolve_model_ids()
         if round_number is None:
@@ -104,7 +106,7 @@ async def _run_now(config: object, name: str, round_number: int | None, dry_dir:
         if claimed is None:
             return run  # recorded as skipped (already submitted this round)
         task = asyncio.create_task(runtime.pipeline.execute(claimed))
-        await follow_run(runtime.ledger, run.id, task)
+        await follow_run(runtime.ledger, run.id, task, download)
         return await task
 
 

@@ -7,7 +7,6 @@ errors as one readable line per problem, exit code 2 for bad input and 1 for a f
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -81,5 +80,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()
 

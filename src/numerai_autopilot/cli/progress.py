@@ -1,4 +1,4 @@
-"""Show a run's progress in the terminal: its stages as they change, and its log lines."""
+"""Show a run's progress in the terminal: its stages, download progress, and its log lines."""
 
 from __future__ import annotations
 
@@ -8,16 +8,32 @@ from numerai_autopilot.cli.main import console
 from numerai_autopilot.ledger import Ledger, Run, RunState
 
 
-async def follow_run(ledger: Ledger, run_id: str, task: asyncio.Task[Run], poll_s: float = 0.2) -> None:
-    """Print each state change and log line of `run_id` until `task` finishes."""
-    last_state: RunState | None = None
+class DownloadProgress:
+    """A RoundData progress callback remembering the latest figures, for the status line."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def __call__(self, filename: str, done: int, total: int | None) -> None:
+        size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        self.text = f" ({filename} {size})"
+
+
+async def follow_run(
+    ledger: Ledger,
+    run_id: str,
+    task: asyncio.Task[Run],
+    download: DownloadProgress | None = None,
+    poll_s: float = 0.2,
+) -> None:
+    """Print each log line of `run_id` and keep a status line until `task` finishes."""
     last_log = 0
     with console.status("starting ...") as status:
         while True:
             run = await asyncio.to_thread(ledger.get, run_id)
-            if run is not None and run.state is not last_state:
-                last_state = run.state
-                status.update(f"{run.model_name}: {run.state.value} ...")
+            if run is not None:
+                extra = download.text if download and run.state is RunState.DOWNLOADING else ""
+                status.update(f"{run.model_name}: {run.state.value}{extra} ...")
             for line in await asyncio.to_thread(ledger.logs, run_id, after_id=last_log):
                 last_log = line.id
                 console.print(f"  {line.at:%H:%M:%S} {line.level:<7} {line.message}", soft_wrap=True)
