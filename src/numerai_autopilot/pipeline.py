@@ -274,15 +274,15 @@ class Pipeline:
 
 def _validated_csv(predictions: object, files: RoundFiles, model: ModelConfig) -> tuple[bytes, int]:
     """Validate in a thread (numerai-tools is slow to import and to run) and serialise."""
-    import pandas as pd
     import pyarrow as pa
 
-    from numerai_autopilot.validation import to_csv_bytes, validate_predictions
+    from numerai_autopilot.validation import KEY_COLUMNS, to_csv_bytes, validate_predictions
 
     with pa.memory_map(str(files.live_path)) as source:
         table = pa.ipc.open_file(source).read_all()
-    key = "id" if "id" in table.column_names else table.column_names[0]
-    live_ids = pd.Index(table.column(key).to_pandas(), name=key)
-    frame = validate_predictions(predictions, live_ids, model.name, tournament=model.tournament_id)
+    # the live ids (Classic) or the universe's ticker columns (Signals, Crypto)
+    keys = [c for c in KEY_COLUMNS.get(model.tournament_id, ("id",)) if c in table.column_names]
+    live = table.select(keys or table.column_names[:1]).replace_schema_metadata(None).to_pandas()
+    frame = validate_predictions(predictions, live, model.name, tournament=model.tournament_id)
     return to_csv_bytes(frame), len(frame)
 

@@ -1,6 +1,7 @@
 """Is a model's output a valid submission? Specific messages first, numerai-tools last.
 
     frame = validate_predictions(out.predictions, live_ids, "alpha")   # columns id, prediction
+    frame = validate_predictions(out.predictions, universe, "sig", tournament=11)
     body = to_csv_bytes(frame)
 
 Our own checks run first because they say what is wrong, how many rows and how to fix it;
@@ -8,8 +9,8 @@ numerai-tools' ``submissions`` checks then run on the normalized frame as Numera
 numerai-tools is imported inside the function: it pulls in scipy (~1.3 s), which must stay
 off the server's start-up path.
 
-Tournaments: Classic (8) is implemented; Signals (11) and Crypto (12) plug into
-``_VALIDATORS`` with their own id columns and minimum counts.
+Tournaments: Classic (8) here; Signals (11) and Crypto (12), keyed by tickers, in
+``validation_signals``. ``_VALIDATORS`` maps each tournament to its checks.
 """
 
 from __future__ import annotations
@@ -18,25 +19,30 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from numerai_autopilot.errors import ValidationError
+from numerai_autopilot.validation_signals import CRYPTO, KEY_COLUMNS, SIGNALS, validate_tickers
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["to_csv_bytes", "validate_predictions"]
+__all__ = ["KEY_COLUMNS", "to_csv_bytes", "validate_predictions"]
 
 # Far more rows than live ids is a predictor that returned the wrong data (training rows?).
 _HUGE_FACTOR = 4
 _EXAMPLES = 3
 
-Validator = Callable[["pd.DataFrame", "pd.Index", str], "pd.DataFrame"]
+Validator = Callable[["pd.DataFrame", "pd.Index | pd.DataFrame", str], "pd.DataFrame"]
 
 
-def validate_predictions(predictions: pd.DataFrame, live_ids: pd.Index, model_name: str,
-                         tournament: int = 8) -> pd.DataFrame:
-    """Check predictions against the round's live ids; return the submission frame.
+def validate_predictions(predictions: pd.DataFrame, live: pd.Index | pd.DataFrame,
+                         model_name: str, tournament: int = 8) -> pd.DataFrame:
+    """Check predictions against the round's live data; return the submission frame.
 
-    ``predictions``: index ``id`` (or an ``id`` column) and a numeric ``prediction`` column.
-    Returns a frame with columns ``id`` and ``prediction`` in live-id order.
+    Classic: ``live`` is the live ids (an Index, or a frame with an ``id`` column);
+    ``predictions`` has index ``id`` (or an ``id`` column) and a numeric ``prediction``
+    column. Returns columns ``id`` and ``prediction`` in live-id order.
+    Signals and Crypto: ``live`` is the universe's ticker columns (a frame; an Index is
+    taken as its key column); ``predictions`` a ticker column and ``signal``, or a Series of
+    signals indexed by ticker. Returns columns ``[ticker column, "signal"]``.
     Raises ValidationError saying what is wrong, for how many rows, and how to fix it.
     """
     validator = _VALIDATORS.get(int(tournament))
@@ -45,11 +51,11 @@ def validate_predictions(predictions: pd.DataFrame, live_ids: pd.Index, model_na
             f"model {model_name!r}: validating submissions for tournament {tournament} is "
             f"not supported yet (supported: {', '.join(str(t) for t in sorted(_VALIDATORS))})"
         )
-    return validator(predictions, live_ids, model_name)
+    return validator(predictions, live, model_name)
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The submission file's bytes: ``id,prediction`` rows, no index column."""
+    """The submission file's bytes (``id,prediction`` or ``numerai_ticker,signal`` rows)."""
     text: str = frame.to_csv(index=False, lineterminator="\n")
     return text.encode("utf-8")
 
@@ -59,9 +65,38 @@ def _examples(values: pd.Index) -> str:
     return f" (e.g. {shown})" if shown else ""
 
 
-def _classic(predictions: pd.DataFrame, live_ids: pd.Index, name: str) -> pd.DataFrame:
+def _live_ids(live: pd.Index | pd.DataFrame) -> pd.Index:
     import pandas as pd
 
+    if isinstance(live, pd.DataFrame):
+        key = "id" if "id" in live.columns else live.columns[0]
+        return pd.Index(live[key], name="id")
+    return live
+
+
+def _universe(live: pd.Index | pd.DataFrame, default_key: str) -> pd.DataFrame:
+    import pandas as pd
+
+    if isinstance(live, pd.DataFrame):
+        return live
+    return pd.DataFrame({live.name if live.name is not None else default_key: live.to_numpy()})
+
+
+def _signals(predictions: pd.DataFrame, live: pd.Index | pd.DataFrame, name: str
+             ) -> pd.DataFrame:
+    return validate_tickers(predictions, _universe(live, SIGNALS.keys[0]), name, SIGNALS)
+
+
+def _crypto(predictions: pd.DataFrame, live: pd.Index | pd.DataFrame, name: str
+            ) -> pd.DataFrame:
+    return validate_tickers(predictions, _universe(live, CRYPTO.keys[0]), name, CRYPTO)
+
+
+def _classic(predictions: pd.DataFrame, live: pd.Index | pd.DataFrame, name: str
+             ) -> pd.DataFrame:
+    import pandas as pd
+
+    live_ids = _live_ids(live)
     m = f"model {name!r}"
     n_live = len(live_ids)
     if not isinstance(predictions, pd.DataFrame):
@@ -145,4 +180,4 @@ def _numerai_tools_check(submission: pd.DataFrame, live_ids: pd.Index, m: str) -
         raise ValidationError(f"{m}: numerai-tools rejected the submission: {exc}") from exc
 
 
-_VALIDATORS: dict[int, Validator] = {8: _classic}
+_VALIDATORS: dict[int, Validator] = {8: _classic, 11: _signals, 12: _crypto}

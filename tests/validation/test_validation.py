@@ -112,8 +112,8 @@ def test_nan_ids() -> None:
 
 
 def test_other_tournaments_are_an_explicit_extension_point() -> None:
-    with pytest.raises(ValidationError, match="tournament 11 is not supported yet"):
-        validate_predictions(preds(), IDS, "alpha", tournament=11)
+    with pytest.raises(ValidationError, match="tournament 99 is not supported yet"):
+        validate_predictions(preds(), IDS, "alpha", tournament=99)
 
 
 def test_numerai_tools_has_the_last_word() -> None:
