@@ -171,7 +171,9 @@ def _materialise(worker: Any, blob: bytes, token: str) -> Path:
 
 
 def open_frame(path: Path) -> pd.DataFrame:
-    """Memory-map an Arrow IPC file and index it by ``id``, copying no feature column.
+    """Memory-map an Arrow IPC file and index it by its key, copying no feature column.
+
+    The key: ``id`` (Classic), ``numerai_ticker`` (Signals) or ``symbol`` (Crypto).
 
     ``split_blocks`` keeps one pandas block per Arrow column, so int8 columns without nulls
     are views of the mapped pages (shared by all workers through the page cache).
@@ -181,11 +183,15 @@ def open_frame(path: Path) -> pd.DataFrame:
     table = feather.read_table(path, memory_map=True)
     frame = table.to_pandas(split_blocks=True, self_destruct=True)
     del table
-    if "id" in frame.columns:
-        frame = frame.set_index("id")
+    key = next((k for k in _FRAME_KEYS if k in frame.columns), None)
+    if key is not None:
+        frame = frame.set_index(key)
     return frame
 
 
+_FRAME_KEYS = ("id", "numerai_ticker", "symbol")
+# numerai-tools' Signals and Crypto id columns: a predictor may key its signals by any of them
+_TICKER_KEYS = ("numerai_ticker", "bloomberg_ticker", "composite_figi", "sedol", "ticker", "symbol")
 _frames: OrderedDict[str, pd.DataFrame] = OrderedDict()
 
 
@@ -299,7 +305,7 @@ def _as_predictions(request: TaskRequest, output: object) -> pd.DataFrame:
 
     name = request.model_name
     if isinstance(output, pd.DataFrame):
-        frame = output
+        frame = _signals_as_predictions(output)
         if "id" in frame.columns and "prediction" in frame.columns:
             frame = frame.set_index("id")
         if "prediction" not in frame.columns:
@@ -307,7 +313,7 @@ def _as_predictions(request: TaskRequest, output: object) -> pd.DataFrame:
             more = f" and {len(frame.columns) - 10} more" if len(frame.columns) > 10 else ""
             raise PredictorOutputError(
                 f"model {name!r}: predictor returned a DataFrame with columns {cols}{more}; "
-                f"a 'prediction' column is required (e.g. return "
+                f"a 'prediction' column ('signal' for Signals and Crypto) is required (e.g. return "
                 f"pd.DataFrame({{'prediction': preds}}, index=live_features.index))"
             )
         series = frame["prediction"]
@@ -330,5 +336,15 @@ def _as_predictions(request: TaskRequest, output: object) -> pd.DataFrame:
         )
     result = pd.DataFrame({"prediction": series.to_numpy(dtype="float64", na_value=float("nan"))},
                           index=series.index.copy())
-    result.index.name = "id"
+    result.index.name = series.index.name if series.index.name in _TICKER_KEYS else "id"
     return result
+
+
+def _signals_as_predictions(frame: pd.DataFrame) -> pd.DataFrame:
+    """Signals/Crypto output (a ticker column and ``signal``) as index + ``prediction``."""
+    if "signal" in frame.columns and "prediction" not in frame.columns:
+        frame = frame.rename(columns={"signal": "prediction"})
+    keys = [k for k in _TICKER_KEYS if k in frame.columns]
+    if len(keys) == 1 and "prediction" in frame.columns:
+        frame = frame.set_index(keys[0])
+    return frame
