@@ -18,6 +18,8 @@ from pydantic import (
 
 TournamentName = Literal["classic", "signals", "crypto"]
 TOURNAMENT_IDS: dict[str, int] = {"classic": 8, "signals": 11, "crypto": 12}
+# Each tournament's current data version: the default of `models.NAME.data_version`.
+DEFAULT_DATA_VERSIONS: dict[str, str] = {"classic": "v5.3", "signals": "v2.1", "crypto": "v2.0"}
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
@@ -171,6 +173,15 @@ class ModelConfig(_Table):
     @property
     def tournament_id(self) -> int:
         return TOURNAMENT_IDS[self.tournament]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tournament_data_version(cls, data: object) -> object:
+        if isinstance(data, dict) and "data_version" not in data:
+            version = DEFAULT_DATA_VERSIONS.get(str(data.get("tournament", "classic")))
+            if version is not None:
+                data = {**data, "data_version": version}
+        return data
 
     @field_validator("predictor")
     @classmethod
