@@ -37,7 +37,9 @@ def classic_csv(sandbox: RunningSandbox, round_number: int) -> bytes:
     return ("id,prediction\n" + "\n".join(rows) + "\n").encode()
 
 
-def signals_csv(key: str, count: int = 150) -> bytes:
-    """A valid Signals/Crypto submission keyed by ``key``."""
-    rows = [f"T{i:04d},{(i % 89 + 1) / 100:.2f}" for i in range(count)]
+def signals_csv(sandbox: RunningSandbox, tournament: int, key: str, count: int = 150) -> bytes:
+    """A valid Signals/Crypto submission of the current round's universe, keyed by ``key``."""
+    round_number = sandbox.sandbox.latest_round(tournament).number
+    tickers = sorted(sandbox.sandbox.data.round_keys(tournament, round_number))[:count]
+    rows = [f"{t},{(i % 89 + 1) / 100:.2f}" for i, t in enumerate(tickers)]
     return (f"{key},signal\n" + "\n".join(rows) + "\n").encode()

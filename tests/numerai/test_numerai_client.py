@@ -151,7 +151,7 @@ async def test_upload_predictions_signals_and_crypto(
 ) -> None:
     model_id = sandbox.models[model]
     submission_id = await client.upload_predictions(
-        model_id, signals_csv(key), f"{model}.csv", tournament, "trigger-" + model
+        model_id, signals_csv(sandbox, tournament, key), f"{model}.csv", tournament, "trigger-" + model
     )
     (recorded,) = sandbox.submissions()
     assert recorded["id"] == submission_id

@@ -51,7 +51,7 @@ class DataStore:
         self.root = settings.data_dir
         self._lock = threading.Lock()
         self._universe: synth.Universe | None = None
-        self._live_ids: dict[int, frozenset[str]] = {}
+        self._live_ids: dict[tuple[int, int], frozenset[str]] = {}
 
     @property
     def universe(self) -> synth.Universe:
@@ -165,15 +165,28 @@ class DataStore:
 
     def live_ids(self, round_number: int) -> frozenset[str]:
         """The Classic live ids of a round (first data version), for submission checks."""
+        return self.round_keys(CLASSIC, round_number)
+
+    def round_keys(self, tournament: int, round_number: int) -> frozenset[str]:
+        """A round's live ids (Classic) or universe (Signals tickers, Crypto symbols)."""
+        key = (tournament, round_number)
         with self._lock:
-            cached = self._live_ids.get(round_number)
+            cached = self._live_ids.get(key)
         if cached is not None:
             return cached
-        self.ensure_round(CLASSIC, round_number)
-        path = self.path(f"{self.settings.data_versions[0]}/live.parquet", round_number)
-        ids = frozenset(pd.read_parquet(path, columns=["era"]).index.astype(str))
+        self.ensure_round(tournament, round_number)
+        s = self.settings
+        if tournament == SIGNALS:
+            path = self.path(f"signals/{s.signals_version}/live.parquet", round_number)
+            ids = frozenset(pd.read_parquet(path, columns=["numerai_ticker"])["numerai_ticker"])
+        elif tournament == CRYPTO:
+            path = self.path(f"crypto/{s.crypto_version}/live_universe.parquet", round_number)
+            ids = frozenset(pd.read_parquet(path, columns=["symbol"])["symbol"])
+        else:
+            path = self.path(f"{s.data_versions[0]}/live.parquet", round_number)
+            ids = frozenset(pd.read_parquet(path, columns=["era"]).index.astype(str))
         with self._lock:
-            self._live_ids[round_number] = ids
+            self._live_ids[key] = ids
         return ids
 
 

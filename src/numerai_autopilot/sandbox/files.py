@@ -203,8 +203,8 @@ async def upload(request: Request) -> Response:
                         "again.")
 
     def inspect() -> None:
-        live_ids = sandbox.data.live_ids(slot.round_number) if slot.tournament == 8 else None
-        check = check_upload(body, slot.original_filename, slot.tournament, live_ids)
+        keys = sandbox.data.round_keys(slot.tournament, slot.round_number)
+        check = check_upload(body, slot.original_filename, slot.tournament, keys)
         target = sandbox.settings.data_dir / "uploads" / key
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")

@@ -1,8 +1,9 @@
 """What the sandbox learns from an uploaded submission file, and whether Numerai would take it.
 
-The checks follow numerai-tools' ``submissions`` module in spirit (columns, every live id,
-no duplicates, no NaN, values within range) without importing it: it is slow to import and
-the sandbox must start fast.
+The checks follow numerai-tools' ``submissions`` module (its order and its messages, e.g.
+``invalid_submission_ids: Not enough stocks submitted...`` for Signals and Crypto) without
+importing it: it is slow to import and the sandbox must start fast. As numerai-tools does,
+Signals and Crypto rows outside the round's universe are dropped before the count of 100.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ import pandas as pd
 
 from .settings import CLASSIC, CRYPTO
 
-_TICKER_COLUMNS = ("numerai_ticker", "bloomberg_ticker", "composite_figi", "sedol", "ticker")
+# numerai-tools' SIGNALS_ALLOWED_ID_COLS, CRYPTO_ALLOWED_ID_COLS, *_ALLOWED_PRED_COLS, *_MIN_TICKERS
+_TICKER_COLUMNS = ("ticker", "sedol", "bloomberg_ticker", "composite_figi", "numerai_ticker")
+_CRYPTO_COLUMNS = ("symbol",)
+_SIGNAL_COLUMNS = ("prediction", "signal")
+_DATE_COLUMNS = ("friday_date", "date")
+_MIN_TICKERS = 100
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class UploadCheck:
 
 def check_upload(body: bytes, filename: str, tournament: int,
                  live_ids: frozenset[str] | None) -> UploadCheck:
+    """``live_ids``: the round's live ids (Classic) or universe (Signals, Crypto), if known."""
     digest = hashlib.sha256(body).hexdigest()
     try:
         frame = _read(body, filename)
@@ -39,7 +46,7 @@ def check_upload(body: bytes, filename: str, tournament: int,
     if tournament == CLASSIC:
         problem = _classic_problem(frame, live_ids)
     else:
-        problem = _signals_problem(frame, tournament)
+        problem = _signals_problem(frame, tournament, live_ids)
     return UploadCheck(digest, len(frame), problem)
 
 
@@ -83,15 +90,41 @@ def _classic_problem(frame: pd.DataFrame, live_ids: frozenset[str] | None) -> st
     return _values_problem(frame[value_column], value_column, open_interval=False)
 
 
-def _signals_problem(frame: pd.DataFrame, tournament: int) -> str | None:
+def _signals_problem(frame: pd.DataFrame, tournament: int,
+                     universe: frozenset[str] | None) -> str | None:
+    """numerai-tools' validate_submission_signals / _crypto, step by step."""
+    frame = frame.drop(columns=[c for c in ("data_type",) if c in frame.columns])
+    if tournament != CRYPTO:  # one optional date column
+        date = next((c for c in frame.columns if c in _DATE_COLUMNS), None)
+        if date is not None:
+            frame = frame.drop(columns=[date])
+    keys = _CRYPTO_COLUMNS if tournament == CRYPTO else _TICKER_COLUMNS
     columns = [str(c) for c in frame.columns]
-    keys = ("symbol",) if tournament == CRYPTO else _TICKER_COLUMNS
-    key = next((c for c in keys if c in columns), None)
-    value_column = next((c for c in ("signal", "prediction") if c in columns), None)
-    if key is None or value_column is None:
-        return f"expected a {' / '.join(keys)} column and a signal column; found {columns}"
-    if frame[key].astype(str).duplicated().any():
-        return f"duplicate values in {key}"
-    if frame[key].nunique() < 100:
-        return f"at least 100 {key} values are required; found {frame[key].nunique()}"
-    return _values_problem(frame[value_column], value_column, open_interval=True)
+    if len(columns) != 2 or columns[0] not in keys or columns[1] not in _SIGNAL_COLUMNS:
+        return (f"invalid_submission_headers: headers must be one of {list(keys)} and one of "
+                f"{list(_SIGNAL_COLUMNS)} (found {columns})")
+    key, value = columns
+    if frame[key].isna().any():
+        return f"invalid_submission_ids: Submission must not contain NaNs in the {key} column."
+    tickers = frame[key].astype(str)
+    live = frame[tickers.isin(universe)] if universe is not None else frame
+    if live[key].astype(str).duplicated().any():
+        return f"invalid_submission_ids: Duplicates detected in {key} for live period."
+    if len(live) < _MIN_TICKERS:
+        return ("invalid_submission_ids: Not enough stocks submitted. Are you using the latest "
+                f"live ids or live universe? ({len(live)} of {len(frame)} rows in this round's "
+                f"universe; at least {_MIN_TICKERS} needed)")
+    return _tools_values_problem(live[value])
+
+
+def _tools_values_problem(values: pd.Series) -> str | None:
+    """numerai-tools' validate_values: no NaN, within [0, 1] (its test is inclusive), std > 0."""
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.isna().any():
+        return "invalid_submission_values: submission must not contain NaNs"
+    if not numeric.between(0, 1).all():
+        return ("invalid_submission_values: values must be between 0 and 1 exclusive "
+                f"(found {float(numeric.min())}..{float(numeric.max())})")
+    if abs(float(numeric.std())) < 1e-8:
+        return "invalid_submission_values: submission must have non-zero standard deviation"
+    return None
