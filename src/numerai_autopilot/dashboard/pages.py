@@ -54,6 +54,7 @@ class Dashboard:
         env = self.templates.env
         env.filters["duration"] = duration
         env.filters["when"] = _when
+        env.filters["clock"] = _clock
         env.globals.update(tournament_names=TOURNAMENT_NAMES, countdown=countdown,
                            poll_ms=POLL_MS)
 
@@ -124,3 +125,7 @@ def safe_next(value: object) -> str:
 
 def _when(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _clock(value: datetime | None) -> str:
+    return "" if value is None else value.astimezone(UTC).strftime("%H:%M:%S")

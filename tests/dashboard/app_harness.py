@@ -1,0 +1,106 @@
+"""Our real server (create_app + Runtime) on 127.0.0.1 against the sandbox, with the dashboard,
+alerts and metrics settings these tests need. Shared by tests/dashboard, alerts and metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from numerai_autopilot.config import AppConfig, parse_config
+from numerai_autopilot.ledger import Run
+from numerai_autopilot.runtime import Runtime
+from numerai_autopilot.sandbox.testing import RunningSandbox, serve_asgi
+from numerai_autopilot.server import create_app
+from numerai_autopilot.tokens import webhook_url
+
+POOL = Path(__file__).parents[1] / "server" / "pool_predictors.py"
+SECRET = "dashboard-test-webhook-secret"
+ADMIN_TOKEN = "dashboard-test-admin-token-0123456789"
+
+
+def pool(name: str) -> str:
+    """A `file.py:function` reference into tests/server/pool_predictors.py."""
+    return f"{POOL}:{name}"
+
+
+@dataclass
+class App:
+    url: str
+    config: AppConfig
+    runtime: Runtime
+    sandbox: RunningSandbox
+
+    def hook_url(self, model: str) -> str:
+        return webhook_url(self.url, self.sandbox.models[model], SECRET)
+
+    def register_webhooks(self) -> None:
+        """As `setSubmissionWebhook` on Numerai: the sandbox calls us when a round opens."""
+        for name in self.config.models:
+            self.sandbox.graphql(
+                "mutation($m: String!, $u: String) "
+                "{ setSubmissionWebhook(modelId: $m, newSubmissionWebhook: $u) }",
+                {"m": self.sandbox.models[name], "u": self.hook_url(name)},
+            )
+
+    def runs(self) -> list[Run]:
+        return self.runtime.ledger.runs(limit=1000)
+
+    def wait_final(self, count: int, timeout: float = 90.0) -> list[Run]:
+        deadline = time.monotonic() + timeout
+        runs: list[Run] = []
+        while time.monotonic() < deadline:
+            runs = self.runs()
+            if len(runs) >= count and all(r.state.is_final for r in runs):
+                return runs
+            time.sleep(0.1)
+        raise AssertionError(f"runs not final: {[(r.model_name, r.state.value) for r in runs]}")
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return f'"{value}"' if isinstance(value, str) else str(value)
+
+
+def config_text(tmp_path: Path, sandbox: RunningSandbox, models: dict[str, str],
+                server: dict[str, Any] | None = None, alerts: dict[str, Any] | None = None) -> str:
+    server = {"secret": SECRET, "admin_token": ADMIN_TOKEN, **(server or {})}
+    tables = {
+        "numerai": {"api_url": sandbox.url, "timeout": 10},
+        "server": {k: v for k, v in server.items() if v is not None},
+        "ledger": {"url": f"sqlite:///{tmp_path / 'ledger.db'}"},
+        "data": {"cache_dir": str(tmp_path / "data")},
+        "executor": {"workers": 2, "memory_limit": "2GiB"},
+        "alerts": alerts or {},
+        **{f"models.{name}": {"model_id": sandbox.models[name], "predictor": ref}
+           for name, ref in models.items()},
+    }
+    return "".join(
+        f"[{table}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in values.items()) + "\n"
+        for table, values in tables.items()
+    )
+
+
+@contextmanager
+def running_app(tmp_path: Path, sandbox: RunningSandbox, models: dict[str, str],
+                **sections: Any) -> Iterator[App]:
+    text = config_text(tmp_path, sandbox, models, **sections)
+    (tmp_path / "autopilot.toml").write_text(text)
+    env = {"NUMERAI_PUBLIC_ID": sandbox.public_id, "NUMERAI_SECRET_KEY": sandbox.secret_key}
+    config = parse_config(text, source="test.toml", base_dir=tmp_path, env=env)
+    runtime = Runtime(config)
+    with ExitStack() as stack:
+        url = stack.enter_context(serve_asgi(create_app(config, runtime=runtime)))
+        deadline = time.monotonic() + 60
+        while not httpx.get(f"{url}/healthz").json()["executor_ready"]:
+            assert time.monotonic() < deadline, "executor did not start"
+            time.sleep(0.05)
+        yield App(url, config, runtime, sandbox)
