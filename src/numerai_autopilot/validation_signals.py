@@ -182,13 +182,17 @@ def validate_tickers(predictions: object, universe: pd.DataFrame, model_name: st
 
 def _numerai_tools_check(submission: pd.DataFrame, universe: pd.DataFrame, rules: TickerRules,
                          m: str) -> None:
-    from numerai_tools.submissions import validate_submission_crypto, validate_submission_signals
+    from numerai_tools import submissions as tools
 
     live = universe.astype(str)
     try:
         if rules.tournament == SIGNALS.tournament:
-            validate_submission_signals(live, submission.copy())
+            # validate_submission_signals, less its in-place drop of a deprecated column
+            # (pandas warns about inplace=True; our frame never has that column)
+            key, value, _ = tools.validate_headers_signals(submission)
+            filtered, _ = tools.validate_ids_signals(live[key], submission, key)
+            tools.validate_values(filtered, value)
         else:
-            validate_submission_crypto(live, submission.copy())
+            tools.validate_submission_crypto(live, submission.copy())
     except (AssertionError, KeyError) as exc:  # numerai-tools reports failures as assertions
         raise ValidationError(f"{m}: numerai-tools rejected the submission: {exc}") from exc
