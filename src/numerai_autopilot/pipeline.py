@@ -17,7 +17,12 @@ from typing import TypeVar
 
 from numerai_autopilot.config import AppConfig, ModelConfig
 from numerai_autopilot.config.models import format_size
-from numerai_autopilot.errors import AutopilotError, PredictorError, ValidationError
+from numerai_autopilot.errors import (
+    AutopilotError,
+    LedgerError,
+    PredictorError,
+    ValidationError,
+)
 from numerai_autopilot.executor import Executor, PredictJob, PredictOutcome, WorkerDied
 from numerai_autopilot.fallback import benchmark_predictions, is_benchmark
 from numerai_autopilot.ledger import Ledger, Run, RunState
@@ -96,8 +101,16 @@ class Pipeline:
         except DeadlineExceeded as exc:
             hint = "" if model.late_submissions else "; set late_submissions = true to keep trying"
             return await self._fail(run, f"gave up at the round's close: {exc}{hint}")
+        except LedgerError:
+            raise  # the lease was lost or the ledger is down: the dispatcher logs it
         except AutopilotError as exc:
             return await self._fail(run, str(exc))
+        except Exception as exc:
+            # A bug of ours, not the model's: fail the run (rather than retry it forever)
+            # and keep the traceback in the log.
+            log.exception("run %s: unexpected error", run.id)
+            return await self._fail(run, f"internal error ({type(exc).__name__}: {exc}); "
+                                         "please report it with the server log")
 
     async def _stages(self, run: Run, model: ModelConfig) -> Run:
         if run.state is not RunState.QUEUED:
@@ -221,7 +234,10 @@ class Pipeline:
         cached = self._rounds.get(tournament)
         if cached and time.monotonic() - cached[0] < _ROUND_CACHE_S:
             return cached[1]
-        info = await self._s.client.current_round(tournament=tournament)
+        # The close is not known yet: keep asking through an outage for up to a round's length.
+        info = await self._s.client.current_round(
+            tournament=tournament, deadline=time.time() + _NO_CLOSE_TIME_S
+        )
         self._rounds[tournament] = (time.monotonic(), info)
         return info
 

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -28,13 +29,14 @@ from numerai_autopilot.executor import Executor, ExecutorSettings
 from numerai_autopilot.fallback import is_benchmark
 from numerai_autopilot.ledger import Ledger
 from numerai_autopilot.monitor import Monitor
-from numerai_autopilot.numerai import NumeraiClient
+from numerai_autopilot.numerai import NumeraiClient, RetryPolicy
 from numerai_autopilot.pipeline import Pipeline, Services, fallback_key
 from numerai_autopilot.predictors import PredictorSpec, parse_predictor
 from numerai_autopilot.rounddata import Progress, RoundData
 from numerai_autopilot.watcher import RoundWatcher
 
 log = logging.getLogger(__name__)
+RETRY_CAP_S = 6 * 3600.0
 
 
 def new_owner() -> str:
@@ -42,7 +44,10 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def numerai_client(config: AppConfig, http: httpx.AsyncClient) -> NumeraiClient:
+def numerai_client(
+    config: AppConfig, http: httpx.AsyncClient, retry: RetryPolicy | None = None
+) -> NumeraiClient:
+    """A client for the configured account; commands keep the default, short retry policy."""
     keys = config.numerai
     return NumeraiClient(
         http,
@@ -50,6 +55,7 @@ def numerai_client(config: AppConfig, http: httpx.AsyncClient) -> NumeraiClient:
         public_id=keys.public_id.get_secret_value() if keys.public_id else None,
         secret_key=keys.secret_key.get_secret_value() if keys.secret_key else None,
         timeout=keys.timeout,
+        retry=retry or RetryPolicy(),
     )
 
 
@@ -91,7 +97,8 @@ class Runtime:
         self._dispatch = dispatch
         self.ledger = Ledger.from_url(config.ledger.url)
         self.http = httpx.AsyncClient(timeout=config.numerai.timeout)
-        self.client = numerai_client(config, self.http)
+        # Runs pass the round's close as their deadline; the policy's cap only has to be longer.
+        self.client = numerai_client(config, self.http, RetryPolicy(deadline_s=RETRY_CAP_S))
         self.executor = Executor(
             ExecutorSettings(
                 scheduler=config.executor.scheduler,
@@ -162,7 +169,7 @@ class Runtime:
         missing = [m for m in self.config.models.values() if m.name not in self.services.model_ids]
         if not missing:
             return
-        account = {m.name: m.id for m in await self.client.models()}
+        account = {m.name: m.id for m in await self.client.models(deadline=time.time() + 60)}
         for model in missing:
             model_id = account.get(model.name)
             if model_id is None:

@@ -68,7 +68,10 @@ class RoundWatcher:
         started: list[Run] = []
         for tournament, models in watched.items():
             try:
-                info = await self._client.current_round(tournament=tournament)
+                info = await self._client.current_round(
+                    tournament=tournament,
+                    deadline=self._clock() + self._config.server.watch_interval,
+                )
             except AutopilotError as exc:  # closed round, Numerai down: nothing to start now
                 log.info("round watcher: no open round for tournament %s (%s)", tournament, exc)
                 continue

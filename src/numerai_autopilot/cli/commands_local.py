@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import datetime
 from importlib import resources
@@ -92,7 +93,10 @@ async def _run_now(
         await runtime.wait_ready()
         await runtime.resolve_model_ids()
         if round_number is None:
-            round_number = (await runtime.client.current_round(tournament=model.tournament_id)).number
+            info = await runtime.client.current_round(
+                tournament=model.tournament_id, deadline=time.time() + 120
+            )
+            round_number = info.number
         run, _ = await asyncio.to_thread(
             runtime.ledger.record,
             NewRun(
