@@ -55,7 +55,9 @@ def test_each_failing_predictor_fails_alone_with_a_clear_message(
     many_sandbox: RunningSandbox, start_server: StartServer
 ) -> None:
     names = ["good", *BAD]
-    server = start_server({n: predictor(n) for n in names}, against=many_sandbox, timeout=4)
+    models: dict[str, str | dict[str, object]] = {n: predictor(n) for n in names}
+    models["hangs"] = {"predictor": predictor("hangs"), "timeout": 4}
+    server = start_server(models, against=many_sandbox, timeout=120)
     register(many_sandbox, server, names)
     opened = many_sandbox.open_round()
     runs = {r.model_name: r for r in server.wait_final(len(names), timeout=120)}
