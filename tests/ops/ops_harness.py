@@ -52,7 +52,7 @@ class Project:
         done = subprocess.run(
             [*command, *args, "-c", str(self.config)],
             cwd=self.path, env={**os.environ, "COLUMNS": "250", **self.env, **(env or {})},
-            capture_output=True, text=True, timeout=timeout,
+            capture_output=True, text=True, timeout=timeout, check=False,
         )
         self.outputs.append(done.stdout + done.stderr)
         return done

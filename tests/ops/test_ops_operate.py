@@ -10,7 +10,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from ops_harness import ADMIN_TOKEN, WEBHOOK_SECRET, Project, ServerProcess, free_port, write_project
+from ops_harness import (
+    ADMIN_TOKEN,
+    WEBHOOK_SECRET,
+    Project,
+    ServerProcess,
+    free_port,
+    write_project,
+)
 
 from numerai_autopilot.sandbox.testing import RunningSandbox
 from numerai_autopilot.tokens import webhook_url
@@ -74,7 +81,7 @@ def test_trigger_wait_follows_the_run_to_its_submission(served: Served) -> None:
     logs = project.cli("logs", run_id, "--server", server.url)
     assert logs.returncode == 0, logs.stderr
     assert f"submitted 500 rows as submission {sub[0]['id']}" in logs.stdout
-    assert re.search(r"^\d\d:\d\d:\d\d info", logs.stdout, re.M)
+    assert re.search(r"^\d\d:\d\d:\d\d info", logs.stdout, re.MULTILINE)
 
 
 def test_trigger_wait_reports_the_failing_stage_and_message(served: Served) -> None:

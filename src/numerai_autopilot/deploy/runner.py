@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from numerai_autopilot.errors import AutopilotError
 
@@ -53,8 +54,12 @@ class Runner:
                 "(https://cloud.google.com/sdk/docs/install) and run `gcloud auth login`"
             )
         try:
+            # Without input, stdin is /dev/null: gcloud never waits on a prompt.
+            feed: dict[str, Any] = (
+                {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+            )
             done = subprocess.run(
-                list(args), input=stdin, stdout=subprocess.PIPE if capture or quiet else None,
+                list(args), **feed, stdout=subprocess.PIPE if capture or quiet else None,
                 stderr=subprocess.PIPE if quiet else None, timeout=self._timeout, check=False,
             )
         except subprocess.TimeoutExpired as exc:
