@@ -1,10 +1,11 @@
 """`autopilot demo`: a whole round on this machine, no account and no network needed.
 
 1. start a local Numerai sandbox with synthetic data (generated once, then reused);
-2. train or load three example models: LightGBM on the small feature set, a Model Upload
-   style pickle, and a plain function;
+2. train or load three Classic example models (LightGBM on the small feature set, a Model
+   Upload style pickle, a plain function), and a Signals and a Crypto model;
 3. start the real server on 127.0.0.1, register each model's tokenized webhook in the sandbox;
-4. open a round: the sandbox POSTs the webhooks as Numerai does; show progress;
+4. open a round of each tournament: the sandbox POSTs the webhooks as Numerai does; show
+   progress;
 5. print a summary and the sandbox's own record of submissions. Exit 0 if all submitted.
 """
 
@@ -33,7 +34,10 @@ from numerai_autopilot.server import create_app
 from numerai_autopilot.tokens import webhook_url
 
 console = Console(highlight=False)
-MODELS = ("demo_lgbm", "demo_upload", "demo_plain")
+# model name -> tournament (Classic 8, Signals 11, Crypto 12)
+MODELS = {"demo_lgbm": 8, "demo_upload": 8, "demo_plain": 8, "demo_signals": 11,
+          "demo_crypto": 12}
+TOURNAMENTS = {8: "classic", 11: "signals", 12: "crypto"}
 
 
 def _free_port() -> int:
@@ -50,8 +54,8 @@ def demo_config(workdir: Path, api_url: str, public_id: str, secret_key: str,
     """The demo's autopilot.toml, written to `workdir` so a user can read and reuse it."""
     models = "".join(
         f'\n[models.{name}]\nmodel_id = "{model_ids[name]}"\npredictor = "{predictors[name]}"\n'
-        f'timeout = "120s"\n'
-        for name in MODELS
+        f'tournament = "{TOURNAMENTS[tournament]}"\ntimeout = "120s"\n'
+        for name, tournament in MODELS.items()
     )
     text = (
         f'[numerai]\napi_url = "{api_url}"\n\n'
@@ -74,7 +78,7 @@ async def run_demo(workdir: Path, *, timeout: float = 300.0) -> int:
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     started = time.monotonic()
     settings = SandboxSettings(
-        data_dir=workdir / "sandbox", models=tuple(ModelSpec(name) for name in MODELS)
+        data_dir=workdir / "sandbox", models=tuple(ModelSpec(n, t) for n, t in MODELS.items())
     )
     console.print("[bold]1.[/] starting the Numerai sandbox (synthetic data, generated once) ...")
     with running_sandbox(settings) as sandbox:
@@ -82,7 +86,8 @@ async def run_demo(workdir: Path, *, timeout: float = 300.0) -> int:
         async with httpx.AsyncClient(timeout=60) as http:
             client = NumeraiClient(http, api_url=sandbox.url, public_id=sandbox.public_id,
                                    secret_key=sandbox.secret_key)
-            console.print("[bold]2.[/] preparing example models (LightGBM, Model Upload pickle, function) ...")
+            console.print("[bold]2.[/] preparing example models (Classic: LightGBM, Model Upload "
+                          "pickle, function; a Signals and a Crypto model) ...")
             predictors = await prepare_models(client, workdir / "models")
             port = _free_port()
             config = demo_config(workdir, sandbox.url, sandbox.public_id, sandbox.secret_key,
@@ -102,16 +107,19 @@ async def run_demo(workdir: Path, *, timeout: float = 300.0) -> int:
                     url = webhook_url(base, model_id, config.server.secret.get_secret_value())
                     await client.set_submission_webhook(model_id, url)
                 console.print(f"   registered {len(MODELS)} webhooks: {base}/pred/<model id>?token=***")
-                console.print("[bold]4.[/] opening a round: the sandbox fires the webhooks ...")
-                opened = (await http.post(f"{sandbox.url}/_sandbox/rounds/open",
-                                          json={"tournament": 8})).json()
-                round_number = int(opened["number"])
-                runs = await _watch(runtime, round_number, started + timeout)
+                console.print("[bold]4.[/] opening a round of Classic, Signals and Crypto: the "
+                              "sandbox fires the webhooks ...")
+                rounds: dict[int, int] = {}
+                for tournament in sorted(set(MODELS.values())):
+                    opened = (await http.post(f"{sandbox.url}/_sandbox/rounds/open",
+                                              json={"tournament": tournament})).json()
+                    rounds[tournament] = int(opened["number"])
+                runs = await _watch(runtime, rounds, started + timeout)
                 submissions = (await http.get(f"{sandbox.url}/_sandbox/submissions")).json()
             finally:
                 server.should_exit = True
                 await serving
-    return _summary(runs, submissions, round_number, time.monotonic() - started)
+    return _summary(runs, submissions, rounds, time.monotonic() - started)
 
 
 async def _wait_healthy(http: httpx.AsyncClient, port: int, runtime: Runtime) -> None:
@@ -126,13 +134,15 @@ async def _wait_healthy(http: httpx.AsyncClient, port: int, runtime: Runtime) ->
     raise RuntimeError("the server did not start within 30 s")
 
 
-async def _watch(runtime: Runtime, round_number: int, deadline: float) -> list[Run]:
+async def _watch(runtime: Runtime, rounds: dict[int, int], deadline: float) -> list[Run]:
+    """Show the opened rounds' runs until all are final; `rounds`: tournament -> number."""
     runs: list[Run] = []
+    title = ", ".join(f"{TOURNAMENTS[t]} round {n}" for t, n in sorted(rounds.items()))
     with Live(console=console, refresh_per_second=8) as live:
         while time.monotonic() < deadline:
             runs = [r for r in await asyncio.to_thread(runtime.ledger.runs, limit=100)
-                    if r.round_number == round_number]
-            live.update(_table(runs, f"round {round_number}"))
+                    if r.round_number == rounds.get(r.tournament)]
+            live.update(_table(runs, title))
             if len(runs) >= len(MODELS) and all(r.state.is_final for r in runs):
                 break
             await asyncio.sleep(0.25)
@@ -140,26 +150,30 @@ async def _watch(runtime: Runtime, round_number: int, deadline: float) -> list[R
 
 
 def _table(runs: list[Run], title: str) -> Table:
-    table = Table("model", "state", "rows", "compute", "total", "submission id / error", title=title)
+    table = Table("model", "tournament", "round", "state", "rows", "compute", "total",
+                  "submission id / error", title=title)
     colours = {RunState.SUBMITTED: "green", RunState.FAILED: "red", RunState.SKIPPED: "yellow"}
-    for run in sorted(runs, key=lambda r: r.model_name):
+    for run in sorted(runs, key=lambda r: (r.tournament, r.model_name)):
         total = (run.updated_at - run.created_at).total_seconds()
         table.add_row(
-            run.model_name, f"[{colours.get(run.state, 'cyan')}]{run.state.value}[/]",
+            run.model_name, TOURNAMENTS.get(run.tournament, str(run.tournament)),
+            str(run.round_number), f"[{colours.get(run.state, 'cyan')}]{run.state.value}[/]",
             str(run.detail.get("rows", "")), f"{run.detail.get('compute_s', '')}s",
             f"{total:.2f}s", run.submission_id or run.error or "",
         )
     return table
 
 
-def _summary(runs: list[Run], submissions: list[dict[str, object]], round_number: int,
+def _summary(runs: list[Run], submissions: list[dict[str, object]], rounds: dict[int, int],
              elapsed: float) -> int:
     ok = len(runs) == len(MODELS) and all(r.state is RunState.SUBMITTED for r in runs)
     console.print("[bold]5.[/] the sandbox's record of submissions (what Numerai received):")
-    table = Table("model", "round", "rows", "trigger id", "submission id")
+    table = Table("model", "tournament", "round", "rows", "trigger id", "submission id")
     for sub in submissions:
-        if sub.get("round_number") == round_number:
-            table.add_row(str(sub.get("model_name")), str(sub.get("round_number")), str(sub.get("row_count")),
+        tournament = sub.get("tournament")
+        if isinstance(tournament, int) and sub.get("round_number") == rounds.get(tournament):
+            table.add_row(str(sub.get("model_name")), TOURNAMENTS.get(tournament, str(tournament)),
+                          str(sub.get("round_number")), str(sub.get("row_count")),
                           str(sub.get("trigger_id")), str(sub.get("id")))
     console.print(table)
     verdict = "[green]all models submitted[/]" if ok else "[red]some models did not submit[/]"

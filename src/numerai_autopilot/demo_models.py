@@ -2,7 +2,9 @@
 
 - `demo_lgbm`: LightGBM on the small feature set (a `file.py:function` predictor);
 - `demo_upload`: a Numerai Model Upload style cloudpickle, `predict(live, benchmarks)`;
-- `demo_plain`: a plain function from an importable module.
+- `demo_plain`: a plain function from an importable module;
+- `demo_signals`: a Signals model (a signal per `numerai_ticker` of the live universe);
+- `demo_crypto`: a Crypto model (a signal per `symbol`).
 
 Trained once into `models_dir`; later demos load what is there.
 """
@@ -39,6 +41,8 @@ async def prepare_models(client: NumeraiClient, models_dir: Path) -> dict[str, s
         "demo_lgbm": f"{models_dir / 'lgbm.py'}:predict",
         "demo_upload": str(pickle_file),
         "demo_plain": "numerai_autopilot.examples.plain:predict",
+        "demo_signals": "numerai_autopilot.examples.signals:predict",
+        "demo_crypto": "numerai_autopilot.examples.crypto:predict",
     }
 
 
