@@ -59,21 +59,32 @@ def server_secrets(config: AppConfig) -> list[str]:
     ]
 
 
-async def resolve_model_ids(config: AppConfig, client: NumeraiClient) -> dict[str, str]:
-    """Model name -> Numerai model id, from the config or by name from the account."""
-    ids = {name: m.model_id for name, m in config.models.items() if m.model_id}
-    missing = [name for name in config.models if name not in ids]
-    if missing:
-        account = {m.name: m.id for m in await client.models()}
-        for name in missing:
-            if name not in account:
-                known = ", ".join(sorted(account)) or "none"
-                raise ConfigError(
-                    f"{config.source}: models.{name}: no model named {name!r} on this Numerai "
-                    f"account (it has: {known}); set model_id or fix the name"
-                )
-            ids[name] = account[name]
-    return {name: ids[name] for name in config.models}
+async def resolve_model_ids(
+    config: AppConfig, client: NumeraiClient, only: str | None = None
+) -> dict[str, str]:
+    """Model name -> Numerai model id (from the config, or by name), each checked against
+    the account, so nothing is registered for a model that is not there. `only`: one model."""
+    account = await client.models()
+    by_name = {m.name: m.id for m in account}
+    known_ids = set(by_name.values())
+    ids: dict[str, str] = {}
+    problems = []
+    for name, model in config.models.items():
+        if only is not None and name != only:
+            continue
+        model_id = model.model_id or by_name.get(name)
+        if model_id is None or model_id not in known_ids:
+            wanted = f"model_id {model_id}" if model.model_id else f"name {name!r}"
+            problems.append(
+                f"{config.source}: models.{name}: no model with {wanted} on this Numerai "
+                f"account (it has: {', '.join(sorted(by_name)) or 'none'}); fix "
+                f"models.{name}.model_id"
+            )
+        else:
+            ids[name] = model_id
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return ids
 
 
 async def registered_webhooks(

@@ -118,7 +118,7 @@ async def _trigger(config: AppConfig, model: str, wait: bool, timeout: float,
     started = time.monotonic()
     async with httpx.AsyncClient() as http:
         client = numerai_client(config, http)
-        model_id = (await resolve_model_ids(config, client))[model]
+        model_id = (await resolve_model_ids(config, client, only=model))[model]
         trigger_id = await client.trigger_model_webhook(model_id, deadline=time.time() + timeout)
         console.print(f"{model}: Numerai fired the webhook (trigger id {trigger_id})")
         if not wait:
