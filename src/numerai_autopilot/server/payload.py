@@ -60,6 +60,8 @@ def parse_payload(body: bytes) -> WebhookPayload:
         raise PayloadError("body", f"not JSON ({exc}); send Numerai's JSON payload") from None
     except RecursionError:
         raise PayloadError("body", "JSON nested too deeply") from None
+    except ValueError:  # CPython refuses integers of more than 4,300 digits
+        raise PayloadError("body", "a number in the JSON is too long; send Numerai's payload") from None
     if not isinstance(data, dict):
         raise PayloadError("body", f"expected a JSON object, got {type(data).__name__}")
     if _depth(data) > _MAX_DEPTH:
