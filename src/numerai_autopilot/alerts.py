@@ -18,6 +18,7 @@ import asyncio
 import logging
 import re
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
@@ -98,6 +99,8 @@ class Alerter:
         self.sent = 0
         self.dropped = 0  # rate-limited since the last alert that went out
         self.failed = 0
+        if self._urls:
+            _import_apprise()  # now, on the caller's thread: it is slow and warns on import
 
     @property
     def enabled(self) -> bool:
@@ -153,8 +156,17 @@ class Alerter:
             await asyncio.wait(list(self._tasks), timeout=timeout)
 
 
+def _import_apprise() -> None:
+    """Import apprise once, quietly: it is slow and some of its modules warn on import."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import apprise
+
+        apprise.Apprise().add("json://localhost")  # loads every plugin module now
+
+
 def _notify(urls: Sequence[str], title: str, body: str) -> bool:
-    import apprise  # imported here: it is slow to import and only needed when alerting
+    import apprise  # already imported by Alerter(); only loaded when alerts are configured
 
     notifier = apprise.Apprise()
     for url in urls:

@@ -86,10 +86,11 @@ class Monitor:
         self._spawn(self._notify(run))
 
     def changed(self, before: Run, after: Run) -> None:
-        """A run moved from `before.state` to `after.state`: time the stage, maybe summarise."""
-        if before.state is after.state:
-            return
-        self._spawn(self._changed(before, after))
+        """A run was advanced to `after.state`: time the stage it left, maybe summarise.
+
+        `before` may be an older copy of the run; the ledger's stages say what just ended.
+        """
+        self._spawn(self._changed(after))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -120,14 +121,15 @@ class Monitor:
         ended = [s for s in stages if s.outcome == RunState.FAILED.value]
         return ended[-1].state.value if ended else (stages[-1].state.value if stages else "queued")
 
-    async def _changed(self, before: Run, after: Run) -> None:
+    async def _changed(self, after: Run) -> None:
         try:
             stages = await asyncio.to_thread(self._ledger.stages, after.id)
-            left = [s for s in stages if s.state is before.state and s.duration_s is not None]
-            if left:
-                self.metrics.stage_seconds.labels(before.state.value, after.state.value).observe(
-                    left[-1].duration_s or 0.0
-                )
+            # The stage this advance closed ended at the same instant the run was updated.
+            for stage in stages:
+                if stage.ended_at == after.updated_at and stage.duration_s is not None:
+                    self.metrics.stage_seconds.labels(
+                        stage.state.value, stage.outcome or after.state.value
+                    ).observe(stage.duration_s)
             if after.state.is_final and not after.is_test and after.round_number is not None:
                 await self._maybe_summarise(after.tournament, after.round_number)
         except Exception:
