@@ -169,7 +169,7 @@ class Monitor:
         while True:
             try:
                 await self.check_closing()
-            except Exception:  # noqa: BLE001 - keep watching
+            except Exception:
                 log.exception("checking for models not yet submitted failed")
             await asyncio.sleep(self._config.alerts.check_interval)
 

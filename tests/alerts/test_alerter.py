@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from conftest import Receiver
+from alert_receiver import Receiver
 
 from numerai_autopilot.alerts import Alerter, redact
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from alert_receiver import Receiver
 from app_harness import ADMIN_TOKEN, SECRET, App, pool, running_app
-from conftest import Receiver
 
 from numerai_autopilot.ledger import RunState
 from numerai_autopilot.sandbox.testing import RunningSandbox

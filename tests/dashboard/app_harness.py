@@ -4,7 +4,7 @@ alerts and metrics settings these tests need. Shared by tests/dashboard, alerts 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,11 @@ from numerai_autopilot.tokens import webhook_url
 POOL = Path(__file__).parents[1] / "server" / "pool_predictors.py"
 SECRET = "dashboard-test-webhook-secret"
 ADMIN_TOKEN = "dashboard-test-admin-token-0123456789"
+USER = "ada"
+PASSWORD = "correct horse battery staple"
+
+
+StartApp = Callable[..., "App"]
 
 
 def pool(name: str) -> str:

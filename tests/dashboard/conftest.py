@@ -8,19 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_harness import App, running_app
+from app_harness import PASSWORD, USER, App, running_app
 
 from numerai_autopilot.dashboard.passwords import hash_password
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
-USER = "ada"
-PASSWORD = "correct horse battery staple"
-
-StartApp = Callable[..., App]
-
 
 @pytest.fixture
-def start_app(tmp_path: Path, sandbox: RunningSandbox) -> Iterator[StartApp]:
+def start_app(tmp_path: Path, sandbox: RunningSandbox) -> Iterator[Callable[..., App]]:
     stack = ExitStack()
 
     def start(models: dict[str, str], **sections: Any) -> App:

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from app_harness import pool
-from conftest import PASSWORD, USER, StartApp
+from app_harness import PASSWORD, USER, StartApp, pool
 
 from numerai_autopilot.ledger import RunState
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
-from app_harness import ADMIN_TOKEN, App, pool
-from conftest import PASSWORD, USER, StartApp
+from app_harness import ADMIN_TOKEN, PASSWORD, USER, App, StartApp, pool
 
 from numerai_autopilot.ledger import RunState
 

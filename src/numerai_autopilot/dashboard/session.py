@@ -108,9 +108,9 @@ class Sessions:
         name: str | None = None
         if not user and self._token and hmac.compare_digest(password.encode(), self._token.encode()):
             name = "admin"
-        elif user and self._user and hmac.compare_digest(user.encode(), self._user.encode()):
-            if await asyncio.to_thread(self._password_ok, password):
-                name = user
+        elif (user and self._user and hmac.compare_digest(user.encode(), self._user.encode())
+              and await asyncio.to_thread(self._password_ok, password)):
+            name = user
         if name is None:
             await asyncio.sleep(_FAILED_LOGIN_DELAY_S)  # slows guessing a little
             return None
