@@ -35,7 +35,7 @@ SECURITY_HEADERS = {
 }
 
 
-class LoginRequired(Exception):  # noqa: N818 - control flow, turned into a redirect
+class LoginRequired(Exception):
     """The request needs a signed-in user; `fragment` requests get a 401 instead."""
 
     def __init__(self, path: str, fragment: bool) -> None:
