@@ -17,8 +17,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from numerai_autopilot import __version__, dashboard
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import ConfigError
-from numerai_autopilot.metrics import WebhookTimer
 from numerai_autopilot.logs import current_trace
+from numerai_autopilot.metrics import WebhookTimer
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.server import api, webhook
 
