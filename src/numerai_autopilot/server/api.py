@@ -15,6 +15,8 @@ from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.server.auth import require_admin
 
 router = APIRouter()
+# Larger integers overflow the databases' BIGINT (an answer of 500, not 422): refuse them here.
+_MAX_DB_INT = 2**63 - 1
 api = APIRouter(prefix="/api", dependencies=[Depends(require_admin)], tags=["api"])
 
 
@@ -86,7 +88,7 @@ async def list_runs(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     model: str | None = None,
-    round: Annotated[int | None, Query(ge=0)] = None,
+    round: Annotated[int | None, Query(ge=0, le=_MAX_DB_INT)] = None,
     state: RunState | None = None,
     model_id: str | None = None,
     trigger_id: str | None = None,
@@ -119,7 +121,7 @@ async def get_stages(request: Request, run_id: str) -> list[StageView]:
 
 @api.get("/runs/{run_id}/logs", response_model=list[LogView])
 async def get_logs(
-    request: Request, run_id: str, after: Annotated[int, Query(ge=0)] = 0
+    request: Request, run_id: str, after: Annotated[int, Query(ge=0, le=_MAX_DB_INT)] = 0
 ) -> list[LogView]:
     lines = await asyncio.to_thread(_runtime(request).ledger.logs, run_id, after_id=after)
     return [LogView(id=line.id, at=line.at, level=line.level, message=line.message) for line in lines]
