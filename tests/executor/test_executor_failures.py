@@ -28,7 +28,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def executor(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Executor]:
     local = tmp_path_factory.mktemp("dask")
-    async with Executor(ExecutorSettings(workers=2, memory_limit="3GiB",
+    async with Executor(ExecutorSettings(workers=2, memory_limit="1GiB",
                                          local_directory=local)) as ex:
         yield ex
 
@@ -107,7 +107,7 @@ async def test_worker_memory_limit_applies_without_a_model_limit(
     executor: Executor, live: Path
 ) -> None:
     with pytest.raises(WorkerDied, match="model 'alpha': worker died: worker memory limit "
-                                         "3 GiB"):
+                                         "1 GiB"):
         await executor.predict(job("hog", live, "alpha"))
     await _still_works(executor, live)
 
@@ -115,3 +115,26 @@ async def test_worker_memory_limit_applies_without_a_model_limit(
 async def test_errors_are_predictor_errors() -> None:
     for cls in (PredictorRaised, PredictorTimeout, WorkerDied):
         assert issubclass(cls, PredictorError)
+
+
+async def test_external_scheduler_with_scattered_round_data(executor: Executor,
+                                                            live: Path) -> None:
+    # joined by address like an external cluster: timeouts go through the nanny
+    # (restart_workers), round files travel as scattered bytes and are sent again when
+    # the workers holding them die
+    settings = ExecutorSettings(scheduler=executor.client.scheduler.address)
+    assert settings.transfer == "scatter"
+    async with Executor(settings) as remote:
+        results = await asyncio.gather(
+            remote.predict(job("hang", live, "alpha", timeout_s=1.5)),
+            remote.predict(job("crash", live, "beta")),
+            remote.predict(job("good", live, "gamma")),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], PredictorTimeout), results[0]
+        assert isinstance(results[1], WorkerDied), results[1]
+        assert str(results[1]).startswith("model 'beta': worker died while predicting")
+        assert isinstance(results[2], PredictOutcome), results[2]
+        for name in ("after1", "after2"):
+            out = await remote.predict(job("good", live, name))
+            assert len(out.predictions) == ROWS

@@ -146,7 +146,7 @@ async def test_check_loadable(executor: Executor) -> None:
     [
         ("wrong_columns", PredictorOutputError,
          (r"model 'alpha': predictor returned a DataFrame with columns \['score', 'rank'\]; "
-         r"a 'prediction' column is required")),
+         r"a 'prediction' column .*is required")),
         ("not_a_frame", PredictorOutputError,
          "model 'alpha': predictor returned list; return a DataFrame with a 'prediction'"),
         ("text_predictions", PredictorOutputError,

@@ -25,6 +25,7 @@ from typing import Any
 from numerai_autopilot.executor.settings import ExecutorSettings
 
 log = logging.getLogger(__name__)
+_KILL_WAIT_S = 5.0
 
 SCHEDULER_CONFIG: Mapping[str, object] = {
     "distributed.scheduler.allowed-failures": 0,
@@ -127,10 +128,24 @@ class Cluster:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             return
+        # A remote process: ask its event loop (free while the task's thread runs) to
+        # SIGKILL the process. The nanny's restart_workers is the fallback: it waits for a
+        # graceful close first and, with a hung task, has been seen to close the nanny too.
+        from numerai_autopilot.executor.worker_side import kill_this_process
+
         assert self.client is not None
-        # a remote process: only its nanny can kill it
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                self.client.run(kill_this_process, workers=[address], wait=False), 5)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _KILL_WAIT_S
+        while loop.time() < deadline:
+            info = await self.client.scheduler.identity()
+            if address not in info.get("workers", {}):
+                return
+            await asyncio.sleep(0.05)
         try:
-            await self.client.restart_workers([address], raise_for_error=False)
+            await self.client.restart_workers([address], timeout=30, raise_for_error=False)
         except Exception as exc:  # noqa: BLE001  best effort: the timeout is reported anyway
             log.warning("could not restart worker %s: %s", address, exc)
 

@@ -37,12 +37,13 @@ from numerai_autopilot.executor.settings import (
 from numerai_autopilot.predictors import PredictorSpec
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
 T = TypeVar("T")
 _KEEP_SCATTERED = 4
 _REASON_WAIT_S = 1.5
 _START_ATTEMPTS = 3
+_SCATTER_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -103,11 +104,19 @@ class Executor:
     async def predict(self, job: PredictJob) -> PredictOutcome:
         """Run one model's predictor on a worker; raises a PredictorError subclass."""
         spec = job.predictor.refreshed()
-        live_arg, live_token = await self._round_file(job.live_path)
-        bench_arg: Any = None
-        bench_token = ""
-        if job.benchmark_path is not None:
-            bench_arg, bench_token = await self._round_file(job.benchmark_path)
+        live_token = self._token(job.live_path)
+        bench_token = self._token(job.benchmark_path) if job.benchmark_path else ""
+
+        async def round_files() -> tuple[Any, ...]:
+            # fetched per attempt: scattered bytes lost with their workers are sent again
+            try:
+                live = await self._round_file(job.live_path, live_token)
+                bench = (await self._round_file(job.benchmark_path, bench_token)
+                         if job.benchmark_path else None)
+            except PredictorError as exc:
+                raise PredictorError(f"model {job.model_name!r}: {exc}") from exc
+            return live, bench
+
         request = worker_side.TaskRequest(
             key="", model_name=job.model_name, spec=spec,
             live_path=None if live_token else str(job.live_path), live_token=live_token,
@@ -116,7 +125,7 @@ class Executor:
             benchmark_token=bench_token, memory_limit_bytes=job.memory_limit_bytes,
         )
         result: worker_side.TaskResult = await self._run(
-            worker_side.run_prediction, request, (live_arg, bench_arg), job.timeout_s,
+            worker_side.run_prediction, request, round_files, job.timeout_s,
             f"predict-{job.run_id}",
         )
         return PredictOutcome(predictions=result.predictions, compute_s=result.compute_s,
@@ -127,7 +136,7 @@ class Executor:
         """Load the predictor in a worker (warming it there) and report its signature."""
         request = worker_side.TaskRequest(key="", model_name=model_name or spec.ref,
                                           spec=spec.refreshed())
-        info: PredictorInfo = await self._run(worker_side.inspect_predictor, request, (),
+        info: PredictorInfo = await self._run(worker_side.inspect_predictor, request, _no_args,
                                               timeout_s, "inspect")
         return info
 
@@ -156,7 +165,8 @@ class Executor:
         return max(int(info.get("total_threads", 0) or 0), 1)
 
     async def _run(self, func: Callable[..., T], request: worker_side.TaskRequest,
-                   args: tuple[Any, ...], timeout_s: float, label: str) -> T:
+                   args: Callable[[], Awaitable[tuple[Any, ...]]], timeout_s: float,
+                   label: str) -> T:
         # Tasks are handed to the scheduler only while a thread is free: the scheduler
         # would otherwise queue them on busy workers, behind a task that may hang, and blame
         # them when that worker is killed. A task that still dies before it started was
@@ -169,7 +179,7 @@ class Executor:
             for attempt in range(1, _START_ATTEMPTS + 1):
                 key = f"autopilot-{label}-{uuid.uuid4().hex[:12]}"
                 try:
-                    return await self._run_once(func, replace(request, key=key), args,
+                    return await self._run_once(func, replace(request, key=key), await args(),
                                                 timeout_s, attempt == _START_ATTEMPTS)
                 except _NotStarted:
                     continue
@@ -182,6 +192,7 @@ class Executor:
     async def _run_once(self, func: Callable[..., T], request: worker_side.TaskRequest,
                         args: tuple[Any, ...], timeout_s: float, last_attempt: bool) -> T:
         from distributed import KilledWorker
+        from distributed.client import FutureCancelledError
 
         key, name = request.key, request.model_name
         loop = asyncio.get_running_loop()
@@ -213,6 +224,12 @@ class Executor:
                     raise _NotStarted from exc
                 raise WorkerDied(await self._death_message(key, name, started.result())) \
                     from None
+            except FutureCancelledError as exc:
+                # scattered round data lost with its workers before the task could start
+                if started.done() or last_attempt:
+                    raise WorkerDied(f"model {name!r}: the task was cancelled: "
+                                     f"{exc.reason}") from exc
+                raise _NotStarted from exc
             except PredictorError:
                 raise
             except asyncio.CancelledError:
@@ -250,15 +267,28 @@ class Executor:
                 f"without a Python error (os._exit, a segfault in native code, or the "
                 f"nanny's or system's memory limit)")
 
-    async def _round_file(self, path: Path) -> tuple[Any, str]:
-        """Shared storage: (None, ""), the task opens the path. Scatter: the bytes are
-        broadcast once per file (identity: path, mtime, size) and reused by every task."""
+    def _token(self, path: Path) -> str:
+        """"" for shared storage (the task opens the path); else the file's identity."""
         if self.settings.transfer == "shared":
-            return None, ""
+            return ""
         st = path.stat()
-        token = hashlib.sha1(f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}".encode()
-                             ).hexdigest()[:16]
+        return hashlib.sha1(f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}".encode()
+                            ).hexdigest()[:16]
+
+    async def _round_file(self, path: Path, token: str) -> Any:
+        """None for shared storage. Scatter: the file's bytes, broadcast once per file and
+        reused by every task; sent again if the workers holding them died."""
+        if not token:
+            return None
         task = self._scattered.get(token)
+        if task is not None and task.done() and (
+            task.cancelled() or task.exception() is not None
+            or task.result().status != "finished"
+        ):
+            self._scattered.pop(token)
+            if not task.cancelled() and task.exception() is None:
+                task.result().release()
+            task = None
         if task is None:
             task = asyncio.ensure_future(self._scatter(path))
             self._scattered[token] = task
@@ -268,19 +298,32 @@ class Executor:
                     old.result().release()
         self._scattered.move_to_end(token)
         try:
-            return await asyncio.shield(task), token
+            return await asyncio.shield(task)
         except Exception:
             self._scattered.pop(token, None)
             raise
 
     async def _scatter(self, path: Path) -> Any:
         data = await asyncio.to_thread(path.read_bytes)
-        future = await self.client.scatter(data, broadcast=True, hash=False)
-        return future
+        try:
+            # workers replaced after a crash may still be starting
+            await self.client.wait_for_workers(1, timeout=_SCATTER_TIMEOUT_S)
+            return await self.client.scatter(data, broadcast=True, hash=False,
+                                             timeout=_SCATTER_TIMEOUT_S)
+        except (TimeoutError, OSError) as exc:
+            raise PredictorError(
+                f"could not send round file {path.name} to the workers within "
+                f"{_SCATTER_TIMEOUT_S:g} s ({type(exc).__name__}: {exc}); are workers "
+                f"connected to the scheduler?"
+            ) from exc
 
 
 class _NotStarted(Exception):
     pass
+
+
+async def _no_args() -> tuple[Any, ...]:
+    return ()
 
 
 async def _await(future: Any) -> Any:

@@ -148,6 +148,14 @@ class _MemoryWatchdog(threading.Thread):
         self._stop_event.set()
 
 
+async def kill_this_process() -> None:
+    """Run on a worker's event loop (``Client.run(..., wait=False)`` needs a coroutine
+    function) to stop a task that timed out."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def format_bytes(n: int) -> str:
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= size:
