@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from numerai_autopilot import __version__, dashboard
@@ -56,7 +57,28 @@ def create_app(config: AppConfig, *, runtime: Runtime | None = None) -> FastAPI:
     app.include_router(api.router)
     dashboard.install(app, config)  # `/`, its pages and actions, `/metrics`
     app.add_middleware(WebhookTimer)
+    app.add_middleware(RefuseNul)
     return app
+
+
+class RefuseNul:
+    """ASGI middleware: answer 400 to a URL holding a NUL character.
+
+    No route takes one, and PostgreSQL cannot compare text with one: a run id or model name
+    such as `%00` made the ledger query fail, which answered 500.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope["query_string"] or b"\x00" in scope["query_string"]
+        ):
+            refusal = JSONResponse({"error": "the URL holds a NUL character"}, status_code=400)
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 class TraceContext:
