@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from ops_harness import PREDICTORS, write_project
 
 from numerai_autopilot.sandbox.testing import RunningSandbox
+
+# Real server processes and Dask workers: slower than the default budget on a busy machine.
+pytestmark = pytest.mark.timeout(300)
 
 
 def lines(output: str) -> dict[str, str]:

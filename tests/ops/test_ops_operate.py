@@ -23,6 +23,8 @@ from numerai_autopilot.sandbox.testing import RunningSandbox
 from numerai_autopilot.tokens import webhook_url
 
 Served = tuple[Project, ServerProcess]
+# Real server processes and Dask workers: slower than the default budget on a busy machine.
+pytestmark = pytest.mark.timeout(300)
 
 
 def _registered(sandbox: RunningSandbox) -> dict[str, str | None]:
