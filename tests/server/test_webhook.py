@@ -89,7 +89,7 @@ def test_unknown_model_with_a_valid_token_is_404(server: RunningServer) -> None:
 @pytest.mark.parametrize("model_id", ["..%2F..%2Fetc%2Fpasswd", "a%00b", "%2e%2e", "x" * 300])
 def test_model_ids_with_path_characters_are_rejected(server: RunningServer, model_id: str) -> None:
     response = httpx.post(f"{server.url}/pred/{model_id}?token=abc", json=payload())
-    assert response.status_code in (401, 404)
+    assert response.status_code in (400, 401, 404)  # 400: a NUL anywhere in the URL
     assert server.runs() == []
 
 
