@@ -82,9 +82,9 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
         if not name.startswith(ENV_PREFIX) or name in _SHORTCUTS:
             continue
         rest = name[len(ENV_PREFIX) :].lower()
-        table = next((t for t in _TABLES if rest.startswith(t + "_")), None)
-        if table is not None:
-            data.setdefault(table, {})[rest[len(table) + 1 :]] = value
+        section = next((t for t in _TABLES if rest.startswith(t + "_")), None)
+        if section is not None:
+            data.setdefault(section, {})[rest[len(section) + 1 :]] = value
 
 
 def _explain(exc: pydantic.ValidationError, source: str) -> str:
