@@ -1,0 +1,267 @@
+"""The benchmark's scenarios: rounds through our server, the ack burst, the baseline.
+
+A round scenario starts our server as a real process (`python -m numerai_autopilot serve`)
+for a set of models, registers their webhooks in the sandbox, runs a warm-up round (models
+load and stay warm, as on a server that runs every day), then a measured round: from the
+round's open time to the last submission, both on the sandbox's clock.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from ackburst import burst, webhook_body
+from harness import BENCH, PYTHON, Proc, Sandbox, TreeSampler, free_port, wait_http
+
+from numerai_autopilot.sandbox.settings import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY
+from numerai_autopilot.tokens import webhook_url
+
+KEYS = (DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY)
+SECRET = "bench-webhook-secret"
+ENV = {"NUMERAI_PUBLIC_ID": KEYS[0], "NUMERAI_SECRET_KEY": KEYS[1], "AUTOPILOT_SECRET": SECRET}
+
+
+def parse_time(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+@dataclass
+class RoundResult:
+    wall_s: float
+    downloads: int
+    rss_peak_mb: float
+    cold_start_s: float
+    overhead_ms: list[float] = field(default_factory=list)
+    submitted: int = 0
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Server:
+    """Our server as a real process for `models` (name -> predictor reference)."""
+
+    def __init__(self, workdir: Path, sandbox: Sandbox, models: dict[str, str],
+                 scheduler: str | None = None, extra_env: dict[str, str] | None = None) -> None:
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.sandbox = sandbox
+        self.models = models
+        executor = f'scheduler = "{scheduler}"\n' if scheduler else "workers = 2\n"
+        text = (f'[numerai]\napi_url = "{sandbox.url}"\ntimeout = 30\n'
+                f'[server]\nhost = "127.0.0.1"\nport = {self.port}\n'
+                f'[ledger]\nurl = "sqlite:///{workdir / "ledger.db"}"\n'
+                f'[data]\ncache_dir = "{workdir / "data"}"\n'
+                f'[executor]\n{executor}memory_limit = "3GiB"\n')
+        for name, ref in models.items():
+            text += (f'\n[models.{name}]\nmodel_id = "{sandbox.models[name]}"\n'
+                     f'predictor = "{ref}"\ntimeout = "300s"\n')
+        self.config = workdir / "autopilot.toml"
+        self.config.write_text(text)
+        self.proc = Proc([PYTHON, "-m", "numerai_autopilot", "serve", "-c", str(self.config),
+                          "--log-level", "WARNING"], workdir / "server.log",
+                         {**ENV, **(extra_env or {})}, cwd=workdir)
+        self.cold_start_s = wait_http(f"{self.url}/healthz", self.proc)
+        self.sampler = TreeSampler(self.proc.pid)
+        self.http = httpx.Client(timeout=60)
+        deadline = time.monotonic() + 120
+        while not self.http.get(f"{self.url}/healthz").json()["executor_ready"]:
+            self.proc.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError("executor not ready within 120 s")
+            time.sleep(0.05)
+
+    def hook(self, name: str) -> str:
+        return webhook_url(self.url, self.sandbox.models[name], SECRET)
+
+    def register(self) -> None:
+        for name in self.models:
+            self.sandbox.set_webhook(self.sandbox.models[name], self.hook(name), KEYS)
+
+    def unregister(self) -> None:
+        for name in self.models:
+            self.sandbox.set_webhook(self.sandbox.models[name], None, KEYS)
+
+    def runs(self, round_number: int) -> list[dict[str, Any]]:
+        runs: list[dict[str, Any]] = self.http.get(
+            f"{self.url}/api/runs", params={"limit": 1000, "round": round_number}).json()
+        return runs
+
+    def stages(self, run_id: str) -> list[dict[str, Any]]:
+        stages: list[dict[str, Any]] = self.http.get(f"{self.url}/api/runs/{run_id}/stages").json()
+        return stages
+
+    def wait_final(self, round_number: int, count: int, timeout: float = 300.0
+                   ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        final = {"submitted", "failed", "skipped"}
+        while True:
+            self.proc.check()
+            runs = self.runs(round_number)
+            if len(runs) >= count and all(r["state"] in final for r in runs):
+                return runs
+            if time.monotonic() > deadline:
+                states = sorted((r["model"], r["state"]) for r in runs)
+                raise RuntimeError(f"round {round_number}: runs not final in time: {states}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.sampler.close()
+        self.http.close()
+        self.proc.stop()
+
+
+def overhead_ms(run: dict[str, Any], stages: list[dict[str, Any]]) -> float:
+    """Time of the run beyond its predictor's own work, the shared download, waiting for a
+    free worker and Numerai's answers to the upload (all three recorded in `run.detail`)."""
+    detail = run["detail"]
+    total = parse_time(run["updated_at"]) - parse_time(run["created_at"])
+    download = sum(parse_time(s["ended_at"]) - parse_time(s["started_at"])
+                   for s in stages if s["state"] == "downloading" and s["ended_at"])
+    own = sum(float(detail.get(k, 0.0)) for k in ("compute_s", "load_s", "queued_s", "upload_s"))
+    return (total - download - own) * 1000
+
+
+def round_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
+                   scheduler: str | None = None, warmup: bool = True) -> RoundResult:
+    server = Server(workdir, sandbox, models, scheduler)
+    try:
+        server.register()
+        if warmup:
+            warm = sandbox.open_round()
+            server.wait_final(warm, len(models))
+        time.sleep(0.5)
+        server.sampler.reset()
+        opened = sandbox.control("POST", "rounds/open", {"tournament": 8})
+        number = int(opened["number"])
+        runs = server.wait_final(number, len(models))
+        rss = server.sampler.peak_mb()
+        subs = sandbox.submissions(number)
+        last = max(parse_time(s["inserted_at"]) for s in subs) if subs else float("nan")
+        result = RoundResult(
+            wall_s=last - parse_time(opened["openTime"]),
+            downloads=sum(1 for d in sandbox.downloads(number)
+                          if d["filename"].endswith("/live.parquet")),
+            rss_peak_mb=rss, cold_start_s=server.cold_start_s,
+            submitted=sum(1 for r in runs if r["state"] == "submitted"), runs=runs)
+        result.overhead_ms = [overhead_ms(r, server.stages(r["id"])) for r in runs
+                              if r["state"] == "submitted"]
+        server.unregister()
+        return result
+    finally:
+        server.stop()
+
+
+@dataclass
+class AckResult:
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    statuses: dict[int, int]
+    wall_s: float  # the burst's own runs: round open -> last submission
+    downloads: int
+    submitted: int
+
+
+def ack_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str]) -> AckResult:
+    """One webhook per model, all at once, for the current round; then let them finish."""
+    server = Server(workdir, sandbox, models)
+    try:
+        for _ in range(20):  # a warm server: code paths and connections used once
+            server.http.get(f"{server.url}/healthz")
+        number = sandbox.open_round()  # no webhook registered: we fire them ourselves
+        opened = time.time()
+        result = burst([(server.hook(name), webhook_body(number, str(uuid.uuid4())))
+                        for name in models])
+        runs = server.wait_final(number, len(models), timeout=600)
+        subs = sandbox.submissions(number)
+        last = max(parse_time(s["inserted_at"]) for s in subs) if subs else float("nan")
+        statuses: dict[int, int] = {}
+        for status in result.statuses:
+            statuses[status] = statuses.get(status, 0) + 1
+        return AckResult(
+            result.p50, result.p99, max(result.latencies_ms), statuses, last - opened,
+            sum(1 for d in sandbox.downloads(number) if d["filename"].endswith("/live.parquet")),
+            sum(1 for r in runs if r["state"] == "submitted"))
+    finally:
+        server.stop()
+
+
+def baseline_scenario(workdir: Path, sandbox: Sandbox, models_dir: Path,
+                      models: list[str]) -> float:
+    """The Cloud Run template's way: one request per model, one at a time, each held open."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    proc = Proc([PYTHON, "-m", "uvicorn", "baseline_app:app", "--host", "127.0.0.1", "--port",
+                 str(port), "--log-level", "warning", "--app-dir", str(BENCH)],
+                workdir / "baseline.log",
+                {**ENV, "BENCH_API_URL": sandbox.url, "BENCH_MODELS": str(models_dir)},
+                cwd=workdir)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        number = sandbox.open_round()
+        with httpx.Client(timeout=1200) as http:
+            start = time.time()
+            for name in models:
+                answer = http.post(f"http://127.0.0.1:{port}/pred/{sandbox.models[name]}",
+                                   params={"model": name})
+                answer.raise_for_status()
+            wall = time.time() - start
+        got = len(sandbox.submissions(number))
+        if got != len(models):
+            raise RuntimeError(f"baseline: {got} of {len(models)} submissions arrived")
+        return wall
+    finally:
+        proc.stop()
+
+
+def prepare_models(sandbox_data: Path, models_dir: Path, count: int) -> dict[str, dict[str, str]]:
+    """Per-model predictor files: light_NN.py and lgbm_NN.py (trained once, cached)."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    cached = sandbox_data.parent / f"{sandbox_data.name}-lgbm"
+    if not (cached / "lgbm_medium.txt").exists():
+        _train(sandbox_data, cached)
+    for name in ("lgbm_medium.txt", "lgbm_medium.features.json"):
+        shutil.copyfile(cached / name, models_dir / name)
+    refs: dict[str, dict[str, str]] = {"light": {}, "lgbm": {}}
+    for kind, named in refs.items():
+        for i in range(count):
+            name = f"{kind}_{i:02d}"
+            shutil.copyfile(BENCH / f"predictor_{kind}.py", models_dir / f"{name}.py")
+            named[name] = f"{models_dir / name}.py:predict"
+    return refs
+
+
+def _train(sandbox_data: Path, out: Path) -> None:
+    """LightGBM on the medium feature set of the sandbox's train data."""
+    import lightgbm
+    import pandas as pd
+
+    static = sandbox_data / "static" / "v5.3"
+    features: list[str] = json.loads((static / "features.json").read_text()
+                                     )["feature_sets"]["medium"]
+    train = pd.read_parquet(static / "train.parquet")
+    target = next(c for c in train.columns if c.startswith("target"))
+    train = train[train[target].notna()]
+    booster = lightgbm.train(
+        {"objective": "regression", "learning_rate": 0.05, "num_leaves": 31, "verbose": -1,
+         "num_threads": 2, "seed": 0, "colsample_bytree": 0.1},
+        lightgbm.Dataset(train[features].to_numpy(dtype="float32"),
+                         train[target].to_numpy(dtype="float32")),
+        num_boost_round=200)
+    out.mkdir(parents=True, exist_ok=True)
+    booster.save_model(str(out / "lgbm_medium.txt"))
+    (out / "lgbm_medium.features.json").write_text(json.dumps(features))
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
