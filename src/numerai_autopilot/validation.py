@@ -137,7 +137,8 @@ def _classic(predictions: pd.DataFrame, live: pd.Index | pd.DataFrame, name: str
             f"{m}: {len(duplicated):,} duplicate ids{_examples(duplicated.unique())}; return "
             f"one prediction per live id"
         )
-    unknown = index[~index.isin(live_ids)]
+    # a hash lookup: isin on Arrow-backed strings converts every value (~40 ms for 6,720)
+    unknown = index[live_ids.get_indexer_for(index) < 0]
     if len(unknown):
         raise ValidationError(
             f"{m}: {len(unknown):,} ids not in the live data{_examples(unknown)}; predict on "
@@ -171,13 +172,34 @@ def _classic(predictions: pd.DataFrame, live: pd.Index | pd.DataFrame, name: str
 
 
 def _numerai_tools_check(submission: pd.DataFrame, live_ids: pd.Index, m: str) -> None:
-    import pandas as pd
-    from numerai_tools.submissions import validate_submission_numerai
+    """numerai-tools' ``validate_submission_numerai``, its id check once per live-id set.
 
+    ``submission``'s ids are ``live_ids`` in order (checked above), so numerai-tools' id
+    check depends on the live ids only: it runs once per round's ids (~50 ms at 6,720 rows on
+    Arrow strings, all under the GIL) instead of once per model. Headers and values are
+    checked for every submission.
+    """
+    import pandas as pd
+    from numerai_tools.submissions import (
+        validate_headers_numerai,
+        validate_ids_numerai,
+        validate_values,
+    )
+
+    global _ids_checked
     try:
-        validate_submission_numerai(pd.Series(live_ids.astype(str)), submission.copy())
+        id_col, value_col = validate_headers_numerai(submission)
+        if _ids_checked is not live_ids:
+            validate_ids_numerai(pd.Series(live_ids.astype(str)), submission.copy(), id_col)
+            _ids_checked = live_ids
+        validate_values(submission, value_col)
     except AssertionError as exc:  # numerai-tools reports failures as assertions
         raise ValidationError(f"{m}: numerai-tools rejected the submission: {exc}") from exc
+
+
+# The live ids whose numerai-tools id check passed last (the pipeline reuses one Index per
+# round file); a race only repeats the check.
+_ids_checked: object = None
 
 
 _VALIDATORS: dict[int, Validator] = {8: _classic, 11: _signals, 12: _crypto}
