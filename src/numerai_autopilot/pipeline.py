@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from numerai_autopilot.config import AppConfig, ModelConfig
 from numerai_autopilot.config.models import format_size
@@ -83,6 +84,7 @@ class Pipeline:
         self._owner = owner
         self._dry_run_dir = dry_run_dir
         self._rounds: dict[int, tuple[float, RoundInfo]] = {}
+        self._round_lookups: dict[int, asyncio.Future[RoundInfo]] = {}
         self._upload_locks: dict[tuple[str, int | None], asyncio.Lock] = {}
 
     async def execute(self, run: Run) -> Run:
@@ -139,9 +141,12 @@ class Pipeline:
             path.write_bytes(data)
             await self._log(run, "info", f"dry run: wrote {rows} validated rows to {path}")
             return await self._advance(run, RunState.SKIPPED, detail={"dry_run": str(path)})
+        upload_started = time.perf_counter()
         submission_id = await self._upload(run, model, round_number, data, deadline)
+        upload_s = round(time.perf_counter() - upload_started, 3)
         await self._log(run, "info", f"submitted {rows} rows as submission {submission_id}")
-        return await self._advance(run, RunState.SUBMITTED, submission_id=submission_id)
+        return await self._advance(run, RunState.SUBMITTED, submission_id=submission_id,
+                                   detail={"upload_s": upload_s})
 
     async def _predictions(
         self, run: Run, model: ModelConfig, files: RoundFiles
@@ -150,7 +155,10 @@ class Pipeline:
         try:
             outcome = await self._predict(run, model, self._s.predictors[model.name], files)
             run = await self._enter(
-                run, RunState.VALIDATING, detail={"compute_s": round(outcome.compute_s, 3)}
+                run, RunState.VALIDATING,
+                # the predictor's own time, and the wait for a free worker (for overhead figures)
+                detail={"compute_s": round(outcome.compute_s, 3),
+                        "load_s": round(outcome.load_s, 3), "queued_s": round(outcome.queued_s, 3)},
             )
             data, rows = await asyncio.to_thread(_validated_csv, outcome.predictions, files, model)
             return run, data, rows
@@ -234,6 +242,15 @@ class Pipeline:
         cached = self._rounds.get(tournament)
         if cached and time.monotonic() - cached[0] < _ROUND_CACHE_S:
             return cached[1]
+        # One lookup however many runs ask at once (a round opening starts them all together).
+        pending = self._round_lookups.get(tournament)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup_round(tournament))
+            self._round_lookups[tournament] = pending
+            pending.add_done_callback(lambda _: self._round_lookups.pop(tournament, None))
+        return await asyncio.shield(pending)
+
+    async def _lookup_round(self, tournament: int) -> RoundInfo:
         # The close is not known yet: keep asking through an outage for up to a round's length.
         info = await self._s.client.current_round(
             tournament=tournament, deadline=time.time() + _NO_CLOSE_TIME_S
@@ -290,15 +307,40 @@ class Pipeline:
 
 def _validated_csv(predictions: object, files: RoundFiles, model: ModelConfig) -> tuple[bytes, int]:
     """Validate in a thread (numerai-tools is slow to import and to run) and serialise."""
-    import pyarrow as pa
-
     from numerai_autopilot.validation import KEY_COLUMNS, to_csv_bytes, validate_predictions
 
-    with pa.memory_map(str(files.live_path)) as source:
-        table = pa.ipc.open_file(source).read_all()
-    # the live ids (Classic) or the universe's ticker columns (Signals, Crypto)
-    keys = [c for c in KEY_COLUMNS.get(model.tournament_id, ("id",)) if c in table.column_names]
-    live = table.select(keys or table.column_names[:1]).replace_schema_metadata(None).to_pandas()
+    keys = KEY_COLUMNS.get(model.tournament_id, ("id",))
+    live = _live_keys(files.live_path, tuple(keys))
     frame = validate_predictions(predictions, live, model.name, tournament=model.tournament_id)
     return to_csv_bytes(frame), len(frame)
 
+
+_live_cache: dict[tuple[str, tuple[str, ...]], object] = {}
+_live_lock = threading.Lock()
+
+
+def _live_keys(path: Path, keys: tuple[str, ...]) -> Any:
+    """The live ids (an Index, Classic) or the universe's ticker columns (a frame), read once
+    per round file and shared by every run of the round: one read instead of one per model,
+    and validation reuses what it learnt about the same Index object."""
+    import pyarrow as pa
+
+    st = path.stat()
+    key = (f"{path}:{st.st_mtime_ns}:{st.st_size}", keys)
+    with _live_lock:
+        cached = _live_cache.get(key)
+        if cached is not None:
+            return cached
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_file(source).read_all()
+        present = [c for c in keys if c in table.column_names] or table.column_names[:1]
+        live = table.select(present).replace_schema_metadata(None).to_pandas()
+        value: Any = live
+        if present == ["id"]:
+            import pandas as pd
+
+            value = pd.Index(live["id"], name="id")
+        while len(_live_cache) >= 4:  # a few rounds and tournaments
+            del _live_cache[next(iter(_live_cache))]
+        _live_cache[key] = value
+        return value
