@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -64,6 +65,7 @@ class Executor:
         self._reasons: dict[str, str] = {}
         self._scattered: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()
         self._running = 0
+        self.scatters = 0  # round files broadcast to the workers (once per file, not per task)
         self._slots = asyncio.Condition()
 
     async def start(self) -> None:
@@ -103,6 +105,7 @@ class Executor:
 
     async def predict(self, job: PredictJob) -> PredictOutcome:
         """Run one model's predictor on a worker; raises a PredictorError subclass."""
+        asked_at = time.time()
         spec = job.predictor.refreshed()
         live_token = self._token(job.live_path)
         bench_token = self._token(job.benchmark_path) if job.benchmark_path else ""
@@ -129,7 +132,8 @@ class Executor:
             f"predict-{job.run_id}",
         )
         return PredictOutcome(predictions=result.predictions, compute_s=result.compute_s,
-                              worker=result.worker, load_s=result.load_s, cold=result.cold)
+                              worker=result.worker, load_s=result.load_s, cold=result.cold,
+                              queued_s=max(result.started_at - asked_at, 0.0))
 
     async def inspect(self, spec: PredictorSpec, model_name: str = "",
                       timeout_s: float = 300.0) -> PredictorInfo:
@@ -303,7 +307,13 @@ class Executor:
             self._scattered.pop(token, None)
             raise
 
+    async def transfer_stats(self) -> dict[str, dict[str, int]]:
+        """Per worker: how many times it wrote each scattered round file (once is right)."""
+        stats: dict[str, dict[str, int]] = await self.client.run(worker_side.transfer_stats)
+        return stats
+
     async def _scatter(self, path: Path) -> Any:
+        self.scatters += 1
         data = await asyncio.to_thread(path.read_bytes)
         try:
             # workers replaced after a crash may still be starting

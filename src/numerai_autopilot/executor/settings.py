@@ -70,6 +70,7 @@ class PredictOutcome:
     worker: str
     load_s: float = 0.0  # 0 when the predictor was already warm in the worker
     cold: bool = False
+    queued_s: float = 0.0  # from predict() to the task's start: a free worker, data, scheduler
 
 
 @dataclass(frozen=True)

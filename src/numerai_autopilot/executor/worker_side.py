@@ -61,6 +61,7 @@ class TaskResult:
     load_s: float
     cold: bool
     worker: str
+    started_at: float = 0.0  # wall clock on the worker when the task began
 
 
 _lock = threading.Lock()
@@ -163,6 +164,15 @@ def format_bytes(n: int) -> str:
     return f"{n} B"
 
 
+_materialised: dict[str, int] = {}
+
+
+def transfer_stats() -> dict[str, int]:
+    """Per scattered round file (token): how many times this worker wrote it to disk."""
+    with _lock:
+        return dict(_materialised)
+
+
 def _materialise(worker: Any, blob: bytes, token: str) -> Path:
     """Write scattered round-file bytes to this worker's local directory once."""
     folder = Path(worker.local_directory) / "autopilot-rounds"
@@ -172,6 +182,8 @@ def _materialise(worker: Any, blob: bytes, token: str) -> Path:
         tmp = folder / f".{token}.{os.getpid()}.{threading.get_ident()}.tmp"
         tmp.write_bytes(blob)
         os.replace(tmp, path)
+        with _lock:
+            _materialised[token] = _materialised.get(token, 0) + 1
         files = sorted(folder.glob("*.arrow"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in files[_KEEP_ROUND_FILES:]:
             old.unlink(missing_ok=True)  # mapped elsewhere? the mapping outlives the name
@@ -241,6 +253,7 @@ def _round_path(worker: Any, path: str | None, blob: bytes | None, token: str) -
 def run_prediction(request: TaskRequest, live_blob: bytes | None,
                    benchmark_blob: bytes | None) -> TaskResult:
     """The Dask task: load (or reuse) the predictor, call it, return id + prediction."""
+    started_at = time.time()
     worker = _worker()
     _announce(worker, request)
     watchdog = _MemoryWatchdog(worker, request)
@@ -268,7 +281,7 @@ def run_prediction(request: TaskRequest, live_blob: bytes | None,
         predictions = _as_predictions(request, output)
     finally:
         watchdog.stop()
-    return TaskResult(predictions, compute_s, load_s, cold, worker.address)
+    return TaskResult(predictions, compute_s, load_s, cold, worker.address, started_at)
 
 
 def inspect_predictor(request: TaskRequest) -> PredictorInfo:
