@@ -64,6 +64,7 @@ class RoundData:
         self._keep_rounds = keep_rounds
         self._progress = progress
         self._inflight: dict[Path, asyncio.Future[int]] = {}
+        self._rows: dict[Path, int] = {}  # row counts of converted files
         self.downloads = 0  # files actually fetched from Numerai by this process
         self.bytes_downloaded = 0
 
@@ -80,20 +81,28 @@ class RoundData:
         prefix = f"{VERSION_PREFIX.get(tournament, '')}{data_version}/"
         live_name = LIVE_FILES.get(tournament, "live.parquet")
         live = folder / live_name.replace(".parquet", ".arrow")
-        rows = await self._fetch(prefix + live_name, live, tournament, round_number, deadline)
+        fetches = [self._fetch(prefix + live_name, live, tournament, round_number, deadline)]
         bench_path: Path | None = None
         bench_name = BENCHMARK_FILES.get(tournament)
         if benchmarks and bench_name:
             bench_path = folder / bench_name.replace(".parquet", ".arrow")
-            await self._fetch(prefix + bench_name, bench_path, tournament, round_number, deadline)
+            fetches.append(
+                self._fetch(prefix + bench_name, bench_path, tournament, round_number, deadline))
+        # both files at once: the second one's API round trips overlap the first's transfer
+        rows = (await asyncio.gather(*fetches))[0]
         self._evict(folder.parent)
         return RoundFiles(tournament, round_number, data_version, live, bench_path, rows)
 
     async def _fetch(
         self, filename: str, arrow: Path, tournament: int, round_number: int, deadline: float | None
     ) -> int:
+        known = self._rows.get(arrow)
+        if known is not None and arrow.exists():
+            return known  # every run of a round asks: no file read for each of them
         if arrow.exists():
-            return await asyncio.to_thread(_arrow_rows, arrow)
+            rows = await asyncio.to_thread(_arrow_rows, arrow)
+            self._rows[arrow] = rows
+            return rows
         pending = self._inflight.get(arrow)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -107,6 +116,7 @@ class RoundData:
             raise
         else:
             future.set_result(rows)
+            self._rows[arrow] = rows
             return rows
         finally:
             del self._inflight[arrow]
@@ -145,6 +155,8 @@ class RoundData:
             if not any(str(path).startswith(str(old)) for path in self._inflight):
                 log.info("evicting cached round data %s", old)
                 shutil.rmtree(old, ignore_errors=True)
+                for path in [p for p in self._rows if p.parent == old]:
+                    del self._rows[path]
 
 
 def _convert(parquet: Path, arrow: Path, filename: str) -> int:
