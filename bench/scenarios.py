@@ -147,8 +147,10 @@ def round_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
         rss = server.sampler.peak_mb()
         subs = sandbox.submissions(number)
         last = max(parse_time(s["inserted_at"]) for s in subs) if subs else float("nan")
+        # the webhooks' send times: openTime has whole seconds only
+        fired = [parse_time(w["started_at"]) for w in opened.get("webhooks", [])]
         result = RoundResult(
-            wall_s=last - parse_time(opened["openTime"]),
+            wall_s=last - (min(fired) if fired else parse_time(opened["openTime"])),
             downloads=sum(1 for d in sandbox.downloads(number)
                           if d["filename"].endswith("/live.parquet")),
             rss_peak_mb=rss, cold_start_s=server.cold_start_s,
