@@ -74,6 +74,8 @@ def test_environment_overrides_the_file_and_secrets_stay_hidden() -> None:
          "models.b.model_id: already used by models.a"),
         ("this is = not toml [", "autopilot.toml: not valid TOML"),
         ("base_dir = '/etc'", "'base_dir' is not a setting"),
+        ("[models.s]\npredictor='x:y'\ntournament='signals'\nfallback='benchmark:v53_a'",
+         "models.s: fallback: 'benchmark:v53_a' needs live benchmark models"),
     ],
 )
 def test_mistakes_name_the_file_and_key(text: str, expected: str) -> None:

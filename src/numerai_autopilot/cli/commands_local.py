@@ -23,6 +23,7 @@ from numerai_autopilot.cli.main import (
     load,
 )
 from numerai_autopilot.config import AppConfig
+from numerai_autopilot.config.models import TOURNAMENT_IDS
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.ledger import Ledger, NewRun, Run, RunState, StageRecord
 from numerai_autopilot.tokens import webhook_url
@@ -129,14 +130,16 @@ def runs(
 
 
 def _print_runs(ledger: Ledger, runs: list[Run]) -> None:
-    table = Table("run", "model", "round", "state", *(s.value for s in STAGES), "total", "rows",
-                  "submission / error")
+    table = Table("run", "model", "tournament", "round", "state", *(s.value for s in STAGES),
+                  "total", "rows", "submission / error")
+    names = {number: name for name, number in TOURNAMENT_IDS.items()}
     for run in runs:
         timings = _stage_seconds(ledger.stages(run.id))
         total = (run.updated_at - run.created_at).total_seconds()
         outcome = run.submission_id or run.error or run.detail.get("dry_run") or ""
         table.add_row(
-            run.id, run.model_name, "test" if run.is_test else str(run.round_number),
+            run.id, run.model_name, names.get(run.tournament, str(run.tournament)),
+            "test" if run.is_test else str(run.round_number),
             _colour(run.state), *(timings.get(s, "") for s in STAGES),
             f"{total:.1f}s" if run.state.is_final else "", str(run.detail.get("rows", "")),
             str(outcome),

@@ -209,6 +209,15 @@ class ModelConfig(_Table):
             raise ValueError("must be above zero, e.g. '600s'")
         return value
 
+    @model_validator(mode="after")
+    def _benchmark_fallback_is_classic(self) -> ModelConfig:
+        if self.fallback and self.fallback.startswith("benchmark:") and self.tournament != "classic":
+            raise ValueError(
+                f"fallback: {self.fallback!r} needs live benchmark models, which only the Classic "
+                "tournament publishes; name a predictor as the fallback instead"
+            )
+        return self
+
 
 class AppConfig(_Table):
     """The whole configuration; `base_dir` is the folder predictor paths are relative to."""
