@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import shutil
 import time
@@ -70,7 +71,7 @@ def demo_config(workdir: Path, api_url: str, public_id: str, secret_key: str,
     return parse_config(text, source=str(workdir / "autopilot.toml"), base_dir=workdir, env=env)
 
 
-async def run_demo(workdir: Path, *, timeout: float = 300.0) -> int:
+async def run_demo(workdir: Path, *, timeout: float = 300.0, keep_serving: bool = False) -> int:
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     for stale in ("ledger.db", "ledger.db-wal", "ledger.db-shm", "data"):
@@ -116,10 +117,20 @@ async def run_demo(workdir: Path, *, timeout: float = 300.0) -> int:
                     rounds[tournament] = int(opened["number"])
                 runs = await _watch(runtime, rounds, started + timeout)
                 submissions = (await http.get(f"{sandbox.url}/_sandbox/submissions")).json()
+                code = _summary(runs, submissions, rounds, time.monotonic() - started)
+                if keep_serving:
+                    console.print(f"\ndashboard: {base}/  (sandbox: {sandbox.url}); "
+                                  "Ctrl-C to stop")
+                    await _until_interrupted()
             finally:
                 server.should_exit = True
                 await serving
-    return _summary(runs, submissions, rounds, time.monotonic() - started)
+    return code
+
+
+async def _until_interrupted() -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.Event().wait()
 
 
 async def _wait_healthy(http: httpx.AsyncClient, port: int, runtime: Runtime) -> None:

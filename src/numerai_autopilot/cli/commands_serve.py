@@ -84,12 +84,15 @@ def sandbox(
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo keeps its files.")] = Path(".autopilot/demo"),
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 300.0,
+    keep_serving: Annotated[
+        bool, typer.Option("--keep-serving", help="Afterwards, keep serving the dashboard.")
+    ] = False,
 ) -> None:
     """A whole round on this machine: sandbox, example models, real webhooks and submissions."""
     from numerai_autopilot.demo import run_demo
 
     configure_logging("WARNING")
-    code = asyncio.run(run_demo(workdir, timeout=timeout))
+    code = asyncio.run(run_demo(workdir, timeout=timeout, keep_serving=keep_serving))
     raise typer.Exit(code)
 
 
