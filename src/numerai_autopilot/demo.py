@@ -178,7 +178,7 @@ def _table(runs: list[Run], title: str) -> Table:
 def _summary(runs: list[Run], submissions: list[dict[str, object]], rounds: dict[int, int],
              elapsed: float) -> int:
     ok = len(runs) == len(MODELS) and all(r.state is RunState.SUBMITTED for r in runs)
-    console.print("[bold]5.[/] the sandbox's record of submissions (what Numerai received):")
+    console.print("\n[bold]5.[/] the sandbox's record of submissions (what Numerai received):")
     table = Table("model", "tournament", "round", "rows", "trigger id", "submission id")
     for sub in submissions:
         tournament = sub.get("tournament")
