@@ -29,7 +29,7 @@ from numerai_autopilot.fallback import benchmark_predictions, is_benchmark
 from numerai_autopilot.ledger import Ledger, Run, RunState
 from numerai_autopilot.ledger.states import PIPELINE
 from numerai_autopilot.numerai import NumeraiClient, RoundInfo
-from numerai_autopilot.numerai.errors import DeadlineExceeded
+from numerai_autopilot.numerai.errors import DeadlineExceeded, UploadError
 from numerai_autopilot.predictors import PredictorSpec
 from numerai_autopilot.rounddata import RoundData, RoundFiles
 
@@ -100,7 +100,9 @@ class Pipeline:
         except RunSkipped as exc:
             await self._log(run, "info", str(exc))
             return await self._advance(run, RunState.SKIPPED, error=str(exc))
-        except DeadlineExceeded as exc:
+        except (DeadlineExceeded, UploadError) as exc:
+            if isinstance(exc, UploadError) and not exc.retryable:
+                return await self._fail(run, str(exc))
             hint = "" if model.late_submissions else "; set late_submissions = true to keep trying"
             return await self._fail(run, f"gave up at the round's close: {exc}{hint}")
         except LedgerError:
@@ -123,6 +125,14 @@ class Pipeline:
         round_info = await self._round(model.tournament_id)
         round_number = run.round_number if run.round_number is not None else round_info.number
         deadline = self._deadline(run, model, round_info, round_number)
+        if run.state is RunState.UPLOADING and self._dry_run_dir is None:
+            # Interrupted mid-upload: Numerai may have the submission already. Ask before
+            # spending the time to download and predict again.
+            existing = await self._numerai_submission(run, round_number, deadline)
+            if existing is not None:
+                await self._log(run, "info", f"Numerai already has submission {existing} from "
+                                "the interrupted attempt; not uploading again")
+                return await self._advance(run, RunState.SUBMITTED, submission_id=existing)
 
         run = await self._enter(run, RunState.DOWNLOADING)
         files = await self._s.rounddata.get(
