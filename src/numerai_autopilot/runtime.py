@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -140,6 +141,11 @@ class Runtime:
             config, self.ledger, self.client, self.services.model_ids, self.dispatcher.wake
         )
         self.ready = asyncio.Event()
+        # Threads for the webhook's ledger.record() only: a round's pipeline work (ledger
+        # writes, validation) fills asyncio's default pool of cpu+4 threads, and a webhook
+        # queued behind it waited ~0.7 s for its answer. Many threads let the group commit
+        # gather a whole burst into a few transactions.
+        self.record_pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="record")
         self._background: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
@@ -196,6 +202,7 @@ class Runtime:
         await self.monitor.close()
         await self.executor.close()
         await self.http.aclose()
+        self.record_pool.shutdown(wait=True)
         self.ledger.close()
 
     async def __aenter__(self) -> Self:

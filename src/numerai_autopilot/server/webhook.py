@@ -115,7 +115,8 @@ async def receive_webhook(model_id: str, request: Request) -> JSONResponse:
         source="webhook",
         resubmit=model.resubmit,
     )
-    run, created = await asyncio.to_thread(runtime.ledger.record, new)
+    loop = asyncio.get_running_loop()
+    run, created = await loop.run_in_executor(runtime.record_pool, runtime.ledger.record, new)
     if created:
         runtime.dispatcher.wake()
         log.info("webhook for %s round %s: run %s", model.name, payload.roundNumber, run.id)
