@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 
 WRITE_OPTION = "ledger_write"
+DURABLE_OPTION = "ledger_durable"
 
 
 def engine_from_url(
@@ -64,19 +65,31 @@ def configure_sqlite(engine: Engine, *, busy_timeout_s: float = 10.0) -> None:
 
 
 def _on_begin(conn: Connection) -> None:
-    write = conn.get_execution_options().get(WRITE_OPTION, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    options = conn.get_execution_options()
+    if options.get(WRITE_OPTION, False):
+        # Per transaction, since pooled connections are shared by both kinds of write.
+        durable = options.get(DURABLE_OPTION, True)
+        conn.exec_driver_sql(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
+def write_transaction(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
     """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, plain on PostgreSQL.
 
+    ``durable=False`` commits without waiting for the disk (SQLite ``synchronous=NORMAL``
+    in WAL mode, PostgreSQL ``synchronous_commit=off``): still atomic and crash-safe for
+    the process, but a power cut may lose the last such commits. The ledger uses it only
+    for steps a resumed run redoes safely (intermediate stages, log lines, lease renewals).
     Commits on leaving normally, rolls back on an exception.
     """
     with engine.connect() as conn:
-        conn.execution_options(**{WRITE_OPTION: True})
+        conn.execution_options(**{WRITE_OPTION: True, DURABLE_OPTION: durable})
         with conn.begin():
+            if not durable and is_postgres(engine):
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             yield conn
 
 

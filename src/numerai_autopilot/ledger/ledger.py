@@ -222,7 +222,7 @@ class Ledger(LedgerReader):
     def renew(self, run_id: str, owner: str, lease_s: float) -> bool:
         """Extend ``owner``'s lease; False if the run is no longer held by ``owner``."""
         now = utcnow()
-        with self._translate("renew a lease"), self._write() as conn:
+        with self._translate("renew a lease"), self._write(durable=False) as conn:
             result = conn.execute(
                 update(runs)
                 .where(runs.c.id == run_id, runs.c.owner == owner, runs.c.state.in_(UNFINISHED))
@@ -259,7 +259,10 @@ class Ledger(LedgerReader):
         """
         state = RunState(state)
         now = utcnow()
-        with self._translate("advance a run"), self._write() as conn:
+        # Final states and retries are committed to disk; a lost intermediate stage (power
+        # cut) only makes a resumed run redo that stage, and uploads are checked anyway.
+        durable = state.is_final or state is RunState.QUEUED
+        with self._translate("advance a run"), self._write(durable=durable) as conn:
             query = select(runs).where(runs.c.id == run_id)
             if self._pg:
                 query = query.with_for_update()
@@ -353,7 +356,7 @@ class Ledger(LedgerReader):
             message = message[:MAX_LOG_MESSAGE] + " ... (truncated)"
         with self._translate(f"log for run {run_id}"):
             try:
-                with self._write() as conn:
+                with self._write(durable=False) as conn:
                     conn.execute(
                         insert(run_logs).values(
                             run_id=run_id, at=utcnow(), level=level, message=message
