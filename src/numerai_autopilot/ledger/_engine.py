@@ -8,6 +8,8 @@ that reads then writes takes the write lock first and cannot deadlock on the upg
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,13 +57,29 @@ def configure_sqlite(engine: Engine, *, busy_timeout_s: float = 10.0) -> None:
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cursor, busy_timeout_s)
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
 
     event.listen(engine, "begin", _on_begin)
+
+
+def _use_wal(cursor: Any, busy_timeout_s: float) -> None:
+    """Switch the file to WAL once (it persists). Several processes opening a new file at
+    once can see "database is locked" here without the busy handler being called: retry."""
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _on_begin(conn: Connection) -> None:
