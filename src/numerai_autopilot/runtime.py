@@ -33,6 +33,7 @@ from numerai_autopilot.monitor import Monitor
 from numerai_autopilot.numerai import NumeraiClient, RetryPolicy
 from numerai_autopilot.pipeline import Pipeline, Services, fallback_key
 from numerai_autopilot.predictors import PredictorSpec, parse_predictor
+from numerai_autopilot.recorder import BatchRecorder
 from numerai_autopilot.rounddata import Progress, RoundData
 from numerai_autopilot.watcher import RoundWatcher
 
@@ -141,11 +142,10 @@ class Runtime:
             config, self.ledger, self.client, self.services.model_ids, self.dispatcher.wake
         )
         self.ready = asyncio.Event()
-        # Threads for the webhook's ledger.record() only: a round's pipeline work (ledger
-        # writes, validation) fills asyncio's default pool of cpu+4 threads, and a webhook
-        # queued behind it waited ~0.7 s for its answer. Many threads let the group commit
-        # gather a whole burst into a few transactions.
-        self.record_pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="record")
+        # The webhook's own thread for recording runs: a round's pipeline work (ledger
+        # writes, validation) must not make webhooks wait for a free thread.
+        self.record_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
+        self.recorder = BatchRecorder(self.ledger, self.record_pool)
         self._background: asyncio.Task[None] | None = None
 
     async def open(self) -> None:

@@ -8,6 +8,7 @@ of tens of seconds absorbs any remaining skew.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
 
@@ -106,16 +107,33 @@ class Ledger(LedgerReader):
             )
         return self._record(new, only_if_round_absent=True)
 
+    def record_many(self, news: Sequence[NewRun]) -> list[tuple[Run, bool] | LedgerError]:
+        """Record several runs in one transaction, as `record` does each; committed before
+        returning. One result per run, in order: `(run, created)`, or the LedgerError that
+        run alone met (a bad run does not fail the others)."""
+        requests: list[Request] = []
+        results: list[tuple[Run, bool] | LedgerError | Request] = []
+        for new in news:
+            try:
+                new.check()
+            except LedgerError as exc:
+                results.append(exc)
+                continue
+            request = Request(new, only_if_round_absent=False)
+            requests.append(request)
+            results.append(request)
+        if requests:  # serialised with the group commit's batches by the write lock
+            self._write_batch(requests)
+        return [_outcome(r) if isinstance(r, Request) else r for r in results]
+
     def _record(self, new: NewRun, *, only_if_round_absent: bool) -> tuple[Run, bool]:
         new.check()
         request = Request(new, only_if_round_absent)
         self._group_commit.submit(request)
-        if request.error is not None:
-            message, cause = request.error
-            raise LedgerError(message) from cause
-        if request.result is None:  # the leader was interrupted before writing our batch
-            raise LedgerError(f"run for model {new.model_name!r} was not recorded; try again")
-        return request.result
+        outcome = _outcome(request)
+        if isinstance(outcome, LedgerError):
+            raise outcome
+        return outcome
 
     def _write_batch(self, batch: list[Request]) -> None:
         """Write a group-commit batch; on a concurrent duplicate, each request on its own."""
@@ -364,3 +382,15 @@ class Ledger(LedgerReader):
                     )
             except IntegrityError as exc:
                 raise LedgerError(f"cannot log for run {run_id}: no such run") from exc
+
+
+def _outcome(request: Request) -> tuple[Run, bool] | LedgerError:
+    """A written request's result, or the LedgerError (with its cause) it met."""
+    if request.error is not None:
+        message, cause = request.error
+        error = LedgerError(message)
+        error.__cause__ = cause
+        return error
+    if request.result is None:  # the leader was interrupted before writing this batch
+        return LedgerError(f"run for model {request.new.model_name!r} was not recorded; try again")
+    return request.result

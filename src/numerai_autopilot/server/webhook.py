@@ -115,8 +115,7 @@ async def receive_webhook(model_id: str, request: Request) -> JSONResponse:
         source="webhook",
         resubmit=model.resubmit,
     )
-    loop = asyncio.get_running_loop()
-    run, created = await loop.run_in_executor(runtime.record_pool, runtime.ledger.record, new)
+    run, created = await runtime.recorder.record(new)
     if created:
         runtime.dispatcher.wake()
         log.info("webhook for %s round %s: run %s", model.name, payload.roundNumber, run.id)
