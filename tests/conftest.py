@@ -21,11 +21,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from hypothesis import settings as hypothesis_settings
+from server_harness import RunningServer, StartServer, make_config
 
+from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.sandbox.data import DataStore
 from numerai_autopilot.sandbox.settings import (
     TEST_SIZES,
@@ -33,7 +40,12 @@ from numerai_autopilot.sandbox.settings import (
     ModelSpec,
     SandboxSettings,
 )
-from numerai_autopilot.sandbox.testing import RunningSandbox, running_sandbox
+from numerai_autopilot.sandbox.testing import RunningSandbox, running_sandbox, serve_asgi
+from numerai_autopilot.server import create_app
+
+# Property tests draw the same examples on every run: CI gives the same answer twice.
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.load_profile("repeatable")
 
 SANDBOX_PUBLIC_ID = "TESTPUBLICID"
 SANDBOX_SECRET_KEY = "test-secret-key"
@@ -84,3 +96,25 @@ def sandbox(sandbox_settings: SandboxSettings) -> Iterator[RunningSandbox]:
     """A running sandbox for this test (see the module docstring)."""
     with running_sandbox(sandbox_settings) as running:
         yield running
+
+
+@pytest.fixture
+def start_server(tmp_path: Path, sandbox: RunningSandbox) -> Iterator[StartServer]:
+    """Start our real server (create_app + Runtime, Dask workers) on 127.0.0.1 against the
+    sandbox: `start_server({"alpha": predictor("good")}, timeout=4)`; see server_harness."""
+    stack = ExitStack()
+
+    def start(
+        models: dict[str, str | dict[str, Any]], *, against: Any = None, **model_settings: Any
+    ) -> RunningServer:
+        config = make_config(tmp_path, against or sandbox, models, **model_settings)
+        runtime = Runtime(config)
+        url = stack.enter_context(serve_asgi(create_app(config, runtime=runtime)))
+        deadline = time.monotonic() + 60
+        while not httpx.get(f"{url}/healthz").json()["executor_ready"]:
+            assert time.monotonic() < deadline, "executor did not start"
+            time.sleep(0.05)
+        return RunningServer(url, config, runtime)
+
+    with stack:
+        yield start

@@ -30,7 +30,7 @@ from numerai_autopilot.ledger import Run, RunState
 from numerai_autopilot.numerai import NumeraiClient
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.sandbox.settings import ModelSpec, SandboxSettings
-from numerai_autopilot.sandbox.testing import running_sandbox
+from numerai_autopilot.sandbox.testing import free_port, running_sandbox
 from numerai_autopilot.server import create_app
 from numerai_autopilot.tokens import webhook_url
 
@@ -39,15 +39,6 @@ console = Console(highlight=False)
 MODELS = {"demo_lgbm": 8, "demo_upload": 8, "demo_plain": 8, "demo_signals": 11,
           "demo_crypto": 12}
 TOURNAMENTS = {8: "classic", 11: "signals", 12: "crypto"}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def demo_config(workdir: Path, api_url: str, public_id: str, secret_key: str,
@@ -90,7 +81,7 @@ async def run_demo(workdir: Path, *, timeout: float = 300.0, keep_serving: bool 
             console.print("[bold]2.[/] preparing example models (Classic: LightGBM, Model Upload "
                           "pickle, function; a Signals and a Crypto model) ...")
             predictors = await prepare_models(client, workdir / "models")
-            port = _free_port()
+            port = free_port()
             config = demo_config(workdir, sandbox.url, sandbox.public_id, sandbox.secret_key,
                                  dict(sandbox.models), predictors, port)
             console.print(f"[bold]3.[/] starting the server on 127.0.0.1:{port} (config: {config.source})")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from alert_receiver import Receiver
@@ -14,8 +12,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from numerai_autopilot.sandbox.testing import serve_asgi
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "dashboard"))  # app_harness
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Real `dask scheduler` / `dask worker` processes and our server process, all on 127.0.0.1.
 
     cluster = DaskProcesses(tmp_path, workers=2)      # cluster.address: tcp://127.0.0.1:PORT
-    server = ServerProcess(config_path, env, log)     # python -m numerai_autopilot serve
+    server = ClusterServer(config_path, sandbox, log)  # python -m numerai_autopilot serve
     ...
     server.stop(); cluster.stop()
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from server_process import ServerProcess, free_port
 
 from numerai_autopilot.tokens import webhook_url
 
@@ -28,13 +28,6 @@ PREDICTORS = Path(__file__).with_name("cluster_predictors.py")
 # The executor also sets both on a running scheduler; set at start they hold from the first task.
 SCHEDULER_ENV = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
                  "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _dask(command: str) -> list[str]:
@@ -131,26 +124,13 @@ def write_config(tmp_path: Path, sandbox: Any, models: dict[str, str], scheduler
     return path
 
 
-class ServerProcess:
-    """`python -m numerai_autopilot serve` as a real process, ready once the executor is."""
+class ClusterServer(ServerProcess):
+    """Our server as a process pointed at the external scheduler, ready once its executor is."""
 
     def __init__(self, config: Path, sandbox: Any, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         env = {"NUMERAI_PUBLIC_ID": sandbox.public_id, "NUMERAI_SECRET_KEY": sandbox.secret_key}
-        self._group = _Group([sys.executable, "-m", "numerai_autopilot", "serve", "-c",
-                              str(config), "--port", str(self.port)], log, env)
-        self._log = log
-        deadline = time.monotonic() + 60
-        while True:
-            assert self._group.proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{self.url}/healthz").json()["executor_ready"]:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
+        super().__init__(config, env, log)
+        self.ready(60)
 
     def hook(self, model_id: str) -> str:
         return webhook_url(self.url, model_id, SECRET)
@@ -172,5 +152,3 @@ class ServerProcess:
         raise AssertionError(f"runs not final after {timeout} s: "
                              f"{[(r['model'], r['state']) for r in runs]}")
 
-    def stop(self) -> None:
-        self._group.stop()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_harness import DaskProcesses, ServerProcess, write_config
+from cluster_harness import ClusterServer, DaskProcesses, write_config
 
 from numerai_autopilot.executor.worker_side import transfer_stats
 from numerai_autopilot.sandbox.testing import RunningSandbox
@@ -26,14 +26,14 @@ SET_WEBHOOK = ("mutation($m: String!, $u: String) "
                "{ setSubmissionWebhook(modelId: $m, newSubmissionWebhook: $u) }")
 
 
-def register(sandbox: RunningSandbox, server: ServerProcess, names: list[str]) -> None:
+def register(sandbox: RunningSandbox, server: ClusterServer, names: list[str]) -> None:
     for name in names:
         model_id = sandbox.models[name]
         body = sandbox.graphql(SET_WEBHOOK, {"m": model_id, "u": server.hook(model_id)})
         assert not body.get("errors"), body
 
 
-def round_runs(server: ServerProcess, round_number: int, count: int) -> list[dict[str, Any]]:
+def round_runs(server: ClusterServer, round_number: int, count: int) -> list[dict[str, Any]]:
     runs = [r for r in server.wait_final(count) if r["round"] == round_number]
     assert len(runs) == count, runs
     return runs
@@ -43,7 +43,7 @@ def test_rounds_reach_each_worker_once(tmp_path: Path, sandbox: RunningSandbox,
                                        cluster: DaskProcesses) -> None:
     names = ["alpha", "beta", "gamma"]
     config = write_config(tmp_path, sandbox, dict.fromkeys(names, "good"), cluster.address)
-    server = ServerProcess(config, sandbox, tmp_path / "server.log")
+    server = ClusterServer(config, sandbox, tmp_path / "server.log")
     try:
         register(sandbox, server, names)
         seen: dict[str, dict[str, int]] = {}
@@ -75,7 +75,7 @@ def test_a_worker_killed_mid_round_costs_only_its_own_run(
     names = ["alpha", "beta", "gamma"]
     config = write_config(tmp_path, sandbox, {"alpha": "slow", "beta": "good", "gamma": "good"},
                           cluster.address)
-    server = ServerProcess(config, sandbox, tmp_path / "server.log")
+    server = ClusterServer(config, sandbox, tmp_path / "server.log")
     try:
         register(sandbox, server, names)
         number = sandbox.open_round()["number"]
@@ -98,7 +98,7 @@ def test_a_worker_killed_mid_round_costs_only_its_own_run(
         server.stop()
 
 
-def _kill_worker_running(cluster: DaskProcesses, server: ServerProcess, model: str,
+def _kill_worker_running(cluster: DaskProcesses, server: ClusterServer, model: str,
                          timeout: float = 30.0) -> int:
     """SIGKILL the worker process that runs `model`'s prediction; returns its pid."""
     deadline = time.monotonic() + timeout

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ops_harness import Project, ServerProcess, write_project
+from ops_harness import Project, start_server, write_project
+from server_process import ServerProcess
 
 from numerai_autopilot.sandbox.settings import TEST_SIZES, ModelSpec, SandboxSettings
 from numerai_autopilot.sandbox.testing import RunningSandbox, running_sandbox
@@ -39,7 +40,7 @@ def served(
         tmp_path_factory.mktemp("ops-project"), shared_sandbox,
         {"alpha": "good", "beta": "raises", "gamma": "slow"},
     )
-    server = ServerProcess(project, args=("--log-format", "json"),
+    server = start_server(project, args=("--log-format", "json"),
                            env={"GOOGLE_CLOUD_PROJECT": "test-project"})
     try:
         done = project.cli("register", "--base-url", server.url)

@@ -7,29 +7,19 @@ Everything runs for real: `python -m numerai_autopilot ...` processes, the serve
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+from server_process import ServerProcess
 
 from numerai_autopilot.tokens import webhook_token
 
 PREDICTORS = Path(__file__).with_name("ops_predictors.py")
 WEBHOOK_SECRET = "ops-test-webhook-secret"
 ADMIN_TOKEN = "ops-test-admin-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -95,41 +85,9 @@ def write_project(path: Path, sandbox: Any, models: dict[str, str], *,
     return Project(path, sandbox, env)
 
 
-class ServerProcess:
-    """`autopilot serve` in its own process group (its Dask workers included)."""
-
-    def __init__(self, project: Project, *, args: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None, executable: str | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = project.path / f"server-{self.port}.log"
-        self._log = self.log_path.open("ab")
-        command = [executable] if executable else [sys.executable, "-m", "numerai_autopilot"]
-        self.proc = subprocess.Popen(
-            [*command, "serve", "-c", str(project.config), "--port", str(self.port), *args],
-            cwd=project.path, env={**os.environ, **project.env, **(env or {})},
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        deadline = time.monotonic() + 90
-        while True:
-            assert self.proc.poll() is None, self.log_path.read_text()
-            try:
-                if httpx.get(f"{self.url}/healthz").json()["executor_ready"]:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
+def start_server(project: Project, *, args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None, executable: str | None = None) -> ServerProcess:
+    """`autopilot serve` for `project`, ready (executor up); its log in the project folder."""
+    log = project.path / f"server-{len(list(project.path.glob('server-*.log')))}.log"
+    return ServerProcess(project.config, {**project.env, **(env or {})}, log, args=args,
+                         cwd=project.path, executable=executable).ready(90)

@@ -14,10 +14,10 @@ from ops_harness import (
     ADMIN_TOKEN,
     WEBHOOK_SECRET,
     Project,
-    ServerProcess,
-    free_port,
+    start_server,
     write_project,
 )
+from server_process import ServerProcess, free_port
 
 from numerai_autopilot.sandbox.testing import RunningSandbox
 from numerai_autopilot.tokens import webhook_url
@@ -112,7 +112,7 @@ def test_trigger_wait_with_no_run_arriving_stops_at_its_timeout(
 ) -> None:
     project, _ = served
     # A second server (its own ledger) that Numerai does not know: no run shows up there.
-    other = ServerProcess(write_project(tmp_path, project.sandbox, {"alpha": "good"}))
+    other = start_server(write_project(tmp_path, project.sandbox, {"alpha": "good"}))
     try:
         done = project.cli("trigger", "alpha", "--wait", "--timeout", "4", "--server", other.url)
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from ops_harness import ServerProcess, write_project
+from ops_harness import start_server, write_project
 
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
@@ -38,7 +38,7 @@ def test_wheel_in_a_fresh_virtualenv_serves_a_round(tmp_path: Path, sandbox: Run
     autopilot = str(env_dir / "bin" / "autopilot")
 
     project = write_project(tmp_path / "project", sandbox, {"alpha": "good"})
-    server = ServerProcess(project, executable=autopilot)  # waits for /healthz: executor ready
+    server = start_server(project, executable=autopilot)  # waits for /healthz: executor ready
     try:
         health = httpx.get(f"{server.url}/healthz").json()
         assert health["status"] == "ok"

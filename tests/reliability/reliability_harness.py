@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import psutil
+from server_process import ServerProcess
 
 from numerai_autopilot.ledger import Ledger, Run, RunState
 from numerai_autopilot.sandbox.settings import TEST_SIZES, ModelSpec, SandboxSettings
@@ -51,13 +49,6 @@ PG_URL = os.environ.get(
 def predictor(name: str) -> str:
     """A `file.py:function` reference into reliability_predictors.py."""
     return f"{PREDICTORS}:{name}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _toml(value: Any) -> str:
@@ -103,74 +94,6 @@ def write_config(
 def sandbox_env(sandbox: RunningSandbox, **extra: str) -> dict[str, str]:
     return {"NUMERAI_PUBLIC_ID": sandbox.public_id, "NUMERAI_SECRET_KEY": sandbox.secret_key,
             **extra}
-
-
-class ServerProcess:
-    """`python -m numerai_autopilot serve` in its own process group (Dask workers included)."""
-
-    def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log
-        self._log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "numerai_autopilot", "serve", "-c", str(config),
-             "--port", str(self.port)],
-            env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def ready(self, timeout: float = 60.0) -> ServerProcess:
-        """Wait until the server answers /healthz with its executor ready."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited {self.proc.returncode}:\n{self.log_text()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=5).json()["executor_ready"]:
-                    return self
-            except (httpx.TransportError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not ready in {timeout} s:\n{self.log_text()}")
-            time.sleep(0.1)
-
-    def log_text(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def rss(self) -> int:
-        """Resident memory of the server process itself (not its Dask workers)."""
-        return int(psutil.Process(self.proc.pid).memory_info().rss)
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group: the server and its Dask workers, at once."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self._reap_group()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._reap_group()
-        self._log.close()
-
-    def _reap_group(self) -> None:
-        """Kill what is left of this group (workers outliving their nanny), by our group id."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 class Servers:

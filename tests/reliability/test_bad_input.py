@@ -21,7 +21,6 @@ from hypothesis.errors import Unsatisfiable
 from reliability_harness import (
     OLD_SECRET,
     SECRET,
-    ServerProcess,
     module_sandbox_settings,
     post_webhook,
     predictor,
@@ -31,6 +30,7 @@ from reliability_harness import (
 )
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from server_process import ServerProcess
 
 from numerai_autopilot.config import parse_config
 from numerai_autopilot.errors import ConfigError
@@ -199,7 +199,7 @@ def test_secret_rotation_keeps_old_tokens_working_and_refuses_unknown_ones(rig: 
 def _fuzz(rig: Rig, operation: Any, mode: GenerationMode, statuses: dict[str, set[int]]) -> None:
     webhook = operation.path == "/pred/{model_id}"
 
-    @settings(max_examples=25, deadline=None, database=None,
+    @settings(max_examples=25, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode), data=st.data())
     def fuzz(case: Any, data: st.DataObject) -> None:
@@ -238,7 +238,8 @@ def test_api_fuzzed_from_its_schema(rig: Rig, mode: GenerationMode) -> None:
     for operation in operations:
         _fuzz(rig, operation, mode, statuses)
     print(f"\nschemathesis {mode.value}: {statuses}")
-    assert any(200 in seen for label, seen in statuses.items() if "/pred/" in label)
+    if mode is GenerationMode.POSITIVE:  # schema-valid bodies with a valid token are accepted
+        assert any(200 in seen for label, seen in statuses.items() if "/pred/" in label)
 
 
 # -- the parsers on their own ---------------------------------------------------------------------

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from reliability_harness import (
     Capture,
-    ServerProcess,
     assert_no_put_then_create,
     assert_no_secrets,
     assert_submitted_once,
@@ -28,6 +27,7 @@ from reliability_harness import (
     wait_final,
     write_config,
 )
+from server_process import ServerProcess
 
 from numerai_autopilot.ledger import Ledger, Run, RunState
 from numerai_autopilot.sandbox.testing import RunningSandbox, running_sandbox

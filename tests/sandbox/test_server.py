@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from numerai_autopilot.sandbox.settings import SandboxSettings
+from numerai_autopilot.sandbox.testing import free_port
 
 SCRIPT = """
 import sys
@@ -23,15 +23,8 @@ serve(SandboxSettings(data_dir=Path(sys.argv[1]), public_id="PUBX", secret_key="
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_serve_prints_the_account_and_serves(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path / "data"), str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,55 +11,11 @@ from typing import Any
 import httpx
 import pytest
 from server_harness import SECRET, make_config, predictor, sandbox_env
+from server_process import ServerProcess
 
 from numerai_autopilot.ledger import Ledger, RunState
 from numerai_autopilot.sandbox.testing import RunningSandbox
 from numerai_autopilot.tokens import webhook_url
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class ServerProcess:
-    """`python -m numerai_autopilot serve` in its own process group (workers included)."""
-
-    def __init__(self, config: Path, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "numerai_autopilot", "serve", "-c", str(config),
-             "--port", str(self.port)],
-            env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{self.url}/healthz").json()["executor_ready"]:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._log.close()
 
 
 @pytest.fixture
@@ -92,7 +43,7 @@ def test_killed_server_resumes_its_runs_without_duplicates(
     config = make_config(tmp_path, sandbox, {"alpha": predictor("slow"), "beta": predictor("good")},
                          run_lease="2s")
     config_path = tmp_path / "autopilot.toml"
-    first = ServerProcess(config_path, sandbox_env(sandbox), tmp_path / "server.log")
+    first = ServerProcess(config_path, sandbox_env(sandbox), tmp_path / "server.log").ready()
     processes.append(first)
     round_number = sandbox.state()["current_rounds"]["8"]["number"]
     trigger = str(uuid.uuid4())
@@ -106,7 +57,7 @@ def test_killed_server_resumes_its_runs_without_duplicates(
         wait_for(ledger, run_id, {RunState.PREDICTING})
     first.kill()  # the whole process group: server and Dask workers
 
-    second = ServerProcess(config_path, sandbox_env(sandbox), tmp_path / "server.log")
+    second = ServerProcess(config_path, sandbox_env(sandbox), tmp_path / "server.log").ready()
     processes.append(second)
     # The same webhook again (Numerai may retry): still one run.
     again = httpx.post(webhook_url(second.url, model_id, SECRET),

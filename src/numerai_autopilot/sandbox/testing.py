@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +26,14 @@ from .app import create_app
 from .settings import SandboxSettings
 from .state import Sandbox
 from .webhooks import WebhookDelivery
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` right now, for a server started by another process."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @contextmanager

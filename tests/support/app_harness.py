@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from server_harness import predictor
 
 from numerai_autopilot.config import AppConfig, parse_config
 from numerai_autopilot.ledger import Run
@@ -19,7 +20,6 @@ from numerai_autopilot.sandbox.testing import RunningSandbox, serve_asgi
 from numerai_autopilot.server import create_app
 from numerai_autopilot.tokens import webhook_url
 
-POOL = Path(__file__).parents[1] / "server" / "pool_predictors.py"
 SECRET = "dashboard-test-webhook-secret"
 ADMIN_TOKEN = "dashboard-test-admin-token-0123456789"
 USER = "ada"
@@ -30,8 +30,8 @@ StartApp = Callable[..., "App"]
 
 
 def pool(name: str) -> str:
-    """A `file.py:function` reference into tests/server/pool_predictors.py."""
-    return f"{POOL}:{name}"
+    """A `file.py:function` reference into pool_predictors.py."""
+    return predictor(name)
 
 
 @dataclass
