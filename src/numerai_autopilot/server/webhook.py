@@ -93,9 +93,11 @@ async def receive_webhook(model_id: str, request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     config = runtime.config
     if not verify_token(request.query_params.get("token"), model_id, _secrets(config)):
+        await _read_body(request)  # drained (bounded) so the connection stays reusable
         return _error(401, "invalid or missing token; use the URL from `autopilot webhook-url`")
     model = await _model(runtime, model_id)
     if model is None:
+        await _read_body(request)
         return _error(404, "no configured model has this id; check models.*.model_id")
     body = await _read_body(request)
     if body is None:
