@@ -19,7 +19,7 @@ def autopilot(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpr
     return subprocess.run(
         [sys.executable, "-m", "numerai_autopilot", *args],
         cwd=cwd, env={**os.environ, "COLUMNS": "200", **(env or {})},
-        capture_output=True, text=True, timeout=240,
+        capture_output=True, text=True, timeout=240, check=False,
     )
 
 

@@ -27,7 +27,7 @@ def test_record_many_gives_one_result_per_run_in_order(tmp_path: Path) -> None:
         new("t4"),                          # same model and round as t1, in progress: skipped
     ])
     assert len(results) == 5
-    (r1, c1), (r0, c0), bad, (r3, c3), (r4, c4) = results  # type: ignore[misc]
+    (r1, c1), (r0, c0), bad, (_, c3), (r4, c4) = results  # type: ignore[misc]
     assert c1 and c3 and not c0 and r0.id == first.id
     assert isinstance(bad, LedgerError) and "trigger_id is empty" in str(bad)
     assert c4 and r4.state is RunState.SKIPPED and r1.state is RunState.QUEUED
