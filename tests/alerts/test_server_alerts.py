@@ -65,3 +65,23 @@ def test_model_not_submitted_before_the_close(
         time.sleep(1.0)
         assert len(receiver.received) == 1
         assert_no_secrets(app, receiver)
+
+
+def test_a_run_stopped_by_the_round_close_alerts_with_its_cause(
+    tmp_path: Path, sandbox: RunningSandbox, receiver: Receiver
+) -> None:
+    """Issue 5, item 1: when the deadline passes first, the run fails with the cause, and an
+    alert says so; Numerai never got a submission."""
+    alerts = {"urls": [receiver.url], "before_close": 0, "round_summary": False}
+    with running_app(tmp_path, sandbox, {"alpha": pool("good")}, alerts=alerts) as app:
+        app.register_webhooks()
+        sandbox.set_faults(operations={"create_submission": {"error_rate": 1.0}})
+        number = sandbox.open_round(length_s=4)["number"]
+        [run] = app.wait_final(1, timeout=60)
+        assert run.state is RunState.FAILED and "gave up at the round's close" in (run.error or "")
+        [alert] = receiver.wait(1, match="run failed")
+        assert alert["title"] == "alpha: run failed"
+        assert f"round {number}" in alert["message"]
+        assert "gave up at the round's close" in alert["message"]
+        assert sandbox.submissions() == []
+        assert_no_secrets(app, receiver)
