@@ -22,15 +22,9 @@ from numerai_autopilot.sandbox.testing import RunningSandbox
 
 pytestmark = pytest.mark.slow
 
-SET_WEBHOOK = ("mutation($m: String!, $u: String) "
-               "{ setSubmissionWebhook(modelId: $m, newSubmissionWebhook: $u) }")
-
-
 def register(sandbox: RunningSandbox, server: ClusterServer, names: list[str]) -> None:
     for name in names:
-        model_id = sandbox.models[name]
-        body = sandbox.graphql(SET_WEBHOOK, {"m": model_id, "u": server.hook(model_id)})
-        assert not body.get("errors"), body
+        sandbox.set_webhook(name, server.hook(sandbox.models[name]))
 
 
 def round_runs(server: ClusterServer, round_number: int, count: int) -> list[dict[str, Any]]:

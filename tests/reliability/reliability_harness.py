@@ -149,12 +149,8 @@ def post_webhook(url: str, model_id: str, payload: Any, secret: str = SECRET,
 def register_webhooks(sandbox: RunningSandbox, base_url: str, models: Iterable[str],
                       secret: str = SECRET) -> None:
     """setSubmissionWebhook for each model, as a user does on Numerai."""
-    mutation = ("mutation($m: String!, $u: String) "
-                "{ setSubmissionWebhook(modelId: $m, newSubmissionWebhook: $u) }")
     for name in models:
-        model_id = sandbox.models[name]
-        answer = sandbox.graphql(mutation, {"m": model_id, "u": webhook_url(base_url, model_id, secret)})
-        assert "errors" not in answer, answer
+        sandbox.set_webhook(name, webhook_url(base_url, sandbox.models[name], secret))
 
 
 def open_round(sandbox: RunningSandbox, length_s: float | None = None) -> dict[str, Any]:

@@ -18,10 +18,7 @@ BAD = ("raises", "hangs", "exits", "nan", "missing_ids", "out_of_range")
 
 def register(sandbox: RunningSandbox, server: Any, models: list[str]) -> None:
     for name in models:
-        sandbox.graphql(
-            "mutation($m: String!, $u: String) { setSubmissionWebhook(modelId: $m, newSubmissionWebhook: $u) }",
-            {"m": sandbox.models[name], "u": server.hook_url(name)},
-        )
+        sandbox.set_webhook(name, server.hook_url(name))
 
 
 def live_downloads(sandbox: RunningSandbox, round_number: int) -> list[dict[str, Any]]:

@@ -18,13 +18,6 @@ def hook(server: Any, model: str, round_number: int) -> httpx.Response:
         "roundNumber": round_number, "dataVersion": 1, "triggerId": str(uuid.uuid4())})
 
 
-def register(sandbox: RunningSandbox, server: Any, model: str) -> None:
-    sandbox.graphql(
-        "mutation($m: String!, $u: String) { setSubmissionWebhook(modelId: $m, newSubmissionWebhook: $u) }",
-        {"m": sandbox.models[model], "u": server.hook_url(model)},
-    )
-
-
 def test_watcher_starts_a_run_for_a_missed_webhook_and_never_duplicates(
     sandbox: RunningSandbox, start_server: StartServer
 ) -> None:
@@ -33,7 +26,7 @@ def test_watcher_starts_a_run_for_a_missed_webhook_and_never_duplicates(
          "gamma": {"predictor": predictor("good"), "watch": False}},
         server_watch_after="2s", server_watch_interval="0.3s",
     )
-    register(sandbox, server, "alpha")  # beta and gamma never get a webhook
+    sandbox.set_webhook("alpha", server.hook_url("alpha"))  # beta, gamma: never a webhook
     opened = sandbox.open_round()
     runs = server.wait_final(2)
     time.sleep(1.0)  # several more watcher polls: nothing new may appear

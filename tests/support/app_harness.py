@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from server_harness import predictor
+from server_harness import RunningServer, predictor
 
-from numerai_autopilot.config import AppConfig, parse_config
-from numerai_autopilot.ledger import Run
+from numerai_autopilot.config import parse_config
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.sandbox.testing import RunningSandbox, serve_asgi
 from numerai_autopilot.server import create_app
@@ -35,10 +34,9 @@ def pool(name: str) -> str:
 
 
 @dataclass
-class App:
-    url: str
-    config: AppConfig
-    runtime: Runtime
+class App(RunningServer):
+    """RunningServer with its sandbox, configured with this module's secret and logins."""
+
     sandbox: RunningSandbox
 
     def hook_url(self, model: str) -> str:
@@ -47,24 +45,7 @@ class App:
     def register_webhooks(self) -> None:
         """As `setSubmissionWebhook` on Numerai: the sandbox calls us when a round opens."""
         for name in self.config.models:
-            self.sandbox.graphql(
-                "mutation($m: String!, $u: String) "
-                "{ setSubmissionWebhook(modelId: $m, newSubmissionWebhook: $u) }",
-                {"m": self.sandbox.models[name], "u": self.hook_url(name)},
-            )
-
-    def runs(self) -> list[Run]:
-        return self.runtime.ledger.runs(limit=1000)
-
-    def wait_final(self, count: int, timeout: float = 90.0) -> list[Run]:
-        deadline = time.monotonic() + timeout
-        runs: list[Run] = []
-        while time.monotonic() < deadline:
-            runs = self.runs()
-            if len(runs) >= count and all(r.state.is_final for r in runs):
-                return runs
-            time.sleep(0.1)
-        raise AssertionError(f"runs not final: {[(r.model_name, r.state.value) for r in runs]}")
+            self.sandbox.set_webhook(name, self.hook_url(name))
 
 
 def _toml(value: Any) -> str:

@@ -31,11 +31,7 @@ def model(tournament: int, function: str) -> dict[str, Any]:
 
 def register(sandbox: RunningSandbox, server: RunningServer, names: list[str]) -> None:
     for name in names:
-        sandbox.graphql(
-            "mutation($m: String!, $u: String) "
-            "{ setSubmissionWebhook(modelId: $m, newSubmissionWebhook: $u) }",
-            {"m": sandbox.models[name], "u": server.hook_url(name)},
-        )
+        sandbox.set_webhook(name, server.hook_url(name))
 
 
 def live_downloads(sandbox: RunningSandbox, tournament: int, number: int) -> list[Any]:

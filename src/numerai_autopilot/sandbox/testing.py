@@ -108,6 +108,16 @@ class RunningSandbox:
         body: dict[str, Any] = response.json()
         return body
 
+    def set_webhook(self, model: str, url: str | None) -> None:
+        """`setSubmissionWebhook` for the model named `model`, as a user does on Numerai."""
+        body = self.graphql(
+            "mutation($m: String!, $u: String) "
+            "{ setSubmissionWebhook(modelId: $m, newSubmissionWebhook: $u) }",
+            {"m": self.models[model], "u": url},
+        )
+        if body.get("errors"):
+            raise AssertionError(f"setSubmissionWebhook for {model!r} refused: {body['errors']}")
+
     def open_round(self, tournament: int = 8, length_s: float | None = None) -> dict[str, Any]:
         """Open the next round (new live ids, open `length_s`, default 1 h); fire webhooks."""
         body: dict[str, Any] = {"tournament": tournament}
