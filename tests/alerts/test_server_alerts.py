@@ -76,7 +76,7 @@ def test_a_run_stopped_by_the_round_close_alerts_with_its_cause(
     with running_app(tmp_path, sandbox, {"alpha": pool("good")}, alerts=alerts) as app:
         app.register_webhooks()
         sandbox.set_faults(operations={"create_submission": {"error_rate": 1.0}})
-        number = sandbox.open_round(length_s=4)["number"]
+        number = sandbox.open_round(length_s=8)["number"]
         [run] = app.wait_final(1, timeout=60)
         assert run.state is RunState.FAILED and "gave up at the round's close" in (run.error or "")
         [alert] = receiver.wait(1, match="run failed")

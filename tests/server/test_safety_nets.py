@@ -86,7 +86,7 @@ def test_a_closed_round_fails_fast_unless_the_model_submits_late(
 
 def test_retries_stop_at_the_round_close(sandbox: RunningSandbox, start_server: StartServer) -> None:
     server = start_server({"alpha": predictor("good")}, server_watch_after="1h")
-    opened = sandbox.open_round(length_s=4)
+    opened = sandbox.open_round(length_s=8)
     sandbox.set_faults(operations={"create_submission": {"error_rate": 1.0}})
     assert hook(server, "alpha", opened["number"]).status_code == 200
     (run,) = server.wait_final(1, timeout=60)
