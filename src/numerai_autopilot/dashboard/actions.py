@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -108,7 +109,9 @@ async def test_trigger(request: Request, name: str) -> Response:
     if name not in rt.config.models:
         raise HTTPException(404, f"no model named {name!r} in the configuration")
     try:
-        trigger = await rt.client.trigger_model_webhook(rt.model_id(name))
+        trigger = await rt.client.trigger_model_webhook(  # a page must not wait for long
+            rt.model_id(name), deadline=time.time() + 30
+        )
     except AutopilotError as exc:
         return dash.redirect(request, f"/models/{name}", session,
                              f"Numerai refused the test trigger: {rt.monitor.alerter.redact(str(exc))}")
