@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -28,7 +29,7 @@ from numerai_autopilot.dispatcher import Dispatcher
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.executor import Executor, ExecutorSettings
 from numerai_autopilot.fallback import is_benchmark
-from numerai_autopilot.ledger import Ledger
+from numerai_autopilot.ledger import Ledger, NewRun
 from numerai_autopilot.monitor import Monitor
 from numerai_autopilot.numerai import NumeraiClient, RetryPolicy
 from numerai_autopilot.pipeline import Pipeline, Services, fallback_key
@@ -58,6 +59,24 @@ def numerai_client(
         secret_key=keys.secret_key.get_secret_value() if keys.secret_key else None,
         timeout=keys.timeout,
         retry=retry or RetryPolicy(),
+    )
+
+
+def manual_run(
+    model: ModelConfig,
+    model_id: str,
+    round_number: int | None,
+    *,
+    close_time: datetime | None = None,
+    resubmit: bool | None = None,
+) -> NewRun:
+    """A run started by a person (`autopilot run`, the dashboard), not by Numerai's webhook:
+    its own trigger id, never sent back to Numerai."""
+    return NewRun(
+        model_name=model.name, model_id=model_id, tournament=model.tournament_id,
+        round_number=round_number, trigger_id=f"manual-{uuid.uuid4()}",
+        data_version=model.data_version, is_test=False, source="manual",
+        resubmit=model.resubmit if resubmit is None else resubmit, close_time=close_time,
     )
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -25,7 +24,7 @@ from numerai_autopilot.cli.main import (
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.config.models import TOURNAMENT_IDS
 from numerai_autopilot.errors import ConfigError
-from numerai_autopilot.ledger import Ledger, NewRun, Run, RunState, StageRecord
+from numerai_autopilot.ledger import Ledger, Run, RunState, StageRecord
 from numerai_autopilot.tokens import webhook_url
 
 STAGES = (RunState.DOWNLOADING, RunState.PREDICTING, RunState.VALIDATING, RunState.UPLOADING)
@@ -86,7 +85,7 @@ async def _run_now(
     config: AppConfig, name: str, round_number: int | None, dry_dir: Path | None
 ) -> Run:
     from numerai_autopilot.cli.progress import DownloadProgress, follow_run
-    from numerai_autopilot.runtime import Runtime
+    from numerai_autopilot.runtime import Runtime, manual_run
 
     model = config.model(name)
     download = DownloadProgress()
@@ -100,12 +99,8 @@ async def _run_now(
             round_number = info.number
         run, _ = await asyncio.to_thread(
             runtime.ledger.record,
-            NewRun(
-                model_name=name, model_id=runtime.model_id(name), tournament=model.tournament_id,
-                round_number=round_number, trigger_id=f"manual-{uuid.uuid4()}",
-                data_version=model.data_version, is_test=False, source="manual",
-                resubmit=model.resubmit or dry_dir is not None,
-            ),
+            manual_run(model, runtime.model_id(name), round_number,
+                       resubmit=model.resubmit or dry_dir is not None),
         )
         claimed = await asyncio.to_thread(runtime.ledger.claim_run, run.id, runtime.owner)
         if claimed is None:

@@ -9,16 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from numerai_autopilot.dashboard.pages import dashboard, runtime, safe_next
+from numerai_autopilot.config import ModelConfig
+from numerai_autopilot.dashboard.pages import Dashboard, dashboard, runtime, safe_next
 from numerai_autopilot.dashboard.session import Session
 from numerai_autopilot.errors import AutopilotError
-from numerai_autopilot.ledger import NewRun, RunState
+from numerai_autopilot.ledger import RunState
+from numerai_autopilot.runtime import Runtime, manual_run
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
@@ -68,27 +69,33 @@ async def logout(request: Request) -> Response:
     return dash.redirect(request, "/login", Session(), "Signed out.")
 
 
-@router.post("/models/{name}/run")
-async def run_now(request: Request, name: str) -> Response:
-    """Record a manual run of the model for the current round; the dispatcher takes it."""
+async def _admin_action(request: Request) -> tuple[Dashboard, str, Session, Runtime]:
+    """The signed-in user's POST, its CSRF token checked: (dashboard, user, session, runtime)."""
     dash = dashboard(request)
     user, session = dash.require_user(request)
     await _form(request, session)
-    rt = runtime(request)
+    return dash, user, session, runtime(request)
+
+
+def _configured(rt: Runtime, name: str) -> ModelConfig:
     model = rt.config.models.get(name)
     if model is None:
         raise HTTPException(404, f"no model named {name!r} in the configuration")
+    return model
+
+
+@router.post("/models/{name}/run")
+async def run_now(request: Request, name: str) -> Response:
+    """Record a manual run of the model for the current round; the dispatcher takes it."""
+    dash, user, session, rt = await _admin_action(request)
+    model = _configured(rt, name)
     try:
         model_id = rt.model_id(name)
     except AutopilotError as exc:
         return dash.redirect(request, f"/models/{name}", session, str(exc))
     info = await rt.monitor.clock.current(model.tournament_id)
-    new = NewRun(
-        model_name=name, model_id=model_id, tournament=model.tournament_id,
-        round_number=info.number if info else None, trigger_id=f"manual-{uuid.uuid4()}",
-        data_version=model.data_version, is_test=False, source="manual",
-        resubmit=model.resubmit, close_time=info.close_time if info else None,
-    )
+    new = manual_run(model, model_id, info.number if info else None,
+                     close_time=info.close_time if info else None)
     try:
         run, _ = await asyncio.to_thread(rt.ledger.record, new)
         await asyncio.to_thread(rt.ledger.log, run.id, "info", f"started from the dashboard by {user}")
@@ -102,12 +109,8 @@ async def run_now(request: Request, name: str) -> Response:
 @router.post("/models/{name}/test-trigger")
 async def test_trigger(request: Request, name: str) -> Response:
     """Ask Numerai to send this model's webhook as a test (the round-trip check)."""
-    dash = dashboard(request)
-    _, session = dash.require_user(request)
-    await _form(request, session)
-    rt = runtime(request)
-    if name not in rt.config.models:
-        raise HTTPException(404, f"no model named {name!r} in the configuration")
+    dash, _, session, rt = await _admin_action(request)
+    _configured(rt, name)
     try:
         trigger = await rt.client.trigger_model_webhook(  # a page must not wait for long
             rt.model_id(name), deadline=time.time() + 30
@@ -122,10 +125,7 @@ async def test_trigger(request: Request, name: str) -> Response:
 @router.post("/runs/{run_id}/rerun")
 async def rerun(request: Request, run_id: str) -> Response:
     """Queue a failed run again; the dispatcher picks it up at once."""
-    dash = dashboard(request)
-    user, session = dash.require_user(request)
-    await _form(request, session)
-    rt = runtime(request)
+    dash, user, session, rt = await _admin_action(request)
     run = await asyncio.to_thread(rt.ledger.get, run_id)
     if run is None:
         raise HTTPException(404, f"no run {run_id!r}")
