@@ -170,6 +170,7 @@ class Runtime:
     async def open(self) -> None:
         """Make the ledger usable now; start the executor and dispatcher in the background."""
         await asyncio.to_thread(self.ledger.migrate)
+        await asyncio.to_thread(self.ledger.warm_up)
         self._background = asyncio.create_task(self._start_background(), name="runtime-start")
 
     async def _start_background(self) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, text, tuple_
+from sqlalchemy import Connection, bindparam, insert, select, text
 
 from numerai_autopilot.ledger._rows import run_from_row
 from numerai_autopilot.ledger.schema import run_stages, runs
@@ -93,6 +93,20 @@ def round_lock_key(model_id: str, round_number: int) -> int:
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 
+# Written so both databases search their indexes: a row-value IN such as
+# `(model_id, trigger_id) IN (VALUES ...)` makes SQLite scan the whole table.
+_BY_TRIGGER = select(runs).where(runs.c.trigger_id.in_(bindparam("triggers", expanding=True)))
+_BY_ROUND = (
+    select(runs)
+    .where(
+        runs.c.model_id.in_(bindparam("models", expanding=True)),
+        runs.c.round_number.in_(bindparam("rounds", expanding=True)),
+        runs.c.state != RunState.FAILED.value,
+    )
+    .order_by(runs.c.created_at, runs.c.id)
+)
+
+
 def insert_batch(conn: Connection, batch: Sequence[Request], pg: bool) -> None:
     """Record every request of ``batch`` in ``conn``'s transaction, in order.
 
@@ -106,28 +120,21 @@ def insert_batch(conn: Connection, batch: Sequence[Request], pg: bool) -> None:
     if pg and pairs:
         keys = sorted({round_lock_key(model, number) for model, number in pairs})
         conn.execute(_LOCK_ROUNDS, {"keys": keys})
-    triggers = list({(r.new.model_id, r.new.trigger_id) for r in batch})
+    triggers = {(r.new.model_id, r.new.trigger_id) for r in batch}
     known = {
         (run.model_id, run.trigger_id): run
-        for run in map(
-            run_from_row,
-            conn.execute(
-                select(runs).where(tuple_(runs.c.model_id, runs.c.trigger_id).in_(triggers))
-            ),
-        )
+        for run in map(run_from_row, conn.execute(
+            _BY_TRIGGER, {"triggers": sorted({trigger for _, trigger in triggers})}))
+        if (run.model_id, run.trigger_id) in triggers
     }
     by_round: dict[tuple[str, int | None], list[Run]] = {}
-    if pairs:
-        rows = conn.execute(
-            select(runs)
-            .where(
-                tuple_(runs.c.model_id, runs.c.round_number).in_(pairs),
-                runs.c.state != RunState.FAILED.value,
-            )
-            .order_by(runs.c.created_at, runs.c.id)
-        )
+    if pairs:  # models x rounds: a superset of the pairs (a batch has one or two rounds)
+        rows = conn.execute(_BY_ROUND, {"models": sorted({model for model, _ in pairs}),
+                                        "rounds": sorted({number for _, number in pairs})})
+        wanted = set(pairs)
         for run in map(run_from_row, rows):
-            by_round.setdefault((run.model_id, run.round_number), []).append(run)
+            if (run.model_id, run.round_number) in wanted:
+                by_round.setdefault((run.model_id, run.round_number), []).append(run)
     new_rows: list[dict[str, object]] = []
     for request in batch:
         new = request.new

@@ -115,6 +115,12 @@ def _v2_deadlines_detail_logs(conn: Connection) -> None:
     ).create(conn)
 
 
+def _v3_trigger_index(conn: Connection) -> None:
+    runs = Table("runs", MetaData(), Column("id", String(36), primary_key=True),
+                 Column("trigger_id", String(128), nullable=False))
+    Index("ix_runs_trigger", runs.c.trigger_id).create(conn)
+
+
 def _add_column(
     conn: Connection, table: str, column: str, type_: TypeEngine[Any], constraint: str
 ) -> None:
@@ -129,6 +135,8 @@ STEPS: tuple[Step, ...] = (
         "runs.close_time, runs.detail, run_logs, index on runs.created_at",
         _v2_deadlines_detail_logs,
     ),
+    Step(3, "index on runs.trigger_id (a burst of webhooks looks runs up by trigger)",
+         _v3_trigger_index),
 )
 LATEST_VERSION = STEPS[-1].version
 

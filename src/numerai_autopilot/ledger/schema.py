@@ -87,6 +87,7 @@ runs = Table(
     Index("ix_runs_state_created", "state", "created_at"),
     Index("ix_runs_model_round", "model_id", "round_number"),
     Index("ix_runs_created", "created_at"),  # v2: newest-first listings
+    Index("ix_runs_trigger", "trigger_id"),  # v3: a burst's idempotency lookup
 )
 
 run_stages = Table(
