@@ -27,6 +27,8 @@ class Dispatcher:
         max_concurrent: int = 32,
         lease_s: float = 60.0,
         poll_s: float = 1.0,
+        settle_s: float = 0.005,
+        max_settle_s: float = 0.1,
     ) -> None:
         self._ledger = ledger
         self._pipeline = pipeline
@@ -34,6 +36,9 @@ class Dispatcher:
         self._max = max_concurrent
         self._lease_s = lease_s
         self._poll_s = poll_s
+        self._settle_s = settle_s
+        self._max_settle_s = max_settle_s
+        self._woken_at = float("-inf")
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -44,7 +49,16 @@ class Dispatcher:
 
     def wake(self) -> None:
         """Look for work now (a webhook was just recorded)."""
+        self._woken_at = asyncio.get_running_loop().time()
         self._wake.set()
+
+    async def _settle(self) -> None:
+        """Wait while wakes keep coming (a round's webhooks arrive together), at most
+        `max_settle_s`: claiming and starting runs mid-burst slows every answer still due."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self._max_settle_s
+        while (quiet_in := self._woken_at + self._settle_s - loop.time()) > 0 and loop.time() < give_up:
+            await asyncio.sleep(quiet_in)
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._loop(), name="dispatcher")
@@ -71,6 +85,7 @@ class Dispatcher:
                 log.exception("claiming runs failed; retrying in %.0f s", self._poll_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
+            await self._settle()
             self._wake.clear()
 
     async def _claim_and_start(self) -> None:

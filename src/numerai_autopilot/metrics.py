@@ -6,7 +6,7 @@ several apps in one process, as in tests, do not clash).
 | `autopilot_runs{state}` | gauge | the ledger, read at scrape time |
 | `autopilot_last_submission_timestamp_seconds{model}` | gauge | the ledger, at scrape time |
 | `autopilot_stage_duration_seconds{stage,outcome}` | histogram | each stage a run leaves |
-| `autopilot_webhook_answer_seconds{status}` | histogram | middleware around `/pred/` |
+| `autopilot_webhook_answer_seconds{status}` | histogram | the webhook endpoint (`server/webhook.py`) |
 | `autopilot_download_bytes_total`, `autopilot_downloads_total` | counter | RoundData |
 
     metrics = Metrics(ledger, config, rounddata)
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,6 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numerai_autopilot.ledger import Ledger, RunState
 
@@ -99,35 +97,3 @@ class Metrics:
         """The exposition text; the ledger is read in a thread."""
         return await asyncio.to_thread(generate_latest, self.registry)
 
-
-class WebhookTimer:
-    """ASGI middleware timing answers to `POST /pred/...` into the app's runtime metrics.
-
-    Pure ASGI (no BaseHTTPMiddleware): it adds microseconds and leaves other paths alone.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/pred/"):
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def timed_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                _observe(scope, status, time.perf_counter() - started)
-            await send(message)
-
-        await self.app(scope, receive, timed_send)
-
-
-def _observe(scope: Scope, status: int, seconds: float) -> None:
-    runtime = getattr(scope["app"].state, "runtime", None) if "app" in scope else None
-    metrics: Metrics | None = getattr(runtime, "metrics", None)
-    if metrics is not None:
-        metrics.webhook_seconds.labels(str(status)).observe(seconds)

@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
@@ -19,7 +20,6 @@ from numerai_autopilot import __version__, dashboard
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.logs import current_trace
-from numerai_autopilot.metrics import WebhookTimer
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.server import api, webhook
 
@@ -52,12 +52,21 @@ def create_app(config: AppConfig, *, runtime: Runtime | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.config = config
-    app.add_middleware(TraceContext)
-    app.include_router(webhook.router)
     app.include_router(api.router)
     dashboard.install(app, config)  # `/`, its pages and actions, `/metrics`
-    app.add_middleware(WebhookTimer)
+    # outermost last: the webhook answers before the dashboard's session layer sees it
+    app.add_middleware(webhook.WebhookEndpoint)
+    app.add_middleware(TraceContext)
     app.add_middleware(RefuseNul)
+
+    def openapi() -> dict[str, Any]:  # the webhook is an ASGI layer, not a FastAPI route
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            schema["paths"] = {webhook.PATH: webhook.WEBHOOK_OPENAPI, **schema["paths"]}
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
