@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from numerai_autopilot.config import AppConfig, ModelConfig
 from numerai_autopilot.config.models import format_size
@@ -32,6 +31,7 @@ from numerai_autopilot.numerai import NumeraiClient, RoundInfo
 from numerai_autopilot.numerai.errors import DeadlineExceeded, UploadError
 from numerai_autopilot.predictors import PredictorSpec
 from numerai_autopilot.rounddata import RoundData, RoundFiles
+from numerai_autopilot.validation import submission_csv
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -161,17 +161,10 @@ class Pipeline:
     async def _predictions(
         self, run: Run, model: ModelConfig, files: RoundFiles
     ) -> tuple[Run, bytes, int]:
-        """Predict and validate; on failure use the model's fallback, if it has one."""
+        """Predict and validate (both on a worker); on failure use the model's fallback, if
+        it has one."""
         try:
-            outcome = await self._predict(run, model, self._s.predictors[model.name], files)
-            run = await self._enter(
-                run, RunState.VALIDATING,
-                # the predictor's own time, and the wait for a free worker (for overhead figures)
-                detail={"compute_s": round(outcome.compute_s, 3),
-                        "load_s": round(outcome.load_s, 3), "queued_s": round(outcome.queued_s, 3)},
-            )
-            data, rows = await asyncio.to_thread(_validated_csv, outcome.predictions, files, model)
-            return run, data, rows
+            return await self._validated(run, model, self._s.predictors[model.name], files)
         except (PredictorError, ValidationError) as exc:
             retry_left = isinstance(exc, WorkerDied) and run.attempts < MAX_ATTEMPTS
             if model.fallback is None or retry_left:
@@ -182,17 +175,37 @@ class Pipeline:
             predictions = await asyncio.to_thread(
                 benchmark_predictions, files.benchmark_path, model.fallback, model.name
             )
+            run = await self._enter(run, RunState.VALIDATING)
+            data, rows = await asyncio.to_thread(
+                submission_csv, predictions, files.live_path, model.name, model.tournament_id
+            )
         else:
             spec = self._s.predictors[fallback_key(model.name)]
-            predictions = (await self._predict(run, model, spec, files)).predictions
-        run = await self._enter(run, RunState.VALIDATING)
+            run, data, rows = await self._validated(run, model, spec, files)
         run = await self._advance(
             run, run.state, detail={"fallback": model.fallback, "primary_error": primary_error}
         )
-        data, rows = await asyncio.to_thread(_validated_csv, predictions, files, model)
         if self._s.notify is not None:
             await self._s.notify(run)
         return run, data, rows
+
+    async def _validated(self, run: Run, model: ModelConfig, spec: PredictorSpec,
+                         files: RoundFiles) -> tuple[Run, bytes, int]:
+        """The predictor's validated submission: the worker validates and serialises it."""
+        try:
+            outcome = await self._predict(run, model, spec, files)
+        except ValidationError:
+            await self._enter(run, RunState.VALIDATING)  # where it failed (on the worker)
+            raise
+        assert outcome.csv is not None  # the job asked the worker to validate
+        run = await self._enter(
+            run, RunState.VALIDATING,
+            # the predictor's own time, and the wait for a free worker (for overhead figures)
+            detail={"compute_s": round(outcome.compute_s, 3), "load_s": round(outcome.load_s, 3),
+                    "queued_s": round(outcome.queued_s, 3),
+                    "validate_s": round(outcome.validate_s, 3)},
+        )
+        return run, outcome.csv, outcome.rows
 
     async def _predict(
         self, run: Run, model: ModelConfig, spec: PredictorSpec, files: RoundFiles
@@ -205,6 +218,7 @@ class Pipeline:
             benchmark_path=files.benchmark_path,
             timeout_s=model.timeout,
             memory_limit_bytes=model.memory,
+            validate_for=model.tournament_id,
         )
         limit = f", memory limit {format_size(model.memory)}" if model.memory else ""
         await self._log(run, "info", f"predicting with {spec.ref} (timeout {model.timeout:g} s{limit})")
@@ -313,44 +327,3 @@ class Pipeline:
         labels = {"run": run.id, "model": run.model_name, "round": run.round_number}
         getattr(log, level)("run %s (%s): %s", run.id, run.model_name, message, extra=labels)
         await asyncio.to_thread(self._s.ledger.log, run.id, level, message)
-
-
-def _validated_csv(predictions: object, files: RoundFiles, model: ModelConfig) -> tuple[bytes, int]:
-    """Validate in a thread (numerai-tools is slow to import and to run) and serialise."""
-    from numerai_autopilot.validation import KEY_COLUMNS, to_csv_bytes, validate_predictions
-
-    keys = KEY_COLUMNS.get(model.tournament_id, ("id",))
-    live = _live_keys(files.live_path, tuple(keys))
-    frame = validate_predictions(predictions, live, model.name, tournament=model.tournament_id)
-    return to_csv_bytes(frame), len(frame)
-
-
-_live_cache: dict[tuple[str, tuple[str, ...]], object] = {}
-_live_lock = threading.Lock()
-
-
-def _live_keys(path: Path, keys: tuple[str, ...]) -> Any:
-    """The live ids (an Index, Classic) or the universe's ticker columns (a frame), read once
-    per round file and shared by every run of the round: one read instead of one per model,
-    and validation reuses what it learnt about the same Index object."""
-    import pyarrow as pa
-
-    st = path.stat()
-    key = (f"{path}:{st.st_mtime_ns}:{st.st_size}", keys)
-    with _live_lock:
-        cached = _live_cache.get(key)
-        if cached is not None:
-            return cached
-        with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_file(source).read_all()
-        present = [c for c in keys if c in table.column_names] or table.column_names[:1]
-        live = table.select(present).replace_schema_metadata(None).to_pandas()
-        value: Any = live
-        if present == ["id"]:
-            import pandas as pd
-
-            value = pd.Index(live["id"], name="id")
-        while len(_live_cache) >= 4:  # a few rounds and tournaments
-            del _live_cache[next(iter(_live_cache))]
-        _live_cache[key] = value
-        return value

@@ -15,8 +15,10 @@ Tournaments: Classic (8) here; Signals (11) and Crypto (12), keyed by tickers, i
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from numerai_autopilot.errors import ValidationError
 from numerai_autopilot.validation_signals import CRYPTO, KEY_COLUMNS, SIGNALS, validate_tickers
@@ -24,7 +26,7 @@ from numerai_autopilot.validation_signals import CRYPTO, KEY_COLUMNS, SIGNALS, v
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["KEY_COLUMNS", "to_csv_bytes", "validate_predictions"]
+__all__ = ["KEY_COLUMNS", "submission_csv", "to_csv_bytes", "validate_predictions"]
 
 # Far more rows than live ids is a predictor that returned the wrong data (training rows?).
 _HUGE_FACTOR = 4
@@ -58,6 +60,50 @@ def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """The submission file's bytes (``id,prediction`` or ``numerai_ticker,signal`` rows)."""
     text: str = frame.to_csv(index=False, lineterminator="\n")
     return text.encode("utf-8")
+
+
+def submission_csv(predictions: pd.DataFrame, live_path: Path, model_name: str,
+                   tournament: int = 8) -> tuple[bytes, int]:
+    """Validate against the round file at `live_path` and serialise: (CSV bytes, rows).
+
+    Runs on a Dask worker right after the predictor (so a round's validation is spread over
+    the workers, off the server's event loop), and on the server for a benchmark fallback.
+    """
+    keys = KEY_COLUMNS.get(tournament, ("id",))
+    live = _live_keys(live_path, tuple(keys))
+    frame = validate_predictions(predictions, live, model_name, tournament=tournament)
+    return to_csv_bytes(frame), len(frame)
+
+
+_live_cache: dict[tuple[str, tuple[str, ...]], object] = {}
+_live_lock = threading.Lock()
+
+
+def _live_keys(path: Path, keys: tuple[str, ...]) -> Any:
+    """The live ids (an Index, Classic) or the universe's ticker columns (a frame), read once
+    per round file and process, and shared by every run of the round: one read instead of
+    one per model, and validation reuses what it learnt about the same Index object."""
+    import pyarrow as pa
+
+    st = path.stat()
+    key = (f"{path}:{st.st_mtime_ns}:{st.st_size}", keys)
+    with _live_lock:
+        cached = _live_cache.get(key)
+        if cached is not None:
+            return cached
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_file(source).read_all()
+        present = [c for c in keys if c in table.column_names] or table.column_names[:1]
+        live = table.select(present).replace_schema_metadata(None).to_pandas()
+        value: Any = live
+        if present == ["id"]:
+            import pandas as pd
+
+            value = pd.Index(live["id"], name="id")
+        while len(_live_cache) >= 4:  # a few rounds and tournaments
+            del _live_cache[next(iter(_live_cache))]
+        _live_cache[key] = value
+        return value
 
 
 def _examples(values: pd.Index) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from numerai_autopilot.errors import PredictorError
+from numerai_autopilot.errors import PredictorError, ValidationError
 from numerai_autopilot.executor import worker_side
 from numerai_autopilot.executor.cluster import Cluster
 from numerai_autopilot.executor.errors import PredictorTimeout, WorkerDied
@@ -126,6 +126,7 @@ class Executor:
             benchmark_path=(str(job.benchmark_path) if job.benchmark_path and not bench_token
                             else None),
             benchmark_token=bench_token, memory_limit_bytes=job.memory_limit_bytes,
+            validate_for=job.validate_for,
         )
         result: worker_side.TaskResult = await self._run(
             worker_side.run_prediction, request, round_files, job.timeout_s,
@@ -133,7 +134,8 @@ class Executor:
         )
         return PredictOutcome(predictions=result.predictions, compute_s=result.compute_s,
                               worker=result.worker, load_s=result.load_s, cold=result.cold,
-                              queued_s=max(result.started_at - asked_at, 0.0))
+                              queued_s=max(result.started_at - asked_at, 0.0),
+                              csv=result.csv, rows=result.rows, validate_s=result.validate_s)
 
     async def inspect(self, spec: PredictorSpec, model_name: str = "",
                       timeout_s: float = 300.0) -> PredictorInfo:
@@ -234,7 +236,7 @@ class Executor:
                     raise WorkerDied(f"model {name!r}: the task was cancelled: "
                                      f"{exc.reason}") from exc
                 raise _NotStarted from exc
-            except PredictorError:
+            except (PredictorError, ValidationError):  # raised by the task, on the worker
                 raise
             except asyncio.CancelledError:
                 raise

@@ -51,7 +51,10 @@ class PredictJob:
     ``timeout_s`` counts from the moment the task starts on a worker (loading included),
     not while it waits for a free worker. ``memory_limit_bytes`` caps what this prediction
     adds to the worker's memory (RSS growth from the task's start); None: only the
-    worker's own limit applies.
+    worker's own limit applies. ``validate_for``: a tournament number to validate the
+    predictions against on the worker and return them as the submission CSV
+    (``PredictOutcome.csv``); a failed check raises ValidationError. None: the
+    predictions come back as a frame.
     """
 
     run_id: str
@@ -61,16 +64,20 @@ class PredictJob:
     benchmark_path: Path | None = None
     timeout_s: float = 600.0
     memory_limit_bytes: int | None = None
+    validate_for: int | None = None
 
 
 @dataclass(frozen=True)
 class PredictOutcome:
-    predictions: pd.DataFrame  # index "id", one float column "prediction"
+    predictions: pd.DataFrame | None  # index "id", one float column "prediction"; None: `csv`
     compute_s: float  # the predictor's own call
     worker: str
     load_s: float = 0.0  # 0 when the predictor was already warm in the worker
     cold: bool = False
     queued_s: float = 0.0  # from predict() to the task's start: a free worker, data, scheduler
+    csv: bytes | None = None  # the validated submission, when the job asked for it
+    rows: int = 0  # rows in `csv`
+    validate_s: float = 0.0  # validation and serialisation on the worker
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from numerai_autopilot.executor.errors import (
 )
 from numerai_autopilot.executor.settings import PredictorInfo
 from numerai_autopilot.predictors import LoadedPredictor, PredictorSpec, load_predictor
+from numerai_autopilot.validation import submission_csv
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,16 +53,20 @@ class TaskRequest:
     benchmark_path: str | None = None
     benchmark_token: str = ""
     memory_limit_bytes: int | None = None
+    validate_for: int | None = None  # a tournament: validate here, return the CSV
 
 
 @dataclass(frozen=True)
 class TaskResult:
-    predictions: pd.DataFrame
+    predictions: pd.DataFrame | None  # None when validated: `csv` holds the submission
     compute_s: float
     load_s: float
     cold: bool
     worker: str
     started_at: float = 0.0  # wall clock on the worker when the task began
+    csv: bytes | None = None
+    rows: int = 0
+    validate_s: float = 0.0
 
 
 _lock = threading.Lock()
@@ -260,8 +265,8 @@ def run_prediction(request: TaskRequest, live_blob: bytes | None,
     watchdog.start()
     try:
         loaded, load_s, cold = _load(request)
-        live = round_frame(_round_path(worker, request.live_path, live_blob,
-                                       request.live_token))
+        live_path = _round_path(worker, request.live_path, live_blob, request.live_token)
+        live = round_frame(live_path)
         args: list[pd.DataFrame] = [live]
         if loaded.wants_benchmarks:
             if request.benchmark_path is None and benchmark_blob is None:
@@ -279,6 +284,12 @@ def run_prediction(request: TaskRequest, live_blob: bytes | None,
             raise PredictorRaised(_raised_message(request, exc)) from None
         compute_s = time.perf_counter() - start
         predictions = _as_predictions(request, output)
+        if request.validate_for is not None:
+            start = time.perf_counter()
+            csv, rows = submission_csv(predictions, live_path, request.model_name,
+                                       request.validate_for)
+            return TaskResult(None, compute_s, load_s, cold, worker.address, started_at,
+                              csv, rows, time.perf_counter() - start)
     finally:
         watchdog.stop()
     return TaskResult(predictions, compute_s, load_s, cold, worker.address, started_at)
