@@ -8,6 +8,7 @@ Numerai's own submissions list are checked, so a trigger id is submitted at most
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -142,7 +143,8 @@ class Pipeline:
             benchmarks=True,
             deadline=deadline,
         )
-        run = await self._enter(run, RunState.PREDICTING, detail={"round": round_number})
+        run = await self._enter(run, RunState.PREDICTING, detail={"round": round_number},
+                                log=("info", _predicting(model, self._s.predictors[model.name])))
         run, data, rows = await self._predictions(run, model, files)
         run = await self._enter(run, RunState.UPLOADING, detail={"rows": rows})
         if self._dry_run_dir is not None:
@@ -154,9 +156,9 @@ class Pipeline:
         upload_started = time.perf_counter()
         submission_id = await self._upload(run, model, round_number, data, deadline)
         upload_s = round(time.perf_counter() - upload_started, 3)
-        await self._log(run, "info", f"submitted {rows} rows as submission {submission_id}")
-        return await self._advance(run, RunState.SUBMITTED, submission_id=submission_id,
-                                   detail={"upload_s": upload_s})
+        return await self._advance(
+            run, RunState.SUBMITTED, submission_id=submission_id, detail={"upload_s": upload_s},
+            log=("info", f"submitted {rows} rows as submission {submission_id}"))
 
     async def _predictions(
         self, run: Run, model: ModelConfig, files: RoundFiles
@@ -181,6 +183,7 @@ class Pipeline:
             )
         else:
             spec = self._s.predictors[fallback_key(model.name)]
+            await self._log(run, "info", _predicting(model, spec))
             run, data, rows = await self._validated(run, model, spec, files)
         run = await self._advance(
             run, run.state, detail={"fallback": model.fallback, "primary_error": primary_error}
@@ -220,8 +223,6 @@ class Pipeline:
             memory_limit_bytes=model.memory,
             validate_for=model.tournament_id,
         )
-        limit = f", memory limit {format_size(model.memory)}" if model.memory else ""
-        await self._log(run, "info", f"predicting with {spec.ref} (timeout {model.timeout:g} s{limit})")
         return await self._s.executor.predict(job)
 
     async def _upload(
@@ -302,15 +303,24 @@ class Pipeline:
             )
         return close.timestamp()
 
-    async def _enter(self, run: Run, state: RunState, **changes: object) -> Run:
-        """Advance to `state` unless a resumed run is already there or beyond."""
+    async def _enter(self, run: Run, state: RunState, *, log: tuple[str, str] | None = None,
+                     **changes: object) -> Run:
+        """Advance to `state` unless a resumed run is already there or beyond; `log` is
+        written either way."""
         if PIPELINE.index(run.state) >= PIPELINE.index(state):
+            if log is not None:
+                await self._log(run, *log)
             return run
-        return await self._advance(run, state, **changes)
+        return await self._advance(run, state, log=log, **changes)
 
-    async def _advance(self, run: Run, state: RunState, **changes: object) -> Run:
+    async def _advance(self, run: Run, state: RunState, *, log: tuple[str, str] | None = None,
+                       **changes: object) -> Run:
+        """Move the run on (and write `log` with it, in one transaction)."""
+        if log is not None:
+            self._say(run, *log)
         after = await asyncio.to_thread(
-            self._s.ledger.advance, run.id, state, owner=self._owner, **changes  # type: ignore[arg-type]
+            functools.partial(self._s.ledger.advance, run.id, state, owner=self._owner,
+                              log=log, **changes)  # type: ignore[arg-type]
         )
         if self._s.on_change is not None:  # committed above; the hook only schedules work
             self._s.on_change(run, after)
@@ -324,6 +334,16 @@ class Pipeline:
         return failed
 
     async def _log(self, run: Run, level: str, message: str) -> None:
+        self._say(run, level, message)
+        await asyncio.to_thread(self._s.ledger.log, run.id, level, message)
+
+    @staticmethod
+    def _say(run: Run, level: str, message: str) -> None:
+        """The server log's copy of a run's log line."""
         labels = {"run": run.id, "model": run.model_name, "round": run.round_number}
         getattr(log, level)("run %s (%s): %s", run.id, run.model_name, message, extra=labels)
-        await asyncio.to_thread(self._s.ledger.log, run.id, level, message)
+
+
+def _predicting(model: ModelConfig, spec: PredictorSpec) -> str:
+    limit = f", memory limit {format_size(model.memory)}" if model.memory else ""
+    return f"predicting with {spec.ref} (timeout {model.timeout:g} s{limit})"

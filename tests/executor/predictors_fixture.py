@@ -65,3 +65,9 @@ def writes_in_place(live_features: pd.DataFrame) -> pd.DataFrame:
 
 
 NOT_CALLABLE = 3
+
+
+def half_the_ids(live_features: pd.DataFrame) -> pd.DataFrame:
+    """Well-formed output for only half the live rows: valid for the executor, not for
+    Numerai."""
+    return good(live_features).iloc[: len(live_features) // 2]

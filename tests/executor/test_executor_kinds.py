@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import pytest_asyncio
 from executor_data import HERE, ROWS, live_ids, write_benchmarks, write_live
 
-from numerai_autopilot.errors import PredictorError
+from numerai_autopilot.errors import PredictorError, ValidationError
 from numerai_autopilot.executor import (
     Executor,
     ExecutorSettings,
@@ -189,3 +190,21 @@ async def test_scatter_transfer_through_a_scheduler_address(
     for out in outs:
         assert_predictions(out.predictions)
     assert ROWS == len(outs[0].predictions)
+
+
+async def test_validated_on_the_worker(executor: Executor, data: tuple[Path, Path]) -> None:
+    out = await executor.predict(dataclasses.replace(job("predictors_fixture:good", data),
+                                                     validate_for=8))
+    assert out.predictions is None and out.rows == ROWS and out.validate_s > 0
+    assert out.csv is not None
+    lines = out.csv.decode().splitlines()
+    assert lines[0] == "id,prediction" and len(lines) == ROWS + 1
+    assert [line.split(",")[0] for line in lines[1:]] == live_ids()
+
+
+async def test_a_validation_failure_on_the_worker_is_a_validation_error(
+    executor: Executor, data: tuple[Path, Path]
+) -> None:
+    with pytest.raises(ValidationError, match=r"model 'alpha': predictor returned 150 fewer rows"):
+        await executor.predict(dataclasses.replace(job("predictors_fixture:half_the_ids", data),
+                                                   validate_for=8))

@@ -4,7 +4,7 @@ import pytest
 from ledger_helpers import new_run
 
 from numerai_autopilot.errors import LedgerError
-from numerai_autopilot.ledger import Ledger
+from numerai_autopilot.ledger import Ledger, RunState
 from numerai_autopilot.ledger.ledger import MAX_LOG_MESSAGE
 
 
@@ -39,3 +39,16 @@ def test_log_for_an_unknown_run_is_refused(ledger: Ledger) -> None:
     with pytest.raises(LedgerError, match="no such run"):
         ledger.log("missing", "info", "hello")
     assert ledger.logs("missing") == []
+
+
+def test_a_move_and_its_log_line_commit_together(ledger: Ledger) -> None:
+    run, _ = ledger.record(new_run())
+    moved = ledger.advance(run.id, RunState.DOWNLOADING, log=("info", "fetching round 512"))
+    assert moved.state is RunState.DOWNLOADING
+    assert [(line.level, line.message) for line in ledger.logs(run.id)] == [
+        ("info", "fetching round 512")]
+    with pytest.raises(LedgerError, match="log level 'loud'"):
+        ledger.advance(run.id, RunState.PREDICTING, log=("loud", "hello"))
+    after = ledger.get(run.id)
+    assert after is not None and after.state is RunState.DOWNLOADING  # neither was written
+    assert len(ledger.logs(run.id)) == 1

@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from sqlalchemy import text
+
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger import Ledger, NewRun, RunState
+from numerai_autopilot.ledger._recorder import _BY_ROUND, _BY_TRIGGER
 
 
 def new(trigger: str, model: str = "m1", round_number: int | None = 500) -> NewRun:
@@ -33,3 +36,37 @@ def test_record_many_gives_one_result_per_run_in_order(tmp_path: Path) -> None:
     assert c4 and r4.state is RunState.SKIPPED and r1.state is RunState.QUEUED
     assert {r.trigger_id for r in ledger.runs()} == {"t0", "t1", "t3", "t4"}
     ledger.close()
+
+
+def test_a_trigger_id_shared_by_two_models_gives_each_its_own_run(ledger: Ledger) -> None:
+    # runs are looked up by trigger id alone (an index), then matched by (model, trigger)
+    first, created = ledger.record(new("shared", model="m1"))
+    [(second, created_too), (again, created_again)] = ledger.record_many(  # type: ignore[misc]
+        [new("shared", model="m2"), new("shared", model="m1")])
+    assert created and created_too and not created_again
+    assert again.id == first.id and second.id != first.id and second.model_id == "id-m2"
+
+
+def test_a_burst_reads_the_runs_table_through_its_indexes(tmp_path: Path) -> None:
+    """The lookups of `record_many` search indexes on SQLite: a row-value IN scanned the whole
+    runs table, a cost that grew with every round recorded."""
+    ledger = Ledger.from_url(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.migrate()
+    statements = [
+        _BY_TRIGGER.params(triggers=["t1", "t2"]),
+        _BY_ROUND.params(models=["id-m1", "id-m2"], rounds=[500]),
+    ]
+    with ledger.engine.connect() as conn:
+        for statement in statements:
+            sql = str(statement.compile(ledger.engine, compile_kwargs={"literal_binds": True}))
+            plan = " / ".join(row[-1] for row in conn.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+            assert "USING INDEX" in plan and "SCAN runs" not in plan, plan
+    ledger.close()
+
+
+def test_warm_up_leaves_nothing_behind(ledger: Ledger) -> None:
+    ledger.warm_up()
+    ledger.warm_up()
+    assert ledger.runs() == []
+    run, created = ledger.record(new("after-warm-up"))
+    assert created and [r.id for r in ledger.runs()] == [run.id]

@@ -144,3 +144,9 @@ def test_health_and_openapi(server: RunningServer) -> None:
     assert httpx.get(f"{server.url}/healthz").json()["status"] == "ok"
     schema = httpx.get(f"{server.url}/openapi.json").json()
     assert "/pred/{model_id}" in schema["paths"]
+
+
+def test_other_methods_on_the_webhook_are_405(server: RunningServer) -> None:
+    response = httpx.get(server.hook_url("alpha"))
+    assert response.headers["allow"] == "POST"
+    _rejected(server, response, 405)

@@ -280,14 +280,17 @@ class Ledger(LedgerReader):
         error: str | None = None,
         submission_id: str | None = None,
         detail: dict[str, Any] | None = None,
+        log: tuple[str, str] | None = None,
     ) -> Run:
         """Move a run to ``state``; committed before it returns.
 
         ``owner``, when given, must still hold the run (else the lease was lost).
         ``detail`` is merged into the run's detail. The run's ``error`` describes its
         current state: set from ``error``, cleared by a move that gives none.
+        ``log``: a ``(level, message)`` line for the run's log, in the same transaction.
         """
         state = RunState(state)
+        line = _log_row(run_id, *log) if log is not None else None
         now = utcnow()
         # Final states and retries are committed to disk; a lost intermediate stage (power
         # cut) only makes a resumed run redo that stage, and uploads are checked anyway.
@@ -313,6 +316,8 @@ class Ledger(LedgerReader):
             if state is current.state and not state.is_final:
                 values["error"] = error if error is not None else current.error
             self._record_stage(conn, current, state, error, now)
+            if line is not None:
+                conn.execute(insert(run_logs).values(at=now, **line))
             updated = conn.execute(
                 update(runs).where(runs.c.id == run_id).values(values).returning(*runs.c)
             ).one()
@@ -376,24 +381,25 @@ class Ledger(LedgerReader):
 
     def log(self, run_id: str, level: str, message: str) -> None:
         """Append a line to a run's log. Never put secrets in ``message``."""
-        level = level.lower()
-        if level not in LOG_LEVELS:
-            raise LedgerError(
-                f"log level {level!r} for run {run_id} is not one of "
-                f"{', '.join(sorted(LOG_LEVELS))}"
-            )
-        if len(message) > MAX_LOG_MESSAGE:
-            message = message[:MAX_LOG_MESSAGE] + " ... (truncated)"
+        line = _log_row(run_id, level, message)
         with self._translate(f"log for run {run_id}"):
             try:
                 with self._write(durable=False) as conn:
-                    conn.execute(
-                        insert(run_logs).values(
-                            run_id=run_id, at=utcnow(), level=level, message=message
-                        )
-                    )
+                    conn.execute(insert(run_logs).values(at=utcnow(), **line))
             except IntegrityError as exc:
                 raise LedgerError(f"cannot log for run {run_id}: no such run") from exc
+
+
+def _log_row(run_id: str, level: str, message: str) -> dict[str, str]:
+    """A run_logs row's checked values (the level known, the message bounded)."""
+    level = level.lower()
+    if level not in LOG_LEVELS:
+        raise LedgerError(
+            f"log level {level!r} for run {run_id} is not one of {', '.join(sorted(LOG_LEVELS))}"
+        )
+    if len(message) > MAX_LOG_MESSAGE:
+        message = message[:MAX_LOG_MESSAGE] + " ... (truncated)"
+    return {"run_id": run_id, "level": level, "message": message}
 
 
 def _outcome(request: Request) -> tuple[Run, bool] | LedgerError:
