@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -121,3 +123,17 @@ def test_numerai_tools_has_the_last_word() -> None:
     values = np.full(N, 0.5)
     values[0] = 0.5 + 1e-12
     fails(preds(values), "numerai-tools rejected the submission: invalid_submission_values")
+
+
+def test_the_csv_gives_back_every_value_exactly() -> None:
+    values = np.random.default_rng(7).random(N)
+    values[:3] = [0.0, 1.0, 1e-7]
+    frame = validate_predictions(preds(values), IDS, "alpha")
+    back = pd.read_csv(io.BytesIO(to_csv_bytes(frame)), dtype={"id": str})
+    assert back["id"].tolist() == IDS.tolist()
+    assert (back["prediction"].to_numpy() == frame["prediction"].to_numpy()).all()
+
+
+def test_keys_that_need_quotes_are_quoted() -> None:
+    frame = pd.DataFrame({"numerai_ticker": ["AAPL US", 'ODD, "CO"'], "signal": [0.25, 0.5]})
+    assert to_csv_bytes(frame) == b'numerai_ticker,signal\nAAPL US,0.25\n"ODD, ""CO""",0.5\n'

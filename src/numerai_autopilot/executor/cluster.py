@@ -109,6 +109,9 @@ class Cluster:
         else:
             self.client = await client_cls(s.scheduler, asynchronous=True, set_as_default=False)
         await self.client.run_on_scheduler(_configure_scheduler)
+        from numerai_autopilot.executor.worker_plugin import WarmImports
+
+        await self.client.register_plugin(WarmImports())
         return self.client
 
     async def close(self) -> None:
