@@ -27,7 +27,7 @@ class Dispatcher:
         max_concurrent: int = 32,
         lease_s: float = 60.0,
         poll_s: float = 1.0,
-        settle_s: float = 0.005,
+        settle_s: float = 0.01,
         max_settle_s: float = 0.1,
     ) -> None:
         self._ledger = ledger

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -138,3 +139,19 @@ async def test_external_scheduler_with_scattered_round_data(executor: Executor,
         for name in ("after1", "after2"):
             out = await remote.predict(job("good", live, name))
             assert len(out.predictions) == ROWS
+
+
+async def test_a_hanging_predictor_holds_up_no_other_model(executor: Executor,
+                                                           live: Path) -> None:
+    # Two tasks per worker thread are in flight: none may wait behind the hanging one.
+    order: list[str] = []
+
+    async def predict(name: str, function: str, timeout_s: float = 60) -> None:
+        with pytest.raises(PredictorTimeout) if function == "hang" else contextlib.nullcontext():
+            await executor.predict(job(function, live, name, timeout_s=timeout_s))
+        order.append(name)
+
+    await asyncio.gather(predict("alpha", "hang", timeout_s=10),
+                         *(predict(f"good{i}", "good") for i in range(8)))
+    assert order[-1] == "alpha", order  # every good model finished before the timeout
+    await _still_works(executor, live)
