@@ -73,8 +73,20 @@ async def _burst(requests: Sequence[tuple[str, bytes]]) -> Burst:
 
 
 def burst(requests: Sequence[tuple[str, bytes]]) -> Burst:
-    """POST every (url, body) at once; returns per-request latency and status."""
-    return asyncio.run(_burst(requests))
+    """POST every (url, body) at once from a fresh client process; returns per-request
+    latency and status. A process of its own: the benchmark's own heap (and its garbage
+    collections) must not be timed as the server's answers."""
+    order = json.dumps([[url, body.decode()] for url, body in requests])
+    done = subprocess.run([PYTHON, __file__], input=order.encode(), capture_output=True,
+                          check=True, timeout=300)
+    measured = json.loads(done.stdout)
+    return Burst(measured["latencies_ms"], measured["statuses"])
+
+
+def _client_main() -> None:
+    requests = [(url, body.encode()) for url, body in json.load(sys.stdin)]
+    result = asyncio.run(_burst(requests))
+    json.dump({"latencies_ms": result.latencies_ms, "statuses": result.statuses}, sys.stdout)
 
 
 def webhook_body(round_number: int, trigger_id: str) -> bytes:
@@ -110,3 +122,7 @@ def client_floor(n: int) -> Burst:
     finally:
         proc.kill()
         proc.wait()
+
+
+if __name__ == "__main__":
+    _client_main()
