@@ -107,6 +107,17 @@ _BY_ROUND = (
 )
 
 
+def warm_up_insert_batch(conn: Connection, pg: bool) -> None:
+    """Run `insert_batch` once in a transaction rolled back: its statements compiled."""
+    probe = NewRun(model_name="warm-up", model_id="warm-up", tournament=8, round_number=0,
+                   trigger_id="warm-up", data_version="v5.0", is_test=False, source="webhook")
+    transaction = conn.begin()
+    try:
+        insert_batch(conn, [Request(probe, only_if_round_absent=False)], pg)
+    finally:
+        transaction.rollback()
+
+
 def insert_batch(conn: Connection, batch: Sequence[Request], pg: bool) -> None:
     """Record every request of ``batch`` in ``conn``'s transaction, in order.
 

@@ -1,4 +1,4 @@
-"""Turning database rows into the ledger's dataclasses."""
+"""Turning database rows into the ledger's dataclasses, and a log line into its row."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ from typing import Any
 
 from sqlalchemy import Row
 
+from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger.states import RunState
-from numerai_autopilot.ledger.types import LogLine, Run, StageRecord
+from numerai_autopilot.ledger.types import LOG_LEVELS, LogLine, Run, StageRecord
+
+MAX_LOG_MESSAGE = 16_384
 
 
 def run_from_row(row: Row[Any]) -> Run:
@@ -53,3 +56,15 @@ def log_from_row(row: Row[Any]) -> LogLine:
     return LogLine(
         id=m["id"], run_id=m["run_id"], at=m["at"], level=m["level"], message=m["message"]
     )
+
+
+def log_row(run_id: str, level: str, message: str) -> dict[str, str]:
+    """A run_logs row's checked values (the level known, the message bounded)."""
+    level = level.lower()
+    if level not in LOG_LEVELS:
+        raise LedgerError(
+            f"log level {level!r} for run {run_id} is not one of {', '.join(sorted(LOG_LEVELS))}"
+        )
+    if len(message) > MAX_LOG_MESSAGE:
+        message = message[:MAX_LOG_MESSAGE] + " ... (truncated)"
+    return {"run_id": run_id, "level": level, "message": message}

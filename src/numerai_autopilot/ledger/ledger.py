@@ -29,13 +29,16 @@ from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger import migrations
 from numerai_autopilot.ledger._engine import engine_from_url
 from numerai_autopilot.ledger._reads import UNFINISHED, LedgerReader, reason
-from numerai_autopilot.ledger._recorder import GroupCommit, Request, insert_batch
-from numerai_autopilot.ledger._rows import run_from_row
+from numerai_autopilot.ledger._recorder import (
+    GroupCommit,
+    Request,
+    insert_batch,
+    warm_up_insert_batch,
+)
+from numerai_autopilot.ledger._rows import log_row, run_from_row
 from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
 from numerai_autopilot.ledger.states import RunState, can_transition, transition_hint
-from numerai_autopilot.ledger.types import LOG_LEVELS, NewRun, Run, utcnow
-
-MAX_LOG_MESSAGE = 16_384
+from numerai_autopilot.ledger.types import NewRun, Run, utcnow
 
 
 class Ledger(LedgerReader):
@@ -73,14 +76,8 @@ class Ledger(LedgerReader):
     def warm_up(self) -> None:
         """Compile the webhook path's statements now, in a transaction rolled back: the first
         webhook after start-up would otherwise pay for it (~6 ms, measured)."""
-        probe = NewRun(model_name="warm-up", model_id="warm-up", tournament=8, round_number=0,
-                       trigger_id="warm-up", data_version="v5.0", is_test=False, source="webhook")
         with self._translate("warm up"), self._engine.connect() as conn:
-            transaction = conn.begin()
-            try:
-                insert_batch(conn, [Request(probe, only_if_round_absent=False)], self._pg)
-            finally:
-                transaction.rollback()
+            warm_up_insert_batch(conn, self._pg)
 
     def schema_version(self) -> int:
         with self._translate("read the schema version"):
@@ -290,7 +287,7 @@ class Ledger(LedgerReader):
         ``log``: a ``(level, message)`` line for the run's log, in the same transaction.
         """
         state = RunState(state)
-        line = _log_row(run_id, *log) if log is not None else None
+        line = log_row(run_id, *log) if log is not None else None
         now = utcnow()
         # Final states and retries are committed to disk; a lost intermediate stage (power
         # cut) only makes a resumed run redo that stage, and uploads are checked anyway.
@@ -381,25 +378,13 @@ class Ledger(LedgerReader):
 
     def log(self, run_id: str, level: str, message: str) -> None:
         """Append a line to a run's log. Never put secrets in ``message``."""
-        line = _log_row(run_id, level, message)
+        line = log_row(run_id, level, message)
         with self._translate(f"log for run {run_id}"):
             try:
                 with self._write(durable=False) as conn:
                     conn.execute(insert(run_logs).values(at=utcnow(), **line))
             except IntegrityError as exc:
                 raise LedgerError(f"cannot log for run {run_id}: no such run") from exc
-
-
-def _log_row(run_id: str, level: str, message: str) -> dict[str, str]:
-    """A run_logs row's checked values (the level known, the message bounded)."""
-    level = level.lower()
-    if level not in LOG_LEVELS:
-        raise LedgerError(
-            f"log level {level!r} for run {run_id} is not one of {', '.join(sorted(LOG_LEVELS))}"
-        )
-    if len(message) > MAX_LOG_MESSAGE:
-        message = message[:MAX_LOG_MESSAGE] + " ... (truncated)"
-    return {"run_id": run_id, "level": level, "message": message}
 
 
 def _outcome(request: Request) -> tuple[Run, bool] | LedgerError:
