@@ -50,8 +50,8 @@ PICKLE_SUFFIXES = (".pkl", ".pickle", ".cloudpickle")
 
 class Predictor(Protocol):
     """``predict(live_features)``: a DataFrame with a ``prediction`` column on the live index,
-    or a Series on that index. ``live_features`` is indexed by ``id`` and is read-only
-    (memory-mapped): copy it before writing into it."""
+    or a Series on that index. ``live_features`` is indexed by ``id``; writing into it
+    changes this call's copy only (pandas copy-on-write), never the next model's data."""
 
     def __call__(self, live_features: pd.DataFrame, /) -> PredictorOutput: ...
 

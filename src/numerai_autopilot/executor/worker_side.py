@@ -13,7 +13,6 @@ import os
 import threading
 import time
 import traceback
-import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,17 +195,21 @@ def _materialise(worker: Any, blob: bytes, token: str) -> Path:
 
 
 def open_frame(path: Path) -> pd.DataFrame:
-    """Memory-map an Arrow IPC file and index it by its key, copying no feature column.
+    """Memory-map an Arrow IPC file into a frame indexed by its key.
 
     The key: ``id`` (Classic), ``numerai_ticker`` (Signals) or ``symbol`` (Crypto).
 
-    ``split_blocks`` keeps one pandas block per Arrow column, so int8 columns without nulls
-    are views of the mapped pages (shared by all workers through the page cache).
+    The columns are consolidated into one block per dtype (the features: one int8 matrix),
+    read once from the mapped pages into this process (~20 MB for Numerai's live data).
+    One block per Arrow column would share the mapped pages instead, but every frame
+    operation then loops over ~2,750 blocks in Python: a shallow copy per task took
+    2.5 ms instead of 0.01, and a predictor's ``live[features].to_numpy()`` 22 ms instead of
+    1 (measured on a 6,700 x 2,756 round file).
     """
     from pyarrow import feather
 
     table = feather.read_table(path, memory_map=True)
-    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    frame = table.to_pandas()
     del table
     key = next((k for k in _FRAME_KEYS if k in frame.columns), None)
     if key is not None:
@@ -223,11 +226,10 @@ _frames: OrderedDict[str, pd.DataFrame] = OrderedDict()
 def round_frame(path: Path) -> pd.DataFrame:
     """The round file's frame for one predictor: a shallow copy of a per-process cache.
 
-    The copy costs ~2 ms instead of ~30 ms for mapping again, and copy-on-write makes it
-    safe: a predictor that writes into its frame copies only the columns it touches and
+    The copy costs microseconds instead of ~20 ms for reading the file again, and
+    copy-on-write makes it safe: a predictor that writes into its frame copies only the columns it touches and
     never changes what the next predictor sees.
     """
-    _quiet_fragmentation_warning()
     st = path.stat()
     key = f"{path}:{st.st_mtime_ns}:{st.st_size}"
     with _lock:
@@ -239,13 +241,6 @@ def round_frame(path: Path) -> pd.DataFrame:
                 _frames.popitem(last=False)
         _frames.move_to_end(key)
         return frame.copy(deep=False)
-
-
-def _quiet_fragmentation_warning() -> None:
-    # a frame of one block per column is "fragmented" by design; adding a column to it
-    # must not fill the worker's log with pandas' PerformanceWarning
-    warnings.filterwarnings("ignore", message="DataFrame is highly fragmented",
-                            category=Warning)
 
 
 def _round_path(worker: Any, path: str | None, blob: bytes | None, token: str) -> Path:
@@ -323,11 +318,7 @@ def _load(request: TaskRequest) -> tuple[LoadedPredictor, float, bool]:
 def _raised_message(request: TaskRequest, exc: BaseException) -> str:
     frames = traceback.format_exception(type(exc), exc, exc.__traceback__)
     tail = "".join(frames[-4:]).rstrip()
-    hint = ""
-    if isinstance(exc, ValueError) and "read-only" in str(exc):
-        hint = ("; live_features is memory-mapped and read-only: call "
-                "live_features.copy() before writing into it")
-    return (f"model {request.model_name!r}: predictor raised {type(exc).__name__}: {exc}{hint}"
+    return (f"model {request.model_name!r}: predictor raised {type(exc).__name__}: {exc}"
             f"\n{tail}")
 
 
