@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from . import synth
 from .settings import CLASSIC, CRYPTO, SIGNALS, SandboxSettings
@@ -52,6 +53,7 @@ class DataStore:
         self._lock = threading.Lock()
         self._universe: synth.Universe | None = None
         self._live_ids: dict[tuple[int, int], frozenset[str]] = {}
+        self._keys_lock = threading.Lock()  # one read per round, however many uploads wait
 
     @property
     def universe(self) -> synth.Universe:
@@ -168,26 +170,31 @@ class DataStore:
         return self.round_keys(CLASSIC, round_number)
 
     def round_keys(self, tournament: int, round_number: int) -> frozenset[str]:
-        """A round's live ids (Classic) or universe (Signals tickers, Crypto symbols)."""
+        """A round's live ids (Classic) or universe (Signals tickers, Crypto symbols).
+
+        Read once per round: the uploads that arrive together wait for the first read
+        instead of each reading the file again."""
         key = (tournament, round_number)
-        with self._lock:
+        with self._keys_lock:
             cached = self._live_ids.get(key)
-        if cached is not None:
-            return cached
-        self.ensure_round(tournament, round_number)
-        s = self.settings
-        if tournament == SIGNALS:
-            path = self.path(f"signals/{s.signals_version}/live.parquet", round_number)
-            ids = frozenset(pd.read_parquet(path, columns=["numerai_ticker"])["numerai_ticker"])
-        elif tournament == CRYPTO:
-            path = self.path(f"crypto/{s.crypto_version}/live_universe.parquet", round_number)
-            ids = frozenset(pd.read_parquet(path, columns=["symbol"])["symbol"])
-        else:
-            path = self.path(f"{s.data_versions[0]}/live.parquet", round_number)
-            ids = frozenset(pd.read_parquet(path, columns=["era"]).index.astype(str))
-        with self._lock:
+            if cached is not None:
+                return cached
+            self.ensure_round(tournament, round_number)
+            s = self.settings
+            if tournament == SIGNALS:
+                path = self.path(f"signals/{s.signals_version}/live.parquet", round_number)
+                column = "numerai_ticker"
+            elif tournament == CRYPTO:
+                path = self.path(f"crypto/{s.crypto_version}/live_universe.parquet",
+                                 round_number)
+                column = "symbol"
+            else:
+                path = self.path(f"{s.data_versions[0]}/live.parquet", round_number)
+                column = "id"  # the frame's index, a column in the file
+            values = pq.read_table(path, columns=[column]).column(column).to_pylist()
+            ids = frozenset(str(v) for v in values)
             self._live_ids[key] = ids
-        return ids
+            return ids
 
 
 def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:

@@ -78,12 +78,14 @@ def _classic_problem(frame: pd.DataFrame, live_ids: frozenset[str] | None) -> st
     value_column = next((c for c in ("prediction", "probability") if c in columns), None)
     if "id" not in columns or value_column is None or len(columns) != 2:
         return f"expected exactly two columns, id and prediction; found {columns}"
-    ids = frame["id"].astype(str)
-    if ids.duplicated().any():
-        return f"{int(ids.duplicated().sum())} duplicate ids"
+    # plain Python strings: iterating pandas' Arrow-backed strings runs a loop per value
+    ids = frame["id"].astype(str).to_numpy(dtype=object)
+    unique = set(ids)
+    if len(unique) != len(ids):
+        return f"{len(ids) - len(unique)} duplicate ids"
     if live_ids is not None:
-        missing = len(live_ids - set(ids))
-        extra = len(set(ids) - live_ids)
+        missing = len(live_ids - unique)
+        extra = len(unique - live_ids)
         if missing or extra:
             return (f"ids do not match the live data ({len(live_ids)} ids): "
                     f"{missing} missing, {extra} unknown")
