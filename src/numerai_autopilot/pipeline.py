@@ -145,8 +145,11 @@ class Pipeline:
         )
         run = await self._enter(run, RunState.PREDICTING, detail={"round": round_number},
                                 log=("info", _predicting(model, self._s.predictors[model.name])))
-        run, data, rows = await self._predictions(run, model, files)
-        run = await self._enter(run, RunState.UPLOADING, detail={"rows": rows})
+        run, data, rows, timings = await self._predictions(run, model, files)
+        # validated on the worker: passing through validating costs no second transaction
+        via = RunState.VALIDATING if run.state is RunState.PREDICTING else None
+        run = await self._enter(run, RunState.UPLOADING, detail={**timings, "rows": rows},
+                                via=via)
         if self._dry_run_dir is not None:
             path = self._dry_run_dir / f"{model.name}-round{round_number}.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,9 +165,9 @@ class Pipeline:
 
     async def _predictions(
         self, run: Run, model: ModelConfig, files: RoundFiles
-    ) -> tuple[Run, bytes, int]:
+    ) -> tuple[Run, bytes, int, dict[str, float]]:
         """Predict and validate (both on a worker); on failure use the model's fallback, if
-        it has one."""
+        it has one. Returns the run, the CSV, its rows and the worker's timings."""
         try:
             return await self._validated(run, model, self._s.predictors[model.name], files)
         except (PredictorError, ValidationError) as exc:
@@ -181,34 +184,32 @@ class Pipeline:
             data, rows = await asyncio.to_thread(
                 submission_csv, predictions, files.live_path, model.name, model.tournament_id
             )
+            timings: dict[str, float] = {}
         else:
             spec = self._s.predictors[fallback_key(model.name)]
             await self._log(run, "info", _predicting(model, spec))
-            run, data, rows = await self._validated(run, model, spec, files)
+            run, data, rows, timings = await self._validated(run, model, spec, files)
         run = await self._advance(
             run, run.state, detail={"fallback": model.fallback, "primary_error": primary_error}
         )
         if self._s.notify is not None:
             await self._s.notify(run)
-        return run, data, rows
+        return run, data, rows, timings
 
     async def _validated(self, run: Run, model: ModelConfig, spec: PredictorSpec,
-                         files: RoundFiles) -> tuple[Run, bytes, int]:
-        """The predictor's validated submission: the worker validates and serialises it."""
+                         files: RoundFiles) -> tuple[Run, bytes, int, dict[str, float]]:
+        """The predictor's validated submission: the worker validates and serialises it.
+        The timings: the predictor's own time, its load, the wait for a free worker and the
+        validation (what the benchmark's overhead figure leaves out)."""
         try:
             outcome = await self._predict(run, model, spec, files)
         except ValidationError:
             await self._enter(run, RunState.VALIDATING)  # where it failed (on the worker)
             raise
         assert outcome.csv is not None  # the job asked the worker to validate
-        run = await self._enter(
-            run, RunState.VALIDATING,
-            # the predictor's own time, and the wait for a free worker (for overhead figures)
-            detail={"compute_s": round(outcome.compute_s, 3), "load_s": round(outcome.load_s, 3),
-                    "queued_s": round(outcome.queued_s, 3),
-                    "validate_s": round(outcome.validate_s, 3)},
-        )
-        return run, outcome.csv, outcome.rows
+        timings = {"compute_s": outcome.compute_s, "load_s": outcome.load_s,
+                   "queued_s": outcome.queued_s, "validate_s": outcome.validate_s}
+        return run, outcome.csv, outcome.rows, {k: round(v, 3) for k, v in timings.items()}
 
     async def _predict(
         self, run: Run, model: ModelConfig, spec: PredictorSpec, files: RoundFiles

@@ -79,6 +79,44 @@ def test_illegal_moves_are_refused_and_change_nothing(
     assert ledger.stages(run.id) == stages_before
 
 
+def test_passing_through_a_state_records_its_stage_in_the_same_move(ledger: Ledger) -> None:
+    run = _claimed(ledger)
+    for state in (S.DOWNLOADING, S.PREDICTING):
+        ledger.advance(run.id, state, owner="w1")
+    moved = ledger.advance(run.id, S.UPLOADING, owner="w1", via=S.VALIDATING,
+                           detail={"validate_s": 0.004}, log=("info", "validated on the worker"))
+    assert moved.state is S.UPLOADING and moved.detail == {"validate_s": 0.004}
+    stages = ledger.stages(run.id)
+    assert [s.state for s in stages] == [S.QUEUED, S.DOWNLOADING, S.PREDICTING, S.VALIDATING,
+                                         S.UPLOADING]
+    predicting, validating, uploading = stages[2:]
+    assert predicting.outcome == "validating" and validating.outcome == "uploading"
+    assert predicting.ended_at == validating.started_at == validating.ended_at
+    assert validating.ended_at == uploading.started_at == moved.updated_at
+    assert uploading.ended_at is None
+    assert [line.message for line in ledger.logs(run.id)] == ["validated on the worker"]
+
+
+@pytest.mark.parametrize(
+    "path,via,to",
+    [
+        ((S.DOWNLOADING,), S.VALIDATING, S.UPLOADING),  # downloading cannot skip predicting
+        ((S.DOWNLOADING, S.PREDICTING), S.VALIDATING, S.SUBMITTED),  # nor validating, uploading
+    ],
+)
+def test_an_illegal_pass_through_changes_nothing(
+    ledger: Ledger, path: tuple[RunState, ...], via: RunState, to: RunState
+) -> None:
+    run = _claimed(ledger)
+    for state in path:
+        ledger.advance(run.id, state)
+    before, stages_before = ledger.get(run.id), ledger.stages(run.id)
+    with pytest.raises(LedgerError, match="cannot move from"):
+        ledger.advance(run.id, to, via=via, submission_id="x")
+    assert ledger.get(run.id) == before
+    assert ledger.stages(run.id) == stages_before
+
+
 @pytest.mark.parametrize("final", [S.SUBMITTED, S.SKIPPED])
 def test_final_states_cannot_change(ledger: Ledger, final: RunState) -> None:
     run = _claimed(ledger)

@@ -8,6 +8,7 @@ of tens of seconds absorbs any remaining skew.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -15,8 +16,6 @@ from typing import Any, Self
 from sqlalchemy import (
     Connection,
     Engine,
-    and_,
-    func,
     insert,
     or_,
     select,
@@ -36,8 +35,9 @@ from numerai_autopilot.ledger._recorder import (
     warm_up_insert_batch,
 )
 from numerai_autopilot.ledger._rows import log_row, run_from_row
+from numerai_autopilot.ledger._stages import check_advance, record_stage
 from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
-from numerai_autopilot.ledger.states import RunState, can_transition, transition_hint
+from numerai_autopilot.ledger.states import RunState
 from numerai_autopilot.ledger.types import NewRun, Run, utcnow
 
 
@@ -278,6 +278,7 @@ class Ledger(LedgerReader):
         submission_id: str | None = None,
         detail: dict[str, Any] | None = None,
         log: tuple[str, str] | None = None,
+        via: RunState | None = None,
     ) -> Run:
         """Move a run to ``state``; committed before it returns.
 
@@ -285,6 +286,9 @@ class Ledger(LedgerReader):
         ``detail`` is merged into the run's detail. The run's ``error`` describes its
         current state: set from ``error``, cleared by a move that gives none.
         ``log``: a ``(level, message)`` line for the run's log, in the same transaction.
+        ``via``: a state passed through on the way, recorded as a stage that starts and ends
+        now (e.g. ``VALIDATING``, done on the worker, on the way from ``PREDICTING`` to
+        ``UPLOADING``): one transaction instead of two.
         """
         state = RunState(state)
         line = log_row(run_id, *log) if log is not None else None
@@ -300,7 +304,11 @@ class Ledger(LedgerReader):
             if row is None:
                 raise LedgerError(f"run {run_id} not found in the ledger")
             current = run_from_row(row)
-            self._check_advance(current, state, owner, error, submission_id)
+            if via is not None:
+                check_advance(current, via, owner, None, None)
+                record_stage(conn, current, via, None, now)
+                current = dataclasses.replace(current, state=RunState(via))
+            check_advance(current, state, owner, error, submission_id)
             values: dict[str, Any] = {"state": state.value, "updated_at": now, "error": error}
             if submission_id is not None:
                 values["submission_id"] = submission_id
@@ -312,67 +320,13 @@ class Ledger(LedgerReader):
                 values.update(owner=None, lease_until=None)
             if state is current.state and not state.is_final:
                 values["error"] = error if error is not None else current.error
-            self._record_stage(conn, current, state, error, now)
+            record_stage(conn, current, state, error, now)
             if line is not None:
                 conn.execute(insert(run_logs).values(at=now, **line))
             updated = conn.execute(
                 update(runs).where(runs.c.id == run_id).values(values).returning(*runs.c)
             ).one()
         return run_from_row(updated)
-
-    @staticmethod
-    def _check_advance(
-        run: Run,
-        state: RunState,
-        owner: str | None,
-        error: str | None,
-        submission_id: str | None,
-    ) -> None:
-        name = f"run {run.id} (model {run.model_name!r})"
-        if owner is not None and run.owner != owner:
-            raise LedgerError(
-                f"{name} is held by {run.owner or 'nobody'}, not {owner}: the lease was lost "
-                "(renew it more often than lease_s); stop working on this run"
-            )
-        if not can_transition(run.state, state):
-            raise LedgerError(
-                f"{name} cannot move from {run.state.value} to {state.value}: "
-                f"{transition_hint(run.state, state)}"
-            )
-        if state is RunState.SUBMITTED and not (submission_id or run.submission_id):
-            raise LedgerError(
-                f"{name}: pass the submission id Numerai returned when marking it submitted"
-            )
-        if state is RunState.FAILED and not error:
-            raise LedgerError(f"{name}: say why it failed (error=...) so a person can act")
-
-    @staticmethod
-    def _record_stage(
-        conn: Connection, run: Run, state: RunState, error: str | None, now: datetime
-    ) -> None:
-        open_stage = and_(run_stages.c.run_id == run.id, run_stages.c.ended_at.is_(None))
-        if state is run.state:
-            resumed = conn.scalar(
-                select(func.count())
-                .select_from(run_stages)
-                .where(open_stage, run_stages.c.attempt == run.attempts)
-            )
-            if resumed:
-                return  # already timing this stage for this attempt
-        ending_error = (
-            error if state in (RunState.FAILED, RunState.SKIPPED, RunState.QUEUED) else None
-        )
-        conn.execute(
-            update(run_stages)
-            .where(open_stage)
-            .values(ended_at=now, outcome=state.value, error=ending_error)
-        )
-        if not state.is_final:
-            conn.execute(
-                insert(run_stages).values(
-                    run_id=run.id, state=state.value, attempt=run.attempts, started_at=now
-                )
-            )
 
     # -- logs --------------------------------------------------------------------------------
 
