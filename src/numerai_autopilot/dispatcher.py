@@ -27,8 +27,6 @@ class Dispatcher:
         max_concurrent: int = 32,
         lease_s: float = 60.0,
         poll_s: float = 1.0,
-        settle_s: float = 0.01,
-        max_settle_s: float = 0.1,
     ) -> None:
         self._ledger = ledger
         self._pipeline = pipeline
@@ -36,9 +34,6 @@ class Dispatcher:
         self._max = max_concurrent
         self._lease_s = lease_s
         self._poll_s = poll_s
-        self._settle_s = settle_s
-        self._max_settle_s = max_settle_s
-        self._woken_at = float("-inf")
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -48,17 +43,14 @@ class Dispatcher:
         return len(self._running)
 
     def wake(self) -> None:
-        """Look for work now (a webhook was just recorded)."""
-        self._woken_at = asyncio.get_running_loop().time()
-        self._wake.set()
+        """Look for work now (a webhook was just recorded).
 
-    async def _settle(self) -> None:
-        """Wait while wakes keep coming (a round's webhooks arrive together), at most
-        `max_settle_s`: claiming and starting runs mid-burst slows every answer still due."""
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + self._max_settle_s
-        while (quiet_in := self._woken_at + self._settle_s - loop.time()) > 0 and loop.time() < give_up:
-            await asyncio.sleep(quiet_in)
+        Runs are claimed at once, not after the burst of a round's webhooks: the first run
+        starts the round's download. Wakes that come while a claim is being written are
+        served together by the next one. (Waiting for a quiet 10 ms before claiming cost
+        every run of a 20-model round ~17 ms, and measured no better answers to a burst of
+        200 webhooks: p99 54-97 ms with it, 45-100 without, six bursts each.)"""
+        self._wake.set()
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._loop(), name="dispatcher")
@@ -85,7 +77,6 @@ class Dispatcher:
                 log.exception("claiming runs failed; retrying in %.0f s", self._poll_s)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
-            await self._settle()
             self._wake.clear()
 
     async def _claim_and_start(self) -> None:
