@@ -8,7 +8,9 @@ every Numerai call; our server runs as a real process (`python -m numerai_autopi
 Measured (see docs/performance.md for what each figure means and how it is taken):
 
 - ack_p50_ms / ack_p99_ms: webhook answer time, 200 webhooks at once (client-side);
-- downloads_per_round, wall_1_s, wall_20_s, wall_ratio_20_vs_1, overhead_ms_median;
+- downloads_per_round, wall_1_s, wall_20_s, wall_ratio_20_vs_1, overhead_ms_median (each
+  server runs a warm-up round and three measured rounds: walls are their median, the
+  overhead pools every run; *_rounds lists each round's wall);
 - baseline_wall_20_s, ratio_vs_baseline_20: the template's way (bench/baseline_app.py);
 - rss_peak_1_mb, rss_peak_20_mb, rss_ratio_20_vs_1; cold_start_s;
 - the same wall figures with LightGBM on the medium feature set (*_lgbm_*);
@@ -54,6 +56,10 @@ TARGETS: dict[str, tuple[str, float]] = {
 }
 
 
+def _rounded(values: list[float]) -> list[float]:
+    return [round(v, 3) for v in values]
+
+
 def _ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else math.nan
 
@@ -86,6 +92,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out.update(
             wall_1_s=round(one.wall_s, 3), wall_20_s=round(many.wall_s, 3),
             wall_ratio_20_vs_1=_ratio(many.wall_s, one.wall_s),
+            wall_1_s_rounds=_rounded(one.walls_s), wall_20_s_rounds=_rounded(many.walls_s),
             downloads_per_round=many.downloads,
             overhead_ms_median=round(median(many.overhead_ms), 1),
             overhead_ms_median_1=round(median(one.overhead_ms), 1),
@@ -166,7 +173,7 @@ def step(message: str) -> None:
 def table(result: dict[str, Any]) -> str:
     lines = [f"{'figure':<28} {'value':>12}  target", "-" * 52]
     for key, value in result.items():
-        if isinstance(value, dict) or key in ("workdir", "machine"):
+        if isinstance(value, dict | list) or key in ("workdir", "machine"):
             continue
         target = TARGETS.get(key)
         mark = ""
