@@ -38,6 +38,9 @@ MEMORY_EXIT_CODE = 86
 WORKER_LIMIT_FRACTION = 0.9
 _SAMPLE_S = 0.02
 _KEEP_ROUND_FILES = 4
+# Frames kept per process (~20 MB each for Numerai's live data): a round's live file and
+# its benchmark models; an older round's frame is opened again (~20 ms) if ever asked for.
+_KEEP_FRAMES = 2
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,7 @@ def round_frame(path: Path) -> pd.DataFrame:
         if frame is None:
             frame = open_frame(path)
             _frames[key] = frame
-            while len(_frames) > _KEEP_ROUND_FILES:
+            while len(_frames) > _KEEP_FRAMES:
                 _frames.popitem(last=False)
         _frames.move_to_end(key)
         return frame.copy(deep=False)
