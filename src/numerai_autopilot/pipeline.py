@@ -28,7 +28,7 @@ from numerai_autopilot.executor import Executor, PredictJob, PredictOutcome, Wor
 from numerai_autopilot.fallback import benchmark_predictions, is_benchmark
 from numerai_autopilot.ledger import Ledger, Run, RunState
 from numerai_autopilot.ledger.states import PIPELINE
-from numerai_autopilot.numerai import NumeraiClient, RoundInfo
+from numerai_autopilot.numerai import NumeraiClient, RoundInfo, UploadTarget
 from numerai_autopilot.numerai.errors import DeadlineExceeded, UploadError
 from numerai_autopilot.predictors import PredictorSpec
 from numerai_autopilot.rounddata import RoundData, RoundFiles
@@ -42,6 +42,9 @@ MAX_ATTEMPTS = 2
 _ROUND_CACHE_S = 30.0
 _NO_CLOSE_TIME_S = 3600.0
 _LATE_WINDOW_S = 6 * 3600.0
+# The upload URL is asked for while the model predicts (one Numerai call fewer after it),
+# within this budget; the upload asks again if that failed or its PUT is refused.
+_EARLY_TARGET_BUDGET_S = 10.0
 
 
 class RunSkipped(AutopilotError):
@@ -145,19 +148,33 @@ class Pipeline:
         )
         run = await self._enter(run, RunState.PREDICTING, detail={"round": round_number},
                                 log=("info", _predicting(model, self._s.predictors[model.name])))
+        early = (None if self._dry_run_dir is not None else asyncio.ensure_future(
+            self._early_target(run, model, round_number, deadline)))
+        try:
+            return await self._predict_and_upload(run, model, files, round_number, deadline,
+                                                  early)
+        finally:
+            if early is not None and not early.done():
+                early.cancel()
+
+    async def _predict_and_upload(
+        self, run: Run, model: ModelConfig, files: RoundFiles, round_number: int,
+        deadline: float, early: asyncio.Future[UploadTarget | None] | None,
+    ) -> Run:
         run, data, rows, timings = await self._predictions(run, model, files)
         # validated on the worker: passing through validating costs no second transaction
         via = RunState.VALIDATING if run.state is RunState.PREDICTING else None
         run = await self._enter(run, RunState.UPLOADING, detail={**timings, "rows": rows},
                                 via=via)
         if self._dry_run_dir is not None:
-            path = self._dry_run_dir / f"{model.name}-round{round_number}.csv"
+            path = self._dry_run_dir / _filename(model, round_number)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
             await self._log(run, "info", f"dry run: wrote {rows} validated rows to {path}")
             return await self._advance(run, RunState.SKIPPED, detail={"dry_run": str(path)})
         upload_started = time.perf_counter()
-        submission_id = await self._upload(run, model, round_number, data, deadline)
+        target = await early if early is not None else None
+        submission_id = await self._upload(run, model, round_number, data, deadline, target)
         upload_s = round(time.perf_counter() - upload_started, 3)
         return await self._advance(
             run, RunState.SUBMITTED, submission_id=submission_id, detail={"upload_s": upload_s},
@@ -226,8 +243,22 @@ class Pipeline:
         )
         return await self._s.executor.predict(job)
 
+    async def _early_target(self, run: Run, model: ModelConfig, round_number: int,
+                            deadline: float) -> UploadTarget | None:
+        """Where to upload, asked for while the model predicts; None if that failed (the
+        upload then asks again with the run's whole deadline)."""
+        try:
+            return await self._s.client.upload_auth(
+                run.model_id, _filename(model, round_number), model.tournament_id,
+                deadline=min(deadline, time.time() + _EARLY_TARGET_BUDGET_S))
+        except Exception as exc:  # noqa: BLE001  (best effort)
+            log.info("run %s: asking for the upload URL early failed (%s); the upload will "
+                     "ask again", run.id, exc)
+            return None
+
     async def _upload(
-        self, run: Run, model: ModelConfig, round_number: int, data: bytes, deadline: float
+        self, run: Run, model: ModelConfig, round_number: int, data: bytes, deadline: float,
+        target: UploadTarget | None = None,
     ) -> str:
         model_id = run.model_id
         key = (model_id, None if run.is_test else round_number)
@@ -246,10 +277,9 @@ class Pipeline:
                     await self._log(run, "info", f"Numerai already has submission {existing} "
                                     "for this trigger; not uploading again")
                     return existing
-            filename = f"{model.name}-round{round_number}.csv"
             return await self._s.client.upload_predictions(
-                model_id, data, filename, model.tournament_id, numerai_trigger(run),
-                deadline=deadline,
+                model_id, data, _filename(model, round_number), model.tournament_id,
+                numerai_trigger(run), deadline=deadline, target=target,
             )
 
     async def _numerai_submission(self, run: Run, round_number: int, deadline: float) -> str | None:
@@ -343,6 +373,10 @@ class Pipeline:
         """The server log's copy of a run's log line."""
         labels = {"run": run.id, "model": run.model_name, "round": run.round_number}
         getattr(log, level)("run %s (%s): %s", run.id, run.model_name, message, extra=labels)
+
+
+def _filename(model: ModelConfig, round_number: int) -> str:
+    return f"{model.name}-round{round_number}.csv"
 
 
 def _predicting(model: ModelConfig, spec: PredictorSpec) -> str:

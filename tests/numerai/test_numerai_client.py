@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime
 
@@ -168,6 +169,38 @@ async def test_upload_steps_one_by_one(client: NumeraiClient, sandbox: RunningSa
         model_id, target.filename, Tournament.CLASSIC, trigger_id=None
     )
     assert [s.id for s in await client.submissions(model_id)] == [submission_id]
+
+
+async def test_an_upload_url_asked_for_earlier_is_used(
+    client: NumeraiClient, sandbox: RunningSandbox
+) -> None:
+    model_id = sandbox.models["alpha"]
+    target = await client.upload_auth(model_id, "alpha.csv", Tournament.CLASSIC)
+    issued = set(sandbox.sandbox.slots)
+    submission_id = await client.upload_predictions(
+        model_id, classic_csv(sandbox, sandbox.settings.start_round), "alpha.csv",
+        Tournament.CLASSIC, "t-early", target=target,
+    )
+    assert set(sandbox.sandbox.slots) == issued  # no second upload URL was asked for
+    assert [u.status_code for u in sandbox.sandbox.uploads] == [200]
+    (recorded,) = sandbox.submissions()
+    assert recorded["id"] == submission_id and recorded["trigger_id"] == "t-early"
+
+
+async def test_a_refused_early_upload_url_is_asked_for_again(
+    client: NumeraiClient, sandbox: RunningSandbox
+) -> None:
+    model_id = sandbox.models["alpha"]
+    target = await client.upload_auth(model_id, "alpha.csv", Tournament.CLASSIC)
+    expired = dataclasses.replace(target, url=target.url.replace("expires=", "expires=1"))
+    submission_id = await client.upload_predictions(
+        model_id, classic_csv(sandbox, sandbox.settings.start_round), "alpha.csv",
+        Tournament.CLASSIC, "t-again", target=expired,
+    )
+    assert [u.status_code for u in sandbox.sandbox.uploads] == [403, 200]
+    assert len(sandbox.sandbox.slots) == 2  # the refused one, and a fresh one
+    (recorded,) = sandbox.submissions()
+    assert recorded["id"] == submission_id
 
 
 async def test_submissions_of_a_model_without_any(

@@ -41,6 +41,21 @@ def test_three_models_at_once_give_three_submissions_and_one_download(
     assert len(live_downloads(sandbox, opened["number"])) == 1
 
 
+def test_the_upload_url_is_asked_for_while_the_model_predicts(
+    sandbox: RunningSandbox, start_server: StartServer
+) -> None:
+    server = start_server({"alpha": predictor("takes_a_moment")})
+    register(sandbox, server, ["alpha"])
+    opened = sandbox.open_round()
+    [run] = server.wait_final(1)
+    assert run.state is RunState.SUBMITTED, run.error
+    slots = [s for s in sandbox.sandbox.slots.values() if s.round_number == opened["number"]]
+    assert len(slots) == 1  # asked for once, early, and used by the upload
+    predicting = next(s for s in server.runtime.ledger.stages(run.id)
+                      if s.state is RunState.PREDICTING)
+    assert predicting.ended_at is not None and slots[0].issued_at < predicting.ended_at
+
+
 @pytest.fixture
 def many_sandbox(sandbox_settings: SandboxSettings) -> Iterator[RunningSandbox]:
     models = tuple(ModelSpec(name) for name in ("good", *BAD))

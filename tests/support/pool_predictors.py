@@ -47,6 +47,11 @@ def out_of_range(live_features: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def takes_a_moment(live_features: pd.DataFrame) -> pd.DataFrame:
+    time.sleep(0.5)
+    return good(live_features)
+
+
 def slow(live_features: pd.DataFrame) -> pd.DataFrame:
     time.sleep(4)
     return good(live_features)

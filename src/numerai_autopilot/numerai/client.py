@@ -23,6 +23,7 @@ from numerai_autopilot.numerai.errors import (
     GraphQLError,
     NotFoundError,
     TransientError,
+    UploadError,
     safe_url,
 )
 from numerai_autopilot.numerai.graphql import GraphQL
@@ -305,17 +306,28 @@ class NumeraiClient:
         trigger_id: str | None,
         *,
         deadline: float | None = None,
+        target: UploadTarget | None = None,
     ) -> str:
         """upload_auth -> put_file -> create_submission; returns the submission id.
 
         A failed PUT raises UploadError and the submission is never created. The three
-        steps share one time budget.
+        steps share one time budget. ``target``: an upload URL asked for earlier (while the
+        model predicted); if its PUT is refused (expired, say), a fresh one is asked for.
         """
         budget = Budget(self.retry, deadline, self._clock)
-        target = await self.upload_auth(
-            model_id, filename, tournament, deadline=budget.wall_deadline()
-        )
-        await self.put_file(target.url, data, deadline=budget.wall_deadline())
+        if target is not None:
+            try:
+                await self.put_file(target.url, data, deadline=budget.wall_deadline())
+            except UploadError as exc:
+                if exc.retryable:
+                    raise
+                log.info("the upload URL asked for earlier was refused (%s); asking again", exc)
+                target = None
+        if target is None:
+            target = await self.upload_auth(
+                model_id, filename, tournament, deadline=budget.wall_deadline()
+            )
+            await self.put_file(target.url, data, deadline=budget.wall_deadline())
         return await self.create_submission(
             model_id, target.filename, tournament, trigger_id, deadline=budget.wall_deadline()
         )
