@@ -36,6 +36,7 @@ from numerai_autopilot.pipeline import Pipeline, Services, fallback_key
 from numerai_autopilot.predictors import PredictorSpec, parse_predictor
 from numerai_autopilot.recorder import BatchRecorder
 from numerai_autopilot.rounddata import Progress, RoundData
+from numerai_autopilot.rounddata import warm_up as warm_up_round_data
 from numerai_autopilot.watcher import RoundWatcher
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,9 @@ class Runtime:
         self._background = asyncio.create_task(self._start_background(), name="runtime-start")
 
     async def _start_background(self) -> None:
+        imports = asyncio.create_task(asyncio.to_thread(warm_up_round_data))
         await self.executor.start()
+        await imports
         try:
             await self.resolve_model_ids()
         except Exception as exc:  # noqa: BLE001  (Numerai unreachable: retried on a webhook)
