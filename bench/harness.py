@@ -185,6 +185,34 @@ class TreeSampler:
         with self._lock:
             return max(self._peak, self._sample()) / 2**20
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) used so far by the process and its descendants."""
+        total = 0.0
+        try:
+            procs = [self._root, *self._root.children(recursive=True)]
+        except psutil.Error:
+            return 0.0
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
+
+    def wait_idle(self, below: float = 0.05, window_s: float = 0.5, timeout: float = 30.0
+                  ) -> float:
+        """Wait until the tree used under `below` of a core over `window_s` (a server done
+        with its start-up work: the workers import numerai-tools for ~1 s after they join).
+        Returns the seconds waited."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            before = self.cpu_s()
+            time.sleep(window_s)
+            if self.cpu_s() - before < below * window_s:
+                break
+        return time.monotonic() - started
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)

@@ -141,9 +141,9 @@ def overhead_ms(run: dict[str, Any], stages: list[dict[str, Any]]) -> float:
 def round_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
                    scheduler: str | None = None, warmup: bool = True,
                    rounds: int = 3) -> RoundResult:
-    """A warm-up round, then `rounds` measured rounds on the same server (one a second
-    apart): on 2 shared cores one round's figures move by 10-30 %, the median of three much
-    less. The overhead figure pools every run of every measured round."""
+    """A warm-up round, then `rounds` measured rounds on the same server, each once the
+    server is idle again: on 2 shared cores one round's figures move by 10-30 %, the median
+    of three much less. The overhead figure pools every run of every measured round."""
     server = Server(workdir, sandbox, models, scheduler)
     try:
         server.register()
@@ -155,7 +155,7 @@ def round_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
         submitted: list[int] = []
         overheads: list[float] = []
         runs: list[dict[str, Any]] = []
-        time.sleep(0.5)
+        server.sampler.wait_idle()
         server.sampler.reset()
         for _ in range(rounds):
             opened = sandbox.control("POST", "rounds/open", {"tournament": 8})
@@ -172,7 +172,7 @@ def round_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
             overheads += [overhead_ms(r, server.stages(r["id"])) for r in done
                           if r["state"] == "submitted"]
             runs += done
-            time.sleep(1.0)
+            server.sampler.wait_idle()
         result = RoundResult(walls_s=walls, downloads=max(downloads),
                              rss_peak_mb=server.sampler.peak_mb(),
                              cold_start_s=server.cold_start_s, overhead_ms=overheads,
@@ -200,6 +200,7 @@ def ack_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str]) -> Ack
     try:
         for _ in range(20):  # a warm server: code paths and connections used once
             server.http.get(f"{server.url}/healthz")
+        server.sampler.wait_idle()  # and done with its start-up work
         number = sandbox.open_round()  # no webhook registered: we fire them ourselves
         opened = time.time()
         result = burst([(server.hook(name), webhook_body(number, str(uuid.uuid4())))
