@@ -126,7 +126,7 @@ class Pipeline:
             # (round data is cached; predictions were never stored), the state moves on
             # from where it was.
             await self._log(run, "warning", f"resuming run interrupted while {run.state.value}")
-        round_info = await self._round(model.tournament_id)
+        round_info = await self._round(model.tournament_id, run.round_number)
         round_number = run.round_number if run.round_number is not None else round_info.number
         deadline = self._deadline(run, model, round_info, round_number)
         if run.state is RunState.UPLOADING and self._dry_run_dir is None:
@@ -294,9 +294,12 @@ class Pipeline:
                 return submission.id
         return None
 
-    async def _round(self, tournament: int) -> RoundInfo:
+    async def _round(self, tournament: int, at_least: int | None = None) -> RoundInfo:
+        """The current round, remembered for 30 s unless it is older than `at_least` (the
+        run's round, opened since the last lookup: its close is the run's deadline)."""
         cached = self._rounds.get(tournament)
-        if cached and time.monotonic() - cached[0] < _ROUND_CACHE_S:
+        if (cached and time.monotonic() - cached[0] < _ROUND_CACHE_S
+                and (at_least is None or cached[1].number >= at_least)):
             return cached[1]
         # One lookup however many runs ask at once (a round opening starts them all together).
         pending = self._round_lookups.get(tournament)

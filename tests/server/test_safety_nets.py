@@ -84,6 +84,22 @@ def test_a_closed_round_fails_fast_unless_the_model_submits_late(
     assert runs["beta"].state is RunState.SUBMITTED, runs["beta"].error
 
 
+def test_a_round_opened_since_the_last_lookup_is_looked_up_for_its_close(
+    sandbox: RunningSandbox, start_server: StartServer
+) -> None:
+    server = start_server({"alpha": predictor("good")}, server_watch_after="1h")
+    first = sandbox.open_round()
+    assert hook(server, "alpha", first["number"]).status_code == 200
+    server.wait_final(1)  # the pipeline remembers round `first` for 30 s
+    second = sandbox.open_round(length_s=1)
+    time.sleep(1.5)
+    assert hook(server, "alpha", second["number"]).status_code == 200
+    runs = {r.round_number: r for r in server.wait_final(2)}
+    late = runs[second["number"]]
+    assert late.state is RunState.FAILED  # not submitted late with no deadline
+    assert f"round {second['number']} closed at" in (late.error or ""), late.error
+
+
 def test_retries_stop_at_the_round_close(sandbox: RunningSandbox, start_server: StartServer) -> None:
     server = start_server({"alpha": predictor("good")}, server_watch_after="1h")
     opened = sandbox.open_round(length_s=8)
