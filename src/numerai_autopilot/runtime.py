@@ -128,6 +128,7 @@ class Runtime:
                 threads_per_worker=config.executor.threads_per_worker,
                 memory_limit=str(config.executor.memory_limit),
                 local_directory=config.resolve_path(config.data.cache_dir) / "dask",
+                data_transfer=config.executor.data_transfer,
             )
         )
         self.models_by_id: dict[str, ModelConfig] = {

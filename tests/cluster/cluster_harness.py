@@ -109,13 +109,16 @@ class DaskProcesses:
             group.stop()
 
 
-def write_config(tmp_path: Path, sandbox: Any, models: dict[str, str], scheduler: str) -> Path:
+def write_config(tmp_path: Path, sandbox: Any, models: dict[str, str], scheduler: str,
+                 data_transfer: str | None = None) -> Path:
     """autopilot.toml for `models` (sandbox name -> cluster_predictors function)."""
     text = (f'[numerai]\napi_url = "{sandbox.url}"\ntimeout = 10\n'
             f'[server]\nsecret = "{SECRET}"\nrun_lease = "30s"\n'
             f'[ledger]\nurl = "sqlite:///{tmp_path / "ledger.db"}"\n'
             f'[data]\ncache_dir = "{tmp_path / "data"}"\n'
             f'[executor]\nscheduler = "{scheduler}"\n')
+    if data_transfer is not None:
+        text += f'data_transfer = "{data_transfer}"\n'
     for name, function in models.items():
         text += (f'\n[models.{name}]\nmodel_id = "{sandbox.models[name]}"\n'
                  f'predictor = "{PREDICTORS}:{function}"\ntimeout = "60s"\n')

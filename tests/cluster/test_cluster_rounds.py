@@ -63,6 +63,27 @@ def test_rounds_reach_each_worker_once(tmp_path: Path, sandbox: RunningSandbox,
         server.stop()
 
 
+def test_with_shared_storage_workers_get_paths_not_bytes(
+    tmp_path: Path, sandbox: RunningSandbox, cluster: DaskProcesses
+) -> None:
+    """`data_transfer = "shared"`: the workers (on this machine, so they see the server's
+    data cache at the same path) read the server's round files; nothing is scattered."""
+    names = ["alpha", "beta"]
+    config = write_config(tmp_path, sandbox, dict.fromkeys(names, "good"), cluster.address,
+                          data_transfer="shared")
+    server = ClusterServer(config, sandbox, tmp_path / "server.log")
+    try:
+        register(sandbox, server, names)
+        number = sandbox.open_round()["number"]
+        runs = round_runs(server, number, 2)
+        assert sorted(r["state"] for r in runs) == ["submitted"] * 2, runs
+        with cluster.client() as client:
+            stats: dict[str, dict[str, int]] = client.run(transfer_stats)
+        assert len(stats) == 2 and not any(stats.values()), stats  # no worker wrote bytes
+    finally:
+        server.stop()
+
+
 def test_a_worker_killed_mid_round_costs_only_its_own_run(
     tmp_path: Path, sandbox: RunningSandbox, cluster: DaskProcesses
 ) -> None:

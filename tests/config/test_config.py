@@ -69,6 +69,7 @@ def test_environment_overrides_the_file_and_secrets_stay_hidden() -> None:
         ("[models.a]\npredictor = 'x:y'\ntournament = 'chess'", "models.a.tournament"),
         ("[models.a]\npredictor = 'x:y'\nmemory = 'lots'", "models.a.memory: 'lots' is not a size"),
         ("[executor]\nscheduler = '10.0.0.1'", "executor.scheduler: '10.0.0.1' is not a scheduler address"),
+        ("[executor]\ndata_transfer = 'nfs'", "executor.data_transfer: Input should be 'scatter' or 'shared'"),
         ("[server]\nport = 99999", "server.port"),
         ("[models.a]\npredictor='x:y'\nmodel_id='m'\n[models.b]\npredictor='x:y'\nmodel_id='m'",
          "models.b.model_id: already used by models.a"),

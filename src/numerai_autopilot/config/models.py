@@ -126,6 +126,10 @@ class ExecutorConfig(_Table):
     workers: int = Field(default=2, ge=1)
     threads_per_worker: int = Field(default=1, ge=1)
     memory_limit: Size = parse_size("4GiB")
+    # How round files reach workers: "scatter" sends each file's bytes once per round (for
+    # workers on other machines), "shared" passes its path (the data cache_dir is mounted at
+    # the same path on every worker). Default: shared locally, scatter to a scheduler.
+    data_transfer: Literal["scatter", "shared"] | None = None
 
     @field_validator("scheduler")
     @classmethod
