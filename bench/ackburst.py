@@ -48,10 +48,16 @@ def _request(url: str, body: bytes) -> tuple[str, int, bytes]:
     return parts.hostname or "127.0.0.1", parts.port or 80, head + body
 
 
-async def _one(host: str, port: int, payload: bytes, gate: asyncio.Event) -> tuple[float, int]:
-    await gate.wait()
-    start = time.perf_counter()
-    reader, writer = await asyncio.open_connection(host, port)
+async def _one(host: str, port: int, payload: bytes, gate: asyncio.Event,
+               connected: bool) -> tuple[float, int]:
+    if connected:  # as a proxy in front of the server would: the connection already open
+        reader, writer = await asyncio.open_connection(host, port)
+        await gate.wait()
+        start = time.perf_counter()
+    else:
+        await gate.wait()
+        start = time.perf_counter()
+        reader, writer = await asyncio.open_connection(host, port)
     writer.write(payload)
     await writer.drain()
     answer = await reader.read()  # Connection: close: the server ends the stream
@@ -61,22 +67,25 @@ async def _one(host: str, port: int, payload: bytes, gate: asyncio.Event) -> tup
     return took * 1000, status
 
 
-async def _burst(requests: Sequence[tuple[str, bytes]]) -> Burst:
+async def _burst(requests: Sequence[tuple[str, bytes]], connected: bool) -> Burst:
     gate = asyncio.Event()
     prepared = [_request(url, body) for url, body in requests]
-    tasks = [asyncio.create_task(_one(host, port, payload, gate))
+    tasks = [asyncio.create_task(_one(host, port, payload, gate, connected))
              for host, port, payload in prepared]
-    await asyncio.sleep(0.05)  # every task is waiting at the gate
+    await asyncio.sleep(0.5 if connected else 0.05)  # every task is waiting at the gate
     gate.set()
     results = await asyncio.gather(*tasks)
     return Burst([r[0] for r in results], [r[1] for r in results])
 
 
-def burst(requests: Sequence[tuple[str, bytes]]) -> Burst:
+def burst(requests: Sequence[tuple[str, bytes]], connected: bool = False) -> Burst:
     """POST every (url, body) at once from a fresh client process; returns per-request
     latency and status. A process of its own: the benchmark's own heap (and its garbage
-    collections) must not be timed as the server's answers."""
-    order = json.dumps([[url, body.decode()] for url, body in requests])
+    collections) must not be timed as the server's answers. `connected`: each connection is
+    opened before the burst and the time counts from writing the request, as behind a
+    proxy (Caddy, Cloud Run's front end) that keeps connections to the server open."""
+    order = json.dumps({"connected": connected,
+                        "requests": [[url, body.decode()] for url, body in requests]})
     done = subprocess.run([PYTHON, __file__], input=order.encode(), capture_output=True,
                           check=True, timeout=300)
     measured = json.loads(done.stdout)
@@ -84,8 +93,9 @@ def burst(requests: Sequence[tuple[str, bytes]]) -> Burst:
 
 
 def _client_main() -> None:
-    requests = [(url, body.encode()) for url, body in json.load(sys.stdin)]
-    result = asyncio.run(_burst(requests))
+    order = json.load(sys.stdin)
+    requests = [(url, body.encode()) for url, body in order["requests"]]
+    result = asyncio.run(_burst(requests, bool(order["connected"])))
     json.dump({"latencies_ms": result.latencies_ms, "statuses": result.statuses}, sys.stdout)
 
 
@@ -110,7 +120,7 @@ asyncio.run(main())
 """
 
 
-def client_floor(n: int) -> Burst:
+def client_floor(n: int, connected: bool = False) -> Burst:
     """The same burst against a bare asyncio responder: the client's own share."""
     port = free_port()
     proc = subprocess.Popen([PYTHON, "-c", _RESPONDER, str(port)], stdout=subprocess.PIPE,
@@ -118,7 +128,7 @@ def client_floor(n: int) -> Burst:
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
         body = webhook_body(1, "floor")
-        return burst([(f"http://127.0.0.1:{port}/pred/x?token=t", body)] * n)
+        return burst([(f"http://127.0.0.1:{port}/pred/x?token=t", body)] * n, connected)
     finally:
         proc.kill()
         proc.wait()

@@ -7,7 +7,9 @@ The sandbox runs as its own process with downloads limited to 20 MB/s and 50 ms 
 every Numerai call; our server runs as a real process (`python -m numerai_autopilot serve`).
 Measured (see docs/performance.md for what each figure means and how it is taken):
 
-- ack_p50_ms / ack_p99_ms: webhook answer time, 200 webhooks at once (client-side);
+- ack_p50_ms / ack_p99_ms: webhook answer time, 200 webhooks at once (client-side), each on
+  a new connection; ack_pooled_*: the next round's burst on connections opened beforehand
+  (as behind a proxy that keeps its connections to the server open);
 - downloads_per_round, wall_1_s, wall_20_s, wall_ratio_20_vs_1, overhead_ms_median (each
   server runs a warm-up round and three measured rounds: walls are their median, the
   overhead pools every run; *_rounds lists each round's wall);
@@ -131,11 +133,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         burst_models = {f"burst_{i:03d}": light[f"light_{i % n:02d}"] for i in range(args.burst)}
         ack = ack_scenario(workdir / "burst", sandbox, burst_models)
         floor = client_floor(args.burst)
+        floor_pooled = client_floor(args.burst, connected=True)
         out.update(ack_p50_ms=round(ack.p50_ms, 2), ack_p99_ms=round(ack.p99_ms, 2),
                    ack_max_ms=round(ack.max_ms, 2),
                    ack_statuses={str(k): v for k, v in ack.statuses.items()},
                    ack_client_floor_p50_ms=round(floor.p50, 2),
                    ack_client_floor_p99_ms=round(floor.p99, 2),
+                   ack_pooled_p50_ms=round(ack.pooled.p50, 2),
+                   ack_pooled_p99_ms=round(ack.pooled.p99, 2),
+                   ack_pooled_statuses={str(s): ack.pooled.statuses.count(s)
+                                        for s in set(ack.pooled.statuses)},
+                   ack_client_floor_pooled_p99_ms=round(floor_pooled.p99, 2),
                    wall_burst_s=round(ack.wall_s, 3), downloads_burst=ack.downloads,
                    submitted_burst=ack.submitted)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from ackburst import burst, webhook_body
+from ackburst import Burst, burst, webhook_body
 from harness import BENCH, PYTHON, Proc, Sandbox, TreeSampler, free_port, wait_http
 
 from numerai_autopilot.sandbox.settings import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY
@@ -192,10 +192,13 @@ class AckResult:
     wall_s: float  # the burst's own runs: round open -> last submission
     downloads: int
     submitted: int
+    pooled: Burst  # the next round's burst on connections opened beforehand
 
 
 def ack_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str]) -> AckResult:
-    """One webhook per model, all at once, for the current round; then let them finish."""
+    """One webhook per model, all at once, for the current round; then let them finish.
+    Then the same for the next round, on connections opened before the burst (as a proxy
+    in front of the server keeps them)."""
     server = Server(workdir, sandbox, models)
     try:
         for _ in range(20):  # a warm server: code paths and connections used once
@@ -211,10 +214,15 @@ def ack_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str]) -> Ack
         statuses: dict[int, int] = {}
         for status in result.statuses:
             statuses[status] = statuses.get(status, 0) + 1
+        server.sampler.wait_idle()
+        following = sandbox.open_round()
+        pooled = burst([(server.hook(name), webhook_body(following, str(uuid.uuid4())))
+                        for name in models], connected=True)
+        server.wait_final(following, len(models), timeout=600)
         return AckResult(
             result.p50, result.p99, max(result.latencies_ms), statuses, last - opened,
             sum(1 for d in sandbox.downloads(number) if d["filename"].endswith("/live.parquet")),
-            sum(1 for r in runs if r["state"] == "submitted"))
+            sum(1 for r in runs if r["state"] == "submitted"), pooled)
     finally:
         server.stop()
 
