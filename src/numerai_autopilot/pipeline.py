@@ -126,26 +126,35 @@ class Pipeline:
             # (round data is cached; predictions were never stored), the state moves on
             # from where it was.
             await self._log(run, "warning", f"resuming run interrupted while {run.state.value}")
-        round_info = await self._round(model.tournament_id, run.round_number)
-        round_number = run.round_number if run.round_number is not None else round_info.number
-        deadline = self._deadline(run, model, round_info, round_number)
-        if run.state is RunState.UPLOADING and self._dry_run_dir is None:
-            # Interrupted mid-upload: Numerai may have the submission already. Ask before
-            # spending the time to download and predict again.
-            existing = await self._numerai_submission(run, round_number, deadline)
-            if existing is not None:
-                await self._log(run, "info", f"Numerai already has submission {existing} from "
-                                "the interrupted attempt; not uploading again")
-                return await self._advance(run, RunState.SUBMITTED, submission_id=existing)
-
-        run = await self._enter(run, RunState.DOWNLOADING)
-        files = await self._s.rounddata.get(
-            tournament=model.tournament_id,
-            round_number=round_number,
-            data_version=model.data_version,
-            benchmarks=True,
-            deadline=deadline,
-        )
+        # The round's close (the run's deadline) is asked for while its data downloads: the
+        # webhook names the round. Until the close is known, retries stop after an hour.
+        lookup = asyncio.ensure_future(self._round(model.tournament_id, run.round_number))
+        try:
+            if run.round_number is None or run.state is RunState.UPLOADING:
+                await asyncio.shield(lookup)  # the round's number or its close comes first
+            number = run.round_number
+            round_number = number if number is not None else lookup.result().number
+            if run.state is RunState.UPLOADING and self._dry_run_dir is None:
+                # Interrupted mid-upload: Numerai may have the submission already. Ask
+                # before spending the time to download and predict again.
+                deadline = self._deadline(run, model, lookup.result(), round_number)
+                existing = await self._numerai_submission(run, round_number, deadline)
+                if existing is not None:
+                    await self._log(run, "info", f"Numerai already has submission {existing} "
+                                    "from the interrupted attempt; not uploading again")
+                    return await self._advance(run, RunState.SUBMITTED, submission_id=existing)
+            run = await self._enter(run, RunState.DOWNLOADING)
+            files = await self._s.rounddata.get(
+                tournament=model.tournament_id,
+                round_number=round_number,
+                data_version=model.data_version,
+                benchmarks=True,
+                deadline=time.time() + _NO_CLOSE_TIME_S,
+            )
+            deadline = self._deadline(run, model, await lookup, round_number)
+        finally:
+            if not lookup.done():
+                lookup.cancel()
         run = await self._enter(run, RunState.PREDICTING, detail={"round": round_number},
                                 log=("info", _predicting(model, self._s.predictors[model.name])))
         early = (None if self._dry_run_dir is not None else asyncio.ensure_future(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -54,6 +55,23 @@ def test_the_upload_url_is_asked_for_while_the_model_predicts(
     predicting = next(s for s in server.runtime.ledger.stages(run.id)
                       if s.state is RunState.PREDICTING)
     assert predicting.ended_at is not None and slots[0].issued_at < predicting.ended_at
+
+
+def test_the_round_data_downloads_while_numerai_is_asked_for_the_round(
+    sandbox: RunningSandbox, start_server: StartServer
+) -> None:
+    server = start_server({"alpha": predictor("good")}, server_watch_after="1h")
+    register(sandbox, server, ["alpha"])
+    sandbox.set_faults(operations={"rounds": {"error_rate": 1.0, "error_status": 503,
+                                              "times": 3}})
+    opened = sandbox.open_round()
+    [run] = server.wait_final(1)
+    assert run.state is RunState.SUBMITTED, run.error
+    errors = [f for f in sandbox.sandbox.faults.view()["injected"] if f["operation"] == "rounds"]
+    assert len(errors) == 3  # the round lookup (for its close) was retried ...
+    [live] = live_downloads(sandbox, opened["number"])
+    # ... and the live data was already downloading before its last failure
+    assert datetime.fromisoformat(live["started_at"]) < datetime.fromisoformat(errors[-1]["at"])
 
 
 @pytest.fixture
