@@ -158,13 +158,16 @@ class TreeSampler:
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self._thread.start()
 
+    def _tree(self) -> list[psutil.Process]:
+        """The process and its descendants; empty once the process is gone."""
+        try:
+            return [self._root, *self._root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
     def _sample(self) -> int:
         total = 0
-        try:
-            procs = [self._root, *self._root.children(recursive=True)]
-        except psutil.Error:
-            return 0
-        for proc in procs:
+        for proc in self._tree():
             try:
                 total += proc.memory_info().rss
             except psutil.Error:
@@ -188,11 +191,7 @@ class TreeSampler:
     def cpu_s(self) -> float:
         """CPU seconds (user + system) used so far by the process and its descendants."""
         total = 0.0
-        try:
-            procs = [self._root, *self._root.children(recursive=True)]
-        except psutil.Error:
-            return 0.0
-        for proc in procs:
+        for proc in self._tree():
             try:
                 times = proc.cpu_times()
             except psutil.Error:

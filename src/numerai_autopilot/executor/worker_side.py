@@ -230,8 +230,8 @@ def round_frame(path: Path) -> pd.DataFrame:
     """The round file's frame for one predictor: a shallow copy of a per-process cache.
 
     The copy costs microseconds instead of ~20 ms for reading the file again, and
-    copy-on-write makes it safe: a predictor that writes into its frame copies only the columns it touches and
-    never changes what the next predictor sees.
+    copy-on-write makes it safe: a predictor that writes into its frame gets its own copy
+    of the block it writes to and never changes what the next predictor sees.
     """
     st = path.stat()
     key = f"{path}:{st.st_mtime_ns}:{st.st_size}"
