@@ -72,7 +72,10 @@ async def test_gives_up_at_the_policy_deadline(
     sandbox: RunningSandbox, http: httpx.AsyncClient
 ) -> None:
     sandbox.set_faults(operations={"*": {"error_rate": 1.0}})
-    client = make_client(sandbox, http, SHORT_RETRY)
+    # A 2 s window: no try starts with less than 0.2 s left, ample for a 503 from 127.0.0.1
+    # even on a loaded machine, so the last error is the 503 and not a cut-short try.
+    policy = RetryPolicy(initial=0.01, maximum=0.05, jitter=0.5, deadline_s=2.0)
+    client = make_client(sandbox, http, policy)
     with pytest.raises(DeadlineExceeded) as info:
         await client.current_round()
     assert isinstance(info.value.last_error, TransientError)

@@ -98,6 +98,23 @@ async def test_gives_up_at_the_policy_deadline_with_the_last_cause() -> None:
     assert isinstance(info.value, TransientError)
 
 
+async def test_no_retry_starts_too_late_to_be_answered() -> None:
+    # Each try fails at once; backoff alone would leave a few milliseconds for a last try,
+    # whose timeout would then replace the real error ("HTTP 503") in the report.
+    time = FakeTime(rand=0.0)
+    attempt, calls = failing(time, failures=10_000)
+    with pytest.raises(DeadlineExceeded) as info:
+        await retry_call(
+            attempt,
+            what="op",
+            policy=RetryPolicy(initial=0.32, maximum=0.32, jitter=0.0, deadline_s=1.0),
+            deadline=None,
+            clock=time.clock(),
+        )
+    assert calls == pytest.approx([1.0, 0.68, 0.36])  # not a fourth with 0.04 s left
+    assert str(info.value.last_error) == "boom 3"
+
+
 async def test_the_call_deadline_wins_when_sooner() -> None:
     time = FakeTime()
     attempt, calls = failing(time, failures=10_000, cost=0.5)
@@ -216,7 +233,7 @@ def test_never_sleeps_past_the_deadline(
         jitter=jitter,
         deadline_s=deadline_s,
     )
-    attempt, _ = failing(time, failures=failures, cost=cost)
+    attempt, calls = failing(time, failures=failures, cost=cost)
     start = time.now
     limit = deadline_s if call_deadline is None else min(deadline_s, call_deadline)
     absolute = None if call_deadline is None else time.wall() + call_deadline
@@ -229,3 +246,5 @@ def test_never_sleeps_past_the_deadline(
     # Sleeping ends strictly before the deadline; an attempt is cut at it.
     # (1e-6: the absolute deadline goes through a wall-clock float near 1.7e9.)
     assert time.now - start <= max(limit, 0) + 1e-6
+    # No retry starts with less than a tenth of the window (at most 1 s) left.
+    assert all(left >= min(1.0, limit / 10) - 1e-6 for left in calls[1:])

@@ -17,6 +17,9 @@ __all__ = ["Budget", "Clock", "RetryPolicy", "deadline_exceeded", "retry_call"]
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
+# The least time a retry is started with, when the budget is long; a tenth of it otherwise.
+_MIN_TRY_S = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -25,7 +28,9 @@ class RetryPolicy:
     The n-th retry waits ``min(maximum, initial * multiplier**n)`` shrunk by a random
     fraction of up to ``jitter`` (1.0 is "full jitter", 0 none), so that many models
     retrying at once do not hit Numerai in lockstep. No retry starts, and no sleep ends,
-    later than ``deadline_s`` after the call began (or the call's own deadline if sooner).
+    later than ``deadline_s`` after the call began (or the call's own deadline if sooner),
+    and no retry starts with less than a tenth of that window (at most 1 s) left: such a
+    try could only time out, and its timeout would hide the failure that mattered.
     """
 
     initial: float = 0.5
@@ -74,6 +79,7 @@ class Budget:
         now = clock.monotonic()
         self._hard_end = float("inf") if deadline is None else now + (deadline - clock.wall())
         self._end = min(now + policy.deadline_s, self._hard_end)
+        self.min_try = min(_MIN_TRY_S, max(self._end - now, 0.0) / 10)
 
     def remaining(self) -> float:
         return self._end - self._clock.monotonic()
@@ -126,7 +132,7 @@ async def retry_call(
         delay = policy.backoff(tries - 1, clock.rand)
         if last.retry_after is not None:
             delay = max(delay, last.retry_after)
-        if delay >= budget.remaining():
+        if delay + budget.min_try >= budget.remaining():
             raise deadline_exceeded(what, tries, last)
         log.warning("%s; retry %d in %.2fs", last, tries, delay)
         await clock.sleep(delay)
