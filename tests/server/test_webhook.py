@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import sqlite3
+import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from server_harness import SECRET, RunningServer, StartServer, predictor, submitted
+from server_harness import SECRET, RunningServer, StartServer, make_config, predictor, submitted
 
+from numerai_autopilot.runtime import Runtime
+from numerai_autopilot.sandbox.testing import serve_asgi
+from numerai_autopilot.server import create_app
 from numerai_autopilot.tokens import webhook_token
 
 
@@ -150,3 +157,44 @@ def test_other_methods_on_the_webhook_are_405(server: RunningServer) -> None:
     response = httpx.get(server.hook_url("alpha"))
     assert response.headers["allow"] == "POST"
     _rejected(server, response, 405)
+
+
+def test_a_ledger_that_cannot_record_answers_503_and_keeps_nothing(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    ledger = sqlite3.connect(tmp_path / "ledger.db")
+    body = payload(trigger="kept-after-the-outage")
+    try:
+        ledger.execute("ALTER TABLE runs RENAME TO runs_away")  # the ledger's table is gone
+        ledger.commit()
+        response = httpx.post(server.hook_url("alpha"), json=body)
+    finally:
+        ledger.execute("ALTER TABLE runs_away RENAME TO runs")
+        ledger.commit()
+        ledger.close()
+    assert response.status_code == 503, response.text
+    assert "could not be recorded" in response.json()["error"]
+    assert SECRET not in response.text and webhook_token(server.model_id("alpha"), SECRET) not in response.text
+    assert server.runs() == []
+    again = httpx.post(server.hook_url("alpha"), json=body)  # sent again: recorded this time
+    assert again.status_code == 200 and again.json()["created"] is True
+    server.wait_final(1)
+
+
+def test_serve_freezes_start_up_objects_for_the_collector(
+    tmp_path: Path, sandbox: Any
+) -> None:
+    config = make_config(tmp_path, sandbox, {"alpha": predictor("good")})
+    runtime = Runtime(config)
+    before = gc.get_freeze_count()
+    try:
+        with serve_asgi(create_app(config, runtime=runtime, freeze_gc=True)) as url:
+            deadline = time.monotonic() + 60
+            while not httpx.get(f"{url}/healthz").json()["executor_ready"]:
+                assert time.monotonic() < deadline, "executor did not start"
+                time.sleep(0.05)
+            while gc.get_freeze_count() <= before:  # frozen just after the runtime is ready
+                assert time.monotonic() < deadline, "nothing was frozen"
+                time.sleep(0.01)
+    finally:
+        gc.unfreeze()

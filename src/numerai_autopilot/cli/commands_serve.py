@@ -39,7 +39,7 @@ def serve(
     config = load(config_path)
     bind_port = port if port is not None else int(os.environ.get("PORT", config.server.port))
     uvicorn.run(
-        create_app(config),
+        create_app(config, freeze_gc=True),
         host=host or config.server.host,
         port=bind_port,
         log_config=None,

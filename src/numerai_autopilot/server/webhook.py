@@ -6,10 +6,12 @@ Checks, in order, so a rejected request records nothing and leaks nothing:
 3. the body is at most 64 KiB (413);
 4. the body is Numerai's payload (422 naming the field).
 
-A round opening brings every model's webhook at once, so this path is a pure ASGI layer in
-front of FastAPI's routing: no Request object, dependency solving or response class per
-webhook (about 0.1 ms each, a third of the answer time of a burst). `WEBHOOK_OPENAPI` documents
-it in `/openapi.json`; other methods on the path get 405.
+A round opening brings every model's webhook at once, so this path is a pure ASGI layer that
+the app (`server.app.AutopilotApp`) calls before FastAPI's own per-request work: no middleware
+stack, Request object, dependency solving or response class per webhook. `WEBHOOK_OPENAPI`
+documents it in `/openapi.json`; other methods on the path get 405. A ledger that cannot
+record the run answers 503 (nothing was recorded: Numerai or `autopilot trigger` may send
+it again), any other failure 500; both are logged.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.datastructures import State
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numerai_autopilot.config import AppConfig, ModelConfig
+from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger import NewRun
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.server.payload import MAX_BODY_BYTES, PayloadError, parse_payload
@@ -70,13 +74,15 @@ WEBHOOK_OPENAPI: dict[str, Any] = {
 
 
 class WebhookEndpoint:
-    """ASGI middleware answering `/pred/{model_id}` itself; every other path goes on to `app`.
+    """ASGI app answering `/pred/{model_id}` itself; any other path goes on to `app`.
 
-    Answer times go to the runtime's `webhook_seconds` histogram, by status.
+    `state` is the app's state, where the lifespan puts the runtime. Answer times go to the
+    runtime's `webhook_seconds` histogram, by status.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, state: State) -> None:
         self.app = app
+        self._state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         matched = _PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
@@ -84,25 +90,54 @@ class WebhookEndpoint:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
-        status = 500  # what an exception below becomes (Starlette's error middleware answers)
+        runtime: Runtime | None = getattr(self._state, "runtime", None)
+        status = 500
+        answering = _Answering(send)
         try:
             if scope["method"] != "POST":
                 status = 405
-                await _answer(send, status, {"error": "use POST; Numerai's webhook is a POST"},
+                await _answer(answering, status,
+                              {"error": "use POST; Numerai's webhook is a POST"},
                               [(b"allow", b"POST")])
             elif runtime is None:
                 status = 503
-                await _answer(send, status, {"error": "the server is starting; Numerai retries"})
+                await _answer(answering, status,
+                              {"error": "the server is starting; Numerai retries"})
             else:
                 status, answer = await _receive_webhook(runtime, matched.group(1), scope, receive)
-                await _answer(send, status, answer)
+                await _answer(answering, status, answer)
         except _ClientGone:
             status = 499  # nothing was recorded and no one is left to answer
+        except LedgerError as exc:
+            status = 503
+            log.error("webhook for model id %s: the run could not be recorded: %s",
+                      matched.group(1), exc)
+            if not answering.started:
+                await _answer(answering, status, {
+                    "error": "the run could not be recorded (the ledger failed; the server "
+                             "log says why); nothing was kept, so send it again"})
+        except Exception:
+            log.exception("webhook for model id %s failed", matched.group(1))
+            if not answering.started:
+                await _answer(answering, status, {"error": "internal error; see the server log"})
         finally:
             if runtime is not None:
                 runtime.metrics.webhook_seconds.labels(str(status)).observe(
                     time.perf_counter() - started)
+
+
+class _Answering:
+    """`send`, remembering whether the answer has started."""
+
+    __slots__ = ("_send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = True
+        await self._send(message)
 
 
 class _ClientGone(Exception):
