@@ -118,7 +118,7 @@ async def download_file(
         delay = policy.backoff(tries - 1, clock.rand)
         if last.retry_after is not None:
             delay = max(delay, last.retry_after)
-        if delay >= budget.remaining():
+        if not budget.retry_fits(delay):
             raise deadline_exceeded(f"download of {name}", tries, last)
         log.warning("%s; resuming at byte %d in %.2fs", last, on_disk, delay)
         await clock.sleep(delay)

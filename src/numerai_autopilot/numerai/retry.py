@@ -78,8 +78,12 @@ class Budget:
         self._clock = clock
         now = clock.monotonic()
         self._hard_end = float("inf") if deadline is None else now + (deadline - clock.wall())
-        self._end = min(now + policy.deadline_s, self._hard_end)
-        self.min_try = min(_MIN_TRY_S, max(self._end - now, 0.0) / 10)
+        self._open(now)
+
+    def _open(self, now: float) -> None:
+        """A policy window from `now`, capped by the absolute deadline."""
+        self._end = min(now + self._policy.deadline_s, self._hard_end)
+        self._min_try = min(_MIN_TRY_S, max(self._end - now, 0.0) / 10)
 
     def remaining(self) -> float:
         return self._end - self._clock.monotonic()
@@ -94,7 +98,13 @@ class Budget:
 
     def restart(self) -> None:
         """Opens a fresh policy window (capped by the absolute deadline) after progress."""
-        self._end = min(self._clock.monotonic() + self._policy.deadline_s, self._hard_end)
+        self._open(self._clock.monotonic())
+
+    def retry_fits(self, delay: float) -> bool:
+        """Whether a retry after sleeping `delay` still starts with a tenth of the window (at
+        most 1 s) left: a later try could only time out, and its timeout would hide the
+        failure that mattered."""
+        return delay + self._min_try < self.remaining()
 
 
 async def retry_call(
@@ -132,7 +142,7 @@ async def retry_call(
         delay = policy.backoff(tries - 1, clock.rand)
         if last.retry_after is not None:
             delay = max(delay, last.retry_after)
-        if delay + budget.min_try >= budget.remaining():
+        if not budget.retry_fits(delay):
             raise deadline_exceeded(what, tries, last)
         log.warning("%s; retry %d in %.2fs", last, tries, delay)
         await clock.sleep(delay)
