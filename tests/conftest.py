@@ -105,11 +105,13 @@ def start_server(tmp_path: Path, sandbox: RunningSandbox) -> Iterator[StartServe
     stack = ExitStack()
 
     def start(
-        models: dict[str, str | dict[str, Any]], *, against: Any = None, **model_settings: Any
+        models: dict[str, str | dict[str, Any]], *, against: Any = None, freeze_gc: bool = False,
+        **model_settings: Any
     ) -> RunningServer:
         config = make_config(tmp_path, against or sandbox, models, **model_settings)
         runtime = Runtime(config)
-        url = stack.enter_context(serve_asgi(create_app(config, runtime=runtime)))
+        app = create_app(config, runtime=runtime, freeze_gc=freeze_gc)
+        url = stack.enter_context(serve_asgi(app))
         deadline = time.monotonic() + 60
         while not httpx.get(f"{url}/healthz").json()["executor_ready"]:
             assert time.monotonic() < deadline, "executor did not start"

@@ -12,11 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from server_harness import SECRET, RunningServer, StartServer, make_config, predictor, submitted
+from server_harness import SECRET, RunningServer, StartServer, predictor, submitted
 
-from numerai_autopilot.runtime import Runtime
-from numerai_autopilot.sandbox.testing import serve_asgi
-from numerai_autopilot.server import create_app
 from numerai_autopilot.tokens import webhook_token
 
 
@@ -181,20 +178,13 @@ def test_a_ledger_that_cannot_record_answers_503_and_keeps_nothing(
     server.wait_final(1)
 
 
-def test_serve_freezes_start_up_objects_for_the_collector(
-    tmp_path: Path, sandbox: Any
-) -> None:
-    config = make_config(tmp_path, sandbox, {"alpha": predictor("good")})
-    runtime = Runtime(config)
+def test_serve_freezes_start_up_objects_for_the_collector(start_server: StartServer) -> None:
     before = gc.get_freeze_count()
     try:
-        with serve_asgi(create_app(config, runtime=runtime, freeze_gc=True)) as url:
-            deadline = time.monotonic() + 60
-            while not httpx.get(f"{url}/healthz").json()["executor_ready"]:
-                assert time.monotonic() < deadline, "executor did not start"
-                time.sleep(0.05)
-            while gc.get_freeze_count() <= before:  # frozen just after the runtime is ready
-                assert time.monotonic() < deadline, "nothing was frozen"
-                time.sleep(0.01)
+        start_server({"alpha": predictor("good")}, freeze_gc=True)
+        deadline = time.monotonic() + 60
+        while gc.get_freeze_count() <= before:  # frozen just after the runtime is ready
+            assert time.monotonic() < deadline, "nothing was frozen"
+            time.sleep(0.01)
     finally:
         gc.unfreeze()

@@ -53,7 +53,8 @@ class RunningServer:
 
 class StartServer(Protocol):
     def __call__(
-        self, models: dict[str, str | dict[str, Any]], *, against: Any = None, **overrides: Any
+        self, models: dict[str, str | dict[str, Any]], *, against: Any = None,
+        freeze_gc: bool = False, **overrides: Any
     ) -> RunningServer: ...
 
 
