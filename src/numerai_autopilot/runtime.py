@@ -154,19 +154,20 @@ class Runtime:
         self.services.notify = self.monitor.notify
         self.services.on_change = self.monitor.changed
         self.pipeline = Pipeline(self.services, self.owner, dry_run_dir=dry_run_dir)
+        # The webhook's own thread for recording runs: a round's pipeline work (ledger
+        # writes, validation) must not make webhooks wait for a free thread.
+        self.record_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
+        self.recorder = BatchRecorder(self.ledger, self.record_pool)
         self.dispatcher = Dispatcher(
             self.ledger, self.pipeline, self.owner,
             max_concurrent=config.server.max_concurrent_runs,
             lease_s=config.server.run_lease,
+            quiet=self.recorder.quiet,
         )
         self.watcher = RoundWatcher(
             config, self.ledger, self.client, self.services.model_ids, self.dispatcher.wake
         )
         self.ready = asyncio.Event()
-        # The webhook's own thread for recording runs: a round's pipeline work (ledger
-        # writes, validation) must not make webhooks wait for a free thread.
-        self.record_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="record")
-        self.recorder = BatchRecorder(self.ledger, self.record_pool)
         self._background: asyncio.Task[None] | None = None
 
     async def open(self) -> None:

@@ -1,0 +1,56 @@
+"""The webhook's batch recorder on a real ledger: concurrent records share transactions, and
+`quiet()` (what the dispatcher waits for before claiming) holds back while a burst arrives."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from numerai_autopilot.ledger import Ledger, NewRun, RunState
+from numerai_autopilot.recorder import BatchRecorder
+
+
+def new(i: int, round_number: int = 700) -> NewRun:
+    return NewRun(model_name=f"m{i}", model_id=f"id-{i}", tournament=8,
+                  round_number=round_number, trigger_id=f"t{i}", data_version="v5.3",
+                  is_test=False, source="webhook")
+
+
+async def test_concurrent_records_are_each_committed_and_answered(ledger: Ledger) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        recorder = BatchRecorder(ledger, pool)
+        results = await asyncio.gather(*(recorder.record(new(i)) for i in range(50)))
+        again = await recorder.record(new(7))
+    assert [created for _, created in results] == [True] * 50
+    assert {run.trigger_id for run, _ in results} == {f"t{i}" for i in range(50)}
+    assert again[1] is False and again[0].id == results[7][0].id
+    assert sorted(r.trigger_id for r in ledger.runs() if r.state is RunState.QUEUED) == sorted(
+        f"t{i}" for i in range(50))
+
+
+async def test_quiet_waits_until_queued_runs_are_committed(ledger: Ledger) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        recorder = BatchRecorder(ledger, pool)
+        futures = [recorder.submit(new(i)) for i in range(30)]
+        await recorder.quiet(window_s=0.001, longest_s=60)
+        assert all(f.done() for f in futures)
+        assert len(ledger.runs()) == 30
+
+
+async def test_quiet_returns_at_once_when_nothing_was_recorded(ledger: Ledger) -> None:
+    recorder = BatchRecorder(ledger)
+    # a window of a minute: only "nothing arrived" lets it return within the test's bound
+    await asyncio.wait_for(recorder.quiet(window_s=60, longest_s=120), timeout=10)
+
+
+async def test_quiet_gives_up_under_a_steady_stream_of_webhooks(ledger: Ledger) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        recorder = BatchRecorder(ledger, pool)
+        waiter = asyncio.create_task(recorder.quiet(window_s=30, longest_s=0.2))
+        sent = 0
+        while not waiter.done() and sent < 5000:  # a webhook every few ms, never quiet
+            await recorder.record(new(sent))
+            sent += 1
+            await asyncio.sleep(0.002)
+        assert waiter.done(), "quiet() never returned while webhooks kept arriving"
+        assert sent < 5000
