@@ -42,6 +42,7 @@ from numerai_autopilot.sandbox.settings import (
 )
 from numerai_autopilot.sandbox.testing import RunningSandbox, running_sandbox, serve_asgi
 from numerai_autopilot.server import create_app
+from numerai_autopilot.server.protocol import WebhookProtocol
 
 # Property tests draw the same examples on every run: CI gives the same answer twice.
 hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
@@ -111,7 +112,7 @@ def start_server(tmp_path: Path, sandbox: RunningSandbox) -> Iterator[StartServe
         config = make_config(tmp_path, against or sandbox, models, **model_settings)
         runtime = Runtime(config)
         app = create_app(config, runtime=runtime, freeze_gc=freeze_gc)
-        url = stack.enter_context(serve_asgi(app))
+        url = stack.enter_context(serve_asgi(app, http=WebhookProtocol))
         deadline = time.monotonic() + 60
         while not httpx.get(f"{url}/healthz").json()["executor_ready"]:
             assert time.monotonic() < deadline, "executor did not start"

@@ -32,6 +32,7 @@ from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.sandbox.settings import ModelSpec, SandboxSettings
 from numerai_autopilot.sandbox.testing import free_port, running_sandbox
 from numerai_autopilot.server import create_app
+from numerai_autopilot.server.protocol import WebhookProtocol
 from numerai_autopilot.tokens import webhook_url
 
 console = Console(highlight=False)
@@ -88,7 +89,7 @@ async def run_demo(workdir: Path, *, timeout: float = 300.0, keep_serving: bool 
             runtime = Runtime(config)
             server = uvicorn.Server(uvicorn.Config(
                 create_app(config, runtime=runtime), host="127.0.0.1", port=port,
-                log_config=None, access_log=False, lifespan="on"))
+                http=WebhookProtocol, log_config=None, access_log=False, lifespan="on"))
             serving = asyncio.create_task(server.serve())
             try:
                 await _wait_healthy(http, port, runtime)

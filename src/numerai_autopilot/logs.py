@@ -18,6 +18,17 @@ _LABELS = ("run", "model", "round")
 current_trace: ContextVar[str | None] = ContextVar("current_trace", default=None)
 
 
+def cloud_trace(header: bytes) -> str | None:
+    """The trace of an `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1` header (Cloud Run sends
+    it): `projects/P/traces/TRACE_ID` with GOOGLE_CLOUD_PROJECT set (the deploy command sets
+    it), else the bare id; None without a usable id."""
+    trace_id = header.decode("latin-1").split("/", 1)[0].strip()
+    if not trace_id.isalnum():
+        return None
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+    return f"projects/{project}/traces/{trace_id}" if project else trace_id
+
+
 class CloudLoggingFormatter(logging.Formatter):
     """One JSON object per line, as Cloud Run's log agent parses it."""
 

@@ -21,6 +21,9 @@ def hook(server: Any, model: str, round_number: int) -> httpx.Response:
 def test_watcher_starts_a_run_for_a_missed_webhook_and_never_duplicates(
     sandbox: RunningSandbox, start_server: StartServer
 ) -> None:
+    # The sandbox is shared: a round left open by an earlier test would be caught by the
+    # watcher too, and its late submissions counted in the round opened below.
+    sandbox.close_round()
     server = start_server(
         {"alpha": predictor("good"), "beta": predictor("good"),
          "gamma": {"predictor": predictor("good"), "watch": False}},

@@ -34,6 +34,7 @@ def serve(
     import uvicorn
 
     from numerai_autopilot.server import create_app
+    from numerai_autopilot.server.protocol import WebhookProtocol
 
     configure_logging(log_level, log_format)
     config = load(config_path)
@@ -42,6 +43,7 @@ def serve(
         create_app(config, freeze_gc=True),
         host=host or config.server.host,
         port=bind_port,
+        http=WebhookProtocol,  # plain webhooks before uvicorn's ASGI machinery
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -22,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from numerai_autopilot import __version__, dashboard
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import ConfigError
-from numerai_autopilot.logs import current_trace
+from numerai_autopilot.logs import cloud_trace, current_trace
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.server import api, webhook
 
@@ -130,8 +129,7 @@ class RefuseNul:
 class TraceContext:
     """ASGI middleware: tag a request's log lines with its Cloud Trace.
 
-    Cloud Run sends `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1`; with GOOGLE_CLOUD_PROJECT
-    set (the deploy command sets it) the trace becomes `projects/P/traces/TRACE_ID`.
+    Cloud Run sends `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1` (`logs.cloud_trace`).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -141,12 +139,11 @@ class TraceContext:
         header = b""
         if scope["type"] == "http":
             header = dict(scope["headers"]).get(b"x-cloud-trace-context", b"")
-        trace_id = header.decode("latin-1").split("/", 1)[0].strip()
-        if not trace_id.isalnum():
+        trace = cloud_trace(header)
+        if trace is None:
             await self.app(scope, receive, send)
             return
-        project = os.environ.get("GOOGLE_CLOUD_PROJECT")
-        token = current_trace.set(f"projects/{project}/traces/{trace_id}" if project else trace_id)
+        token = current_trace.set(trace)
         try:
             await self.app(scope, receive, send)
         finally:

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from numerai_autopilot.config import AppConfig, ModelConfig
 from numerai_autopilot.errors import LedgerError
-from numerai_autopilot.ledger import NewRun
+from numerai_autopilot.ledger import NewRun, Run
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.server.payload import MAX_BODY_BYTES, PayloadError, parse_payload
 from numerai_autopilot.tokens import verify_token
@@ -108,18 +108,10 @@ class WebhookEndpoint:
                 await _answer(answering, status, answer)
         except _ClientGone:
             status = 499  # nothing was recorded and no one is left to answer
-        except LedgerError as exc:
-            status = 503
-            log.error("webhook for model id %s: the run could not be recorded: %s",
-                      matched.group(1), exc)
+        except Exception as exc:  # noqa: BLE001  (logged by `failed`)
+            status, answer = failed(matched.group(1), exc)
             if not answering.started:
-                await _answer(answering, status, {
-                    "error": "the run could not be recorded (the ledger failed; the server "
-                             "log says why); nothing was kept, so send it again"})
-        except Exception:
-            log.exception("webhook for model id %s failed", matched.group(1))
-            if not answering.started:
-                await _answer(answering, status, {"error": "internal error; see the server log"})
+                await _answer(answering, status, answer)
         finally:
             if runtime is not None:
                 runtime.metrics.webhook_seconds.labels(str(status)).observe(
@@ -155,26 +147,49 @@ async def _answer(send: Send, status: int, answer: dict[str, Any],
 
 async def _receive_webhook(runtime: Runtime, model_id: str, scope: Scope,
                            receive: Receive) -> tuple[int, dict[str, Any]]:
-    config = runtime.config
-    token = None
-    for key, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True):
-        if key == "token":
-            token = value  # the last one counts, as in Starlette's query_params
-    if not verify_token(token, model_id, _secrets(config)):
+    if not token_ok(runtime.config, model_id, scope["query_string"]):
         await _read_body(scope, receive)  # drained (bounded) so the connection stays reusable
-        return 401, {"error": "invalid or missing token; use the URL from `autopilot webhook-url`"}
+        return UNAUTHORIZED
     model = await _model(runtime, model_id)
     if model is None:
         await _read_body(scope, receive)
-        return 404, {"error": "no configured model has this id; check models.*.model_id"}
+        return UNKNOWN_MODEL
     body = await _read_body(scope, receive)
     if body is None:
-        return 413, {"error": f"body larger than {MAX_BODY_BYTES // 1024} KiB"}
+        return TOO_LARGE
+    new = new_run(model, model_id, body)
+    if isinstance(new, tuple):
+        return new
+    try:
+        outcome = await runtime.recorder.record(new)
+    except Exception as exc:  # noqa: BLE001  (answered and logged by `failed`)
+        return failed(model_id, exc)
+    return recorded(runtime, new, outcome)
+
+
+# The steps of a webhook, shared with the protocol-level path (`server.protocol`).
+
+UNAUTHORIZED = (401, {"error": "invalid or missing token; use the URL from `autopilot webhook-url`"})
+UNKNOWN_MODEL = (404, {"error": "no configured model has this id; check models.*.model_id"})
+TOO_LARGE = (413, {"error": f"body larger than {MAX_BODY_BYTES // 1024} KiB"})
+
+
+def token_ok(config: AppConfig, model_id: str, query_string: bytes) -> bool:
+    """The URL's `token` (the last one, as in Starlette's query_params) is the model's."""
+    token = None
+    for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if key == "token":
+            token = value
+    return verify_token(token, model_id, _secrets(config))
+
+
+def new_run(model: ModelConfig, model_id: str, body: bytes) -> NewRun | tuple[int, dict[str, Any]]:
+    """The run a webhook body asks for, or the 422 answer naming what is wrong with it."""
     try:
         payload = parse_payload(body)
     except PayloadError as exc:
         return 422, {"error": str(exc), "field": exc.field}
-    new = NewRun(
+    return NewRun(
         model_name=model.name,
         model_id=model_id,
         tournament=model.tournament_id,
@@ -185,11 +200,27 @@ async def _receive_webhook(runtime: Runtime, model_id: str, scope: Scope,
         source="webhook",
         resubmit=model.resubmit,
     )
-    run, created = await runtime.recorder.record(new)
+
+
+def recorded(runtime: Runtime, new: NewRun, outcome: tuple[Run, bool]) -> tuple[int, dict[str, Any]]:
+    """The 200 answer for a committed run; a new run wakes the dispatcher."""
+    run, created = outcome
     if created:
         runtime.dispatcher.wake()
-        log.info("webhook for %s round %s: run %s", model.name, payload.roundNumber, run.id)
+        log.info("webhook for %s round %s: run %s", new.model_name,
+                 "test" if new.round_number is None else new.round_number, run.id)
     return 200, {"run_id": run.id, "state": run.state.value, "created": created}
+
+
+def failed(model_id: str, exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """The answer when recording raised: 503 when the ledger failed (nothing was kept, so
+    Numerai or `autopilot trigger` may send it again), 500 otherwise; both logged."""
+    if isinstance(exc, LedgerError):
+        log.error("webhook for model id %s: the run could not be recorded: %s", model_id, exc)
+        return 503, {"error": "the run could not be recorded (the ledger failed; the server "
+                              "log says why); nothing was kept, so send it again"}
+    log.error("webhook for model id %s failed", model_id, exc_info=exc)
+    return 500, {"error": "internal error; see the server log"}
 
 
 def _secrets(config: AppConfig) -> list[str]:
