@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger import Ledger, NewRun, RunState
@@ -70,3 +71,32 @@ def test_warm_up_leaves_nothing_behind(ledger: Ledger) -> None:
     assert ledger.runs() == []
     run, created = ledger.record(new("after-warm-up"))
     assert created and [r.id for r in ledger.runs()] == [run.id]
+
+
+def test_recorded_runs_read_back_as_they_were_answered(ledger: Ledger) -> None:
+    """The burst's insert path converts values itself (SQLite): every field must read back
+    as the run the webhook was answered with, stages included."""
+    results = ledger.record_many([new(f"rb{i}", model=f"rb{i % 7}", round_number=900 + i % 3)
+                                  for i in range(40)] + [new("rb-test", round_number=None)])
+    for outcome in results:
+        assert not isinstance(outcome, LedgerError)
+        run, created = outcome
+        assert created and ledger.get(run.id) == run
+        if run.state is RunState.SKIPPED:  # another run of its model and round is queued
+            assert ledger.stages(run.id) == []
+            continue
+        (stage,) = ledger.stages(run.id)
+        assert (stage.state, stage.attempt, stage.ended_at) == (RunState.QUEUED, 0, None)
+        assert stage.started_at == run.created_at
+
+
+def test_a_batch_larger_than_one_statement_is_recorded_whole(ledger: Ledger) -> None:
+    """SQLite takes a limited number of parameters per statement: a batch is split."""
+    if ledger.engine.dialect.name == "sqlite":
+        event.listen(ledger.engine, "connect",
+                     lambda raw, _: raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 300))
+        ledger.engine.dispose()  # reconnect with the limit: 15 runs or 42 stages a statement
+    results = ledger.record_many([new(f"big{i}", model=f"big{i}") for i in range(123)])
+    assert [r for r in results if isinstance(r, LedgerError) or not r[1]] == []
+    assert sorted(r.trigger_id for r in ledger.runs(limit=1000)) == sorted(
+        f"big{i}" for i in range(123))
