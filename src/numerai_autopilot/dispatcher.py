@@ -48,8 +48,9 @@ class Dispatcher:
     def wake(self) -> None:
         """Look for work now (a webhook was just recorded).
 
-        Claims wait for the webhooks to go quiet (`quiet`, the recorder's: 10 ms without a
-        new one, 0.5 s at most), so a burst is answered before its runs start competing
+        When nothing runs, the first run is claimed at once (it starts the round's download);
+        the others wait for the webhooks to go quiet (`quiet`, the recorder's: 10 ms without
+        a new one, 0.5 s at most), so a burst is answered before its runs start competing
         with it for the event loop; wakes that come meanwhile are served by one claim."""
         self._wake.set()
 
@@ -81,16 +82,23 @@ class Dispatcher:
             self._wake.clear()
 
     async def _claim_and_start(self) -> None:
-        if self._quiet is not None:  # a burst of webhooks is answered first
+        if self._quiet is not None:
+            # A burst of webhooks is answered first; but when nothing runs yet, one run
+            # starts at once: it starts the round's download, which the others wait for.
+            if not self._running and self._max > 0 and not await self._claim(1):
+                return
             await self._quiet()
         while (free := self._max - len(self._running)) > 0:
-            runs = await asyncio.to_thread(
-                self._ledger.claim, self._owner, lease_s=self._lease_s, limit=free
-            )
-            for run in runs:
-                self._running[run.id] = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
-            if len(runs) < free:
+            if await self._claim(free) < free:
                 return
+
+    async def _claim(self, limit: int) -> int:
+        runs = await asyncio.to_thread(
+            self._ledger.claim, self._owner, lease_s=self._lease_s, limit=limit
+        )
+        for run in runs:
+            self._running[run.id] = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
+        return len(runs)
 
     async def _execute(self, run: Run) -> None:
         renewer = asyncio.create_task(self._renew(run.id))
