@@ -21,10 +21,9 @@ there covers what this path leaves out. A request is never half read by both.
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import re
 import time
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -39,8 +38,6 @@ from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.server import webhook
 from numerai_autopilot.server.payload import MAX_BODY_BYTES
 
-log = logging.getLogger(__name__)
-
 _PREFIX = b"POST /pred/"
 _MAX_HEAD = 16 * 1024  # larger heads go to uvicorn, which answers them
 # The model id: what `quote(model_id, safe="")` leaves unescaped (no "%": escaped ids go to
@@ -50,19 +47,16 @@ _HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\x00-\x08\x0a-\x1
 _STATUS = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n".encode() for s in HTTPStatus}
 
 
+@dataclass(frozen=True, slots=True)
 class _Webhook:
     """One parsed webhook request, its body not yet read."""
 
-    __slots__ = ("close", "length", "model", "model_id", "query", "trace")
-
-    def __init__(self, model: ModelConfig, model_id: str, query: bytes, length: int,
-                 close: bool, trace: str | None) -> None:
-        self.model = model
-        self.model_id = model_id
-        self.query = query
-        self.length = length
-        self.close = close
-        self.trace = trace
+    model: ModelConfig
+    model_id: str
+    query: bytes
+    length: int
+    close: bool
+    trace: str | None
 
 
 class WebhookProtocol(asyncio.Protocol):
@@ -218,11 +212,10 @@ class WebhookProtocol(asyncio.Protocol):
     def _answer(self, request: _Webhook, started: float, status: int,
                 answer: dict[str, Any]) -> None:
         transport = self._transport
-        runtime: Runtime = self._state.runtime  # type: ignore[union-attr]
-        runtime.metrics.webhook_seconds.labels(str(status)).observe(time.perf_counter() - started)
+        webhook.observe(self._state.runtime, status, started)  # type: ignore[union-attr]
         if transport is None:
             return  # the client left; the run, if any, is recorded
-        body = json.dumps(answer, separators=(",", ":")).encode()
+        body = webhook.answer_body(answer)
         close = request.close or self._closing
         head = [_STATUS[status]]
         for name, value in self._server_state.default_headers:

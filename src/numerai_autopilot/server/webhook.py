@@ -114,8 +114,7 @@ class WebhookEndpoint:
                 await _answer(answering, status, answer)
         finally:
             if runtime is not None:
-                runtime.metrics.webhook_seconds.labels(str(status)).observe(
-                    time.perf_counter() - started)
+                observe(runtime, status, started)
 
 
 class _Answering:
@@ -138,7 +137,7 @@ class _ClientGone(Exception):
 
 async def _answer(send: Send, status: int, answer: dict[str, Any],
                   headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps(answer, separators=(",", ":")).encode()
+    body = answer_body(answer)
     await send({"type": "http.response.start", "status": status,
                 "headers": [*_HEADERS, *(headers or ()),
                             (b"content-length", str(len(body)).encode())]})
@@ -221,6 +220,16 @@ def failed(model_id: str, exc: BaseException) -> tuple[int, dict[str, Any]]:
                               "log says why); nothing was kept, so send it again"}
     log.error("webhook for model id %s failed", model_id, exc_info=exc)
     return 500, {"error": "internal error; see the server log"}
+
+
+def answer_body(answer: dict[str, Any]) -> bytes:
+    """A webhook answer's JSON, compact."""
+    return json.dumps(answer, separators=(",", ":")).encode()
+
+
+def observe(runtime: Runtime, status: int, started: float) -> None:
+    """The answer's time since `started` (perf_counter) into `webhook_seconds`, by status."""
+    runtime.metrics.webhook_seconds.labels(str(status)).observe(time.perf_counter() - started)
 
 
 def _secrets(config: AppConfig) -> list[str]:
