@@ -56,10 +56,16 @@ def _stage(sandbox: RunningSandbox, ledger: Ledger, stage: str) -> tuple[dict[st
     if stage == "predicting":
         return {}, _in_state(ledger, RunState.PREDICTING)
     if stage == "between-put-and-create":
-        # every create_submission is dropped unanswered: kill once the PUTs are in
-        return ({"operations": {"create_submission": {"drop_rate": 1.0}}},
-                lambda: len([f for f in sandbox.sandbox.faults.view()["injected"]
-                             if f["operation"] == "create_submission"]) >= len(MODELS))
+        # every create_submission is dropped unanswered: kill once every model's PUT is in
+        # and as many creates were dropped. Per model, not in total: create_submission
+        # retries itself, so one model alone can use up the count before the other's PUT.
+        def every_put_in() -> bool:
+            put = {u["model_id"] for u in sandbox.uploads() if u["status_code"] == 200}
+            dropped = [f for f in sandbox.sandbox.faults.view()["injected"]
+                       if f["operation"] == "create_submission"]
+            return len(put) >= len(MODELS) and len(dropped) >= len(MODELS)
+
+        return {"operations": {"create_submission": {"drop_rate": 1.0}}}, every_put_in
     if stage == "after-create-before-ledger":
         # the submission is created, its answer held back: kill once Numerai has them
         return ({"operations": {"create_submission": {"answer_delay_ms": 20_000}}},
