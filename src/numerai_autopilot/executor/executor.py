@@ -182,8 +182,10 @@ class Executor:
         # Tasks are handed to the scheduler only up to `_capacity()`: given them all, it
         # would queue some on busy workers, behind a task that may hang, and blame them
         # when that worker is killed. A task that still dies before it started was only
-        # queued on the dead worker: it is innocent and gets another go. A started task is
-        # never re-run here (the ledger decides about retries).
+        # queued on the dead worker: it is innocent and gets another go, as does a task
+        # cancelled because the scattered round data was lost with the workers holding it
+        # (other runs' workers). A task whose own worker died while it ran is never re-run
+        # here (it may be what kills workers; the ledger decides about retries).
         async with self._slots:
             await self._slots.wait_for(lambda: self._running < self._capacity())
             self._running += 1
@@ -237,10 +239,12 @@ class Executor:
                 raise WorkerDied(await self._death_message(key, name, started.result())) \
                     from None
             except FutureCancelledError as exc:
-                # scattered round data lost with its workers before the task could start
-                if started.done() or last_attempt:
-                    raise WorkerDied(f"model {name!r}: the task was cancelled: "
-                                     f"{exc.reason}") from exc
+                # the scattered round data was lost with the workers holding it, before or
+                # while this task ran elsewhere: not this predictor's doing
+                if last_attempt:
+                    raise WorkerDied(f"model {name!r}: the task was cancelled "
+                                     f"{_START_ATTEMPTS} times ({exc.reason}): the round "
+                                     f"data was lost with the workers holding it") from exc
                 raise _NotStarted from exc
             except (PredictorError, ValidationError):  # raised by the task, on the worker
                 raise
