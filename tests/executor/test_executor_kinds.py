@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import os
 from collections.abc import AsyncIterator
@@ -208,3 +210,35 @@ async def test_a_validation_failure_on_the_worker_is_a_validation_error(
     with pytest.raises(ValidationError, match=r"model 'alpha': predictor returned 150 fewer rows"):
         await executor.predict(dataclasses.replace(job("predictors_fixture:half_the_ids", data),
                                                    validate_for=8))
+
+
+def _quiet_clocks() -> dict[str, object]:
+    import dask
+
+    return {key: dask.config.get(key) for key in (
+        "distributed.admin.tick.interval", "distributed.worker.profile.enabled",
+        "distributed.worker.memory.monitor-interval")}
+
+
+async def test_the_local_cluster_keeps_quiet_clocks(executor: Executor) -> None:
+    # an idle cluster's own clocks (ticks, profiler, memory monitors) cost ~0.1 of a core
+    # at Dask's defaults; the workers, restarted ones included, get the slower ones
+    expected = {"distributed.admin.tick.interval": "500ms",
+                "distributed.worker.profile.enabled": False,
+                "distributed.worker.memory.monitor-interval": "500ms"}
+    on_workers = await executor.client.run(_quiet_clocks)
+    assert len(on_workers) == 2
+    assert all(found == expected for found in on_workers.values()), on_workers
+    pids = await executor.client.run(os.getpid)
+    address, pid = next(iter(pids.items()))
+    await executor._cluster.kill_worker(address, pid)
+    for _ in range(300):  # its nanny starts a new process
+        with contextlib.suppress(Exception):
+            now = await executor.client.run(os.getpid)
+            if len(now) == 2 and pid not in now.values():
+                break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the killed worker was not replaced within 30 s")
+    restarted = await executor.client.run(_quiet_clocks)
+    assert all(found == expected for found in restarted.values()), restarted
