@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import importlib
 import logging
 import os
 import re
@@ -92,6 +93,9 @@ class Cluster:
         self.exit_codes = ExitCodes()
 
     async def start(self) -> Any:
+        # Importing distributed is ~0.3-0.5 s of Python: in a thread, so the server's event
+        # loop (started beside this) binds its port and answers meanwhile.
+        await asyncio.to_thread(importlib.import_module, "distributed")
         import dask
         import distributed
 
