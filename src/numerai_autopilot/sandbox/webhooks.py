@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from numerai_autopilot.numerai.transport import async_client
+
 _SECRET_PARAMS = ("token", "secret", "key", "password", "signature", "sig")
 
 
@@ -108,7 +110,8 @@ class WebhookDispatcher:
 
     async def _post(self, delivery: WebhookDelivery, url: str) -> None:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False)
+            # as Numerai's own sender would be: no load of ours on the machine's cores
+            self._client = async_client(timeout=self.timeout_s, follow_redirects=False)
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
