@@ -1,6 +1,6 @@
 """The benchmark: our server against the seed's Cloud Run template, on a throttled sandbox.
 
-    python3 dev.py bench --json bench/results/latest.json     # Numerai-sized data (~5 min)
+    python3 dev.py bench --json bench/results/latest.json     # Numerai-sized data (~3 min)
     python3 dev.py bench --quick                               # small data, a quick look
 
 The sandbox runs as its own process with downloads limited to 20 MB/s and 50 ms added to
