@@ -14,14 +14,16 @@ What httpx keeps doing itself: redirects, cookies, decompression, the headers it
 aiohttp sends the request as httpx built it: no cookie jar, no automatic decompression, no
 Content-Type or User-Agent of its own.
 
-aiohttp is imported on first use (~0.2 s, most of it loading the system's CA certificates):
-`warm_up()` does it off the event loop at the server's start, after the port is open.
+aiohttp is imported on first use (~0.2 s, most of it loading the system's CA certificates),
+and httpx's certificates are loaded once per process (~45 ms): `warm_up()` does both off the
+event loop at the server's start, after the port is open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import ssl
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -34,8 +36,18 @@ if TYPE_CHECKING:
 
 
 def warm_up() -> None:
-    """Import aiohttp (call it in a thread)."""
+    """Import aiohttp and load the CA certificates (call it in a thread)."""
     import aiohttp  # noqa: F401
+
+    _ssl_context(trust_env=True)
+
+
+@functools.cache
+def _ssl_context(*, trust_env: bool) -> ssl.SSLContext:
+    """httpx's TLS settings (certifi, or SSL_CERT_FILE / SSL_CERT_DIR when trusting the
+    environment), made once per process: loading the certificates takes ~45 ms, which a
+    session made on the first request would spend on the event loop."""
+    return httpx.create_ssl_context(trust_env=trust_env)
 
 
 @functools.cache
@@ -110,7 +122,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             connector = aiohttp.TCPConnector(
                 limit=self._limits.max_connections or 0,
                 keepalive_timeout=self._limits.keepalive_expiry or 5.0,
-                ssl=httpx.create_ssl_context(trust_env=self._trust_env),
+                ssl=_ssl_context(trust_env=self._trust_env),
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
