@@ -212,12 +212,10 @@ async def test_a_validation_failure_on_the_worker_is_a_validation_error(
                                                    validate_for=8))
 
 
-def _quiet_clocks() -> dict[str, object]:
+def _config(keys: list[str]) -> dict[str, object]:
     import dask
 
-    return {key: dask.config.get(key) for key in (
-        "distributed.admin.tick.interval", "distributed.worker.profile.enabled",
-        "distributed.worker.memory.monitor-interval")}
+    return {key: dask.config.get(key) for key in keys}
 
 
 async def test_the_local_cluster_keeps_quiet_clocks(executor: Executor) -> None:
@@ -226,7 +224,7 @@ async def test_the_local_cluster_keeps_quiet_clocks(executor: Executor) -> None:
     expected = {"distributed.admin.tick.interval": "500ms",
                 "distributed.worker.profile.enabled": False,
                 "distributed.worker.memory.monitor-interval": "500ms"}
-    on_workers = await executor.client.run(_quiet_clocks)
+    on_workers = await executor.client.run(_config, list(expected))
     assert len(on_workers) == 2
     assert all(found == expected for found in on_workers.values()), on_workers
     pids = await executor.client.run(os.getpid)
@@ -240,5 +238,5 @@ async def test_the_local_cluster_keeps_quiet_clocks(executor: Executor) -> None:
         await asyncio.sleep(0.1)
     else:
         raise AssertionError("the killed worker was not replaced within 30 s")
-    restarted = await executor.client.run(_quiet_clocks)
+    restarted = await executor.client.run(_config, list(expected))
     assert all(found == expected for found in restarted.values()), restarted

@@ -229,6 +229,9 @@ def open_frame(path: Path) -> pd.DataFrame:
 
 
 _FRAME_KEYS = ("id", "numerai_ticker", "symbol")
+# numerai-tools' Signals and Crypto id columns: a predictor may key its signals by any of them
+_TICKER_KEYS = ("numerai_ticker", "bloomberg_ticker", "composite_figi", "sedol", "ticker", "symbol")
+_frames: OrderedDict[str, pd.DataFrame] = OrderedDict()
 
 
 def _rebuilt_alike(index: object) -> bool:
@@ -238,9 +241,6 @@ def _rebuilt_alike(index: object) -> bool:
         return (index.get("kind") == "range" and index.get("name") is None
                 and index.get("start") == 0 and index.get("step") == 1)
     return index in _FRAME_KEYS
-# numerai-tools' Signals and Crypto id columns: a predictor may key its signals by any of them
-_TICKER_KEYS = ("numerai_ticker", "bloomberg_ticker", "composite_figi", "sedol", "ticker", "symbol")
-_frames: OrderedDict[str, pd.DataFrame] = OrderedDict()
 
 
 def round_frame(path: Path) -> pd.DataFrame:

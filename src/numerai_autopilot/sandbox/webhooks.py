@@ -110,7 +110,7 @@ class WebhookDispatcher:
 
     async def _post(self, delivery: WebhookDelivery, url: str) -> None:
         if self._client is None:
-            # as Numerai's own sender would be: no load of ours on the machine's cores
+            # the cheaper transport: the sandbox shares its cores with the server under test
             self._client = async_client(timeout=self.timeout_s, follow_redirects=False)
         started = time.perf_counter()
         status: int | None = None
