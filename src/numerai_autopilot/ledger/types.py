@@ -1,4 +1,5 @@
-"""The ledger's values: what goes in (NewRun) and what comes out (Run, StageRecord, LogLine)."""
+"""The ledger's values: what goes in (NewRun, Change) and what comes out (Run, StageRecord,
+LogLine)."""
 
 from __future__ import annotations
 
@@ -104,6 +105,20 @@ class StageRecord:
         if self.ended_at is None:
             return None
         return (self.ended_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One state change for ``Ledger.advance_many``; the fields are ``Ledger.advance``'s."""
+
+    run_id: str
+    state: RunState
+    owner: str | None = None
+    error: str | None = None
+    submission_id: str | None = None
+    detail: dict[str, Any] | None = None
+    log: tuple[str, str] | None = None
+    via: RunState | None = None
 
 
 @dataclass(frozen=True, slots=True)
