@@ -1,14 +1,14 @@
 """One run, stage by stage: round data -> predict (in a worker) -> validate -> upload.
 
-Every state change goes through `Ledger.advance`, which commits before the next side effect.
-Before an upload that may repeat an earlier one (a resumed or retried run), the ledger and
+Every state change goes through `Ledger.advance` (batched with the changes other runs make
+in the same turn of the loop: `recorder.BatchAdvancer`), which commits before the next side
+effect. Before an upload that may repeat an earlier one (a resumed or retried run), the ledger and
 Numerai's own submissions list are checked, so a trigger id is submitted at most once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,11 +26,12 @@ from numerai_autopilot.errors import (
 )
 from numerai_autopilot.executor import Executor, PredictJob, PredictOutcome, WorkerDied
 from numerai_autopilot.fallback import benchmark_predictions, is_benchmark
-from numerai_autopilot.ledger import Ledger, Run, RunState
+from numerai_autopilot.ledger import Change, Ledger, Run, RunState
 from numerai_autopilot.ledger.states import PIPELINE
 from numerai_autopilot.numerai import NumeraiClient, RoundInfo, UploadTarget
 from numerai_autopilot.numerai.errors import DeadlineExceeded, UploadError
 from numerai_autopilot.predictors import PredictorSpec
+from numerai_autopilot.recorder import BatchAdvancer
 from numerai_autopilot.rounddata import RoundData, RoundFiles
 from numerai_autopilot.validation import submission_csv
 
@@ -90,6 +91,7 @@ class Pipeline:
         self._rounds: dict[int, tuple[float, RoundInfo]] = {}
         self._round_lookups: dict[int, asyncio.Future[RoundInfo]] = {}
         self._upload_locks: dict[tuple[str, int | None], asyncio.Lock] = {}
+        self._advancer = BatchAdvancer(services.ledger)
 
     async def execute(self, run: Run) -> Run:
         """Drive `run` to a final state (or back to queued for its one retry)."""
@@ -155,22 +157,31 @@ class Pipeline:
         finally:
             if not lookup.done():
                 lookup.cancel()
-        run = await self._enter(run, RunState.PREDICTING, detail={"round": round_number},
-                                log=("info", _predicting(model, self._s.predictors[model.name])))
-        early = (None if self._dry_run_dir is not None else asyncio.ensure_future(
-            self._early_target(run, model, round_number, deadline)))
+        spec = self._s.predictors[model.name]
+        # The task goes to a worker while the stage change commits (with the round's other
+        # runs: ~25 ms for 20): predicting is no side effect, the upload waits for commits.
+        started = asyncio.ensure_future(self._predict(run, model, spec, files))
+        early = None
         try:
+            run = await self._enter(run, RunState.PREDICTING, detail={"round": round_number},
+                                    log=("info", _predicting(model, spec)))
+            early = (None if self._dry_run_dir is not None else asyncio.ensure_future(
+                self._early_target(run, model, round_number, deadline)))
             return await self._predict_and_upload(run, model, files, round_number, deadline,
-                                                  early)
+                                                  early, started)
         finally:
-            if early is not None and not early.done():
-                early.cancel()
+            for future in (started, early):
+                if future is not None and not future.done():
+                    future.cancel()
+                elif future is not None and not future.cancelled():
+                    future.exception()  # retrieved: the run's outcome already says it
 
     async def _predict_and_upload(
         self, run: Run, model: ModelConfig, files: RoundFiles, round_number: int,
         deadline: float, early: asyncio.Future[UploadTarget | None] | None,
+        started: asyncio.Future[PredictOutcome],
     ) -> Run:
-        run, data, rows, timings = await self._predictions(run, model, files)
+        run, data, rows, timings = await self._predictions(run, model, files, started)
         # validated on the worker: passing through validating costs no second transaction
         via = RunState.VALIDATING if run.state is RunState.PREDICTING else None
         run = await self._enter(run, RunState.UPLOADING, detail={**timings, "rows": rows},
@@ -190,12 +201,13 @@ class Pipeline:
             log=("info", f"submitted {rows} rows as submission {submission_id}"))
 
     async def _predictions(
-        self, run: Run, model: ModelConfig, files: RoundFiles
+        self, run: Run, model: ModelConfig, files: RoundFiles,
+        started: asyncio.Future[PredictOutcome],
     ) -> tuple[Run, bytes, int, dict[str, float]]:
-        """Predict and validate (both on a worker); on failure use the model's fallback, if
-        it has one. Returns the run, the CSV, its rows and the worker's timings."""
+        """The predictions `started` (validated on the worker); on failure the model's
+        fallback's, if it has one. Returns the run, the CSV, its rows and the worker's timings."""
         try:
-            return await self._validated(run, model, self._s.predictors[model.name], files)
+            return await self._validated(run, started)
         except (PredictorError, ValidationError) as exc:
             retry_left = isinstance(exc, WorkerDied) and run.attempts < MAX_ATTEMPTS
             if model.fallback is None or retry_left:
@@ -214,7 +226,8 @@ class Pipeline:
         else:
             spec = self._s.predictors[fallback_key(model.name)]
             await self._log(run, "info", _predicting(model, spec))
-            run, data, rows, timings = await self._validated(run, model, spec, files)
+            run, data, rows, timings = await self._validated(
+                run, self._predict(run, model, spec, files))
         run = await self._advance(
             run, run.state, detail={"fallback": model.fallback, "primary_error": primary_error}
         )
@@ -222,13 +235,13 @@ class Pipeline:
             await self._s.notify(run)
         return run, data, rows, timings
 
-    async def _validated(self, run: Run, model: ModelConfig, spec: PredictorSpec,
-                         files: RoundFiles) -> tuple[Run, bytes, int, dict[str, float]]:
+    async def _validated(self, run: Run, prediction: Awaitable[PredictOutcome]
+                         ) -> tuple[Run, bytes, int, dict[str, float]]:
         """The predictor's validated submission: the worker validates and serialises it.
         The timings: the predictor's own time, its load, the wait for a free worker and the
         validation (what the benchmark's overhead figure leaves out)."""
         try:
-            outcome = await self._predict(run, model, spec, files)
+            outcome = await prediction
         except ValidationError:
             await self._enter(run, RunState.VALIDATING)  # where it failed (on the worker)
             raise
@@ -347,24 +360,27 @@ class Pipeline:
         return close.timestamp()
 
     async def _enter(self, run: Run, state: RunState, *, log: tuple[str, str] | None = None,
-                     **changes: object) -> Run:
+                     detail: dict[str, object] | None = None, via: RunState | None = None
+                     ) -> Run:
         """Advance to `state` unless a resumed run is already there or beyond; `log` is
         written either way."""
         if PIPELINE.index(run.state) >= PIPELINE.index(state):
             if log is not None:
                 await self._log(run, *log)
             return run
-        return await self._advance(run, state, log=log, **changes)
+        return await self._advance(run, state, log=log, detail=detail, via=via)
 
     async def _advance(self, run: Run, state: RunState, *, log: tuple[str, str] | None = None,
-                       **changes: object) -> Run:
-        """Move the run on (and write `log` with it, in one transaction)."""
+                       error: str | None = None, submission_id: str | None = None,
+                       detail: dict[str, object] | None = None, via: RunState | None = None
+                       ) -> Run:
+        """Move the run on (and write `log` with it, in one transaction; with the changes
+        of other runs made in the same turn of the loop)."""
         if log is not None:
             self._say(run, *log)
-        after = await asyncio.to_thread(
-            functools.partial(self._s.ledger.advance, run.id, state, owner=self._owner,
-                              log=log, **changes)  # type: ignore[arg-type]
-        )
+        after = await self._advancer.advance(Change(
+            run.id, state, owner=self._owner, error=error, submission_id=submission_id,
+            detail=detail, log=log, via=via))
         if self._s.on_change is not None:  # committed above; the hook only schedules work
             self._s.on_change(run, after)
         return after
