@@ -114,3 +114,35 @@ async def test_the_advancer_hands_each_caller_its_own_outcome(ledger: Ledger) ->
     # later changes go on in a batch of their own
     after = await advancer.advance(Change(runs[0].id, S.PREDICTING, owner="w1"))
     assert after.state is S.PREDICTING
+
+
+def test_a_run_changed_twice_in_one_batch_moves_on_in_order(ledger: Ledger) -> None:
+    one, two = _claimed(ledger, 2)
+    results = ledger.advance_many([
+        Change(one.id, S.DOWNLOADING, owner="w1"),
+        Change(two.id, S.DOWNLOADING, owner="w1"),
+        Change(one.id, S.PREDICTING, owner="w1", log=("info", "predicting")),
+        Change(one.id, S.UPLOADING, owner="w1", via=S.VALIDATING),
+    ])
+    assert [r.state for r in results if isinstance(r, Run)] == [
+        S.DOWNLOADING, S.DOWNLOADING, S.PREDICTING, S.UPLOADING]
+    assert [(s.state, s.outcome) for s in ledger.stages(one.id)] == [
+        (S.QUEUED, "downloading"), (S.DOWNLOADING, "predicting"),
+        (S.PREDICTING, "validating"), (S.VALIDATING, "uploading"), (S.UPLOADING, None)]
+    assert ledger.get(one.id) == results[3]
+    assert [line.message for line in ledger.logs(one.id)] == ["predicting"]
+
+
+def test_final_and_queued_moves_release_the_run(ledger: Ledger) -> None:
+    one, two = _claimed(ledger, 2)
+    failed, queued = ledger.advance_many([
+        Change(one.id, S.FAILED, owner="w1", error="the predictor raised"),
+        Change(two.id, S.QUEUED, owner="w1", error="worker died; retrying once"),
+    ])
+    assert isinstance(failed, Run) and isinstance(queued, Run)
+    assert failed.lease_until is None and failed.owner == "w1"
+    assert failed.error == "the predictor raised"
+    assert queued.owner is None and queued.lease_until is None
+    assert ledger.get(one.id) == failed and ledger.get(two.id) == queued
+    assert ledger.stages(one.id)[-1].error == "the predictor raised"
+    assert [run.id for run in ledger.claim("w2")] == [two.id]  # claimable again at once

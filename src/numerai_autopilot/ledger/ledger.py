@@ -8,7 +8,6 @@ of tens of seconds absorbs any remaining skew.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -26,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger import migrations
+from numerai_autopilot.ledger._changes import apply_changes
 from numerai_autopilot.ledger._engine import engine_from_url
 from numerai_autopilot.ledger._reads import UNFINISHED, LedgerReader, reason
 from numerai_autopilot.ledger._recorder import (
@@ -35,7 +35,6 @@ from numerai_autopilot.ledger._recorder import (
     warm_up_insert_batch,
 )
 from numerai_autopilot.ledger._rows import log_row, run_from_row
-from numerai_autopilot.ledger._stages import check_advance, record_stage
 from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
 from numerai_autopilot.ledger.states import RunState
 from numerai_autopilot.ledger.types import Change, NewRun, Run, utcnow
@@ -293,7 +292,10 @@ class Ledger(LedgerReader):
         change = Change(run_id, RunState(state), owner, error, submission_id, detail, log, via)
         now = utcnow()
         with self._translate("advance a run"), self._write(durable=_durable(change)) as conn:
-            return _apply(conn, change, now, self._pg)
+            [after] = apply_changes(conn, [change], now, self._pg)
+        if isinstance(after, LedgerError):
+            raise after
+        return after
 
     def advance_many(self, changes: Sequence[Change]) -> list[Run | LedgerError]:
         """Several state changes in one transaction, each checked as ``advance`` checks it;
@@ -306,18 +308,12 @@ class Ledger(LedgerReader):
         if not changes:
             return []
         now = utcnow()
-        results: list[Run | LedgerError] = []
         durable = any(_durable(change) for change in changes)
         try:
             with self._translate("advance runs"), self._write(durable=durable) as conn:
-                for change in changes:
-                    try:
-                        results.append(_apply(conn, change, now, self._pg))
-                    except LedgerError as exc:  # refused before it wrote anything
-                        results.append(exc)
+                return apply_changes(conn, changes, now, self._pg)
         except LedgerError as exc:  # the transaction failed: none of them was kept
             return [exc] * len(changes)
-        return results
 
     # -- logs --------------------------------------------------------------------------------
 
@@ -336,45 +332,6 @@ def _durable(change: Change) -> bool:
     """Final states and retries are committed to disk; a lost intermediate stage (power cut)
     only makes a resumed run redo that stage, and uploads are checked anyway."""
     return change.state.is_final or change.state is RunState.QUEUED
-
-
-def _apply(conn: Connection, change: Change, now: datetime, pg: bool) -> Run:
-    """Make ``change`` in ``conn``'s transaction; every check comes before the first write, so
-    a LedgerError leaves the transaction as it was."""
-    state, via = RunState(change.state), change.via
-    query = select(runs).where(runs.c.id == change.run_id)
-    if pg:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
-    if row is None:
-        raise LedgerError(f"run {change.run_id} not found in the ledger")
-    current = run_from_row(row)
-    passing = dataclasses.replace(current, state=RunState(via)) if via is not None else current
-    if via is not None:
-        check_advance(current, via, change.owner, None, None)
-    check_advance(passing, state, change.owner, change.error, change.submission_id)
-    line = log_row(change.run_id, *change.log) if change.log is not None else None
-    error = change.error
-    values: dict[str, Any] = {"state": state.value, "updated_at": now, "error": error}
-    if change.submission_id is not None:
-        values["submission_id"] = change.submission_id
-    if change.detail:
-        values["detail"] = {**current.detail, **change.detail}
-    if state.is_final:
-        values["lease_until"] = None
-    elif state is RunState.QUEUED:
-        values.update(owner=None, lease_until=None)
-    if state is passing.state and not state.is_final:
-        values["error"] = error if error is not None else passing.error
-    if via is not None:
-        record_stage(conn, current, via, None, now)
-    record_stage(conn, passing, state, error, now)
-    if line is not None:
-        conn.execute(insert(run_logs).values(at=now, **line))
-    updated = conn.execute(
-        update(runs).where(runs.c.id == change.run_id).values(values).returning(*runs.c)
-    ).one()
-    return run_from_row(updated)
 
 
 def _outcome(request: Request) -> tuple[Run, bool] | LedgerError:
