@@ -2,8 +2,9 @@
 
 Every state change goes through `Ledger.advance` (batched with the changes other runs make
 in the same turn of the loop: `recorder.BatchAdvancer`), which commits before the next side
-effect. Before an upload that may repeat an earlier one (a resumed or retried run), the ledger and
-Numerai's own submissions list are checked, so a trigger id is submitted at most once.
+effect. Before an upload that may repeat an earlier one (a resumed or retried run), the
+ledger and Numerai's own submissions list are checked, so a trigger id is submitted at most
+once.
 """
 
 from __future__ import annotations
@@ -158,8 +159,8 @@ class Pipeline:
             if not lookup.done():
                 lookup.cancel()
         spec = self._s.predictors[model.name]
-        # The task goes to a worker while the stage change commits (with the round's other
-        # runs: ~25 ms for 20): predicting is no side effect, the upload waits for commits.
+        # The task goes to a worker while the stage change commits (in a batch with the
+        # round's other runs): predicting is no side effect; the upload waits for commits.
         started = asyncio.ensure_future(self._predict(run, model, spec, files))
         early = None
         try:
