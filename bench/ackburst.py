@@ -144,9 +144,12 @@ def webhook_body(round_number: int, trigger_id: str) -> bytes:
                        "triggerId": trigger_id}).encode()
 
 
-_RESPONDER = r"""
-import asyncio, sys
+# A bare uvloop + httptools responder: argv port, then µs of Python work per request (0 for
+# the floor); several may share the port (SO_REUSEPORT; `ack_ceiling.py`).
+RESPONDER = r"""
+import asyncio, socket, sys, time
 import httptools, uvloop
+COST = float(sys.argv[2]) / 1e6
 ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
 class Responder(asyncio.Protocol):
     def connection_made(self, transport):
@@ -154,11 +157,17 @@ class Responder(asyncio.Protocol):
     def data_received(self, data):
         self.parser.feed_data(data)
     def on_message_complete(self):
+        end = time.perf_counter() + COST
+        while time.perf_counter() < end:
+            pass
         self.transport.write(ANSWER)
         self.transport.close()
 async def main():
-    server = await asyncio.get_running_loop().create_server(
-        Responder, "127.0.0.1", int(sys.argv[1]), backlog=4096)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", int(sys.argv[1])))
+    sock.listen(4096)
+    server = await asyncio.get_running_loop().create_server(Responder, sock=sock)
     print("ready", flush=True)
     await server.serve_forever()
 uvloop.run(main())
@@ -169,7 +178,7 @@ def client_floor(n: int, connected: bool = False) -> Burst:
     """The same burst against a bare uvloop + httptools responder: the client's own share,
     with the kernel's and the least a Python server can do."""
     port = free_port()
-    proc = subprocess.Popen([PYTHON, "-c", _RESPONDER, str(port)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([PYTHON, "-c", RESPONDER, str(port), "0"], stdout=subprocess.PIPE,
                             stderr=sys.stderr)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
