@@ -1,6 +1,6 @@
 """State changes in the caller's transaction, many at once: every check, then a few writes.
 
-A change reads its run, checks the move (`_stages.check_advance`), closes the open stage row
+A change reads its run, checks the move (`check_advance`), closes the open stage row
 (its outcome is the state entered), opens the next, appends its log line and updates the
 run. Made one by one, that was five statements a change (~1.2 ms each through SQLAlchemy on
 SQLite: 26 ms for a round's 20 runs entering `predicting` together). Here a batch is one
@@ -23,9 +23,8 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger._rows import log_row, run_from_row
-from numerai_autopilot.ledger._stages import check_advance
 from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
-from numerai_autopilot.ledger.states import RunState
+from numerai_autopilot.ledger.states import RunState, can_transition, transition_hint
 from numerai_autopilot.ledger.types import Change, Run
 
 _CLOSE_STAGE = (
@@ -131,6 +130,34 @@ def _plan(conn: Connection, run: Run, change: Change, now: datetime
         owner=None if state is RunState.QUEUED else run.owner,
     )
     return after, writes, line
+
+
+def check_advance(
+    run: Run,
+    state: RunState,
+    owner: str | None,
+    error: str | None,
+    submission_id: str | None,
+) -> None:
+    """Raise LedgerError when `run` may not move to `state` (owner, transition, what the
+    state needs)."""
+    name = f"run {run.id} (model {run.model_name!r})"
+    if owner is not None and run.owner != owner:
+        raise LedgerError(
+            f"{name} is held by {run.owner or 'nobody'}, not {owner}: the lease was lost "
+            "(renew it more often than lease_s); stop working on this run"
+        )
+    if not can_transition(run.state, state):
+        raise LedgerError(
+            f"{name} cannot move from {run.state.value} to {state.value}: "
+            f"{transition_hint(run.state, state)}"
+        )
+    if state is RunState.SUBMITTED and not (submission_id or run.submission_id):
+        raise LedgerError(
+            f"{name}: pass the submission id Numerai returned when marking it submitted"
+        )
+    if state is RunState.FAILED and not error:
+        raise LedgerError(f"{name}: say why it failed (error=...) so a person can act")
 
 
 def _stage_writes(conn: Connection, run: Run, state: RunState, error: str | None,

@@ -289,10 +289,8 @@ class Ledger(LedgerReader):
         now (e.g. ``VALIDATING``, done on the worker, on the way from ``PREDICTING`` to
         ``UPLOADING``): one transaction instead of two.
         """
-        change = Change(run_id, RunState(state), owner, error, submission_id, detail, log, via)
-        now = utcnow()
-        with self._translate("advance a run"), self._write(durable=_durable(change)) as conn:
-            [after] = apply_changes(conn, [change], now, self._pg)
+        [after] = self.advance_many(
+            [Change(run_id, RunState(state), owner, error, submission_id, detail, log, via)])
         if isinstance(after, LedgerError):
             raise after
         return after
@@ -310,7 +308,8 @@ class Ledger(LedgerReader):
         now = utcnow()
         durable = any(_durable(change) for change in changes)
         try:
-            with self._translate("advance runs"), self._write(durable=durable) as conn:
+            action = "advance a run" if len(changes) == 1 else "advance runs"
+            with self._translate(action), self._write(durable=durable) as conn:
                 return apply_changes(conn, changes, now, self._pg)
         except LedgerError as exc:  # the transaction failed: none of them was kept
             return [exc] * len(changes)
