@@ -29,11 +29,12 @@ from numerai_autopilot.executor import Executor, PredictJob, PredictOutcome, Wor
 from numerai_autopilot.fallback import benchmark_predictions, is_benchmark
 from numerai_autopilot.ledger import Change, Ledger, Run, RunState
 from numerai_autopilot.ledger.states import PIPELINE
-from numerai_autopilot.numerai import NumeraiClient, RoundInfo, UploadTarget
+from numerai_autopilot.numerai import NumeraiClient, UploadTarget
 from numerai_autopilot.numerai.errors import DeadlineExceeded, UploadError
 from numerai_autopilot.predictors import PredictorSpec
 from numerai_autopilot.recorder import BatchAdvancer
 from numerai_autopilot.rounddata import RoundData, RoundFiles
+from numerai_autopilot.rounds import NO_CLOSE_TIME_S, CurrentRounds, run_deadline
 from numerai_autopilot.validation import submission_csv
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,6 @@ T = TypeVar("T")
 
 # A run whose worker died (crash, memory) is retried once: the second death is final.
 MAX_ATTEMPTS = 2
-_ROUND_CACHE_S = 30.0
-_NO_CLOSE_TIME_S = 3600.0
-_LATE_WINDOW_S = 6 * 3600.0
 # The upload URL is asked for while the model predicts (one Numerai call fewer after it),
 # within this budget; the upload asks again if that failed or its PUT is refused.
 _EARLY_TARGET_BUDGET_S = 10.0
@@ -51,10 +49,6 @@ _EARLY_TARGET_BUDGET_S = 10.0
 
 class RunSkipped(AutopilotError):
     """The run must not upload (already submitted); the message says why."""
-
-
-class RoundClosed(AutopilotError):
-    """The round closed before the run could submit, and the model does not submit late."""
 
 
 def numerai_trigger(run: Run) -> str | None:
@@ -89,8 +83,7 @@ class Pipeline:
         self._s = services
         self._owner = owner
         self._dry_run_dir = dry_run_dir
-        self._rounds: dict[int, tuple[float, RoundInfo]] = {}
-        self._round_lookups: dict[int, asyncio.Future[RoundInfo]] = {}
+        self._rounds = CurrentRounds(services.client)
         self._upload_locks: dict[tuple[str, int | None], asyncio.Lock] = {}
         self._advancer = BatchAdvancer(services.ledger)
 
@@ -131,7 +124,8 @@ class Pipeline:
             await self._log(run, "warning", f"resuming run interrupted while {run.state.value}")
         # The round's close (the run's deadline) is asked for while its data downloads: the
         # webhook names the round. Until the close is known, retries stop after an hour.
-        lookup = asyncio.ensure_future(self._round(model.tournament_id, run.round_number))
+        lookup = asyncio.ensure_future(
+            self._rounds.get(model.tournament_id, run.round_number))
         try:
             if run.round_number is None or run.state is RunState.UPLOADING:
                 await asyncio.shield(lookup)  # the round's number or its close comes first
@@ -140,7 +134,7 @@ class Pipeline:
             if run.state is RunState.UPLOADING and self._dry_run_dir is None:
                 # Interrupted mid-upload: Numerai may have the submission already. Ask
                 # before spending the time to download and predict again.
-                deadline = self._deadline(run, model, lookup.result(), round_number)
+                deadline = run_deadline(run, model, lookup.result(), round_number)
                 existing = await self._numerai_submission(run, round_number, deadline)
                 if existing is not None:
                     await self._log(run, "info", f"Numerai already has submission {existing} "
@@ -152,9 +146,9 @@ class Pipeline:
                 round_number=round_number,
                 data_version=model.data_version,
                 benchmarks=True,
-                deadline=time.time() + _NO_CLOSE_TIME_S,
+                deadline=time.time() + NO_CLOSE_TIME_S,
             )
-            deadline = self._deadline(run, model, await lookup, round_number)
+            deadline = run_deadline(run, model, await lookup, round_number)
         finally:
             if not lookup.done():
                 lookup.cancel()
@@ -316,49 +310,6 @@ class Pipeline:
                     and submission.inserted_at >= run.created_at):
                 return submission.id
         return None
-
-    async def _round(self, tournament: int, at_least: int | None = None) -> RoundInfo:
-        """The current round, remembered for 30 s unless it is older than `at_least` (the
-        run's round, opened since the last lookup: its close is the run's deadline)."""
-        cached = self._rounds.get(tournament)
-        if (cached and time.monotonic() - cached[0] < _ROUND_CACHE_S
-                and (at_least is None or cached[1].number >= at_least)):
-            return cached[1]
-        # One lookup however many runs ask at once (a round opening starts them all together).
-        pending = self._round_lookups.get(tournament)
-        if pending is None:
-            pending = asyncio.ensure_future(self._lookup_round(tournament))
-            self._round_lookups[tournament] = pending
-            pending.add_done_callback(lambda _: self._round_lookups.pop(tournament, None))
-        return await asyncio.shield(pending)
-
-    async def _lookup_round(self, tournament: int) -> RoundInfo:
-        # The close is not known yet: keep asking through an outage for up to a round's length.
-        info = await self._s.client.current_round(
-            tournament=tournament, deadline=time.time() + _NO_CLOSE_TIME_S
-        )
-        self._rounds[tournament] = (time.monotonic(), info)
-        return info
-
-    @staticmethod
-    def _deadline(run: Run, model: ModelConfig, info: RoundInfo, round_number: int) -> float:
-        """When retries stop: the round's close, or later for late submissions."""
-        now = time.time()
-        close = run.close_time
-        if close is None and info.number == round_number:
-            close = info.close_time
-        if close is None:
-            return now + _NO_CLOSE_TIME_S
-        if model.late_submissions:
-            return max(close.timestamp(), now) + _LATE_WINDOW_S
-        if now >= close.timestamp() and run.is_test:
-            return now + _NO_CLOSE_TIME_S  # a test trigger between rounds: no deadline to keep
-        if now >= close.timestamp():
-            raise RoundClosed(
-                f"round {round_number} closed at {close:%Y-%m-%d %H:%M} UTC before this run could "
-                "submit; set late_submissions = true to submit late (scored, not staked)"
-            )
-        return close.timestamp()
 
     async def _enter(self, run: Run, state: RunState, *, log: tuple[str, str] | None = None,
                      detail: dict[str, object] | None = None, via: RunState | None = None
