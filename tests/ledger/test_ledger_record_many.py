@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import event, text
@@ -76,8 +77,13 @@ def test_warm_up_leaves_nothing_behind(ledger: Ledger) -> None:
 def test_recorded_runs_read_back_as_they_were_answered(ledger: Ledger) -> None:
     """The burst's insert path converts values itself (SQLite): every field must read back
     as the run the webhook was answered with, stages included."""
-    results = ledger.record_many([new(f"rb{i}", model=f"rb{i % 7}", round_number=900 + i % 3)
-                                  for i in range(40)] + [new("rb-test", round_number=None)])
+    closes = datetime(2026, 11, 30, 13, 0, tzinfo=UTC)
+    results = ledger.record_many(
+        [new(f"rb{i}", model=f"rb{i % 7}", round_number=900 + i % 3) for i in range(40)]
+        + [new("rb-test", round_number=None),
+           dataclasses.replace(new("rb-close", model="rbc"), close_time=closes, resubmit=True),
+           dataclasses.replace(new("rb-flag", model="rbf", round_number=None), is_test=True)])
+    assert any(not isinstance(r, LedgerError) and r[0].close_time == closes for r in results)
     for outcome in results:
         assert not isinstance(outcome, LedgerError)
         run, created = outcome

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +41,7 @@ class Request:
     result: tuple[Run, bool] | None = None
     error: tuple[str, BaseException] | None = None  # message and cause, re-raised per caller
     done: bool = False
-    wake: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event | None = None  # the group commit's; a batch of `record_many` has none
 
 
 class GroupCommit:
@@ -61,12 +62,13 @@ class GroupCommit:
 
     def submit(self, request: Request) -> None:
         """Return once ``request`` is done (committed, or failed with ``request.error``)."""
+        wake = request.wake = threading.Event()
         with self._mutex:
             self._queue.append(request)
             lead = not self._writing
             self._writing = True
         if not lead:
-            request.wake.wait()
+            wake.wait()
             if request.done:
                 return
         # We lead: write batches until ours is done, then pass the role on.
@@ -80,12 +82,14 @@ class GroupCommit:
                 finally:
                     for item in batch:
                         item.done = True
-                        if item is not request:
+                        if item is not request and item.wake is not None:
                             item.wake.set()
         finally:
             with self._mutex:
                 if self._queue:
-                    self._queue[0].wake.set()  # not done, so it knows it leads now
+                    successor = self._queue[0].wake
+                    assert successor is not None  # every queued request came through `submit`
+                    successor.set()  # not done, so it knows it leads now
                 else:
                     self._writing = False
 
@@ -166,21 +170,16 @@ def insert_batch(conn: Connection, batch: Sequence[Request], pg: bool) -> None:
             created.append(run)
             request.result = (run, True)
     if created:
-        insert_rows(conn, runs, [
-            {**{c.name: getattr(run, c.name) for c in runs.c}, "state": run.state.value}
-            for run in created])
-        stage_rows = [
-            {"run_id": run.id, "state": run.state.value, "attempt": 0, "started_at": now,
-             "ended_at": None, "outcome": None, "error": None}
-            for run in created
-            if run.state is RunState.QUEUED
-        ]
+        insert_rows(conn, runs, [_run_row(run) for run in created])
+        queued = RunState.QUEUED.value
+        stage_rows = [(run.id, queued, 0, now, None, None, None)
+                      for run in created if run.state is RunState.QUEUED]  # _STAGE_COLUMNS
         if stage_rows:
             insert_rows(conn, run_stages, stage_rows)
 
 
-def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT `rows` (each with every column but an autoincrement key) into `table`.
+def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT `rows` into `table`, each a tuple of `_columns(table)`'s values in order.
 
     On SQLite, as few multi-row statements as its limit on parameters allows, each value
     converted by SQLAlchemy's own bind processor for its column: SQLAlchemy's executemany
@@ -191,50 +190,99 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     """
     dialect = conn.dialect
     if dialect.name != "sqlite":
-        conn.execute(insert(table), rows)
+        names = _columns(table)
+        conn.execute(insert(table), [dict(zip(names, row, strict=True)) for row in rows])
         return
-    names, processors, head, one = _sqlite_insert(table, dialect)
+    head, one, converters = _sqlite_insert(table, dialect)
+    width = len(_columns(table))
     limit = _SQLITE_MAX_VARIABLES
     raw = conn.connection.dbapi_connection
     if raw is not None and hasattr(raw, "getlimit"):
         limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    per = max(1, limit // len(names))
-    # A batch's rows share their timestamps (one `now`): each converted once.
-    last: list[tuple[Any, Any]] = [(_NOTHING, None)] * len(names)
+    per = max(1, limit // width)
+    # Only the columns with a bind processor are touched, and a batch's rows share their
+    # timestamps (one `now`) and mostly their empty `detail`: each distinct value converted once.
     for start in range(0, len(rows), per):
         chunk = rows[start:start + per]
         values: list[Any] = []
         for row in chunk:
-            for i, name in enumerate(names):
-                value = row[name]
-                process = processors[i]
-                if process is not None:
-                    seen, converted = last[i]
-                    if value is not seen:
-                        converted = process(value)
-                        last[i] = (value, converted)
-                    value = converted
-                values.append(value)
+            if converters:
+                converted = list(row)
+                for converter in converters:
+                    converter(converted)
+                values += converted
+            else:
+                values += row
         conn.exec_driver_sql(head + ", ".join([one] * len(chunk)), tuple(values))
-
-
-_NOTHING = object()
 
 
 _SQLITE_MAX_VARIABLES = 999  # the least of every SQLite version (32,766 since 3.32)
 
 
 @functools.cache
-def _sqlite_insert(table: Table, dialect: Dialect) -> tuple[
-        list[str], list[Callable[[Any], Any] | None], str, str]:
-    """Columns, their bind processors, `INSERT INTO t (...) VALUES ` and `(?, ...)`."""
-    columns = [c for c in table.c if not (c.primary_key and c.autoincrement is True)]
+def _columns(table: Table) -> tuple[str, ...]:
+    """The columns an INSERT of `insert_rows` fills: all but an autoincrement key."""
+    return tuple(c.name for c in table.c if not (c.primary_key and c.autoincrement is True))
+
+
+class _Converter:
+    """Applies one column's bind processor in place, remembering the last value converted
+    (by identity) and what it became; an empty dict counts as the same value each time."""
+
+    __slots__ = ("_converted", "_index", "_process", "_seen")
+
+    def __init__(self, index: int, process: Callable[[Any], Any]) -> None:
+        self._index = index
+        self._process = process
+        self._seen: Any = _NOTHING
+        self._converted: Any = None
+
+    def __call__(self, row: list[Any]) -> None:
+        value = row[self._index]
+        if isinstance(value, dict) and not value:
+            value = _EMPTY
+        if value is not self._seen:
+            self._seen, self._converted = value, self._process(value)
+        row[self._index] = self._converted
+
+
+_NOTHING = object()
+_EMPTY: dict[str, Any] = {}  # never changed: stands for every empty `detail`
+
+
+def _sqlite_insert(table: Table, dialect: Dialect) -> tuple[str, str, list[_Converter]]:
+    """`INSERT INTO t (...) VALUES `, `(?, ...)` and a converter per column needing one.
+    The converters remember values: new ones for each call."""
+    head, one, processors = _sqlite_statement(table, dialect)
+    return head, one, [_Converter(i, p) for i, p in processors]
+
+
+@functools.cache
+def _sqlite_statement(table: Table, dialect: Dialect) -> tuple[
+        str, str, tuple[tuple[int, Callable[[Any], Any]], ...]]:
+    names = _columns(table)
+    columns = [table.c[name] for name in names]
     quote = dialect.identifier_preparer.quote
-    names = [c.name for c in columns]
-    processors: list[Callable[[Any], Any] | None] = [
-        c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    processors = tuple(
+        (i, process) for i, column in enumerate(columns)
+        if (process := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None)
     head = f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) VALUES "
-    return names, processors, head, "(" + ", ".join("?" * len(names)) + ")"
+    return head, "(" + ", ".join("?" * len(names)) + ")", processors
+
+
+def _run_row(run: Run) -> tuple[Any, ...]:
+    """`run` as a row of `runs`, in `_columns(runs)`'s order (each column is a field of Run)."""
+    row = _RUN_VALUES(run)
+    return (*row[:_STATE_INDEX], run.state.value, *row[_STATE_INDEX + 1:])
+
+
+_RUN_VALUES = operator.attrgetter(*_columns(runs))
+_STATE_INDEX = _columns(runs).index("state")
+# The order of the stage rows `insert_batch` builds; checked against the schema on import.
+_STAGE_COLUMNS = ("run_id", "state", "attempt", "started_at", "ended_at", "outcome", "error")
+if _columns(run_stages) != _STAGE_COLUMNS:
+    raise RuntimeError(f"run_stages columns changed to {_columns(run_stages)}: update _STAGE_COLUMNS "
+                       "and the stage rows of insert_batch")
 
 
 def _new_run(new: NewRun, now: datetime, same_round: list[Run]) -> Run:
