@@ -84,6 +84,26 @@ def test_bad_token_is_401_and_says_nothing_about_the_model(server: RunningServer
     assert all(b == bodies[0] for b in bodies)
 
 
+def test_the_token_is_read_from_any_form_of_query(server: RunningServer) -> None:
+    """A plain `token=<hex>` is taken as it is; any other query is parsed as Starlette would
+    (the last `token` wins, percent-escapes decoded), and the answers agree."""
+    known = server.model_id("alpha")
+    token = webhook_token(SECRET, known)
+    escaped = "".join(f"%{ord(c):02x}" for c in token)
+    accepted = [f"token={token}", f"token=wrong&token={token}", f"other=1&token={escaped}",
+                f"token={token}&x="]
+    refused = [f"token={token}&token=wrong", f"token={token.upper()}", f"token={token}0",
+               f"token={token[:-1]}", "token=", f"token={token}+"]
+    body = payload()
+    for query in accepted:
+        answer = httpx.post(f"{server.url}/pred/{known}?{query}", json=body)
+        assert answer.status_code == 200, (query, answer.text)
+    for query in refused:
+        answer = httpx.post(f"{server.url}/pred/{known}?{query}", json=body)
+        assert answer.status_code == 401, (query, answer.text)
+    assert len(server.runs()) == 1  # the accepted ones carried the same trigger
+
+
 def test_unknown_model_with_a_valid_token_is_404(server: RunningServer) -> None:
     unknown = str(uuid.uuid4())
     url = f"{server.url}/pred/{unknown}?token={webhook_token(SECRET, unknown)}"

@@ -64,7 +64,7 @@ def parse_payload(body: bytes) -> WebhookPayload:
         raise PayloadError("body", "a number in the JSON is too long; send Numerai's payload") from None
     if not isinstance(data, dict):
         raise PayloadError("body", f"expected a JSON object, got {type(data).__name__}")
-    if _depth(data) > _MAX_DEPTH:
+    if _nested(data) and _depth(data) > _MAX_DEPTH:  # Numerai's payload is flat: no walk
         raise PayloadError("body", f"JSON nested deeper than {_MAX_DEPTH} levels")
     try:
         return WebhookPayload.model_validate(data)
@@ -82,6 +82,10 @@ _FIELD_RULES = {
     "dataVersion": "must be an integer or a string of at most 32 characters",
     "isTest": "must be true or false",
 }
+
+
+def _nested(data: dict[str, object]) -> bool:
+    return any(isinstance(value, dict | list) for value in data.values())
 
 
 def _depth(value: object) -> int:
