@@ -9,7 +9,8 @@ Measured (see docs/performance.md for what each figure means and how it is taken
 
 - ack_p50_ms / ack_p99_ms: webhook answer time, 200 webhooks at once (client-side), each on
   a new connection; ack_pooled_*: the next round's burst on connections opened beforehand
-  (as behind a proxy that keeps its connections to the server open);
+  (as behind a proxy that keeps its connections to the server open); ack_p99_ms_repeats:
+  the p99 of each of three more bursts like the first, on later rounds (the server warm);
 - downloads_per_round, wall_1_s, wall_20_s, wall_ratio_20_vs_1, overhead_ms_median (each
   server runs a warm-up round and three measured rounds: walls are their median, the
   overhead pools every run; *_rounds lists each round's wall);
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         step(f"ack burst: {args.burst} webhooks at once")
         burst_models = {f"burst_{i:03d}": light[f"light_{i % n:02d}"] for i in range(args.burst)}
-        ack = ack_scenario(workdir / "burst", sandbox, burst_models)
+        ack = ack_scenario(workdir / "burst", sandbox, burst_models, repeats=args.ack_repeats)
         floor = client_floor(args.burst)
         floor_pooled = client_floor(args.burst, connected=True)
         out.update(ack_p50_ms=round(ack.p50_ms, 2), ack_p99_ms=round(ack.p99_ms, 2),
@@ -144,6 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                    ack_pooled_statuses={str(s): ack.pooled.statuses.count(s)
                                         for s in set(ack.pooled.statuses)},
                    ack_client_floor_pooled_p99_ms=round(floor_pooled.p99, 2),
+                   ack_p99_ms_repeats=[round(b.p99, 2) for b in ack.repeats],
                    wall_burst_s=round(ack.wall_s, 3), downloads_burst=ack.downloads,
                    submitted_burst=ack.submitted)
 
@@ -181,6 +183,9 @@ def step(message: str) -> None:
 def table(result: dict[str, Any]) -> str:
     lines = [f"{'figure':<28} {'value':>12}  target", "-" * 52]
     for key, value in result.items():
+        if key.endswith("_repeats") and isinstance(value, list) and value:
+            lines.append(f"{key:<28} {' / '.join(f'{v:g}' for v in value):>12}")
+            continue
         if isinstance(value, dict | list) or key in ("workdir", "machine"):
             continue
         target = TARGETS.get(key)
@@ -201,6 +206,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small data (1,000 x 300)")
     parser.add_argument("--models", type=int, default=20, help="models per round (20)")
     parser.add_argument("--burst", type=int, default=200, help="webhooks in the burst (200)")
+    parser.add_argument("--ack-repeats", type=int, default=3,
+                        help="more bursts after the measured one, each on a new round, on the "
+                             "warm server: their p99s show how much the figure moves (3)")
     parser.add_argument("--workdir", type=Path, help="keep the run's files here")
     parser.add_argument("--skip-lgbm", action="store_true")
     parser.add_argument("--skip-cluster", action="store_true")

@@ -197,12 +197,15 @@ class AckResult:
     downloads: int
     submitted: int
     pooled: Burst  # the next round's burst on connections opened beforehand
+    repeats: list[Burst]  # later rounds' bursts on new connections, the server warm
 
 
-def ack_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str]) -> AckResult:
+def ack_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
+                 repeats: int = 0) -> AckResult:
     """One webhook per model, all at once, for the current round; then let them finish.
     Then the same for the next round, on connections opened before the burst (as a proxy
-    in front of the server keeps them)."""
+    in front of the server keeps them); then `repeats` more rounds as the first (how much
+    the figure moves from one burst to the next on this machine)."""
     server = Server(workdir, sandbox, models)
     try:
         for _ in range(20):  # a warm server: code paths and connections used once
@@ -223,10 +226,17 @@ def ack_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str]) -> Ack
         pooled = burst([(server.hook(name), webhook_body(following, str(uuid.uuid4())))
                         for name in models], connected=True)
         server.wait_final(following, len(models), timeout=600)
+        again: list[Burst] = []
+        for _ in range(repeats):
+            server.sampler.wait_idle()
+            later = sandbox.open_round()
+            again.append(burst([(server.hook(name), webhook_body(later, str(uuid.uuid4())))
+                                for name in models]))
+            server.wait_final(later, len(models), timeout=600)
         return AckResult(
             result.p50, result.p99, max(result.latencies_ms), statuses, last - opened,
             sum(1 for d in sandbox.downloads(number) if d["filename"].endswith("/live.parquet")),
-            sum(1 for r in runs if r["state"] == "submitted"), pooled)
+            sum(1 for r in runs if r["state"] == "submitted"), pooled, again)
     finally:
         server.stop()
 
