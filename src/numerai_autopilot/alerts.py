@@ -3,9 +3,10 @@
 Best-effort by design: an alert never fails or delays a run. Sending happens in a background
 task and in a thread (apprise blocks); every error is caught and logged, then forgotten.
 Alerts are rate-limited (at most `rate_limit` per `rate_window`; the rest are dropped and
-counted in the next one sent), each alert key is sent at most once per process, and every
-text is redacted before it leaves: known secrets, URL query strings, `token=`/`key=` values
-and long key-like strings become `***`.
+counted in the next one sent), each alert key is sent at most once (per process; with
+`claim`, the ledger's `claim_alert`, across restarts and every instance sharing the
+ledger), and every text is redacted before it leaves: known secrets, URL query strings,
+`token=`/`key=` values and long key-like strings become `***`.
 
     alerter = Alerter(["json://hooks.example/alerts"], secrets=["my-api-key"])
     alerter.post("failed:run-1", "alpha failed", "round 512, predicting: model file is corrupt")
@@ -90,8 +91,13 @@ class Alerter:
         secrets: Iterable[str] = (),
         rate_limit: int = 10,
         rate_window_s: float = 3600.0,
+        claim: Callable[[str], bool] | None = None,
     ) -> None:
+        """`claim(key)` (blocking; run in a thread) says whether the alert is still to be
+        sent: False when another process (or this one before a restart) sent it. When it
+        fails, the alert goes out anyway: twice is better than never."""
         self._urls = list(urls)
+        self._claim = claim
         self._secrets = [s for s in secrets if s]
         self._limit = RateLimit(rate_limit, rate_window_s)
         self._seen: set[str] = set()
@@ -99,6 +105,7 @@ class Alerter:
         self.sent = 0
         self.dropped = 0  # rate-limited since the last alert that went out
         self.failed = 0
+        self.already_sent = 0  # refused by `claim`: sent by another process or before a restart
         if self._urls:
             _import_apprise()  # now, on the caller's thread: it is slow and warns on import
 
@@ -130,13 +137,17 @@ class Alerter:
             body += f"\n\n({self.dropped} earlier alert(s) dropped by the rate limit)"
             self.dropped = 0
         task = asyncio.get_running_loop().create_task(
-            self._send(self.redact(title), self.redact(body)), name=f"alert-{key}"
+            self._send(key, self.redact(title), self.redact(body)), name=f"alert-{key}"
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
 
-    async def _send(self, title: str, body: str) -> None:
+    async def _send(self, key: str, title: str, body: str) -> None:
+        if not await self._still_to_send(key):
+            self.already_sent += 1
+            log.info("alert %r was already sent (before a restart, or by another instance)", key)
+            return
         try:
             ok = await asyncio.wait_for(
                 asyncio.to_thread(_notify, self._urls, title, body), _SEND_TIMEOUT_S
@@ -149,6 +160,16 @@ class Alerter:
         else:
             self.failed += 1
             log.warning("alert %r was not delivered to every URL", title)
+
+    async def _still_to_send(self, key: str) -> bool:
+        if self._claim is None:
+            return True
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self._claim, key), _SEND_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - best effort: send rather than lose it
+            log.warning("could not check whether alert %r was already sent (%s); sending it",
+                        key, self.redact(f"{type(exc).__name__}: {exc}"))
+            return True
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait up to `timeout` seconds for alerts in flight (on shutdown)."""

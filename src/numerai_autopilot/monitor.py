@@ -73,6 +73,7 @@ class Monitor:
             [url.get_secret_value() for url in settings.urls],
             secrets=[*(secrets or []), *_config_secrets(config)],
             rate_limit=settings.rate_limit, rate_window_s=settings.rate_window,
+            claim=ledger.claim_alert,
         )
         self.metrics = Metrics(ledger, config, rounddata)
         self.clock = RoundClock(client)

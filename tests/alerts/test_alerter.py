@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import pytest
 from alert_receiver import Receiver
 
 from numerai_autopilot.alerts import Alerter, redact
+from numerai_autopilot.ledger import Ledger
 
 KEY = "sk-live-0123456789abcdef"
 
@@ -42,6 +45,34 @@ async def test_rate_limit_drops_and_reports(receiver: Receiver) -> None:
     later = receiver.wait(1, match="alert later")[0]
     assert "3 earlier alert(s) dropped by the rate limit" in later["message"]
     assert len(receiver.received) == 3
+
+
+async def test_an_alert_sent_before_a_restart_is_not_sent_again(
+        receiver: Receiver, tmp_path: Path) -> None:
+    with Ledger.from_url(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        ledger.migrate()
+        before = Alerter([receiver.url], claim=ledger.claim_alert)
+        assert before.post("closing:alpha:8:1101", "alpha: not submitted", "first process")
+        await before.drain()
+        receiver.wait(1)
+        after = Alerter([receiver.url], claim=ledger.claim_alert)  # the restarted process
+        assert after.post("closing:alpha:8:1101", "alpha: not submitted", "after the restart")
+        assert after.post("closing:alpha:8:1102", "alpha: next round", "a new alert")
+        await after.drain()
+        receiver.wait(1, match="alpha: next round")
+        assert [a["message"] for a in receiver.received] == ["first process", "a new alert"]
+        assert (after.sent, after.already_sent) == (1, 1)
+
+
+async def test_an_alert_goes_out_when_the_ledger_cannot_say(
+        receiver: Receiver, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with Ledger.from_url(f"sqlite:///{tmp_path / 'ledger.db'}") as unmigrated:  # no tables
+        alerter = Alerter([receiver.url], claim=unmigrated.claim_alert)
+        assert alerter.post("failed:run-1:1", "alpha: run failed", "sent all the same")
+        await alerter.drain()
+        [alert] = receiver.wait(1)
+        assert alert["message"] == "sent all the same" and alerter.sent == 1
+        assert "could not check whether alert 'failed:run-1:1' was already sent" in caplog.text
 
 
 async def test_an_unreachable_receiver_never_raises() -> None:

@@ -8,6 +8,7 @@ of tens of seconds absorbs any remaining skew.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -21,6 +22,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from numerai_autopilot.errors import LedgerError
@@ -35,7 +37,7 @@ from numerai_autopilot.ledger._recorder import (
     warm_up_insert_batch,
 )
 from numerai_autopilot.ledger._rows import log_row, run_from_row
-from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
+from numerai_autopilot.ledger.schema import alerts_sent, run_logs, run_stages, runs
 from numerai_autopilot.ledger.states import RunState
 from numerai_autopilot.ledger.types import Change, NewRun, Run, utcnow
 
@@ -264,6 +266,22 @@ class Ledger(LedgerReader):
                 .where(runs.c.id == run_id, runs.c.owner == owner, runs.c.state.in_(UNFINISHED))
                 .values(owner=None, lease_until=None, updated_at=utcnow())
             )
+
+    def claim_alert(self, key: str) -> bool:
+        """Note that the alert `key` is being sent; False when it already was, by this
+        process before a restart or by another instance. Keys over 300 characters are
+        stored as their SHA-256. Not waited onto the disk: a power cut may let one alert go
+        out twice, never stop one."""
+        stored = key if len(key) <= 300 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+        row = {"key": stored, "sent_at": utcnow()}
+        with self._translate("note an alert"), self._write(durable=False) as conn:
+            if self._pg:  # psycopg reports no row count for this INSERT: RETURNING says
+                statement = postgresql.insert(alerts_sent).values(row).on_conflict_do_nothing(
+                    index_elements=["key"]).returning(alerts_sent.c.key)
+                return conn.execute(statement).first() is not None
+            inserted = conn.execute(sqlite.insert(alerts_sent).values(row).on_conflict_do_nothing(
+                index_elements=["key"]))
+            return bool(inserted.rowcount == 1)
 
     # -- state changes -----------------------------------------------------------------------
 

@@ -121,6 +121,15 @@ def _v3_trigger_index(conn: Connection) -> None:
     Index("ix_runs_trigger", runs.c.trigger_id).create(conn)
 
 
+def _v4_alerts_sent(conn: Connection) -> None:
+    Table(
+        "alerts_sent",
+        MetaData(),
+        Column("key", String(300), primary_key=True),
+        Column("sent_at", UTCDateTime, nullable=False),
+    ).create(conn)
+
+
 def _add_column(
     conn: Connection, table: str, column: str, type_: TypeEngine[Any], constraint: str
 ) -> None:
@@ -137,6 +146,7 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(3, "index on runs.trigger_id (a burst of webhooks looks runs up by trigger)",
          _v3_trigger_index),
+    Step(4, "alerts_sent (each alert once, across restarts and instances)", _v4_alerts_sent),
 )
 LATEST_VERSION = STEPS[-1].version
 

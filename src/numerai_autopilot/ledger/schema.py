@@ -114,3 +114,10 @@ run_logs = Table(  # v2
     Column("message", Text, nullable=False),
     Index("ix_run_logs_run", "run_id", "id"),
 )
+
+alerts_sent = Table(  # v4: an alert key is sent once, across restarts and instances
+    "alerts_sent",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("sent_at", UTCDateTime, nullable=False),
+)
