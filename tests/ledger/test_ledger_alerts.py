@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
+
+from sqlalchemy import insert, select
 
 from numerai_autopilot.ledger import Ledger
+from numerai_autopilot.ledger.ledger import ALERT_MEMORY
+from numerai_autopilot.ledger.schema import alerts_sent
+from numerai_autopilot.ledger.types import utcnow
 
 
 def test_a_key_is_claimed_once(ledger: Ledger) -> None:
@@ -47,3 +53,15 @@ def test_a_key_too_long_for_the_column_is_stored_as_its_hash(ledger: Ledger) -> 
     assert ledger.claim_alert(long_key)
     assert not ledger.claim_alert(long_key)
     assert ledger.claim_alert(long_key[:-1] + "2")
+
+
+def test_keys_older_than_the_memory_are_forgotten(ledger: Ledger) -> None:
+    old = utcnow() - ALERT_MEMORY - timedelta(days=1)
+    recent = utcnow() - ALERT_MEMORY + timedelta(days=1)
+    with ledger.engine.begin() as conn:
+        conn.execute(insert(alerts_sent), [{"key": "summary:8:900", "sent_at": old},
+                                           {"key": "summary:8:990", "sent_at": recent}])
+    assert ledger.claim_alert("summary:8:1101")
+    with ledger.engine.connect() as conn:
+        kept = set(conn.execute(select(alerts_sent.c.key)).scalars())
+    assert kept == {"summary:8:990", "summary:8:1101"}

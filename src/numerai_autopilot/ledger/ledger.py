@@ -16,6 +16,7 @@ from typing import Any, Self
 from sqlalchemy import (
     Connection,
     Engine,
+    delete,
     insert,
     or_,
     select,
@@ -40,6 +41,8 @@ from numerai_autopilot.ledger._rows import log_row, run_from_row
 from numerai_autopilot.ledger.schema import alerts_sent, run_logs, run_stages, runs
 from numerai_autopilot.ledger.states import RunState
 from numerai_autopilot.ledger.types import Change, NewRun, Run, utcnow
+
+ALERT_MEMORY = timedelta(days=90)  # how long a sent alert's key is kept
 
 
 class Ledger(LedgerReader):
@@ -270,11 +273,14 @@ class Ledger(LedgerReader):
     def claim_alert(self, key: str) -> bool:
         """Note that the alert `key` is being sent; False when it already was, by this
         process before a restart or by another instance. Keys over 300 characters are
-        stored as their SHA-256. Not waited onto the disk: a power cut may let one alert go
+        stored as their SHA-256; keys older than `ALERT_MEMORY` are forgotten (an alert's key
+        names its run or round). Not waited onto the disk: a power cut may let one alert go
         out twice, never stop one."""
         stored = key if len(key) <= 300 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
-        row = {"key": stored, "sent_at": utcnow()}
+        now = utcnow()
+        row = {"key": stored, "sent_at": now}
         with self._translate("note an alert"), self._write(durable=False) as conn:
+            conn.execute(delete(alerts_sent).where(alerts_sent.c.sent_at < now - ALERT_MEMORY))
             if self._pg:  # psycopg reports no row count for this INSERT: RETURNING says
                 statement = postgresql.insert(alerts_sent).values(row).on_conflict_do_nothing(
                     index_elements=["key"]).returning(alerts_sent.c.key)
