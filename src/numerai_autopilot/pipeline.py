@@ -34,7 +34,12 @@ from numerai_autopilot.numerai.errors import DeadlineExceeded, UploadError
 from numerai_autopilot.predictors import PredictorSpec
 from numerai_autopilot.recorder import BatchAdvancer
 from numerai_autopilot.rounddata import RoundData, RoundFiles
-from numerai_autopilot.rounds import NO_CLOSE_TIME_S, CurrentRounds, run_deadline
+from numerai_autopilot.rounds import (
+    NO_CLOSE_TIME_S,
+    CurrentRounds,
+    check_still_current,
+    run_deadline,
+)
 from numerai_autopilot.validation import submission_csv
 
 log = logging.getLogger(__name__)
@@ -148,7 +153,9 @@ class Pipeline:
                 benchmarks=True,
                 deadline=time.time() + NO_CLOSE_TIME_S,
             )
-            deadline = run_deadline(run, model, await lookup, round_number)
+            current = await lookup
+            check_still_current(current, round_number)
+            deadline = run_deadline(run, model, current, round_number)
         finally:
             if not lookup.done():
                 lookup.cancel()

@@ -3,7 +3,8 @@
 `CurrentRounds` asks Numerai for a tournament's current round once however many runs ask at
 the same time (a round opening starts them all together) and remembers it for 30 s;
 `run_deadline` turns the round's close into the run's deadline (later for late submissions,
-an error once the round has closed).
+an error once the round has closed); `check_still_current` stops a run whose round Numerai
+has already replaced with a newer one.
 """
 
 from __future__ import annotations
@@ -74,3 +75,21 @@ def run_deadline(run: Run, model: ModelConfig, info: RoundInfo, round_number: in
             "submit; set late_submissions = true to submit late (scored, not staked)"
         )
     return close.timestamp()
+
+
+def check_still_current(info: RoundInfo, round_number: int) -> None:
+    """Raise RoundClosed when Numerai's current round (`info`) is newer than the run's.
+
+    Numerai's `create_submission` names no round: a submission is for the round open when it
+    arrives. A run of an older round (a server back after a day down resuming it, a late or
+    replayed webhook) would send that round's predictions to the new round, where they are
+    refused after the upload (other ids) or, where the ids overlap, taken as the new round's.
+    Late submissions included: they end when the next round opens. The new round's own run
+    (its webhook, or the watcher) submits for it.
+    """
+    if info.number > round_number:
+        raise RoundClosed(
+            f"round {round_number} is over: Numerai's current round is {info.number}, and a "
+            f"submission now would count for round {info.number}; that round's own run (its "
+            "webhook, or the watcher) submits for it"
+        )

@@ -87,6 +87,30 @@ def test_a_closed_round_fails_fast_unless_the_model_submits_late(
     assert runs["beta"].state is RunState.SUBMITTED, runs["beta"].error
 
 
+def test_a_run_of_a_replaced_round_fails_instead_of_submitting_into_the_new_one(
+    sandbox: RunningSandbox, start_server: StartServer
+) -> None:
+    """Numerai's create_submission names no round: once a newer round is open, a run of the
+    old one (a server back after a day down, a late webhook) would submit into the new round,
+    late submissions included. It fails, saying why, and sends nothing."""
+    server = start_server({
+        "alpha": predictor("good"),
+        "beta": {"predictor": predictor("good"), "late_submissions": True},
+    }, server_watch_after="1h")
+    old = sandbox.open_round()["number"]
+    new = sandbox.open_round()["number"]
+    for model in ("alpha", "beta"):
+        assert hook(server, model, old).status_code == 200
+    runs = server.wait_final(2)
+    for run in runs:
+        assert run.state is RunState.FAILED and run.round_number == old
+        assert f"round {old} is over: Numerai's current round is {new}" in (run.error or "")
+    for name in ("alpha", "beta"):
+        sent = httpx.get(f"{sandbox.url}/_sandbox/submissions",
+                         params={"model_id": server.model_id(name)}).json()
+        assert sent == [], sent
+
+
 def test_a_round_opened_since_the_last_lookup_is_looked_up_for_its_close(
     sandbox: RunningSandbox, start_server: StartServer
 ) -> None:
