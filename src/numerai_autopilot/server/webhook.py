@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 PATH = "/pred/{model_id}"
 _PATH = re.compile(r"/pred/([^/]+)")
 _HEADERS = [(b"content-type", b"application/json")]
-_PLAIN_TOKEN = re.compile(rb"token=[0-9a-f]+")
+_PLAIN_TOKEN = re.compile(rb"token=([0-9a-f]+)")
 
 _PAYLOAD_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -176,8 +176,9 @@ TOO_LARGE = (413, {"error": f"body larger than {MAX_BODY_BYTES // 1024} KiB"})
 
 def token_ok(config: AppConfig, model_id: str, query_string: bytes) -> bool:
     """The URL's `token` (the last one, as in Starlette's query_params) is the model's."""
-    if _PLAIN_TOKEN.fullmatch(query_string):  # what `autopilot webhook-url` gives: no parsing
-        token: str | None = query_string[6:].decode("ascii")
+    plain = _PLAIN_TOKEN.fullmatch(query_string)  # what `autopilot webhook-url` gives
+    if plain is not None:
+        token: str | None = plain.group(1).decode("ascii")
     else:
         token = None
         for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
