@@ -54,3 +54,31 @@ async def test_quiet_gives_up_under_a_steady_stream_of_webhooks(ledger: Ledger) 
             await asyncio.sleep(0.002)
         assert waiter.done(), "quiet() never returned while webhooks kept arriving"
         assert sent < 5000
+
+
+async def test_a_burst_arriving_over_many_turns_of_the_loop_is_one_transaction(
+        ledger: Ledger) -> None:
+    # A run's created_at is its transaction's clock: one value for a batch's runs.
+    with ThreadPoolExecutor(1) as pool:
+        recorder = BatchRecorder(ledger, pool, gather_gap_s=0.5, gather_longest_s=60)
+        futures = []
+        for i in range(40):  # one webhook per turn, as a burst's connections are read
+            futures.append(recorder.submit(new(i)))
+            await asyncio.sleep(0)
+        results = await asyncio.gather(*futures)
+    assert all(created for _, created in results)
+    assert len({run.created_at for run, _ in results}) == 1
+
+
+async def test_a_steady_stream_is_written_in_batches_not_held(ledger: Ledger) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        recorder = BatchRecorder(ledger, pool, gather_gap_s=60, gather_longest_s=0.05)
+        first = recorder.submit(new(0))
+        futures = [first]
+        while not first.done() and len(futures) < 5000:  # never a gap of a minute
+            await asyncio.sleep(0.002)
+            futures.append(recorder.submit(new(len(futures))))
+        assert first.done(), "the first run was held while webhooks kept arriving"
+        results = await asyncio.gather(*futures)
+    assert len({run.created_at for run, _ in results}) > 1
+    assert len(ledger.runs()) == len(futures)
