@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from numerai_autopilot.ledger import Ledger
+from numerai_autopilot.ledger import Ledger, NewRun
 from numerai_autopilot.ledger._engine import write_transaction
 
 
@@ -21,4 +21,23 @@ def test_sqlite_write_transactions_set_their_own_sync_level(
         with write_transaction(ledger.engine, durable=kind) as conn:
             seen = conn.exec_driver_sql("PRAGMA synchronous").scalar()
     assert seen == level
+    ledger.close()
+
+
+def test_recording_runs_never_checkpoints_the_wal_and_the_next_other_write_does(
+        tmp_path: Path) -> None:
+    # A checkpoint copies the WAL into the database file: only then does the file grow.
+    path = tmp_path / "ledger.db"
+    ledger = Ledger.from_url(f"sqlite:///{path}")
+    ledger.migrate()
+    before = path.stat().st_size
+    for round_number in range(1, 41):  # about 15 take the WAL past 1000 pages of 4 KiB
+        ledger.record_many([NewRun(f"m{i}", f"id-{i}", 8, round_number, f"t{round_number}-{i}",
+                                   "v5.0", False, "webhook") for i in range(200)])
+    assert Path(f"{path}-wal").stat().st_size > 5 * 1024 * 1024
+    assert path.stat().st_size == before
+    run = ledger.runs(limit=1)[0]
+    ledger.log(run.id, "INFO", "a line")  # a write that may checkpoint
+    assert path.stat().st_size > before + 1024 * 1024
+    assert len(ledger.runs(limit=10_000)) == 200 * round_number
     ledger.close()

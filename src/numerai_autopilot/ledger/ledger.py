@@ -151,7 +151,7 @@ class Ledger(LedgerReader):
     def _write_batch(self, batch: list[Request]) -> None:
         """Write a group-commit batch; on a concurrent duplicate, each request on its own."""
         try:
-            with self._write() as conn:
+            with self._write(checkpoint=False) as conn:  # answers wait for this commit
                 insert_batch(conn, batch, self._pg)
         except IntegrityError as exc:
             if len(batch) > 1:
