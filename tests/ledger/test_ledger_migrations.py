@@ -104,3 +104,23 @@ def test_concurrent_migrate_from_processes(ledger_url: str) -> None:
     with Ledger.from_url(ledger_url) as ledger, ledger.engine.connect() as conn:
         versions = conn.execute(select(schema_version.c.version)).scalars().all()
     assert sorted(versions) == list(range(1, LATEST_VERSION + 1))
+
+
+def test_v5_puts_the_round_first_in_the_round_index_and_keeps_runs(ledger_url: str) -> None:
+    with Ledger.from_url(ledger_url) as ledger:
+        ledger.migrate(target=4)
+        old, _ = ledger.record(new_run(trigger_id="t-v4", round_number=500))
+        ledger.migrate()
+        indexes = {i["name"]: i["column_names"] for i in inspect(ledger.engine).get_indexes("runs")}
+        assert indexes["ix_runs_round_model"] == ["round_number", "model_id"]
+        assert "ix_runs_model_round" not in indexes
+        again, created = ledger.record(new_run(trigger_id="t-v5", round_number=500))
+        assert ledger.get(old.id) is not None
+        assert created and again.state is RunState.SKIPPED  # the round's queued run is found
+        assert again.error is not None and old.id in again.error
+        if ledger.engine.dialect.name == "sqlite":
+            with ledger.engine.connect() as conn:
+                plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN SELECT id FROM runs WHERE model_id IN ('a', 'b') "
+                    "AND round_number IN (500) AND state != 'failed'"))
+            assert "ix_runs_round_model" in plan, plan

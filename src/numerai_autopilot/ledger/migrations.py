@@ -130,6 +130,14 @@ def _v4_alerts_sent(conn: Connection) -> None:
     ).create(conn)
 
 
+def _v5_round_model_index(conn: Connection) -> None:
+    runs = Table("runs", MetaData(), Column("id", String(36), primary_key=True),
+                 Column("model_id", String(100), nullable=False),
+                 Column("round_number", Integer, nullable=True))
+    Index("ix_runs_model_round", runs.c.model_id, runs.c.round_number).drop(conn)
+    Index("ix_runs_round_model", runs.c.round_number, runs.c.model_id).create(conn)
+
+
 def _add_column(
     conn: Connection, table: str, column: str, type_: TypeEngine[Any], constraint: str
 ) -> None:
@@ -147,6 +155,8 @@ STEPS: tuple[Step, ...] = (
     Step(3, "index on runs.trigger_id (a burst of webhooks looks runs up by trigger)",
          _v3_trigger_index),
     Step(4, "alerts_sent (each alert once, across restarts and instances)", _v4_alerts_sent),
+    Step(5, "index on runs (round_number, model_id) instead of (model_id, round_number): a "
+            "round's new runs are written together", _v5_round_model_index),
 )
 LATEST_VERSION = STEPS[-1].version
 

@@ -85,7 +85,9 @@ runs = Table(
     Column("detail", JSON, nullable=False, server_default=text("'{}'")),
     UniqueConstraint("model_id", "trigger_id", name="uq_runs_model_trigger"),
     Index("ix_runs_state_created", "state", "created_at"),
-    Index("ix_runs_model_round", "model_id", "round_number"),
+    # v5: round first, so a round's runs sit together: a burst's 200 new runs (one round,
+    # 200 models) went into 200 places of a (model, round) index, one page written each
+    Index("ix_runs_round_model", "round_number", "model_id"),
     Index("ix_runs_created", "created_at"),  # v2: newest-first listings
     Index("ix_runs_trigger", "trigger_id"),  # v3: a burst's idempotency lookup
 )
