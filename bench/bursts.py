@@ -61,8 +61,9 @@ def main() -> int:
                 for i, server in enumerate(servers):
                     number = sandbox.open_round()
                     spy = _spy(args.py_spy, server, k) if args.py_spy and i == 0 else None
-                    got = burst([(server.hook(name), webhook_body(number, str(uuid.uuid4())))
-                                 for name in names], connected=args.pooled)
+                    with server.sampler.paused():
+                        got = burst([(server.hook(name), webhook_body(number, str(uuid.uuid4())))
+                                     for name in names], connected=args.pooled)
                     if spy is not None:  # at once: the runs start once the burst is answered
                         spy.send_signal(signal.SIGINT)
                         spy.wait(timeout=60)

@@ -213,8 +213,9 @@ def ack_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
         server.sampler.wait_idle()  # and done with its start-up work
         number = sandbox.open_round()  # no webhook registered: we fire them ourselves
         opened = time.time()
-        result = burst([(server.hook(name), webhook_body(number, str(uuid.uuid4())))
-                        for name in models])
+        with server.sampler.paused():  # its ~1 ms samples would fall in the timed burst
+            result = burst([(server.hook(name), webhook_body(number, str(uuid.uuid4())))
+                            for name in models])
         runs = server.wait_final(number, len(models), timeout=600)
         subs = sandbox.submissions(number)
         last = max(parse_time(s["inserted_at"]) for s in subs) if subs else float("nan")
@@ -223,15 +224,17 @@ def ack_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
             statuses[status] = statuses.get(status, 0) + 1
         server.sampler.wait_idle()
         following = sandbox.open_round()
-        pooled = burst([(server.hook(name), webhook_body(following, str(uuid.uuid4())))
-                        for name in models], connected=True)
+        with server.sampler.paused():
+            pooled = burst([(server.hook(name), webhook_body(following, str(uuid.uuid4())))
+                            for name in models], connected=True)
         server.wait_final(following, len(models), timeout=600)
         again: list[Burst] = []
         for _ in range(repeats):
             server.sampler.wait_idle()
             later = sandbox.open_round()
-            again.append(burst([(server.hook(name), webhook_body(later, str(uuid.uuid4())))
-                                for name in models]))
+            with server.sampler.paused():
+                again.append(burst([(server.hook(name), webhook_body(later, str(uuid.uuid4())))
+                                    for name in models]))
             server.wait_final(later, len(models), timeout=600)
         return AckResult(
             result.p50, result.p99, max(result.latencies_ms), statuses, last - opened,
