@@ -106,16 +106,16 @@ def test_concurrent_migrate_from_processes(ledger_url: str) -> None:
     assert sorted(versions) == list(range(1, LATEST_VERSION + 1))
 
 
-def test_v5_puts_the_round_first_in_the_round_index_and_keeps_runs(ledger_url: str) -> None:
+def test_v5_puts_the_round_first_drops_the_trigger_index_and_keeps_runs(ledger_url: str) -> None:
     with Ledger.from_url(ledger_url) as ledger:
         ledger.migrate(target=4)
         old, _ = ledger.record(new_run(trigger_id="t-v4", round_number=500))
         ledger.migrate()
         indexes = {i["name"]: i["column_names"] for i in inspect(ledger.engine).get_indexes("runs")}
         assert indexes["ix_runs_round_model"] == ["round_number", "model_id"]
-        assert "ix_runs_model_round" not in indexes
+        assert "ix_runs_model_round" not in indexes and "ix_runs_trigger" not in indexes
         again, created = ledger.record(new_run(trigger_id="t-v5", round_number=500))
-        assert ledger.get(old.id) is not None
+        assert ledger.record(new_run(trigger_id="t-v4", round_number=500)) == (old, False)
         assert created and again.state is RunState.SKIPPED  # the round's queued run is found
         assert again.error is not None and old.id in again.error
         if ledger.engine.dialect.name == "sqlite":

@@ -11,7 +11,7 @@ from sqlalchemy import event, text
 
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger import Ledger, NewRun, RunState
-from numerai_autopilot.ledger._recorder import _BY_ROUND, _BY_TRIGGER
+from numerai_autopilot.ledger._recorder import _BY_ROUND, by_pair
 
 
 def new(trigger: str, model: str = "m1", round_number: int | None = 500) -> NewRun:
@@ -41,7 +41,7 @@ def test_record_many_gives_one_result_per_run_in_order(tmp_path: Path) -> None:
 
 
 def test_a_trigger_id_shared_by_two_models_gives_each_its_own_run(ledger: Ledger) -> None:
-    # runs are looked up by trigger id alone (an index), then matched by (model, trigger)
+    # runs are looked up by (model, trigger): the same trigger of another model is not theirs
     first, created = ledger.record(new("shared", model="m1"))
     [(second, created_too), (again, created_again)] = ledger.record_many(  # type: ignore[misc]
         [new("shared", model="m2"), new("shared", model="m1")])
@@ -54,14 +54,14 @@ def test_a_burst_reads_the_runs_table_through_its_indexes(tmp_path: Path) -> Non
     runs table, a cost that grew with every round recorded."""
     ledger = Ledger.from_url(f"sqlite:///{tmp_path / 'ledger.db'}")
     ledger.migrate()
-    statements = [
-        _BY_TRIGGER.params(triggers=["t1", "t2"]),
-        _BY_ROUND.params(models=["id-m1", "id-m2"], rounds=[500]),
-    ]
+    by_round = str(_BY_ROUND.params(models=["id-m1", "id-m2"], rounds=[500]).compile(
+        ledger.engine, compile_kwargs={"literal_binds": True}))
+    pairs, params = by_pair([("id-m1", "t1"), ("id-m2", "t2")], pg=False)
     with ledger.engine.connect() as conn:
-        for statement in statements:
-            sql = str(statement.compile(ledger.engine, compile_kwargs={"literal_binds": True}))
-            plan = " / ".join(row[-1] for row in conn.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+        plans = [conn.execute(text(f"EXPLAIN QUERY PLAN {by_round}")).all(),
+                 conn.execute(text(f"EXPLAIN QUERY PLAN {pairs.element.text}"), params).all()]
+        for rows in plans:
+            plan = " / ".join(row[-1] for row in rows)
             assert "USING INDEX" in plan and "SCAN runs" not in plan, plan
     ledger.close()
 

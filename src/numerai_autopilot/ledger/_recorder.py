@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import operator
 import sqlite3
 import threading
@@ -100,9 +101,19 @@ def round_lock_key(model_id: str, round_number: int) -> int:
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 
-# Written so both databases search their indexes: a row-value IN such as
-# `(model_id, trigger_id) IN (VALUES ...)` makes SQLite scan the whole table.
-_BY_TRIGGER = select(runs).where(runs.c.trigger_id.in_(bindparam("triggers", expanding=True)))
+# A batch's (model, trigger) pairs, looked up through the unique index on them, with one
+# statement text whatever the batch's size: a row-value IN such as
+# `(model_id, trigger_id) IN (VALUES ...)` makes SQLite scan the whole table, and an index on
+# trigger_id alone (schema v3-v4) was one more written at random places by every burst.
+_RUN_COLUMNS = ", ".join(f"runs.{c.name}" for c in runs.c)
+_BY_PAIR_SQLITE = text(  # the pairs as a JSON array of [model_id, trigger_id]; CROSS JOIN
+    f"SELECT {_RUN_COLUMNS} FROM json_each(:pairs) AS v CROSS JOIN runs "  # keeps v outer
+    "WHERE runs.model_id = json_extract(v.value, '$[0]') "
+    "AND runs.trigger_id = json_extract(v.value, '$[1]')").columns(*runs.c)
+_BY_PAIR_PG = text(
+    f"SELECT {_RUN_COLUMNS} FROM unnest(CAST(:models AS text[]), CAST(:triggers AS text[])) "
+    "AS v(model_id, trigger_id) JOIN runs "
+    "ON runs.model_id = v.model_id AND runs.trigger_id = v.trigger_id").columns(*runs.c)
 _BY_ROUND = (
     select(runs)
     .where(
@@ -138,13 +149,9 @@ def insert_batch(conn: Connection, batch: Sequence[Request], pg: bool) -> None:
     if pg and pairs:
         keys = sorted({round_lock_key(model, number) for model, number in pairs})
         conn.execute(_LOCK_ROUNDS, {"keys": keys})
-    triggers = {(r.new.model_id, r.new.trigger_id) for r in batch}
-    known = {
-        (run.model_id, run.trigger_id): run
-        for run in map(run_from_row, conn.execute(
-            _BY_TRIGGER, {"triggers": sorted({trigger for _, trigger in triggers})}))
-        if (run.model_id, run.trigger_id) in triggers
-    }
+    known = {(run.model_id, run.trigger_id): run
+             for run in map(run_from_row, conn.execute(*by_pair(
+                 sorted({(r.new.model_id, r.new.trigger_id) for r in batch}), pg)))}
     by_round: dict[tuple[str, int | None], list[Run]] = {}
     if pairs:  # models x rounds: a superset of the pairs (a batch has one or two rounds)
         rows = conn.execute(_BY_ROUND, {"models": sorted({model for model, _ in pairs}),
@@ -176,6 +183,13 @@ def insert_batch(conn: Connection, batch: Sequence[Request], pg: bool) -> None:
                       for run in created if run.state is RunState.QUEUED]  # _STAGE_COLUMNS
         if stage_rows:
             insert_rows(conn, run_stages, stage_rows)
+
+
+def by_pair(pairs: Sequence[tuple[str, str]], pg: bool) -> tuple[Any, dict[str, Any]]:
+    """The statement and parameters that read the runs of these (model_id, trigger_id)."""
+    if pg:
+        return _BY_PAIR_PG, {"models": [m for m, _ in pairs], "triggers": [t for _, t in pairs]}
+    return _BY_PAIR_SQLITE, {"pairs": json.dumps(pairs)}
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:

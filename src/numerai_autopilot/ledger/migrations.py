@@ -130,12 +130,14 @@ def _v4_alerts_sent(conn: Connection) -> None:
     ).create(conn)
 
 
-def _v5_round_model_index(conn: Connection) -> None:
+def _v5_burst_indexes(conn: Connection) -> None:
     runs = Table("runs", MetaData(), Column("id", String(36), primary_key=True),
                  Column("model_id", String(100), nullable=False),
-                 Column("round_number", Integer, nullable=True))
+                 Column("round_number", Integer, nullable=True),
+                 Column("trigger_id", String(128), nullable=False))
     Index("ix_runs_model_round", runs.c.model_id, runs.c.round_number).drop(conn)
     Index("ix_runs_round_model", runs.c.round_number, runs.c.model_id).create(conn)
+    Index("ix_runs_trigger", runs.c.trigger_id).drop(conn)
 
 
 def _add_column(
@@ -155,8 +157,8 @@ STEPS: tuple[Step, ...] = (
     Step(3, "index on runs.trigger_id (a burst of webhooks looks runs up by trigger)",
          _v3_trigger_index),
     Step(4, "alerts_sent (each alert once, across restarts and instances)", _v4_alerts_sent),
-    Step(5, "index on runs (round_number, model_id) instead of (model_id, round_number): a "
-            "round's new runs are written together", _v5_round_model_index),
+    Step(5, "index on runs (round_number, model_id) instead of (model_id, round_number), "
+            "none on trigger_id: a burst's new runs are written together", _v5_burst_indexes),
 )
 LATEST_VERSION = STEPS[-1].version
 

@@ -89,7 +89,6 @@ runs = Table(
     # 200 models) went into 200 places of a (model, round) index, one page written each
     Index("ix_runs_round_model", "round_number", "model_id"),
     Index("ix_runs_created", "created_at"),  # v2: newest-first listings
-    Index("ix_runs_trigger", "trigger_id"),  # v3: a burst's idempotency lookup
 )
 
 run_stages = Table(
