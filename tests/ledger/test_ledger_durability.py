@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from numerai_autopilot.ledger import Ledger, NewRun
-from numerai_autopilot.ledger._engine import write_transaction
+from numerai_autopilot.ledger._engine import check_sqlite_json, write_transaction
 
 
 @pytest.mark.parametrize(("durable", "level"), [(True, 2), (False, 1)])  # FULL, NORMAL
@@ -41,3 +42,16 @@ def test_recording_runs_never_checkpoints_the_wal_and_the_next_other_write_does(
     assert path.stat().st_size > before + 1024 * 1024
     assert len(ledger.runs(limit=10_000)) == 200 * round_number
     ledger.close()
+
+
+def test_an_sqlite_without_json_functions_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    def without_json(database: str) -> sqlite3.Connection:
+        # An SQLite built without JSON cannot be installed here: deny json_each instead.
+        conn = sqlite3.connect(database)
+        conn.set_authorizer(lambda action, table, *_: (
+            sqlite3.SQLITE_DENY if table == "json_each" else sqlite3.SQLITE_OK))
+        return conn
+
+    check_sqlite_json()  # this machine's SQLite has them
+    with pytest.raises(ValueError, match="no JSON functions.*SQLite 3.38 or later"):
+        check_sqlite_json(without_json)

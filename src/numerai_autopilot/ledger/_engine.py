@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,11 +45,28 @@ def engine_from_url(
                 f"ledger URL {parsed.render_as_string(hide_password=True)!r} is not a file; "
                 "use sqlite:///path/to/ledger.db so runs survive a restart"
             )
+        check_sqlite_json()
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, pool_size=pool_size, max_overflow=max_overflow)
         configure_sqlite(engine, busy_timeout_s=busy_timeout_s)
         return engine
     return create_engine(parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
+
+
+def check_sqlite_json(connect: Callable[[str], sqlite3.Connection] = sqlite3.connect) -> None:
+    """Raise ValueError, saying what to do, if this Python's SQLite has no JSON functions: a
+    burst's runs are looked up with `json_each` (built in since SQLite 3.38, and in the
+    builds of Python and of Linux distributions for years before)."""
+    probe = connect(":memory:")
+    try:
+        probe.execute("SELECT value FROM json_each('[1]')").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(
+            f"this Python's SQLite {sqlite3.sqlite_version} has no JSON functions ({exc}), "
+            "which the ledger needs; use a Python built with SQLite 3.38 or later, or a "
+            "PostgreSQL ledger (ledger.url = \"postgresql+psycopg://...\")") from None
+    finally:
+        probe.close()
 
 
 def configure_sqlite(engine: Engine, *, busy_timeout_s: float = 10.0) -> None:
