@@ -112,7 +112,6 @@ class BatchRecorder(Batcher[NewRun, tuple[Run, bool]]):
         super().__init__(ledger.record_many, executor, "record-flush")
         self._gap = gather_gap_s
         self._longest = gather_longest_s
-        self._last_arrival = -math.inf  # the event loop's clock, for `quiet`
         self._arrived = -math.inf  # perf_counter: the loop's clock has 1 ms steps on uvloop
 
     async def _gather(self) -> None:
@@ -133,7 +132,6 @@ class BatchRecorder(Batcher[NewRun, tuple[Run, bool]]):
 
     def submit(self, new: NewRun) -> asyncio.Future[tuple[Run, bool]]:
         """Queue `new`; the future holds `(run, created)` once committed, or the error."""
-        self._last_arrival = asyncio.get_running_loop().time()
         self._arrived = time.perf_counter()
         return super().submit(new)
 
@@ -141,11 +139,10 @@ class BatchRecorder(Batcher[NewRun, tuple[Run, bool]]):
                     ) -> None:
         """Return once nothing is queued or being written and no run arrived for `window_s`,
         or after `longest_s` at most (a steady stream of webhooks must not hold work back)."""
-        loop = asyncio.get_running_loop()
-        give_up = loop.time() + longest_s
+        give_up = time.perf_counter() + longest_s
         while True:
-            now = loop.time()
-            wait = window_s if self.busy else self._last_arrival + window_s - now
+            now = time.perf_counter()
+            wait = window_s if self.busy else self._arrived + window_s - now
             if wait <= 0 or now >= give_up:
                 return
             await asyncio.sleep(min(wait, give_up - now))
