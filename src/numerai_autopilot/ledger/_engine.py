@@ -27,6 +27,7 @@ WRITE_OPTION = "ledger_write"
 DURABLE_OPTION = "ledger_durable"
 CHECKPOINT_OPTION = "ledger_checkpoint"
 WAL_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
+_PRAGMAS = "ledger_pragmas"  # a connection's (durable, WAL pages) as last set
 
 
 def engine_from_url(
@@ -109,11 +110,15 @@ def _use_wal(cursor: Any, busy_timeout_s: float) -> None:
 def _on_begin(conn: Connection) -> None:
     options = conn.get_execution_options()
     if options.get(WRITE_OPTION, False):
-        # Per transaction, since pooled connections are shared by both kinds of write.
+        # Per transaction, since pooled connections are shared by every kind of write; set
+        # only when they differ from what this connection last had.
         durable = options.get(DURABLE_OPTION, True)
         pages = WAL_AUTOCHECKPOINT_PAGES if options.get(CHECKPOINT_OPTION, True) else 0
-        conn.exec_driver_sql(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {pages}")
+        info = conn.connection.info  # lives as long as the database connection
+        if info.get(_PRAGMAS) != (durable, pages):
+            conn.exec_driver_sql(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+            conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {pages}")
+            info[_PRAGMAS] = (durable, pages)
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         conn.exec_driver_sql("BEGIN")
