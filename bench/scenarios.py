@@ -9,10 +9,8 @@ round's open time to the last submission, both on the sandbox's clock.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -202,27 +200,6 @@ class AckResult:
     repeats: list[Burst]  # later rounds' bursts on new connections, the server warm
 
 
-def _settle_disk() -> None:
-    """Write back what earlier scenarios left in the page cache (their downloads, models and
-    ledgers) before a timed burst: the burst's commit waits for its fsync (`synchronous =
-    FULL`), which otherwise queues behind that writeback."""
-    dirty = _meminfo_kb("Dirty")
-    started = time.monotonic()
-    os.sync()
-    print(f"-- disk settled: {dirty} kB dirty, synced in {time.monotonic() - started:.2f} s",
-          file=sys.stderr, flush=True)
-
-
-def _meminfo_kb(field: str) -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def ack_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
                  repeats: int = 0) -> AckResult:
     """One webhook per model, all at once, for the current round; then let them finish.
@@ -234,7 +211,6 @@ def ack_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
         for _ in range(20):  # a warm server: code paths and connections used once
             server.http.get(f"{server.url}/healthz")
         server.sampler.wait_idle()  # and done with its start-up work
-        _settle_disk()
         number = sandbox.open_round()  # no webhook registered: we fire them ourselves
         opened = time.time()
         with server.sampler.paused():  # its ~1 ms samples would fall in the timed burst
