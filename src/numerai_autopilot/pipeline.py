@@ -29,6 +29,7 @@ from numerai_autopilot.executor import Executor, PredictJob, PredictOutcome, Wor
 from numerai_autopilot.fallback import benchmark_predictions, is_benchmark
 from numerai_autopilot.ledger import Change, Ledger, Run, RunState
 from numerai_autopilot.ledger.states import PIPELINE
+from numerai_autopilot.locks import KeyedLocks
 from numerai_autopilot.numerai import NumeraiClient, UploadTarget
 from numerai_autopilot.numerai.errors import DeadlineExceeded, UploadError
 from numerai_autopilot.predictors import PredictorSpec
@@ -89,7 +90,7 @@ class Pipeline:
         self._owner = owner
         self._dry_run_dir = dry_run_dir
         self._rounds = CurrentRounds(services.client)
-        self._upload_locks: dict[tuple[str, int | None], asyncio.Lock] = {}
+        self._upload_locks: KeyedLocks[tuple[str, int | None]] = KeyedLocks()
         self._advancer = BatchAdvancer(services.ledger)
 
     async def execute(self, run: Run) -> Run:
@@ -286,8 +287,7 @@ class Pipeline:
     ) -> str:
         model_id = run.model_id
         key = (model_id, None if run.is_test else round_number)
-        lock = self._upload_locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with self._upload_locks.hold(key):
             if not run.is_test and not model.resubmit:
                 earlier = await asyncio.to_thread(self._s.ledger.submitted_run, model_id, round_number)
                 if earlier is not None and earlier.id != run.id:
