@@ -29,6 +29,8 @@ from numerai_autopilot.executor.settings import ExecutorSettings
 log = logging.getLogger(__name__)
 _KILL_WAIT_S = 5.0
 
+LOG_LENGTH_KEY = "distributed.admin.low-level-log-length"
+LOG_LENGTH = 50
 CLUSTER_CONFIG: Mapping[str, object] = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.scheduler.worker-saturation": 1.0,
@@ -41,6 +43,11 @@ CLUSTER_CONFIG: Mapping[str, object] = {
     "distributed.admin.tick.interval": "500ms",
     "distributed.worker.profile.enabled": False,
     "distributed.worker.memory.monitor-interval": "500ms",
+    # Dask's logs "for developers" (the scheduler's transition log, each comm's recent
+    # messages, event topics) keep 1000 entries by default; a message to a worker holds its
+    # task's spec. In the server's process that was ~30,000 objects more for every full
+    # garbage collection to walk (12-16 ms each, seen in the middle of bursts of webhooks).
+    LOG_LENGTH_KEY: LOG_LENGTH,
 }
 
 
@@ -124,7 +131,9 @@ class Cluster:
                 self.client = await client_cls(self.local, asynchronous=True,
                                            set_as_default=False)
         else:
-            self.client = await client_cls(s.scheduler, asynchronous=True, set_as_default=False)
+            with dask.config.set({LOG_LENGTH_KEY: LOG_LENGTH}):  # the client's comm's log
+                self.client = await client_cls(s.scheduler, asynchronous=True,
+                                               set_as_default=False)
         await self.client.run_on_scheduler(_configure_scheduler)
         from numerai_autopilot.executor.worker_plugin import WarmImports
 
