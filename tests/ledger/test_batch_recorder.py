@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 
 from numerai_autopilot.ledger import Ledger, NewRun, RunState
 from numerai_autopilot.recorder import BatchRecorder
@@ -82,3 +86,57 @@ async def test_a_steady_stream_is_written_in_batches_not_held(ledger: Ledger) ->
         results = await asyncio.gather(*futures)
     assert len({run.created_at for run, _ in results}) > 1
     assert len(ledger.runs()) == len(futures)
+
+
+@pytest.fixture
+def collector_on() -> Iterator[None]:
+    assert gc.isenabled()
+    yield
+    gc.enable()  # whatever a failed test left
+
+
+async def test_the_collector_waits_while_a_batch_is_gathered_written_and_answered(
+        ledger: Ledger, collector_on: None) -> None:
+    seen: list[bool] = []
+
+    async def webhook(i: int) -> None:
+        await recorder.record(new(i))
+        seen.append(gc.isenabled())  # where the answer is written
+
+    with ThreadPoolExecutor(1) as pool:
+        recorder = BatchRecorder(ledger, pool)
+        callers = [asyncio.create_task(webhook(i)) for i in range(20)]
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # the batch is being gathered
+        assert not gc.isenabled()
+        await asyncio.gather(*callers)
+        assert seen == [False] * 20
+        await asyncio.sleep(0)
+        assert gc.isenabled()
+        await recorder.record(new(99))  # the next batch holds it again, and lets it go
+        await asyncio.sleep(0)
+        assert gc.isenabled()
+
+
+async def test_the_collector_runs_again_when_a_batch_is_cancelled(
+        ledger: Ledger, collector_on: None) -> None:
+    recorder = BatchRecorder(ledger, gather_gap_s=60, gather_longest_s=60)
+    future = recorder.submit(new(1))
+    await asyncio.sleep(0)
+    assert not gc.isenabled()
+    flusher = recorder._flusher
+    assert flusher is not None
+    flusher.cancel()  # as at shutdown, when the loop's tasks are cancelled
+    with pytest.raises(asyncio.CancelledError):
+        await flusher
+    assert gc.isenabled()
+    future.cancel()
+
+
+async def test_a_collector_turned_off_elsewhere_stays_off(ledger: Ledger,
+                                                          collector_on: None) -> None:
+    gc.disable()
+    recorder = BatchRecorder(ledger)
+    await recorder.record(new(1))
+    await asyncio.sleep(0)
+    assert not gc.isenabled()
