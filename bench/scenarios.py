@@ -74,8 +74,9 @@ class Server:
                      f'predictor = "{ref}"\ntimeout = "300s"\n')
         self.config = workdir / "autopilot.toml"
         self.config.write_text(text)
-        self.proc = Proc([PYTHON, "-m", "numerai_autopilot", "serve", "-c", str(self.config),
-                          "--log-level", "WARNING"], workdir / "server.log",
+        # at its default log level (INFO), as users run it: each line costs the event loop
+        self.proc = Proc([PYTHON, "-m", "numerai_autopilot", "serve", "-c", str(self.config)],
+                         workdir / "server.log",
                          {**ENV, **(extra_env or {})}, cwd=workdir)
         self.cold_start_s = wait_http(f"{self.url}/healthz", self.proc)
         self.sampler = TreeSampler(self.proc.pid)

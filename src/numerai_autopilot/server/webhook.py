@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import time
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -207,12 +208,18 @@ def new_run(model: ModelConfig, model_id: str, body: bytes) -> NewRun | tuple[in
 
 
 def recorded(runtime: Runtime, new: NewRun, outcome: tuple[Run, bool]) -> tuple[int, dict[str, Any]]:
-    """The 200 answer for a committed run; a new run wakes the dispatcher."""
+    """The 200 answer for a committed run; a new run wakes the dispatcher.
+
+    Its log line is written once the answers already queued are written: the recorder sets
+    a batch's results together, so the answers of a burst come first. A line costs 12 µs
+    (text) to 23 µs (JSON) of the event loop, which before each answer of 200 delayed the
+    last by 2.5-4.7 ms. `call_soon` keeps the request's context (its Cloud trace)."""
     run, created = outcome
     if created:
         runtime.dispatcher.wake()
-        log.info("webhook for %s round %s: run %s", new.model_name,
-                 "test" if new.round_number is None else new.round_number, run.id)
+        asyncio.get_running_loop().call_soon(
+            partial(log.info, "webhook for %s round %s: run %s", new.model_name,
+                    "test" if new.round_number is None else new.round_number, run.id))
     return 200, {"run_id": run.id, "state": run.state.value, "created": created}
 
 
