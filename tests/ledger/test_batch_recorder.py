@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -71,6 +72,37 @@ async def test_a_burst_arriving_over_many_turns_of_the_loop_is_one_transaction(
             await asyncio.sleep(0)
         results = await asyncio.gather(*futures)
     assert all(created for _, created in results)
+    assert len({run.created_at for run, _ in results}) == 1
+
+
+async def test_after_a_stall_the_gap_is_trusted_only_once_the_sockets_were_read(
+        ledger: Ledger) -> None:
+    # The loop stalls past the gap between two webhooks of a burst; the second is read in
+    # the turn after the stall, after the gathering's own check of that turn.
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(1) as pool:
+        recorder = BatchRecorder(ledger, pool, gather_gap_s=0.002, gather_longest_s=60)
+        futures = [recorder.submit(new(0))]
+        loop.call_soon(time.sleep, 0.01)  # the stall: 5 gaps without a turn
+        loop.call_soon(loop.call_soon, lambda: futures.append(recorder.submit(new(1))))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert len(futures) == 2
+        results = await asyncio.gather(*futures)
+    assert len({run.created_at for run, _ in results}) == 1
+
+
+async def test_an_accepted_connection_holds_the_batch_for_its_webhook(ledger: Ledger) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        recorder = BatchRecorder(ledger, pool, gather_gap_s=0.005, gather_longest_s=60)
+        first = recorder.submit(new(0))
+        until = time.perf_counter() + 0.03  # connections keep coming, six gaps long
+        while time.perf_counter() < until:
+            recorder.expect()
+            await asyncio.sleep(0)
+        assert not first.done()
+        second = recorder.submit(new(1))  # the last connection's webhook
+        results = await asyncio.gather(first, second)
     assert len({run.created_at for run, _ in results}) == 1
 
 

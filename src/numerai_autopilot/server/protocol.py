@@ -98,6 +98,9 @@ class WebhookProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self._server_state.connections.add(self)  # type: ignore[arg-type]
+        runtime = getattr(self._state, "runtime", None)
+        if runtime is not None:
+            runtime.recorder.expect()  # a burst's batch waits for what this brings
 
     def data_received(self, data: bytes) -> None:
         if self._idle is not None:
