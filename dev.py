@@ -36,8 +36,20 @@ def ensure_env() -> None:
     if sys.version_info < (3, 11):
         sys.exit(f"numerai-autopilot needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     wanted = _fingerprint()
-    if STAMP.exists() and STAMP.read_text() == wanted:
-        return
+    if not (STAMP.exists() and STAMP.read_text() == wanted):
+        _install(wanted)
+    _compile()
+
+
+def _compile() -> None:
+    """Byte-compile the project's source (0.06 s when up to date). Where PYTHONDONTWRITEBYTECODE
+    is set, Python never writes it, and the server, each of its worker processes and each
+    command compiled the project again at start: ~0.2 s of every cold start."""
+    subprocess.run([str(BIN / "python"), "-m", "compileall", "-q", str(ROOT / "src")],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def _install(wanted: str) -> None:
     if not (BIN / "python").exists():
         print("creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
