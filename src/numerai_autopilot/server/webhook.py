@@ -21,7 +21,6 @@ import json
 import logging
 import re
 import time
-from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -218,8 +217,8 @@ def recorded(runtime: Runtime, new: NewRun, outcome: tuple[Run, bool]) -> tuple[
     if created:
         runtime.dispatcher.wake()
         asyncio.get_running_loop().call_soon(
-            partial(log.info, "webhook for %s round %s: run %s", new.model_name,
-                    "test" if new.round_number is None else new.round_number, run.id))
+            log.info, "webhook for %s round %s: run %s", new.model_name,
+            "test" if new.round_number is None else new.round_number, run.id)
     return 200, {"run_id": run.id, "state": run.state.value, "created": created}
 
 
