@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -141,6 +142,11 @@ def test_dask_worker_killed_mid_predict_retries_only_that_run(
     worker_pid = int(pid_file.read_text())
     assert worker_pid != server.pid
     marker.touch()
+    # The worker's "started" event reaches the server in batched messages (worker, then
+    # scheduler, a few ms each). Killed before it arrives, the task counts as never started
+    # and gets another go in the same attempt (the executor's rule for innocent tasks), as
+    # in `test_cluster_rounds._kill_worker_running`: let it arrive first.
+    time.sleep(0.5)
     os.kill(worker_pid, signal.SIGKILL)
 
     runs = {r.model_name: r for r in wait_final(ledger, len(models), timeout=90)}
