@@ -92,6 +92,15 @@ class Metrics:
             "autopilot_webhook_answer_seconds", "Time to answer Numerai's webhook",
             ["status"], buckets=_ANSWER_BUCKETS, registry=self.registry,
         )
+        self._webhook_by_status: dict[int, Histogram] = {}
+
+    def webhook_answered(self, status: int, seconds: float) -> None:
+        """One webhook answer into `webhook_seconds`. Each status's child is looked up once:
+        `labels()` (a lock, a tuple, a dict) cost ~2 µs on each of a burst's answers."""
+        child = self._webhook_by_status.get(status)
+        if child is None:
+            child = self._webhook_by_status[status] = self.webhook_seconds.labels(str(status))
+        child.observe(seconds)
 
     async def render(self) -> bytes:
         """The exposition text; the ledger is read in a thread."""

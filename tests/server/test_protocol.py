@@ -11,12 +11,15 @@ import json
 import socket
 import time
 import uuid
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 from server_harness import RunningServer, StartServer, predictor
+
+from numerai_autopilot.server import webhook
 
 
 @pytest.fixture
@@ -213,3 +216,34 @@ def test_fast_answers_are_counted_in_the_metrics(server: RunningServer) -> None:
     _answers(server, request(server, "alpha", body(), close=True,
                              target=f"/pred/{server.model_id('alpha')}?token=bad"))
     assert count("200") == before_200 + 1 and count("401") == before_401 + 1
+
+
+def test_answers_carry_the_current_date(server: RunningServer) -> None:
+    """The answers' header lines are made once per uvicorn header list, which uvicorn
+    replaces each second for its date: a later answer carries the later date."""
+    conn = Conn(server.url)
+    try:
+        dates = []
+        for _ in range(2):
+            conn.send(request(server, "alpha", body()))
+            status, headers, _ = conn.answer()
+            assert status == 200
+            dates.append(parsedate_to_datetime(headers["date"]))
+            assert abs(dates[-1].timestamp() - time.time()) < 3
+            time.sleep(1.2)
+        assert dates[1] > dates[0]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("answer", [
+    {"run_id": "0190c0de-1234-7abc-8def-0123456789ab", "state": "queued", "created": True},
+    {"run_id": "r-1", "state": "skipped", "created": False},
+    {"run_id": 'a "quoted" \\ id\n\u00e9\U0001f600', "state": "queued", "created": True},
+    {"state": "queued", "run_id": "r-1", "created": True},  # another key order
+    {"run_id": "r-1", "state": "queued", "created": 1},  # not a bool
+    {"run_id": None, "state": "queued", "created": True},
+    {"error": "invalid or missing token", "field": None},
+])
+def test_an_answer_body_is_compact_json(answer: dict[str, Any]) -> None:
+    assert webhook.answer_body(answer) == json.dumps(answer, separators=(",", ":")).encode()

@@ -75,6 +75,20 @@ def _cork(transport: asyncio.Transport) -> None:
             pass
 
 
+_HEAD_CACHE: list[Any] = [None, b""]  # [uvicorn's default_headers list, its head lines]
+
+
+def _common_head(default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """Every answer's header lines up to the content length's value: uvicorn's (server,
+    date) and ours. uvicorn puts a new list in place each second, for its date: the lines
+    are made once per list, not once per answer."""
+    if _HEAD_CACHE[0] is not default_headers:
+        lines = b"".join(b"%s: %s\r\n" % (name, value) for name, value in default_headers)
+        _HEAD_CACHE[:] = [default_headers, lines + b"content-type: application/json\r\n"
+                                               b"content-length: "]
+    return cast(bytes, _HEAD_CACHE[1])
+
+
 class WebhookProtocol(asyncio.Protocol):
     """uvicorn's HTTP protocol class for `autopilot serve`; `config.app` must be the app of
     `server.create_app` (its state holds the runtime once started)."""
@@ -236,15 +250,11 @@ class WebhookProtocol(asyncio.Protocol):
             return  # the client left; the run, if any, is recorded
         body = webhook.answer_body(answer)
         close = request.close or self._closing
-        head = [_STATUS[status]]
-        for name, value in self._server_state.default_headers:
-            head += [name, b": ", value, b"\r\n"]
-        head.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body))
         if close:
-            head.append(b"connection: close\r\n")
             _cork(transport)
-        head += [b"\r\n", body]
-        transport.write(b"".join(head))
+        transport.write(b"%s%s%d\r\n%s\r\n%s" % (
+            _STATUS[status], _common_head(self._server_state.default_headers), len(body),
+            b"connection: close\r\n" if close else b"", body))
         if close:
             transport.close()
         elif not self._buffer:

