@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Dialect, Table, bindparam, insert, select, te
 from numerai_autopilot.ledger._rows import run_from_row
 from numerai_autopilot.ledger.schema import run_stages, runs
 from numerai_autopilot.ledger.states import RunState
-from numerai_autopilot.ledger.types import NewRun, Run, new_run_id, utcnow
+from numerai_autopilot.ledger.types import NewRun, Run, new_run_ids, utcnow
 
 # Locks in ascending key order (unnest keeps the array's order), so two batches that share
 # rounds cannot deadlock.
@@ -161,6 +161,7 @@ def insert_batch(conn: Connection, batch: Sequence[Request], pg: bool) -> None:
             if (run.model_id, run.round_number) in wanted:
                 by_round.setdefault((run.model_id, run.round_number), []).append(run)
     created: list[Run] = []
+    ids = iter(new_run_ids(len(batch)))  # one each, at most
     for request in batch:
         new = request.new
         existing = known.get((new.model_id, new.trigger_id))
@@ -170,7 +171,7 @@ def insert_batch(conn: Connection, batch: Sequence[Request], pg: bool) -> None:
         elif request.only_if_round_absent and same_round:
             request.result = (same_round[0], False)
         else:
-            run = _new_run(new, now, same_round)
+            run = _new_run(new, now, same_round, next(ids))
             known[(new.model_id, new.trigger_id)] = run
             if new.round_number is not None:
                 same_round.append(run)
@@ -299,12 +300,12 @@ if _columns(run_stages) != _STAGE_COLUMNS:
                        "and the stage rows of insert_batch")
 
 
-def _new_run(new: NewRun, now: datetime, same_round: list[Run]) -> Run:
+def _new_run(new: NewRun, now: datetime, same_round: list[Run], run_id: str) -> Run:
     state, error = RunState.QUEUED, None
     if not new.resubmit and not new.is_test and new.round_number is not None:
         state, error = _skip_reason(new.round_number, same_round)
     return Run(
-        id=new_run_id(),
+        id=run_id,
         model_name=new.model_name,
         model_id=new.model_id,
         tournament=new.tournament,
