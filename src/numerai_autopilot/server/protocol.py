@@ -75,18 +75,20 @@ def _cork(transport: asyncio.Transport) -> None:
             pass
 
 
-_HEAD_CACHE: list[Any] = [None, b""]  # [uvicorn's default_headers list, its head lines]
+_head_cache: tuple[object, bytes] = (None, b"")  # uvicorn's default_headers list, its lines
 
 
 def _common_head(default_headers: list[tuple[bytes, bytes]]) -> bytes:
     """Every answer's header lines up to the content length's value: uvicorn's (server,
     date) and ours. uvicorn puts a new list in place each second, for its date: the lines
     are made once per list, not once per answer."""
-    if _HEAD_CACHE[0] is not default_headers:
+    global _head_cache
+    source, lines = _head_cache
+    if source is not default_headers:
         lines = b"".join(b"%s: %s\r\n" % (name, value) for name, value in default_headers)
-        _HEAD_CACHE[:] = [default_headers, lines + b"content-type: application/json\r\n"
-                                               b"content-length: "]
-    return cast(bytes, _HEAD_CACHE[1])
+        lines += b"content-type: application/json\r\ncontent-length: "
+        _head_cache = (default_headers, lines)
+    return lines
 
 
 class WebhookProtocol(asyncio.Protocol):
