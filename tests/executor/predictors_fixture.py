@@ -71,3 +71,19 @@ def half_the_ids(live_features: pd.DataFrame) -> pd.DataFrame:
     """Well-formed output for only half the live rows: valid for the executor, not for
     Numerai."""
     return good(live_features).iloc[: len(live_features) // 2]
+
+
+def sees_its_start(live_features: pd.DataFrame) -> pd.DataFrame:
+    """Good, once the scheduler already holds this task's start (what the executor relies on
+    to tell a task that ran from one only queued when a worker dies)."""
+    from distributed import get_worker
+    from distributed.utils import sync
+
+    from numerai_autopilot.executor.worker_side import TOPIC
+
+    worker = get_worker()
+    key = worker.get_current_task()
+    events = sync(worker.loop, worker.scheduler.events, topic=TOPIC)
+    if not any(e.get("key") == key and e.get("event") == "started" for _, e in events):
+        raise RuntimeError(f"predictor code ran before the scheduler had task {key}'s start")
+    return good(live_features)

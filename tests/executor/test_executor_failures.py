@@ -96,6 +96,31 @@ async def test_process_exit_fails_alone_and_is_not_rerun(executor: Executor,
     assert len(set(before["workers"]) - set(after["workers"])) == 1
 
 
+async def test_predictor_code_runs_only_once_its_start_is_published(executor: Executor,
+                                                                     live: Path) -> None:
+    # Each predictor asks the scheduler for its own task's start event and fails without it.
+    outs = await asyncio.gather(*(executor.predict(job("sees_its_start", live, f"m{i}"))
+                                  for i in range(40)))
+    assert all(len(o.predictions) == ROWS for o in outs)
+
+
+async def test_a_process_ended_at_once_fails_alone_and_is_not_rerun(executor: Executor,
+                                                                   live: Path) -> None:
+    # The import ends the process a moment after the task began: the start must reach the
+    # executor before any user code runs, or the task passes for one that was only queued on
+    # a dead worker and is run again, killing another worker each time.
+    before = await executor.client.scheduler.identity()
+    crash = PredictJob(run_id="run-alpha", model_name="alpha",
+                       predictor=parse_predictor("crash_on_import.py:predict", HERE),
+                       live_path=live, timeout_s=60)
+    error, _ = await _bad_and_good(executor, crash, live)
+    assert isinstance(error, WorkerDied)
+    assert str(error).startswith("model 'alpha': worker died (exit code 3) while predicting")
+    await _still_works(executor, live)
+    after = await executor.client.scheduler.identity()
+    assert len(set(before["workers"]) - set(after["workers"])) == 1
+
+
 async def test_memory_limit_fails_alone(executor: Executor, live: Path) -> None:
     error, _ = await _bad_and_good(
         executor, job("hog", live, "alpha", memory=300 * 2**20), live)

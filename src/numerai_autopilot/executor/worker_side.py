@@ -9,21 +9,20 @@ then starts a fresh worker.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
 import traceback
 from collections import OrderedDict
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from numerai_autopilot.errors import PredictorError
-from numerai_autopilot.executor.errors import (
-    PredictorLoadError,
-    PredictorOutputError,
-    PredictorRaised,
-)
+from numerai_autopilot.executor.errors import PredictorLoadError, PredictorRaised
+from numerai_autopilot.executor.outputs import as_predictions
 from numerai_autopilot.executor.settings import PredictorInfo
 from numerai_autopilot.predictors import LoadedPredictor, PredictorSpec, load_predictor
 from numerai_autopilot.validation import submission_csv
@@ -41,6 +40,7 @@ _KEEP_ROUND_FILES = 4
 # Frames kept per process (~20 MB each for Numerai's live data): a round's live file and
 # its benchmark models; an older round's frame is opened again (~20 ms) if ever asked for.
 _KEEP_FRAMES = 2
+_ANNOUNCE_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -105,9 +105,30 @@ def _worker() -> Any:
     return get_worker()
 
 
-def _announce(worker: Any, request: TaskRequest) -> None:
-    worker.log_event(TOPIC, {"event": "started", "key": request.key,
-                             "worker": worker.address, "pid": os.getpid()})
+def _announce(worker: Any, request: TaskRequest) -> tuple[dict[str, Any], Future[Any]]:
+    """Publish this task's start through the scheduler's ``log_event`` call, which answers
+    once the event is out to the executor: see ``_announced``."""
+    event = {"event": "started", "key": request.key, "worker": worker.address,
+             "pid": os.getpid()}
+    call = worker.scheduler.log_event(topic=TOPIC, msg=event)
+    return event, asyncio.run_coroutine_threadsafe(call, worker.loop.asyncio_loop)
+
+
+def _announced(worker: Any, announcement: tuple[dict[str, Any], Future[Any]]) -> None:
+    """Wait for the start's acknowledgement; called before any user code runs.
+
+    When a worker dies, the executor re-runs a task that had not started there (it was only
+    queued) but never one that had (it may be what kills workers). ``Worker.log_event``
+    batches events for up to 2 ms, and one waiting for the GIL longer: a predictor ending its
+    process sooner took its start with it, and was run again on the next worker, and the
+    next. The acknowledgement costs ~1.5-2 ms a task, mostly spent opening the round data.
+    """
+    event, ack = announcement
+    try:
+        ack.result(timeout=_ANNOUNCE_WAIT_S)
+    except Exception:  # noqa: BLE001  the scheduler busy or gone: the batched stream may do
+        ack.cancel()
+        worker.log_event(TOPIC, event)
 
 
 class _MemoryWatchdog(threading.Thread):
@@ -229,8 +250,6 @@ def open_frame(path: Path) -> pd.DataFrame:
 
 
 _FRAME_KEYS = ("id", "numerai_ticker", "symbol")
-# numerai-tools' Signals and Crypto id columns: a predictor may key its signals by any of them
-_TICKER_KEYS = ("numerai_ticker", "bloomberg_ticker", "composite_figi", "sedol", "ticker", "symbol")
 _frames: OrderedDict[str, pd.DataFrame] = OrderedDict()
 
 
@@ -275,13 +294,14 @@ def run_prediction(request: TaskRequest, live_blob: bytes | None,
     """The Dask task: load (or reuse) the predictor, call it, return id + prediction."""
     started_at = time.time()
     worker = _worker()
-    _announce(worker, request)
+    announcement = _announce(worker, request)
     watchdog = _MemoryWatchdog(worker, request)
     watchdog.start()
     try:
-        loaded, load_s, cold = _load(request)
         live_path = _round_path(worker, request.live_path, live_blob, request.live_token)
         live = round_frame(live_path)
+        _announced(worker, announcement)
+        loaded, load_s, cold = _load(request)
         args: list[pd.DataFrame] = [live]
         if loaded.wants_benchmarks:
             if request.benchmark_path is None and benchmark_blob is None:
@@ -298,7 +318,7 @@ def run_prediction(request: TaskRequest, live_blob: bytes | None,
         except BaseException as exc:  # noqa: BLE001  user code's SystemExit is a failure too
             raise PredictorRaised(_raised_message(request, exc)) from None
         compute_s = time.perf_counter() - start
-        predictions = _as_predictions(request, output)
+        predictions = as_predictions(request.model_name, output)
         if request.validate_for is not None:
             start = time.perf_counter()
             csv, rows = submission_csv(predictions, live_path, request.model_name,
@@ -313,10 +333,11 @@ def run_prediction(request: TaskRequest, live_blob: bytes | None,
 def inspect_predictor(request: TaskRequest) -> PredictorInfo:
     """The Dask task behind ``Executor.check_loadable``: load it and read its signature."""
     worker = _worker()
-    _announce(worker, request)
+    announcement = _announce(worker, request)
     watchdog = _MemoryWatchdog(worker, request)
     watchdog.start()
     try:
+        _announced(worker, announcement)
         loaded, _, _ = _load(request)
     finally:
         watchdog.stop()
@@ -340,54 +361,3 @@ def _raised_message(request: TaskRequest, exc: BaseException) -> str:
     tail = "".join(frames[-4:]).rstrip()
     return (f"model {request.model_name!r}: predictor raised {type(exc).__name__}: {exc}"
             f"\n{tail}")
-
-
-def _as_predictions(request: TaskRequest, output: object) -> pd.DataFrame:
-    """A Series or a DataFrame with ``prediction`` -> DataFrame(index id, float prediction)."""
-    import pandas as pd
-
-    name = request.model_name
-    if isinstance(output, pd.DataFrame):
-        frame = _signals_as_predictions(output)
-        if "id" in frame.columns and "prediction" in frame.columns:
-            frame = frame.set_index("id")
-        if "prediction" not in frame.columns:
-            cols = [str(c) for c in frame.columns[:10]]
-            more = f" and {len(frame.columns) - 10} more" if len(frame.columns) > 10 else ""
-            raise PredictorOutputError(
-                f"model {name!r}: predictor returned a DataFrame with columns {cols}{more}; "
-                f"a 'prediction' column ('signal' for Signals and Crypto) is required (e.g. return "
-                f"pd.DataFrame({{'prediction': preds}}, index=live_features.index))"
-            )
-        series = frame["prediction"]
-        if isinstance(series, pd.DataFrame):
-            raise PredictorOutputError(
-                f"model {name!r}: predictor returned a DataFrame with "
-                f"{series.shape[1]} columns named 'prediction'; return exactly one"
-            )
-    elif isinstance(output, pd.Series):
-        series = output
-    else:
-        raise PredictorOutputError(
-            f"model {name!r}: predictor returned {type(output).__name__}; return a DataFrame "
-            f"with a 'prediction' column on live_features.index, or a Series on that index"
-        )
-    if series.dtype == bool or not pd.api.types.is_numeric_dtype(series.dtype):
-        raise PredictorOutputError(
-            f"model {name!r}: predictions have dtype {series.dtype}; they must be numbers "
-            f"in [0, 1]"
-        )
-    result = pd.DataFrame({"prediction": series.to_numpy(dtype="float64", na_value=float("nan"))},
-                          index=series.index.copy())
-    result.index.name = series.index.name if series.index.name in _TICKER_KEYS else "id"
-    return result
-
-
-def _signals_as_predictions(frame: pd.DataFrame) -> pd.DataFrame:
-    """Signals/Crypto output (a ticker column and ``signal``) as index + ``prediction``."""
-    if "signal" in frame.columns and "prediction" not in frame.columns:
-        frame = frame.rename(columns={"signal": "prediction"})
-    keys = [k for k in _TICKER_KEYS if k in frame.columns]
-    if len(keys) == 1 and "prediction" in frame.columns:
-        frame = frame.set_index(keys[0])
-    return frame
