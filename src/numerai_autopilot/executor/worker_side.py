@@ -40,7 +40,7 @@ _KEEP_ROUND_FILES = 4
 # Frames kept per process (~20 MB each for Numerai's live data): a round's live file and
 # its benchmark models; an older round's frame is opened again (~20 ms) if ever asked for.
 _KEEP_FRAMES = 2
-_ANNOUNCE_WAIT_S = 10.0
+_PUBLISH_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -105,30 +105,42 @@ def _worker() -> Any:
     return get_worker()
 
 
-def _announce(worker: Any, request: TaskRequest) -> tuple[dict[str, Any], Future[Any]]:
-    """Publish this task's start through the scheduler's ``log_event`` call, which answers
-    once the event is out to the executor: see ``_announced``."""
-    event = {"event": "started", "key": request.key, "worker": worker.address,
-             "pid": os.getpid()}
-    call = worker.scheduler.log_event(topic=TOPIC, msg=event)
-    return event, asyncio.run_coroutine_threadsafe(call, worker.loop.asyncio_loop)
+class _Published:
+    """An event for the executor, sent through the scheduler's ``log_event`` call, which
+    answers once the event is out to the executor's client.
+
+    ``Worker.log_event`` batches events for up to 2 ms, longer while its event loop waits
+    for the GIL: an event sent just before the process ends could go down with it.
+    """
+
+    def __init__(self, worker: Any, event: dict[str, Any]) -> None:
+        self._worker, self._event = worker, event
+        call = worker.scheduler.log_event(topic=TOPIC, msg=event)
+        self._ack: Future[Any] = asyncio.run_coroutine_threadsafe(call,
+                                                                  worker.loop.asyncio_loop)
+
+    def wait(self, timeout_s: float = _PUBLISH_WAIT_S) -> bool:
+        """Whether the scheduler acknowledged it; if not (busy or gone), it goes the
+        batched way, which may still get it out."""
+        try:
+            self._ack.result(timeout=timeout_s)
+            return True
+        except Exception:  # noqa: BLE001  whatever the call raised, the fallback is the same
+            self._ack.cancel()
+            self._worker.log_event(TOPIC, self._event)
+            return False
 
 
-def _announced(worker: Any, announcement: tuple[dict[str, Any], Future[Any]]) -> None:
-    """Wait for the start's acknowledgement; called before any user code runs.
+def _announce(worker: Any, request: TaskRequest) -> _Published:
+    """Publish this task's start; ``wait()`` for it before any user code runs.
 
     When a worker dies, the executor re-runs a task that had not started there (it was only
-    queued) but never one that had (it may be what kills workers). ``Worker.log_event``
-    batches events for up to 2 ms, and one waiting for the GIL longer: a predictor ending its
-    process sooner took its start with it, and was run again on the next worker, and the
-    next. The acknowledgement costs ~1.5-2 ms a task, mostly spent opening the round data.
+    queued) but never one that had (it may be what kills workers). A predictor ending its
+    process before its batched start left took the start with it, and was run again on the
+    next worker, and the next. The acknowledgement costs ~1.5-2 ms a task.
     """
-    event, ack = announcement
-    try:
-        ack.result(timeout=_ANNOUNCE_WAIT_S)
-    except Exception:  # noqa: BLE001  the scheduler busy or gone: the batched stream may do
-        ack.cancel()
-        worker.log_event(TOPIC, event)
+    return _Published(worker, {"event": "started", "key": request.key,
+                               "worker": worker.address, "pid": os.getpid()})
 
 
 class _MemoryWatchdog(threading.Thread):
@@ -168,8 +180,10 @@ class _MemoryWatchdog(threading.Thread):
 
     def _die(self, reason: str) -> None:
         try:
-            self._worker.log_event(TOPIC, {"event": "exit", "key": self._key, "reason": reason})
-            time.sleep(0.25)  # let the worker's batched stream carry the event out
+            exit_event = _Published(self._worker, {"event": "exit", "key": self._key,
+                                                   "reason": reason})
+            if not exit_event.wait(timeout_s=1.0):
+                time.sleep(0.25)  # let the worker's batched stream carry the event out
         finally:
             os._exit(MEMORY_EXIT_CODE)
 
@@ -300,7 +314,7 @@ def run_prediction(request: TaskRequest, live_blob: bytes | None,
     try:
         live_path = _round_path(worker, request.live_path, live_blob, request.live_token)
         live = round_frame(live_path)
-        _announced(worker, announcement)
+        announcement.wait()
         loaded, load_s, cold = _load(request)
         args: list[pd.DataFrame] = [live]
         if loaded.wants_benchmarks:
@@ -337,7 +351,7 @@ def inspect_predictor(request: TaskRequest) -> PredictorInfo:
     watchdog = _MemoryWatchdog(worker, request)
     watchdog.start()
     try:
-        _announced(worker, announcement)
+        announcement.wait()
         loaded, _, _ = _load(request)
     finally:
         watchdog.stop()
