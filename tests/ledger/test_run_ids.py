@@ -5,7 +5,11 @@ from __future__ import annotations
 import time
 import uuid
 
-from numerai_autopilot.ledger.types import new_run_id, new_run_ids
+from numerai_autopilot.ledger.types import new_run_ids
+
+
+def new_run_id() -> str:
+    return new_run_ids(1)[0]
 
 
 def test_a_run_id_is_a_version_7_uuid_in_canonical_form() -> None:
