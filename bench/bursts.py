@@ -2,17 +2,21 @@
 
     .venv/bin/python bench/bursts.py --bursts 8
     .venv/bin/python bench/bursts.py --compare /path/to/other/checkout/src
+    .venv/bin/python bench/bursts.py --trace      # and where each burst goes in the server
 
 One sandbox (quick data, no added latency or bandwidth limit: only our answer is timed) and
 one server per code tree; each burst is a new round's 200 webhooks on new connections, then
 the server is left to finish the round and go idle. With `--compare`, servers of both trees
 take turns (A, B, A, B ...) so that a slow spell of the machine falls on both. Prints every
-burst's p50/p99 and the median of each, and the client floor (a bare responder).
+burst's p50/p99 and the median of each, and the client floor (a bare responder). With
+`--trace`, the servers run under `bench/burst_trace`, which times each burst's phases inside
+the server (accepting, reading, gathering, recording, answering); the medians are printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import statistics
 import subprocess
@@ -39,6 +43,8 @@ def main() -> int:
     parser.add_argument("--py-spy", type=Path, metavar="DIR",
                         help="record each burst of this tree's server with py-spy (--gil, "
                              "raw stacks) into DIR")
+    parser.add_argument("--trace", action="store_true",
+                        help="time each burst's phases inside the servers (bench/burst_trace)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="autopilot-bursts-"))
     data_dir = BENCH.parent / ".autopilot" / "bench-sandbox-quick"
@@ -49,8 +55,9 @@ def main() -> int:
     try:
         refs = prepare_models(data_dir, workdir / "models", 1)["light"]
         models = dict.fromkeys(names, next(iter(refs.values())))
+        traces = [workdir / f"trace{i}.jsonl" if args.trace else None for i in range(len(trees))]
         servers = [Server(workdir / f"server{i}", sandbox, models,
-                          extra_env={"PYTHONPATH": str(tree)} if tree else None)
+                          extra_env={"PYTHONPATH": str(tree)} if tree else None, trace=traces[i])
                    for i, tree in enumerate(trees)]
         try:
             for server in servers:
@@ -85,7 +92,25 @@ def main() -> int:
         print(f"{tree or 'this tree'}: median p50 {statistics.median(p50s):.1f} ms, "
               f"median p99 {statistics.median(p99s):.1f} ms, best p99 {min(p99s):.1f} ms")
     print(f"client floor: p50 {floor.p50:.1f} ms, p99 {floor.p99:.1f} ms")
+    for tree, trace in zip(trees, traces, strict=True):
+        if trace is not None:
+            print(f"{tree or 'this tree'}, inside the server (median of the bursts):")
+            print(_phases(trace))
     return 0
+
+
+def _phases(trace: Path) -> str:
+    """The median of each figure of the traced bursts (`burst_trace`), one per line."""
+    if not trace.exists():
+        return "  no burst traced"
+    bursts = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
+    lines = [f"  bursts traced: {len(bursts)}"]
+    for key in bursts[0]:
+        values = [b[key] for b in bursts if b[key] is not None]
+        if values:
+            lines.append(f"  {key:22s} {statistics.median(values):9.2f}   "
+                         f"({min(values):.2f} - {max(values):.2f})")
+    return "\n".join(lines)
 
 
 def _spy(out: Path, server: Server, k: int) -> subprocess.Popen[bytes]:

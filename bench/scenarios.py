@@ -9,6 +9,7 @@ round's open time to the last submission, both on the sandbox's clock.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import time
@@ -56,7 +57,8 @@ class Server:
     """Our server as a real process for `models` (name -> predictor reference)."""
 
     def __init__(self, workdir: Path, sandbox: Sandbox, models: dict[str, str],
-                 scheduler: str | None = None, extra_env: dict[str, str] | None = None) -> None:
+                 scheduler: str | None = None, extra_env: dict[str, str] | None = None,
+                 trace: Path | None = None) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         self.port = free_port()
@@ -75,9 +77,15 @@ class Server:
         self.config = workdir / "autopilot.toml"
         self.config.write_text(text)
         # at its default log level (INFO), as users run it: each line costs the event loop
-        self.proc = Proc([PYTHON, "-m", "numerai_autopilot", "serve", "-c", str(self.config)],
-                         workdir / "server.log",
-                         {**ENV, **(extra_env or {})}, cwd=workdir)
+        env = {**ENV, **(extra_env or {})}
+        module = "numerai_autopilot"
+        if trace is not None:  # each burst's phases into `trace` (bench/burst_trace)
+            module = "burst_trace"
+            tree = env.get("PYTHONPATH") or os.environ.get("PYTHONPATH")
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, str(BENCH)]))
+            env["AUTOPILOT_BURST_TRACE"] = str(trace)
+        self.proc = Proc([PYTHON, "-m", module, "serve", "-c", str(self.config)],
+                         workdir / "server.log", env, cwd=workdir)
         self.cold_start_s = wait_http(f"{self.url}/healthz", self.proc)
         self.sampler = TreeSampler(self.proc.pid)
         self.http = httpx.Client(timeout=60)
