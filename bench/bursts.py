@@ -106,10 +106,17 @@ def _phases(trace: Path) -> str:
     bursts = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
     lines = [f"  bursts traced: {len(bursts)}"]
     for key in bursts[0]:
-        values = [b[key] for b in bursts if b[key] is not None]
+        values = [b[key] for b in bursts if isinstance(b.get(key), int | float)]
         if values:
             lines.append(f"  {key:22s} {statistics.median(values):9.2f}   "
                          f"({min(values):.2f} - {max(values):.2f})")
+    threads: dict[str, list[float]] = {}  # other threads that ran before the write, by name
+    for b in bursts:
+        for name, ms in b.get("other_threads_ms", {}).items():
+            threads.setdefault(name, []).append(ms)
+    for name, spent in sorted(threads.items(), key=lambda item: -sum(item[1])):
+        lines.append(f"  thread {name!r} ran in {len(spent)} of {len(bursts)} bursts before "
+                     f"the write: {statistics.median(spent):.2f} ms ({max(spent):.2f} at most)")
     return "\n".join(lines)
 
 

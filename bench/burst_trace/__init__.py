@@ -17,6 +17,11 @@ becomes one JSON line in `path`, written 50 ms after its last answer:
   read (close to `read_ms` when the loop, not the client, is what reading waits for);
   `ours_read_cpu_ms`: the part of it in our protocol's callbacks;
 - `gather_ms`: last request read to the batch's write starting (the recorder's gap);
+- `loop_ran_ms`, `loop_runnable_ms`, `loop_blocked_ms`: from the first event to the
+  batch's write, the event loop thread's time on a CPU, waiting for one (another process or
+  thread had it), and neither (waiting for the GIL or for the sockets); Linux's schedstat;
+- `other_threads_ms`: the server's other threads that ran 0.2 ms or more in that time, by
+  name (reading every thread's schedstat costs ~0.3 ms at the burst's first event);
 - `record_ms`: the batch's write, as the event loop waits for it; `record_cpu_ms` and
   `record_wall_ms`: `Ledger.record_many` itself, in the recorder's thread;
 - `answers_ms`: first to last answer; `ours_answer_cpu_ms`: our `_answer` calls.
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -55,12 +61,16 @@ class _Burst:
         self._dump: asyncio.TimerHandle | None = None
         self.marks: dict[str, float] = {}
         self.sums: dict[str, float] = {}
+        self.threads: dict[int, float] = {}  # thread id: its CPU seconds at the burst's start
+        self.others: dict[str, float] = {}  # thread name: its CPU ms until the batch's write
 
     def event(self) -> float:
         """A connection or a request: starts a new burst after QUIET_S without any."""
         now = _wall()
         if now - self._last > QUIET_S:
             self.marks = {"start": now, "start_cpu": _cpu()}
+            self.marks["start_ran"], self.marks["start_waited"] = _schedstat()
+            self.threads = _threads_ran()
             self.sums = {}
         self._last = now
         return now
@@ -96,6 +106,10 @@ class _Burst:
             "loop_read_cpu_ms": round(sums.get("loop_read_cpu", 0.0) * 1000, 3),
             "ours_read_cpu_ms": round(sums.get("read_cpu", 0.0) * 1000, 3),
             "gather_ms": _span(marks, "last_request", "write_start"),
+            "loop_ran_ms": _span(marks, "start_ran", "write_ran"),
+            "loop_runnable_ms": _span(marks, "start_waited", "write_waited"),
+            "loop_blocked_ms": _blocked(marks),
+            "other_threads_ms": self.others,
             "record_ms": _span(marks, "write_start", "write_end"),
             "record_cpu_ms": round(sums.get("record_cpu", 0.0) * 1000, 3),
             "record_wall_ms": round(sums.get("record_wall", 0.0) * 1000, 3),
@@ -105,7 +119,55 @@ class _Burst:
         }
         with self._path.open("a") as out:
             out.write(json.dumps(line) + "\n")
-        self.marks, self.sums = {}, {}
+        self.marks, self.sums, self.others = {}, {}, {}
+
+    def write_started(self) -> None:
+        """The batch's write starts: the loop thread's and the other threads' times so far."""
+        self.marks["write_start"] = _wall()
+        self.marks["write_ran"], self.marks["write_waited"] = _schedstat()
+        loop = threading.get_native_id()
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        for tid, ran in _threads_ran().items():
+            spent = (ran - self.threads.get(tid, ran)) * 1000
+            if tid != loop and spent >= 0.2:
+                self.others[names.get(tid, str(tid))] = round(spent, 3)
+
+
+def _threads_ran() -> dict[int, float]:
+    """Every thread of this process: its time on a CPU so far, in seconds (Linux)."""
+    ran: dict[int, float] = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return ran
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as stat:
+                ran[int(tid)] = int(stat.read().split()[0]) / 1e9
+        except (OSError, ValueError):
+            continue
+    return ran
+
+
+def _schedstat() -> tuple[float, float]:
+    """This thread's time on a CPU and waiting for one (runnable), in seconds (Linux)."""
+    try:
+        with open("/proc/thread-self/schedstat") as stat:
+            ran, waited = stat.read().split()[:2]
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+    return int(ran) / 1e9, int(waited) / 1e9
+
+
+def _blocked(marks: dict[str, float]) -> float | None:
+    """From the first event to the batch's write: neither running nor runnable (waiting for
+    the GIL, or for the sockets)."""
+    spans = [_span(marks, *names) for names in (("start", "write_start"),
+             ("start_ran", "write_ran"), ("start_waited", "write_waited"))]
+    if any(span is None for span in spans):
+        return None
+    wall, ran, waited = spans
+    return round(wall - ran - waited, 3)  # type: ignore[operator]
 
 
 def _span(marks: dict[str, float], a: str, b: str) -> float | None:
@@ -153,7 +215,7 @@ def install(path: Path) -> None:
 
     async def traced_gather(self: BatchRecorder) -> None:
         await gather(self)
-        burst.marks["write_start"] = _wall()
+        burst.write_started()
 
     async def traced_write_batch(self: BatchRecorder) -> None:
         burst.add("batches", 1)
