@@ -22,6 +22,9 @@ becomes one JSON line in `path`, written 50 ms after its last answer:
   thread had it), and neither (waiting for the GIL or for the sockets); Linux's schedstat;
 - `other_threads_ms`: the server's other threads that ran 0.2 ms or more in that time, by
   name (reading every thread's schedstat costs ~0.3 ms at the burst's first event);
+- `loop_minor_faults`, `loop_major_faults`: the loop thread's page faults in that time (a
+  major one waited for the disk);
+- `events`: each connection accepted ("c") and webhook taken ("r"), ms from the start;
 - `record_ms`: the batch's write, as the event loop waits for it; `record_cpu_ms` and
   `record_wall_ms`: `Ledger.record_many` itself, in the recorder's thread;
 - `answers_ms`: first to last answer; `ours_answer_cpu_ms`: our `_answer` calls.
@@ -62,6 +65,9 @@ class _Burst:
         self.marks: dict[str, float] = {}
         self.sums: dict[str, float] = {}
         self.threads: dict[int, float] = {}  # thread id: its CPU seconds at the burst's start
+        self.faults = (0, 0)  # the loop thread's page faults at the burst's start
+        self.loop_faults = (0, 0)  # ... and between the start and the batch's write
+        self.events: list[tuple[float, str]] = []  # (perf_counter, "c" connection / "r" request)
         self.others: dict[str, float] = {}  # thread name: its CPU ms until the batch's write
 
     def event(self) -> float:
@@ -70,6 +76,8 @@ class _Burst:
         if now - self._last > QUIET_S:
             self.marks = {"start": now, "start_cpu": _cpu()}
             self.marks["start_ran"], self.marks["start_waited"] = _schedstat()
+            self.faults = _faults()
+            self.events = []
             self.threads = _threads_ran()
             self.sums = {}
         self._last = now
@@ -110,6 +118,10 @@ class _Burst:
             "loop_runnable_ms": _span(marks, "start_waited", "write_waited"),
             "loop_blocked_ms": _blocked(marks),
             "other_threads_ms": self.others,
+            "loop_minor_faults": self.loop_faults[0],
+            "loop_major_faults": self.loop_faults[1],
+            # every accepted connection ("c") and request taken ("r"), ms from the start
+            "events": [[round((t - start) * 1000, 3), kind] for t, kind in self.events],
             "record_ms": _span(marks, "write_start", "write_end"),
             "record_cpu_ms": round(sums.get("record_cpu", 0.0) * 1000, 3),
             "record_wall_ms": round(sums.get("record_wall", 0.0) * 1000, 3),
@@ -119,12 +131,14 @@ class _Burst:
         }
         with self._path.open("a") as out:
             out.write(json.dumps(line) + "\n")
-        self.marks, self.sums, self.others = {}, {}, {}
+        self.marks, self.sums, self.others, self.events = {}, {}, {}, []
 
     def write_started(self) -> None:
         """The batch's write starts: the loop thread's and the other threads' times so far."""
         self.marks["write_start"] = _wall()
         self.marks["write_ran"], self.marks["write_waited"] = _schedstat()
+        minor, major = _faults()
+        self.loop_faults = (minor - self.faults[0], major - self.faults[1])
         loop = threading.get_native_id()
         names = {t.native_id: t.name for t in threading.enumerate()}
         for tid, ran in _threads_ran().items():
@@ -147,6 +161,16 @@ def _threads_ran() -> dict[int, float]:
         except (OSError, ValueError):
             continue
     return ran
+
+
+def _faults() -> tuple[int, int]:
+    """This thread's page faults so far: (minor, major); a major one waited for the disk."""
+    try:
+        with open("/proc/thread-self/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0, 0
+    return int(fields[7]), int(fields[9])  # minflt, majflt (fields 10 and 12 of proc(5))
 
 
 def _schedstat() -> tuple[float, float]:
@@ -189,6 +213,7 @@ def install(path: Path) -> None:
     def traced_connection_made(self: WebhookProtocol, transport: asyncio.BaseTransport) -> None:
         now = burst.event()
         burst.marks["last_connection"] = now
+        burst.events.append((now, "c"))
         burst.add("connections", 1)
         connection_made(self, transport)
 
@@ -201,7 +226,8 @@ def install(path: Path) -> None:
         burst.add("read_cpu", ended - began)
         if self._answering and not waiting:  # a webhook was taken and is being recorded
             burst.add("requests", 1)
-            burst.marks["last_request"] = _wall()
+            burst.marks["last_request"] = now = _wall()
+            burst.events.append((now, "r"))
             burst.sums["loop_read_cpu"] = ended - burst.marks["start_cpu"]
 
     def traced_answer(self: WebhookProtocol, *args: Any) -> None:
