@@ -31,6 +31,10 @@ def serve(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "INFO",
 ) -> None:
     """Answer Numerai's webhooks and run every model's round."""
+    from numerai_autopilot.server.descriptors import reserve_descriptors
+
+    reserve_descriptors()  # while this process has one thread: see server/descriptors.py
+
     import uvicorn
 
     from numerai_autopilot.server import create_app
