@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import threading
 import time
@@ -76,10 +77,9 @@ class _Burst:
         if now - self._last > QUIET_S:
             self.marks = {"start": now, "start_cpu": _cpu()}
             self.marks["start_ran"], self.marks["start_waited"] = _schedstat()
-            self.faults = _faults()
-            self.events = []
+            self.faults, self.loop_faults = _faults(), (0, 0)
+            self.events, self.others, self.sums = [], {}, {}
             self.threads = _threads_ran()
-            self.sums = {}
         self._last = now
         return now
 
@@ -131,7 +131,7 @@ class _Burst:
         }
         with self._path.open("a") as out:
             out.write(json.dumps(line) + "\n")
-        self.marks, self.sums, self.others, self.events = {}, {}, {}, []
+        self.marks = {}  # written: a later timer finds nothing to write
 
     def write_started(self) -> None:
         """The batch's write starts: the loop thread's and the other threads' times so far."""
@@ -155,11 +155,9 @@ def _threads_ran() -> dict[int, float]:
     except OSError:
         return ran
     for tid in tids:
-        try:
-            with open(f"/proc/self/task/{tid}/schedstat") as stat:
-                ran[int(tid)] = int(stat.read().split()[0]) / 1e9
-        except (OSError, ValueError):
-            continue
+        on_cpu, _ = _schedstat(f"/proc/self/task/{tid}/schedstat")
+        if not math.isnan(on_cpu):  # the thread was still there
+            ran[int(tid)] = on_cpu
     return ran
 
 
@@ -173,10 +171,11 @@ def _faults() -> tuple[int, int]:
     return int(fields[7]), int(fields[9])  # minflt, majflt (fields 10 and 12 of proc(5))
 
 
-def _schedstat() -> tuple[float, float]:
-    """This thread's time on a CPU and waiting for one (runnable), in seconds (Linux)."""
+def _schedstat(path: str = "/proc/thread-self/schedstat") -> tuple[float, float]:
+    """A thread's time on a CPU and waiting for one (runnable), in seconds (Linux); this
+    thread's by default, NaN when it cannot be read."""
     try:
-        with open("/proc/thread-self/schedstat") as stat:
+        with open(path) as stat:
             ran, waited = stat.read().split()[:2]
     except (OSError, ValueError):
         return float("nan"), float("nan")
