@@ -8,9 +8,10 @@ grace period before it returns (`expand_fdtable` calls `synchronize_rcu`): 8-29 
 measured on a 2-core machine, during which the thread that opened the descriptor (here the
 event loop, accepting a connection) is blocked. Traced, the first burst of 200 webhooks
 after a start paused twice this way (7-15 and 5-13.5 ms) and was answered 20-30 ms later
-than the next ones; both pauses went with this. The table never shrinks, so growing it once at start, while the process has one
-thread and the growth costs microseconds, takes this off the first burst after every start
-(on Cloud Run, scaled from zero, every burst may be a first one).
+than the next ones; both pauses went with this. The table never shrinks, so growing it
+once at start, while the process has one thread and the growth costs microseconds, takes
+this off the first burst after every start (on Cloud Run, scaled from zero, every burst
+may be a first one).
 """
 
 from __future__ import annotations
