@@ -41,8 +41,8 @@ from numerai_autopilot.sandbox.settings import (
     SandboxSettings,
 )
 from numerai_autopilot.sandbox.testing import RunningSandbox, running_sandbox, serve_asgi
-from numerai_autopilot.server import create_app
-from numerai_autopilot.server.protocol import WebhookProtocol
+from numerai_autopilot.web import create_app
+from numerai_autopilot.web.protocol import WebhookProtocol
 
 # Property tests draw the same examples on every run: CI gives the same answer twice.
 hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)

@@ -25,21 +25,21 @@ from typing import Self
 import httpx
 
 from numerai_autopilot.config import AppConfig, ModelConfig
-from numerai_autopilot.dispatcher import Dispatcher
+from numerai_autopilot.runs.dispatcher import Dispatcher
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.executor import Executor, ExecutorSettings
-from numerai_autopilot.fallback import is_benchmark
+from numerai_autopilot.runs.fallback import is_benchmark
 from numerai_autopilot.ledger import Ledger, NewRun
-from numerai_autopilot.monitor import Monitor
+from numerai_autopilot.observe.monitor import Monitor
 from numerai_autopilot.numerai import NumeraiClient, RetryPolicy
 from numerai_autopilot.numerai.transport import async_client
 from numerai_autopilot.numerai.transport import warm_up as warm_up_http
-from numerai_autopilot.pipeline import Pipeline, Services, fallback_key
-from numerai_autopilot.predictors import PredictorSpec, parse_predictor
-from numerai_autopilot.recorder import BatchRecorder
-from numerai_autopilot.rounddata import Progress, RoundData
-from numerai_autopilot.rounddata import warm_up as warm_up_round_data
-from numerai_autopilot.watcher import RoundWatcher
+from numerai_autopilot.runs.pipeline import Pipeline, Services, fallback_key
+from numerai_autopilot.executor.predictors import PredictorSpec, parse_predictor
+from numerai_autopilot.runs.recorder import BatchRecorder
+from numerai_autopilot.runs.rounddata import Progress, RoundData
+from numerai_autopilot.runs.rounddata import warm_up as warm_up_round_data
+from numerai_autopilot.runs.watcher import RoundWatcher
 
 log = logging.getLogger(__name__)
 RETRY_CAP_S = 6 * 3600.0

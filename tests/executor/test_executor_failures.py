@@ -21,7 +21,7 @@ from numerai_autopilot.executor import (
     PredictOutcome,
     WorkerDied,
 )
-from numerai_autopilot.predictors import parse_predictor
+from numerai_autopilot.executor.predictors import parse_predictor
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -25,7 +25,7 @@ from numerai_autopilot.executor import (
     PredictorRaised,
 )
 from numerai_autopilot.executor.cluster import LOG_LENGTH
-from numerai_autopilot.predictors import parse_predictor
+from numerai_autopilot.executor.predictors import parse_predictor
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from numerai_autopilot.ledger import Ledger, NewRun, RunState
-from numerai_autopilot.recorder import BatchRecorder
+from numerai_autopilot.runs.recorder import BatchRecorder
 
 
 def new(i: int, round_number: int = 700) -> NewRun:

@@ -10,7 +10,7 @@ from ledger_helpers import new_run
 
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger import Change, Ledger, Run, RunState
-from numerai_autopilot.recorder import BatchAdvancer
+from numerai_autopilot.runs.recorder import BatchAdvancer
 
 S = RunState
 

@@ -10,7 +10,7 @@ import pytest
 
 from numerai_autopilot.config import load_config, parse_config
 from numerai_autopilot.errors import ConfigError
-from numerai_autopilot.secrets import SecretResolver, version_name
+from numerai_autopilot.config.secret_manager import SecretResolver, version_name
 
 TEXT = """
 [numerai]

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from numerai_autopilot.config import AppConfig, parse_config
 from numerai_autopilot.ledger import Run, RunState
 from numerai_autopilot.runtime import Runtime
-from numerai_autopilot.tokens import webhook_url
+from numerai_autopilot.config.tokens import webhook_url
 
 POOL = Path(__file__).with_name("pool_predictors.py")
 SECRET = "test-webhook-secret"

@@ -25,7 +25,7 @@ from numerai_autopilot.config import AppConfig
 from numerai_autopilot.config.models import TOURNAMENT_IDS
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.ledger import Ledger, Run, RunState, StageRecord
-from numerai_autopilot.tokens import webhook_url
+from numerai_autopilot.config.tokens import webhook_url
 
 STAGES = (RunState.DOWNLOADING, RunState.PREDICTING, RunState.VALIDATING, RunState.UPLOADING)
 
@@ -59,7 +59,7 @@ def init(
 
 
 def _example(name: str) -> str:
-    return (resources.files("numerai_autopilot") / "examples" / name).read_text()
+    return (resources.files("numerai_autopilot.demo.examples") / name).read_text()
 
 
 @app.command()

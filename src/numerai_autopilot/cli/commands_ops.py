@@ -27,15 +27,15 @@ from numerai_autopilot.cli.main import (
 )
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import ConfigError
-from numerai_autopilot.registration import (
+from numerai_autopilot.cli.registration import (
     redact,
     registered_webhooks,
     resolve_model_ids,
     server_secrets,
 )
-from numerai_autopilot.remote import LogEntry, RemoteServer, RunSummary, default_server_url
+from numerai_autopilot.cli.remote import LogEntry, RemoteServer, RunSummary, default_server_url
 from numerai_autopilot.runtime import numerai_client
-from numerai_autopilot.tokens import webhook_url
+from numerai_autopilot.config.tokens import webhook_url
 
 ServerOption = Annotated[
     str | None,

@@ -31,14 +31,10 @@ def serve(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "INFO",
 ) -> None:
     """Answer Numerai's webhooks and run every model's round."""
-    from numerai_autopilot.server.descriptors import reserve_descriptors
-
-    reserve_descriptors()  # while this process has one thread: see server/descriptors.py
-
     import uvicorn
 
-    from numerai_autopilot.server import create_app
-    from numerai_autopilot.server.protocol import WebhookProtocol
+    from numerai_autopilot.web import create_app
+    from numerai_autopilot.web.protocol import WebhookProtocol
 
     configure_logging(log_level, log_format)
     config = load(config_path)
@@ -99,7 +95,7 @@ def demo(
     ] = False,
 ) -> None:
     """A whole round on this machine: sandbox, example models, real webhooks and submissions."""
-    from numerai_autopilot.demo import run_demo
+    from numerai_autopilot.demo.round import run_demo
 
     configure_logging("WARNING")
     code = asyncio.run(run_demo(workdir, timeout=timeout, keep_serving=keep_serving))

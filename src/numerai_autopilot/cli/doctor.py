@@ -19,8 +19,8 @@ from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import AutopilotError, ConfigError
 from numerai_autopilot.ledger import Ledger
 from numerai_autopilot.numerai import AuthenticationError, ModelInfo, NumeraiClient
-from numerai_autopilot.predictors import PredictorSpec, parse_predictor
-from numerai_autopilot.registration import check_webhook, redact, registered_webhooks
+from numerai_autopilot.executor.predictors import PredictorSpec, parse_predictor
+from numerai_autopilot.cli.registration import check_webhook, redact, registered_webhooks
 from numerai_autopilot.runtime import numerai_client
 
 _NAMES = {8: "classic", 11: "signals", 12: "crypto"}

@@ -39,7 +39,7 @@ DEFAULT_CONFIG = Path("autopilot.toml")
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    from numerai_autopilot.logs import setup_logging
+    from numerai_autopilot.observe.logs import setup_logging
 
     setup_logging(level=level, fmt=fmt)
 

@@ -18,7 +18,7 @@ import pydantic
 
 from numerai_autopilot.config.models import AppConfig
 from numerai_autopilot.errors import ConfigError
-from numerai_autopilot.secrets import SecretResolver
+from numerai_autopilot.config.secret_manager import SecretResolver
 
 ENV_PREFIX = "AUTOPILOT_"
 _TABLES = ("numerai", "server", "ledger", "data", "executor", "alerts")

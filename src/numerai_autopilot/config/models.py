@@ -93,7 +93,7 @@ class ServerSettings(_Table):
     public_url: str | None = None
     admin_token: SecretStr | None = None
     # Dashboard login besides the admin token: a user name and a password (or its hash from
-    # `numerai_autopilot.dashboard.passwords.hash_password`).
+    # `numerai_autopilot.web.dashboard.passwords.hash_password`).
     dashboard_user: str | None = None
     dashboard_password: SecretStr | None = None
     dashboard_password_hash: SecretStr | None = None

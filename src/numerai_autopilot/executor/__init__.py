@@ -12,7 +12,7 @@ from numerai_autopilot.executor.errors import (
     WorkerDied,
 )
 from numerai_autopilot.executor.executor import Executor
-from numerai_autopilot.executor.settings import (
+from numerai_autopilot.executor.jobs import (
     ExecutorSettings,
     PredictJob,
     PredictorInfo,

@@ -24,7 +24,7 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
-from numerai_autopilot.executor.settings import ExecutorSettings
+from numerai_autopilot.executor.jobs import ExecutorSettings
 
 log = logging.getLogger(__name__)
 _KILL_WAIT_S = 5.0

@@ -29,13 +29,13 @@ from numerai_autopilot.errors import PredictorError, ValidationError
 from numerai_autopilot.executor import worker_side
 from numerai_autopilot.executor.cluster import Cluster
 from numerai_autopilot.executor.errors import PredictorTimeout, WorkerDied
-from numerai_autopilot.executor.settings import (
+from numerai_autopilot.executor.jobs import (
     ExecutorSettings,
     PredictJob,
     PredictorInfo,
     PredictOutcome,
 )
-from numerai_autopilot.predictors import PredictorSpec
+from numerai_autopilot.executor.predictors import PredictorSpec
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -22,6 +22,6 @@ class WarmImports(WorkerPlugin):
 
 
 def _import() -> None:
-    from numerai_autopilot.validation import warm_up
+    from numerai_autopilot.validation.classic import warm_up
 
     warm_up()

@@ -1,0 +1,135 @@
+"""The webhooks registered on Numerai for the configured models: read, compare, set, clear.
+
+Reading a model's current webhook uses the `submissionWebhook` field of the account's
+models. Numerai's public documentation lists only the mutation (`setSubmissionWebhook`);
+where the API does not answer the field, `registered_webhooks` returns None and callers
+say that the previous registration cannot be shown.
+
+    ids = await resolve_model_ids(config, client)
+    before = await registered_webhooks(config, http)      # {model_id: url or None} or None
+    await client.set_submission_webhook(ids["alpha"], webhook_url(base, ids["alpha"], secret))
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import httpx
+
+from numerai_autopilot.config import AppConfig
+from numerai_autopilot.errors import ConfigError
+from numerai_autopilot.numerai import NumeraiClient, NumeraiError, RetryPolicy
+from numerai_autopilot.numerai.graphql import GraphQL
+from numerai_autopilot.numerai.retry import Clock
+from numerai_autopilot.config.tokens import verify_token
+
+_WEBHOOKS = """
+query {
+  account {
+    models {
+      id
+      submissionWebhook
+    }
+  }
+}
+"""
+_TOKEN = re.compile(r"(token=)[^&#\s]+")
+
+
+def redact(url: str | None) -> str:
+    """A webhook URL fit to print: its token replaced by `***`.
+
+    >>> redact("https://x.run.app/pred/abc?token=9f2e")
+    'https://x.run.app/pred/abc?token=***'
+    """
+    return "(none)" if not url else _TOKEN.sub(r"\1***", url)
+
+
+def server_secrets(config: AppConfig) -> list[str]:
+    """The current webhook secret, then previous ones; ConfigError when none is set."""
+    if config.server.secret is None:
+        raise ConfigError(
+            f"{config.source}: server.secret: required to make webhook tokens; set it or "
+            "AUTOPILOT_SECRET"
+        )
+    return [config.server.secret.get_secret_value()] + [
+        s.get_secret_value() for s in config.server.previous_secrets
+    ]
+
+
+async def resolve_model_ids(
+    config: AppConfig, client: NumeraiClient, only: str | None = None
+) -> dict[str, str]:
+    """Model name -> Numerai model id (from the config, or by name), each checked against
+    the account, so nothing is registered for a model that is not there. `only`: one model."""
+    account = await client.models()
+    by_name = {m.name: m.id for m in account}
+    known_ids = set(by_name.values())
+    ids: dict[str, str] = {}
+    problems = []
+    for name, model in config.models.items():
+        if only is not None and name != only:
+            continue
+        model_id = model.model_id or by_name.get(name)
+        if model_id is None or model_id not in known_ids:
+            wanted = f"model_id {model_id}" if model.model_id else f"name {name!r}"
+            problems.append(
+                f"{config.source}: models.{name}: no model with {wanted} on this Numerai "
+                f"account (it has: {', '.join(sorted(by_name)) or 'none'}); fix "
+                f"models.{name}.model_id"
+            )
+        else:
+            ids[name] = model_id
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return ids
+
+
+async def registered_webhooks(
+    config: AppConfig, http: httpx.AsyncClient
+) -> dict[str, str | None] | None:
+    """Model id -> the webhook Numerai has for it, or None when Numerai does not say."""
+    keys = config.numerai
+    gql = GraphQL(
+        http, keys.api_url,
+        keys.public_id.get_secret_value() if keys.public_id else None,
+        keys.secret_key.get_secret_value() if keys.secret_key else None,
+        retry=RetryPolicy(deadline_s=30.0), timeout=keys.timeout, clock=Clock(),
+    )
+    try:
+        account = await gql.call("account", _WEBHOOKS, {}, auth=True, deadline=None)
+    except NumeraiError as exc:
+        if "submissionWebhook" in str(exc):  # the field is unknown to this API
+            return None
+        raise
+    return {
+        str(m["id"]): m.get("submissionWebhook") or None for m in (account or {}).get("models") or []
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookCheck:
+    """Whether a registered URL is this server's webhook for the model."""
+
+    ok: bool
+    problem: str = ""
+
+
+def check_webhook(url: str | None, model_id: str, secrets: list[str],
+                  base_url: str | None = None) -> WebhookCheck:
+    """Compare a registered webhook with ours: path, token (any current or previous secret)."""
+    if not url:
+        return WebhookCheck(False, "no webhook registered")
+    parts = urlsplit(url)
+    if unquote(parts.path.rstrip("/").rsplit("/", 1)[-1]) != model_id or "/pred/" not in parts.path:
+        return WebhookCheck(False, f"registered {redact(url)} is not this model's /pred/ URL")
+    tokens = parse_qs(parts.query).get("token") or [""]
+    if not verify_token(tokens[0], model_id, secrets):
+        return WebhookCheck(False, "its token was not made with server.secret")
+    if not verify_token(tokens[0], model_id, secrets[:1]):
+        return WebhookCheck(False, "its token uses a previous secret (rotation not finished)")
+    if base_url and not url.startswith(base_url.rstrip("/") + "/pred/"):
+        return WebhookCheck(False, f"registered {redact(url)} is not at {base_url}")
+    return WebhookCheck(True)

@@ -1,0 +1,185 @@
+"""`autopilot demo`: a whole round on this machine, no account and no network needed.
+
+1. start a local Numerai sandbox with synthetic data (generated once, then reused);
+2. train or load three Classic example models (LightGBM on the small feature set, a Model
+   Upload style pickle, a plain function), and a Signals and a Crypto model;
+3. start the real server on 127.0.0.1, register each model's tokenized webhook in the sandbox;
+4. open a round of each tournament: the sandbox POSTs the webhooks as Numerai does; show
+   progress;
+5. print a summary and the sandbox's own record of submissions. Exit 0 if all submitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from numerai_autopilot.config import AppConfig, parse_config
+from numerai_autopilot.demo.models import prepare_models
+from numerai_autopilot.ledger import Run, RunState
+from numerai_autopilot.numerai import NumeraiClient
+from numerai_autopilot.runtime import Runtime
+from numerai_autopilot.sandbox.settings import ModelSpec, SandboxSettings
+from numerai_autopilot.sandbox.testing import free_port, running_sandbox
+from numerai_autopilot.web import create_app
+from numerai_autopilot.web.protocol import WebhookProtocol
+from numerai_autopilot.config.tokens import webhook_url
+
+console = Console(highlight=False)
+# model name -> tournament (Classic 8, Signals 11, Crypto 12)
+MODELS = {"demo_lgbm": 8, "demo_upload": 8, "demo_plain": 8, "demo_signals": 11,
+          "demo_crypto": 12}
+TOURNAMENTS = {8: "classic", 11: "signals", 12: "crypto"}
+
+
+def demo_config(workdir: Path, api_url: str, public_id: str, secret_key: str,
+                model_ids: dict[str, str], predictors: dict[str, str], port: int) -> AppConfig:
+    """The demo's autopilot.toml, written to `workdir` so a user can read and reuse it."""
+    models = "".join(
+        f'\n[models.{name}]\nmodel_id = "{model_ids[name]}"\npredictor = "{predictors[name]}"\n'
+        f'tournament = "{TOURNAMENTS[tournament]}"\ntimeout = "120s"\n'
+        for name, tournament in MODELS.items()
+    )
+    text = (
+        f'[numerai]\napi_url = "{api_url}"\n\n'
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\n\n'
+        f'[ledger]\nurl = "sqlite:///{workdir / "ledger.db"}"\n\n'
+        f'[data]\ncache_dir = "{workdir / "data"}"\n\n'
+        f'[executor]\nworkers = 2\nmemory_limit = "3GiB"\n{models}'
+    )
+    (workdir / "autopilot.toml").write_text(text)
+    env = {"NUMERAI_PUBLIC_ID": public_id, "NUMERAI_SECRET_KEY": secret_key,
+           "AUTOPILOT_SECRET": secrets.token_hex(32)}
+    return parse_config(text, source=str(workdir / "autopilot.toml"), base_dir=workdir, env=env)
+
+
+async def run_demo(workdir: Path, *, timeout: float = 300.0, keep_serving: bool = False) -> int:
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    for stale in ("ledger.db", "ledger.db-wal", "ledger.db-shm", "data"):
+        path = workdir / stale
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    started = time.monotonic()
+    settings = SandboxSettings(
+        data_dir=workdir / "sandbox", models=tuple(ModelSpec(n, t) for n, t in MODELS.items())
+    )
+    console.print("[bold]1.[/] starting the Numerai sandbox (synthetic data, generated once) ...")
+    with running_sandbox(settings) as sandbox:
+        console.print(f"   sandbox at {sandbox.url}; account models: {', '.join(MODELS)}")
+        async with httpx.AsyncClient(timeout=60) as http:
+            client = NumeraiClient(http, api_url=sandbox.url, public_id=sandbox.public_id,
+                                   secret_key=sandbox.secret_key)
+            console.print("[bold]2.[/] preparing example models (Classic: LightGBM, Model Upload "
+                          "pickle, function; a Signals and a Crypto model) ...")
+            predictors = await prepare_models(client, workdir / "models")
+            port = free_port()
+            config = demo_config(workdir, sandbox.url, sandbox.public_id, sandbox.secret_key,
+                                 dict(sandbox.models), predictors, port)
+            console.print(f"[bold]3.[/] starting the server on 127.0.0.1:{port} (config: {config.source})")
+            runtime = Runtime(config)
+            server = uvicorn.Server(uvicorn.Config(
+                create_app(config, runtime=runtime), host="127.0.0.1", port=port,
+                http=WebhookProtocol, log_config=None, access_log=False, lifespan="on"))
+            serving = asyncio.create_task(server.serve())
+            try:
+                await _wait_healthy(http, port, runtime)
+                base = f"http://127.0.0.1:{port}"
+                assert config.server.secret is not None
+                for name in MODELS:
+                    model_id = sandbox.models[name]
+                    url = webhook_url(base, model_id, config.server.secret.get_secret_value())
+                    await client.set_submission_webhook(model_id, url)
+                console.print(f"   registered {len(MODELS)} webhooks: {base}/pred/<model id>?token=***")
+                console.print("[bold]4.[/] opening a round of Classic, Signals and Crypto: the "
+                              "sandbox fires the webhooks ...")
+                rounds: dict[int, int] = {}
+                for tournament in sorted(set(MODELS.values())):
+                    opened = (await http.post(f"{sandbox.url}/_sandbox/rounds/open",
+                                              json={"tournament": tournament})).json()
+                    rounds[tournament] = int(opened["number"])
+                runs = await _watch(runtime, rounds, started + timeout)
+                submissions = (await http.get(f"{sandbox.url}/_sandbox/submissions")).json()
+                code = _summary(runs, submissions, rounds, time.monotonic() - started)
+                if keep_serving:
+                    console.print(f"\ndashboard: {base}/  (sandbox: {sandbox.url}); "
+                                  "Ctrl-C to stop")
+                    await _until_interrupted()
+            finally:
+                server.should_exit = True
+                await serving
+    return code
+
+
+async def _until_interrupted() -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.Event().wait()
+
+
+async def _wait_healthy(http: httpx.AsyncClient, port: int, runtime: Runtime) -> None:
+    for _ in range(600):
+        try:
+            if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                await runtime.wait_ready()
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the server did not start within 30 s")
+
+
+async def _watch(runtime: Runtime, rounds: dict[int, int], deadline: float) -> list[Run]:
+    """Show the opened rounds' runs until all are final; `rounds`: tournament -> number."""
+    runs: list[Run] = []
+    title = ", ".join(f"{TOURNAMENTS[t]} round {n}" for t, n in sorted(rounds.items()))
+    with Live(console=console, refresh_per_second=8) as live:
+        while time.monotonic() < deadline:
+            runs = [r for r in await asyncio.to_thread(runtime.ledger.runs, limit=100)
+                    if r.round_number == rounds.get(r.tournament)]
+            live.update(_table(runs, title))
+            if len(runs) >= len(MODELS) and all(r.state.is_final for r in runs):
+                break
+            await asyncio.sleep(0.25)
+    return runs
+
+
+def _table(runs: list[Run], title: str) -> Table:
+    table = Table("model", "tournament", "round", "state", "rows", "compute", "total",
+                  "submission id / error", title=title)
+    colours = {RunState.SUBMITTED: "green", RunState.FAILED: "red", RunState.SKIPPED: "yellow"}
+    for run in sorted(runs, key=lambda r: (r.tournament, r.model_name)):
+        total = (run.updated_at - run.created_at).total_seconds()
+        table.add_row(
+            run.model_name, TOURNAMENTS.get(run.tournament, str(run.tournament)),
+            str(run.round_number), f"[{colours.get(run.state, 'cyan')}]{run.state.value}[/]",
+            str(run.detail.get("rows", "")), f"{run.detail.get('compute_s', '')}s",
+            f"{total:.2f}s", run.submission_id or run.error or "",
+        )
+    return table
+
+
+def _summary(runs: list[Run], submissions: list[dict[str, object]], rounds: dict[int, int],
+             elapsed: float) -> int:
+    ok = len(runs) == len(MODELS) and all(r.state is RunState.SUBMITTED for r in runs)
+    console.print("\n[bold]5.[/] the sandbox's record of submissions (what Numerai received):")
+    table = Table("model", "tournament", "round", "rows", "trigger id", "submission id")
+    for sub in submissions:
+        tournament = sub.get("tournament")
+        if isinstance(tournament, int) and sub.get("round_number") == rounds.get(tournament):
+            table.add_row(str(sub.get("model_name")), TOURNAMENTS.get(tournament, str(tournament)),
+                          str(sub.get("round_number")), str(sub.get("row_count")),
+                          str(sub.get("trigger_id")), str(sub.get("id")))
+    console.print(table)
+    verdict = "[green]all models submitted[/]" if ok else "[red]some models did not submit[/]"
+    console.print(f"{verdict} in {elapsed:.1f} s. Inspect the runs: "
+                  "`autopilot runs -c .autopilot/demo/autopilot.toml`")
+    return 0 if ok else 1

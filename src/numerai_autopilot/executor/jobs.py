@@ -1,0 +1,88 @@
+"""Plain values the executor takes and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from numerai_autopilot.executor.predictors import PredictorSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DataTransfer = Literal["shared", "scatter"]
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """Where predictors run.
+
+    ``scheduler=None`` starts a LocalCluster on 127.0.0.1 with ``workers`` processes.
+    A scheduler address (``tcp://host:8786``) uses an external cluster; start its scheduler
+    with ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=0`` and
+    ``DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION=1.0`` (the executor also sets both on
+    the running scheduler).
+
+    ``data_transfer`` says how round files reach workers: ``"shared"`` passes the path (a
+    local cluster, or a path every worker sees on shared storage); ``"scatter"`` broadcasts
+    the file's bytes once per round file and each worker writes them once to its local
+    directory. Default: shared for a local cluster, scatter for an external one.
+    """
+
+    scheduler: str | None = None
+    workers: int = 2
+    threads_per_worker: int = 1
+    memory_limit: str = "4GiB"
+    local_directory: Path | None = None
+    data_transfer: DataTransfer | None = None
+
+    @property
+    def transfer(self) -> DataTransfer:
+        if self.data_transfer is not None:
+            return self.data_transfer
+        return "shared" if self.scheduler is None else "scatter"
+
+
+@dataclass(frozen=True)
+class PredictJob:
+    """One model's prediction for one run.
+
+    ``timeout_s`` counts from the moment the task starts on a worker (loading included),
+    not while it waits for a free worker. ``memory_limit_bytes`` caps what this prediction
+    adds to the worker's memory (RSS growth from the task's start); None: only the
+    worker's own limit applies. ``validate_for``: a tournament number to validate the
+    predictions against on the worker and return them as the submission CSV
+    (``PredictOutcome.csv``); a failed check raises ValidationError. None: the
+    predictions come back as a frame.
+    """
+
+    run_id: str
+    model_name: str
+    predictor: PredictorSpec
+    live_path: Path
+    benchmark_path: Path | None = None
+    timeout_s: float = 600.0
+    memory_limit_bytes: int | None = None
+    validate_for: int | None = None
+
+
+@dataclass(frozen=True)
+class PredictOutcome:
+    predictions: pd.DataFrame | None  # index "id", one float column "prediction"; None: `csv`
+    compute_s: float  # the predictor's own call
+    worker: str
+    load_s: float = 0.0  # 0 when the predictor was already warm in the worker
+    cold: bool = False
+    queued_s: float = 0.0  # from predict() to the task's start: a free worker, data, scheduler
+    csv: bytes | None = None  # the validated submission, when the job asked for it
+    rows: int = 0  # rows in `csv`
+    validate_s: float = 0.0  # validation and serialisation on the worker
+
+
+@dataclass(frozen=True)
+class PredictorInfo:
+    """What only loading a predictor can tell."""
+
+    wants_benchmarks: bool
+    worker: str

@@ -1,0 +1,124 @@
+"""Claims queued runs from the ledger and executes them, a bounded number at a time.
+
+Woken at once by the webhook handler; also polls, so runs recorded by another instance or
+left behind by a crashed one (their lease expired) are picked up. While a run executes its
+lease is renewed, so no other instance claims it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from numerai_autopilot.ledger import Ledger, Run
+from numerai_autopilot.runs.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        ledger: Ledger,
+        pipeline: Pipeline,
+        owner: str,
+        *,
+        max_concurrent: int = 32,
+        lease_s: float = 60.0,
+        poll_s: float = 1.0,
+        quiet: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._ledger = ledger
+        self._pipeline = pipeline
+        self._owner = owner
+        self._max = max_concurrent
+        self._lease_s = lease_s
+        self._poll_s = poll_s
+        self._quiet = quiet
+        self._wake = asyncio.Event()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def active(self) -> int:
+        return len(self._running)
+
+    def wake(self) -> None:
+        """Look for work now (a webhook was just recorded).
+
+        When nothing runs, the first run is claimed at once (it starts the round's download);
+        the others wait for the webhooks to go quiet (`quiet`, the recorder's: 10 ms without
+        a new one, 0.5 s at most), so a burst is answered before its runs start competing
+        with it for the event loop; wakes that come meanwhile are served by one claim."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name="dispatcher")
+
+    async def stop(self) -> None:
+        """Stop claiming; cancel runs in flight (their leases expire and they resume later)."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for run_id in list(self._running):
+            with contextlib.suppress(Exception):
+                self._ledger.release(run_id, self._owner)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self._claim_and_start()
+            except Exception:  # a ledger hiccup must not stop the dispatcher
+                log.exception("claiming runs failed; retrying in %.0f s", self._poll_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
+            self._wake.clear()
+
+    async def _claim_and_start(self) -> None:
+        if self._quiet is not None:
+            # A burst of webhooks is answered first; but when nothing runs yet, one run
+            # starts at once: it starts the round's download, which the others wait for.
+            if not self._running and self._max > 0 and not await self._claim(1):
+                return
+            await self._quiet()
+        while (free := self._max - len(self._running)) > 0:
+            if await self._claim(free) < free:
+                return
+
+    async def _claim(self, limit: int) -> int:
+        runs = await asyncio.to_thread(
+            self._ledger.claim, self._owner, lease_s=self._lease_s, limit=limit
+        )
+        for run in runs:
+            self._running[run.id] = asyncio.create_task(self._execute(run), name=f"run-{run.id}")
+        return len(runs)
+
+    async def _execute(self, run: Run) -> None:
+        renewer = asyncio.create_task(self._renew(run.id))
+        try:
+            await self._pipeline.execute(run)
+        except Exception:
+            # The pipeline records every expected failure; this is a bug. The lease expires
+            # and the run is claimed again, so nothing accepted is dropped.
+            log.exception("run %s crashed the pipeline; it will be resumed", run.id)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+            self._running.pop(run.id, None)
+            self._wake.set()  # a slot is free, and a retried run may be queued again
+
+    async def _renew(self, run_id: str) -> None:
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            try:
+                await asyncio.to_thread(self._ledger.renew, run_id, self._owner, self._lease_s)
+            except Exception:
+                log.exception("renewing the lease of run %s failed", run_id)

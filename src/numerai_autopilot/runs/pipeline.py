@@ -1,0 +1,371 @@
+"""One run, stage by stage: round data -> predict (in a worker) -> validate -> upload.
+
+Every state change goes through `Ledger.advance` (batched with the changes other runs make
+in the same turn of the loop: `recorder.BatchAdvancer`), which commits before the next side
+effect. Before an upload that may repeat an earlier one (a resumed or retried run), the
+ledger and Numerai's own submissions list are checked, so a trigger id is submitted at most
+once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from numerai_autopilot.config import AppConfig, ModelConfig
+from numerai_autopilot.config.models import format_size
+from numerai_autopilot.errors import (
+    AutopilotError,
+    LedgerError,
+    PredictorError,
+    ValidationError,
+)
+from numerai_autopilot.executor import Executor, PredictJob, PredictOutcome, WorkerDied
+from numerai_autopilot.runs.fallback import benchmark_predictions, is_benchmark
+from numerai_autopilot.ledger import Change, Ledger, Run, RunState
+from numerai_autopilot.ledger.states import PIPELINE
+from numerai_autopilot.runs.locks import KeyedLocks
+from numerai_autopilot.numerai import NumeraiClient, UploadTarget
+from numerai_autopilot.numerai.errors import DeadlineExceeded, UploadError
+from numerai_autopilot.executor.predictors import PredictorSpec
+from numerai_autopilot.runs.recorder import BatchAdvancer
+from numerai_autopilot.runs.rounddata import RoundData, RoundFiles
+from numerai_autopilot.runs.rounds import (
+    NO_CLOSE_TIME_S,
+    CurrentRounds,
+    check_still_current,
+    run_deadline,
+)
+from numerai_autopilot.validation.classic import submission_csv
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# A run whose worker died (crash, memory) is retried once: the second death is final.
+MAX_ATTEMPTS = 2
+# The upload URL is asked for while the model predicts (one Numerai call fewer after it),
+# within this budget; the upload asks again if that failed or its PUT is refused.
+_EARLY_TARGET_BUDGET_S = 10.0
+
+
+class RunSkipped(AutopilotError):
+    """The run must not upload (already submitted); the message says why."""
+
+
+def numerai_trigger(run: Run) -> str | None:
+    """The trigger id to send back to Numerai: only Numerai's own (webhook) triggers."""
+    return None if run.source in ("manual", "watcher") else run.trigger_id
+
+
+def fallback_key(model_name: str) -> str:
+    return f"{model_name}:fallback"
+
+
+@dataclass
+class Services:
+    """Everything a run needs, built once per process and passed in."""
+
+    config: AppConfig
+    ledger: Ledger
+    client: NumeraiClient
+    rounddata: RoundData
+    executor: Executor
+    predictors: dict[str, PredictorSpec]
+    notify: Callable[[Run], Awaitable[None]] | None = None
+    # Called after every committed state change (metrics, round summaries); must not block.
+    on_change: Callable[[Run, Run], None] | None = None
+    model_ids: dict[str, str] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Executes claimed runs. `dry_run_dir` writes validated CSVs there instead of uploading."""
+
+    def __init__(self, services: Services, owner: str, dry_run_dir: Path | None = None) -> None:
+        self._s = services
+        self._owner = owner
+        self._dry_run_dir = dry_run_dir
+        self._rounds = CurrentRounds(services.client)
+        self._upload_locks: KeyedLocks[tuple[str, int | None]] = KeyedLocks()
+        self._advancer = BatchAdvancer(services.ledger)
+
+    async def execute(self, run: Run) -> Run:
+        """Drive `run` to a final state (or back to queued for its one retry)."""
+        model = self._s.config.model(run.model_name)
+        try:
+            return await self._stages(run, model)
+        except WorkerDied as exc:
+            if run.attempts < MAX_ATTEMPTS:
+                await self._log(run, "warning", f"{exc}; retrying once")
+                return await self._advance(run, RunState.QUEUED, error=str(exc))
+            return await self._fail(run, str(exc))
+        except RunSkipped as exc:
+            await self._log(run, "info", str(exc))
+            return await self._advance(run, RunState.SKIPPED, error=str(exc))
+        except (DeadlineExceeded, UploadError) as exc:
+            if isinstance(exc, UploadError) and not exc.retryable:
+                return await self._fail(run, str(exc))
+            hint = "" if model.late_submissions else "; set late_submissions = true to keep trying"
+            return await self._fail(run, f"gave up at the round's close: {exc}{hint}")
+        except LedgerError:
+            raise  # the lease was lost or the ledger is down: the dispatcher logs it
+        except AutopilotError as exc:
+            return await self._fail(run, str(exc))
+        except Exception as exc:
+            # A bug of ours, not the model's: fail the run (rather than retry it forever)
+            # and keep the traceback in the log.
+            log.exception("run %s: unexpected error", run.id)
+            return await self._fail(run, f"internal error ({type(exc).__name__}: {exc}); "
+                                         "please report it with the server log")
+
+    async def _stages(self, run: Run, model: ModelConfig) -> Run:
+        if run.state is not RunState.QUEUED:
+            # Claimed again after a crash or a lost lease. Earlier stages are redone quietly
+            # (round data is cached; predictions were never stored), the state moves on
+            # from where it was.
+            await self._log(run, "warning", f"resuming run interrupted while {run.state.value}")
+        # The round's close (the run's deadline) is asked for while its data downloads: the
+        # webhook names the round. Until the close is known, retries stop after an hour.
+        lookup = asyncio.ensure_future(
+            self._rounds.get(model.tournament_id, run.round_number))
+        try:
+            if run.round_number is None or run.state is RunState.UPLOADING:
+                await asyncio.shield(lookup)  # the round's number or its close comes first
+            number = run.round_number
+            round_number = number if number is not None else lookup.result().number
+            if run.state is RunState.UPLOADING and self._dry_run_dir is None:
+                # Interrupted mid-upload: Numerai may have the submission already. Ask
+                # before spending the time to download and predict again.
+                deadline = run_deadline(run, model, lookup.result(), round_number)
+                existing = await self._numerai_submission(run, round_number, deadline)
+                if existing is not None:
+                    await self._log(run, "info", f"Numerai already has submission {existing} "
+                                    "from the interrupted attempt; not uploading again")
+                    return await self._advance(run, RunState.SUBMITTED, submission_id=existing)
+            run = await self._enter(run, RunState.DOWNLOADING)
+            files = await self._s.rounddata.get(
+                tournament=model.tournament_id,
+                round_number=round_number,
+                data_version=model.data_version,
+                benchmarks=True,
+                deadline=time.time() + NO_CLOSE_TIME_S,
+            )
+            current = await lookup
+            check_still_current(current, round_number)
+            deadline = run_deadline(run, model, current, round_number)
+        finally:
+            if not lookup.done():
+                lookup.cancel()
+        spec = self._s.predictors[model.name]
+        # The task goes to a worker while the stage change commits (in a batch with the
+        # round's other runs): predicting is no side effect; the upload waits for commits.
+        started = asyncio.ensure_future(self._predict(run, model, spec, files))
+        early = None
+        try:
+            run = await self._enter(run, RunState.PREDICTING, detail={"round": round_number},
+                                    log=("info", _predicting(model, spec)))
+            early = (None if self._dry_run_dir is not None else asyncio.ensure_future(
+                self._early_target(run, model, round_number, deadline)))
+            return await self._predict_and_upload(run, model, files, round_number, deadline,
+                                                  early, started)
+        finally:
+            for future in (started, early):
+                if future is not None and not future.done():
+                    future.cancel()
+                elif future is not None and not future.cancelled():
+                    future.exception()  # retrieved: the run's outcome already says it
+
+    async def _predict_and_upload(
+        self, run: Run, model: ModelConfig, files: RoundFiles, round_number: int,
+        deadline: float, early: asyncio.Future[UploadTarget | None] | None,
+        started: asyncio.Future[PredictOutcome],
+    ) -> Run:
+        run, data, rows, timings = await self._predictions(run, model, files, started)
+        # validated on the worker: passing through validating costs no second transaction
+        via = RunState.VALIDATING if run.state is RunState.PREDICTING else None
+        run = await self._enter(run, RunState.UPLOADING, detail={**timings, "rows": rows},
+                                via=via)
+        if self._dry_run_dir is not None:
+            path = self._dry_run_dir / _filename(model, round_number)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            await self._log(run, "info", f"dry run: wrote {rows} validated rows to {path}")
+            return await self._advance(run, RunState.SKIPPED, detail={"dry_run": str(path)})
+        upload_started = time.perf_counter()
+        target = await early if early is not None else None
+        submission_id = await self._upload(run, model, round_number, data, deadline, target)
+        upload_s = round(time.perf_counter() - upload_started, 3)
+        return await self._advance(
+            run, RunState.SUBMITTED, submission_id=submission_id, detail={"upload_s": upload_s},
+            log=("info", f"submitted {rows} rows as submission {submission_id}"))
+
+    async def _predictions(
+        self, run: Run, model: ModelConfig, files: RoundFiles,
+        started: asyncio.Future[PredictOutcome],
+    ) -> tuple[Run, bytes, int, dict[str, float]]:
+        """The predictions `started` (validated on the worker); on failure the model's
+        fallback's, if it has one. Returns the run, the CSV, its rows and the worker's timings."""
+        try:
+            return await self._validated(run, started)
+        except (PredictorError, ValidationError) as exc:
+            retry_left = isinstance(exc, WorkerDied) and run.attempts < MAX_ATTEMPTS
+            if model.fallback is None or retry_left:
+                raise
+            await self._log(run, "warning", f"{exc}; using fallback {model.fallback}")
+            primary_error = str(exc)
+        if is_benchmark(model.fallback):
+            predictions = await asyncio.to_thread(
+                benchmark_predictions, files.benchmark_path, model.fallback, model.name
+            )
+            run = await self._enter(run, RunState.VALIDATING)
+            data, rows = await asyncio.to_thread(
+                submission_csv, predictions, files.live_path, model.name, model.tournament_id
+            )
+            timings: dict[str, float] = {}
+        else:
+            spec = self._s.predictors[fallback_key(model.name)]
+            await self._log(run, "info", _predicting(model, spec))
+            run, data, rows, timings = await self._validated(
+                run, self._predict(run, model, spec, files))
+        run = await self._advance(
+            run, run.state, detail={"fallback": model.fallback, "primary_error": primary_error}
+        )
+        if self._s.notify is not None:
+            await self._s.notify(run)
+        return run, data, rows, timings
+
+    async def _validated(self, run: Run, prediction: Awaitable[PredictOutcome]
+                         ) -> tuple[Run, bytes, int, dict[str, float]]:
+        """The predictor's validated submission: the worker validates and serialises it.
+        The timings: the predictor's own time, its load, the wait for a free worker and the
+        validation (what the benchmark's overhead figure leaves out)."""
+        try:
+            outcome = await prediction
+        except ValidationError:
+            await self._enter(run, RunState.VALIDATING)  # where it failed (on the worker)
+            raise
+        assert outcome.csv is not None  # the job asked the worker to validate
+        timings = {"compute_s": outcome.compute_s, "load_s": outcome.load_s,
+                   "queued_s": outcome.queued_s, "validate_s": outcome.validate_s}
+        return run, outcome.csv, outcome.rows, {k: round(v, 3) for k, v in timings.items()}
+
+    async def _predict(
+        self, run: Run, model: ModelConfig, spec: PredictorSpec, files: RoundFiles
+    ) -> PredictOutcome:
+        job = PredictJob(
+            run_id=run.id,
+            model_name=model.name,
+            predictor=spec,
+            live_path=files.live_path,
+            benchmark_path=files.benchmark_path,
+            timeout_s=model.timeout,
+            memory_limit_bytes=model.memory,
+            validate_for=model.tournament_id,
+        )
+        return await self._s.executor.predict(job)
+
+    async def _early_target(self, run: Run, model: ModelConfig, round_number: int,
+                            deadline: float) -> UploadTarget | None:
+        """Where to upload, asked for while the model predicts; None if that failed (the
+        upload then asks again with the run's whole deadline)."""
+        try:
+            return await self._s.client.upload_auth(
+                run.model_id, _filename(model, round_number), model.tournament_id,
+                deadline=min(deadline, time.time() + _EARLY_TARGET_BUDGET_S))
+        except Exception as exc:  # noqa: BLE001  (best effort)
+            log.info("run %s: asking for the upload URL early failed (%s); the upload will "
+                     "ask again", run.id, exc)
+            return None
+
+    async def _upload(
+        self, run: Run, model: ModelConfig, round_number: int, data: bytes, deadline: float,
+        target: UploadTarget | None = None,
+    ) -> str:
+        model_id = run.model_id
+        key = (model_id, None if run.is_test else round_number)
+        async with self._upload_locks.hold(key):
+            if not run.is_test and not model.resubmit:
+                earlier = await asyncio.to_thread(self._s.ledger.submitted_run, model_id, round_number)
+                if earlier is not None and earlier.id != run.id:
+                    raise RunSkipped(
+                        f"round {round_number} already submitted by run {earlier.id}; "
+                        "set resubmit = true to submit again"
+                    )
+            if run.attempts > 1:  # an earlier attempt may have uploaded before dying
+                existing = await self._numerai_submission(run, round_number, deadline)
+                if existing is not None:
+                    await self._log(run, "info", f"Numerai already has submission {existing} "
+                                    "for this trigger; not uploading again")
+                    return existing
+            return await self._s.client.upload_predictions(
+                model_id, data, _filename(model, round_number), model.tournament_id,
+                numerai_trigger(run), deadline=deadline, target=target,
+            )
+
+    async def _numerai_submission(self, run: Run, round_number: int, deadline: float) -> str | None:
+        """Numerai's submission made by an earlier attempt of `run`, if any."""
+        trigger = numerai_trigger(run)
+        for submission in await self._s.client.submissions(run.model_id, deadline=deadline):
+            if trigger is not None and submission.trigger_id == trigger:
+                return submission.id
+            if (trigger is None and submission.round_number == round_number
+                    and submission.inserted_at is not None
+                    and submission.inserted_at >= run.created_at):
+                return submission.id
+        return None
+
+    async def _enter(self, run: Run, state: RunState, *, log: tuple[str, str] | None = None,
+                     detail: dict[str, object] | None = None, via: RunState | None = None
+                     ) -> Run:
+        """Advance to `state` unless a resumed run is already there or beyond; `log` is
+        written either way."""
+        if PIPELINE.index(run.state) >= PIPELINE.index(state):
+            if log is not None:
+                await self._log(run, *log)
+            return run
+        return await self._advance(run, state, log=log, detail=detail, via=via)
+
+    async def _advance(self, run: Run, state: RunState, *, log: tuple[str, str] | None = None,
+                       error: str | None = None, submission_id: str | None = None,
+                       detail: dict[str, object] | None = None, via: RunState | None = None
+                       ) -> Run:
+        """Move the run on (and write `log` with it, in one transaction; with the changes
+        of other runs made in the same turn of the loop)."""
+        if log is not None:
+            self._say(run, *log)
+        after = await self._advancer.advance(Change(
+            run.id, state, owner=self._owner, error=error, submission_id=submission_id,
+            detail=detail, log=log, via=via))
+        if self._s.on_change is not None:  # committed above; the hook only schedules work
+            self._s.on_change(run, after)
+        return after
+
+    async def _fail(self, run: Run, message: str) -> Run:
+        await self._log(run, "error", message)
+        failed = await self._advance(run, RunState.FAILED, error=message)
+        if self._s.notify is not None:
+            await self._s.notify(failed)
+        return failed
+
+    async def _log(self, run: Run, level: str, message: str) -> None:
+        self._say(run, level, message)
+        await asyncio.to_thread(self._s.ledger.log, run.id, level, message)
+
+    @staticmethod
+    def _say(run: Run, level: str, message: str) -> None:
+        """The server log's copy of a run's log line."""
+        labels = {"run": run.id, "model": run.model_name, "round": run.round_number}
+        getattr(log, level)("run %s (%s): %s", run.id, run.model_name, message, extra=labels)
+
+
+def _filename(model: ModelConfig, round_number: int) -> str:
+    return f"{model.name}-round{round_number}.csv"
+
+
+def _predicting(model: ModelConfig, spec: PredictorSpec) -> str:
+    limit = f", memory limit {format_size(model.memory)}" if model.memory else ""
+    return f"predicting with {spec.ref} (timeout {model.timeout:g} s{limit})"

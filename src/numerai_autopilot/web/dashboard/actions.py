@@ -1,0 +1,141 @@
+"""The dashboard's forms: sign in and out, run a model now, fire a test trigger, re-run.
+
+Every POST carries the session's CSRF token (403 without it); each action answers with a
+redirect (303) to the page that shows its result, and a one-time message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+
+from numerai_autopilot.config import ModelConfig
+from numerai_autopilot.web.dashboard.pages import Dashboard, dashboard, runtime, safe_next
+from numerai_autopilot.web.dashboard.session import Session
+from numerai_autopilot.errors import AutopilotError
+from numerai_autopilot.ledger import RunState
+from numerai_autopilot.runtime import Runtime, manual_run
+
+log = logging.getLogger(__name__)
+router = APIRouter(include_in_schema=False)
+
+
+async def _form(request: Request, session: Session) -> dict[str, Any]:
+    form = dict(await request.form())
+    dashboard(request).sessions.check_csrf(session, form.get("csrf"))
+    return form
+
+
+@router.get("/login")
+async def login_page(request: Request) -> Response:
+    dash = dashboard(request)
+    session = dash.sessions.load(request)
+    target = safe_next(request.query_params.get("next"))
+    if dash.sessions.user(request, session) is not None:
+        return dash.redirect(request, target, session, session.flash)
+    context = {"next": target, "error": None, "token_login": dash.sessions.admin_token is not None,
+               "user_login": dash.config.server.dashboard_user is not None}
+    return dash.render(request, "login.html", context, session, None)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    dash = dashboard(request)
+    session = dash.sessions.load(request)
+    form = await _form(request, session)
+    target = safe_next(form.get("next"))
+    signed_in = await dash.sessions.sign_in(
+        session, str(form.get("username", "")).strip(), str(form.get("password", ""))
+    )
+    if signed_in is None:
+        context = {"next": target, "error": "Wrong user name, password or token.",
+                   "token_login": dash.sessions.admin_token is not None,
+                   "user_login": dash.config.server.dashboard_user is not None}
+        return dash.render(request, "login.html", context, session, None, status=401)
+    log.info("dashboard: %s signed in", signed_in.user)
+    return dash.redirect(request, target, signed_in, None)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    dash = dashboard(request)
+    session = dash.sessions.load(request)
+    await _form(request, session)
+    return dash.redirect(request, "/login", Session(), "Signed out.")
+
+
+async def _admin_action(request: Request) -> tuple[Dashboard, str, Session, Runtime]:
+    """The signed-in user's POST, its CSRF token checked: (dashboard, user, session, runtime)."""
+    dash = dashboard(request)
+    user, session = dash.require_user(request)
+    await _form(request, session)
+    return dash, user, session, runtime(request)
+
+
+def _configured(rt: Runtime, name: str) -> ModelConfig:
+    model = rt.config.models.get(name)
+    if model is None:
+        raise HTTPException(404, f"no model named {name!r} in the configuration")
+    return model
+
+
+@router.post("/models/{name}/run")
+async def run_now(request: Request, name: str) -> Response:
+    """Record a manual run of the model for the current round; the dispatcher takes it."""
+    dash, user, session, rt = await _admin_action(request)
+    model = _configured(rt, name)
+    try:
+        model_id = rt.model_id(name)
+    except AutopilotError as exc:
+        return dash.redirect(request, f"/models/{name}", session, str(exc))
+    info = await rt.monitor.clock.current(model.tournament_id)
+    new = manual_run(model, model_id, info.number if info else None,
+                     close_time=info.close_time if info else None)
+    try:
+        run, _ = await asyncio.to_thread(rt.ledger.record, new)
+        await asyncio.to_thread(rt.ledger.log, run.id, "info", f"started from the dashboard by {user}")
+    except AutopilotError as exc:
+        return dash.redirect(request, f"/models/{name}", session, f"Not started: {exc}")
+    rt.dispatcher.wake()
+    note = f" ({run.error})" if run.error else ""
+    return dash.redirect(request, f"/runs/{run.id}", session, f"Run recorded: {run.state.value}{note}.")
+
+
+@router.post("/models/{name}/test-trigger")
+async def test_trigger(request: Request, name: str) -> Response:
+    """Ask Numerai to send this model's webhook as a test (the round-trip check)."""
+    dash, _, session, rt = await _admin_action(request)
+    _configured(rt, name)
+    try:
+        trigger = await rt.client.trigger_model_webhook(  # a page must not wait for long
+            rt.model_id(name), deadline=time.time() + 30
+        )
+    except AutopilotError as exc:
+        return dash.redirect(request, f"/models/{name}", session,
+                             f"Numerai refused the test trigger: {rt.monitor.alerter.redact(str(exc))}")
+    return dash.redirect(request, f"/models/{name}", session,
+                         f"Test trigger {trigger} sent: Numerai now calls this model's webhook.")
+
+
+@router.post("/runs/{run_id}/rerun")
+async def rerun(request: Request, run_id: str) -> Response:
+    """Queue a failed run again; the dispatcher picks it up at once."""
+    dash, user, session, rt = await _admin_action(request)
+    run = await asyncio.to_thread(rt.ledger.get, run_id)
+    if run is None:
+        raise HTTPException(404, f"no run {run_id!r}")
+    if run.state is not RunState.FAILED:
+        return dash.redirect(request, f"/runs/{run_id}", session,
+                             f"Only a failed run can be re-run; this one is {run.state.value}.")
+    try:
+        await asyncio.to_thread(rt.ledger.advance, run_id, RunState.QUEUED)
+        await asyncio.to_thread(rt.ledger.log, run_id, "info", f"re-run requested by {user}")
+    except AutopilotError as exc:
+        return dash.redirect(request, f"/runs/{run_id}", session, f"Not re-run: {exc}")
+    rt.dispatcher.wake()
+    return dash.redirect(request, f"/runs/{run_id}", session, "Queued again.")

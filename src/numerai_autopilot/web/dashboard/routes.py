@@ -1,0 +1,107 @@
+"""The dashboard's pages: the round grid at `/`, a run, a model, and their live fragments.
+
+Pages are complete HTML without JavaScript. `static/live.js` swaps in the `/fragments/...`
+part of a page every two seconds while it may change (polling a small fragment keeps the
+server simple and works through any proxy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+
+from numerai_autopilot.web.dashboard.pages import dashboard, runtime
+from numerai_autopilot.web.dashboard.views import (
+    Grid,
+    build_grids,
+    public_settings,
+    stage_views,
+    validation_result,
+)
+from numerai_autopilot.ledger import Run
+from numerai_autopilot.numerai import RoundInfo
+from numerai_autopilot.runtime import Runtime
+
+router = APIRouter(include_in_schema=False)
+_RECENT_RUNS = 500
+
+
+async def grids(rt: Runtime, max_rounds: int = 8) -> tuple[list[Grid], list[Run]]:
+    """The round grids and the runs they were built from (newest first)."""
+    runs = await asyncio.to_thread(rt.ledger.runs, limit=_RECENT_RUNS)
+    rounds: dict[tuple[int, int], RoundInfo] = {}
+    for tournament in sorted({m.tournament_id for m in rt.config.models.values()}):
+        numbers = [r.round_number for r in runs
+                   if r.tournament == tournament and r.round_number is not None]
+        info = await rt.monitor.clock.current(tournament, newer_than=max(numbers, default=None))
+        if info is not None:
+            rounds[(tournament, info.number)] = info
+        for number in set(numbers):
+            known = rt.monitor.clock.known(tournament, number)
+            if known is not None:
+                rounds.setdefault((tournament, number), known)
+    return build_grids(rt.config, runs, rounds, datetime.now(UTC), max_rounds), runs
+
+
+async def _grid_context(request: Request) -> dict[str, Any]:
+    found, runs = await grids(runtime(request))
+    return {"grids": found, "recent": runs[:15]}
+
+
+@router.get("/")
+async def index(request: Request) -> Response:
+    dash = dashboard(request)
+    user, session = dash.require_user(request)
+    return dash.render(request, "index.html", await _grid_context(request), session, user)
+
+
+@router.get("/fragments/grid")
+async def grid_fragment(request: Request) -> Response:
+    dash = dashboard(request)
+    user, session = dash.require_user(request, fragment=True)
+    return dash.render(request, "_grid.html", await _grid_context(request), session, user,
+                       fragment=True)
+
+
+async def _run_context(request: Request, run_id: str) -> dict[str, Any]:
+    ledger = runtime(request).ledger
+    run = await asyncio.to_thread(ledger.get, run_id)
+    if run is None:
+        raise HTTPException(404, f"no run {run_id!r}")
+    stages = await asyncio.to_thread(ledger.stages, run_id)
+    logs = await asyncio.to_thread(ledger.logs, run_id)
+    return {"run": run, "stages": stage_views(stages), "logs": logs,
+            "validation": validation_result(run, stages)}
+
+
+@router.get("/runs/{run_id}")
+async def run_page(request: Request, run_id: str) -> Response:
+    dash = dashboard(request)
+    user, session = dash.require_user(request)
+    return dash.render(request, "run.html", await _run_context(request, run_id), session, user)
+
+
+@router.get("/fragments/runs/{run_id}")
+async def run_fragment(request: Request, run_id: str) -> Response:
+    dash = dashboard(request)
+    user, session = dash.require_user(request, fragment=True)
+    return dash.render(request, "_run_live.html", await _run_context(request, run_id), session,
+                       user, fragment=True)
+
+
+@router.get("/models/{name}")
+async def model_page(request: Request, name: str) -> Response:
+    dash = dashboard(request)
+    user, session = dash.require_user(request)
+    rt = runtime(request)
+    model = rt.config.models.get(name)
+    if model is None:
+        raise HTTPException(404, f"no model named {name!r} in the configuration")
+    runs = await asyncio.to_thread(rt.ledger.runs, limit=30, model_name=name)
+    context = {"model": model, "settings": public_settings(model),
+               "model_id": rt.services.model_ids.get(name), "runs": runs}
+    return dash.render(request, "model.html", context, session, user)
