@@ -42,7 +42,6 @@ from numerai_autopilot.sandbox.settings import (
 )
 from numerai_autopilot.sandbox.testing import RunningSandbox, running_sandbox, serve_asgi
 from numerai_autopilot.web import create_app
-from numerai_autopilot.web.protocol import WebhookProtocol
 
 # Property tests draw the same examples on every run: CI gives the same answer twice.
 hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
@@ -106,13 +105,12 @@ def start_server(tmp_path: Path, sandbox: RunningSandbox) -> Iterator[StartServe
     stack = ExitStack()
 
     def start(
-        models: dict[str, str | dict[str, Any]], *, against: Any = None, freeze_gc: bool = False,
-        **model_settings: Any
+        models: dict[str, str | dict[str, Any]], *, against: Any = None, **model_settings: Any
     ) -> RunningServer:
         config = make_config(tmp_path, against or sandbox, models, **model_settings)
         runtime = Runtime(config)
-        app = create_app(config, runtime=runtime, freeze_gc=freeze_gc)
-        url = stack.enter_context(serve_asgi(app, http=WebhookProtocol))
+        app = create_app(config, runtime=runtime)
+        url = stack.enter_context(serve_asgi(app, http="auto"))
         deadline = time.monotonic() + 60
         while not httpx.get(f"{url}/healthz").json()["executor_ready"]:
             assert time.monotonic() < deadline, "executor did not start"

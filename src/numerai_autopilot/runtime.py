@@ -25,17 +25,15 @@ from typing import Self
 import httpx
 
 from numerai_autopilot.config import AppConfig, ModelConfig
-from numerai_autopilot.runs.dispatcher import Dispatcher
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.executor import Executor, ExecutorSettings
-from numerai_autopilot.runs.fallback import is_benchmark
-from numerai_autopilot.ledger import Ledger, NewRun
-from numerai_autopilot.observe.monitor import Monitor
-from numerai_autopilot.numerai import NumeraiClient, RetryPolicy
-from numerai_autopilot.numerai.transport import async_client
-from numerai_autopilot.numerai.transport import warm_up as warm_up_http
-from numerai_autopilot.runs.pipeline import Pipeline, Services, fallback_key
 from numerai_autopilot.executor.predictors import PredictorSpec, parse_predictor
+from numerai_autopilot.ledger import Ledger, NewRun
+from numerai_autopilot.numerai import NumeraiClient, RetryPolicy
+from numerai_autopilot.observe.monitor import Monitor
+from numerai_autopilot.runs.dispatcher import Dispatcher
+from numerai_autopilot.runs.fallback import is_benchmark
+from numerai_autopilot.runs.pipeline import Pipeline, Services, fallback_key
 from numerai_autopilot.runs.recorder import BatchRecorder
 from numerai_autopilot.runs.rounddata import Progress, RoundData
 from numerai_autopilot.runs.rounddata import warm_up as warm_up_round_data
@@ -103,9 +101,8 @@ def load_predictors(config: AppConfig) -> dict[str, PredictorSpec]:
 
 
 def _warm_up_imports() -> None:
-    """What a round's first steps import (~0.5 s of Python): in a thread at start-up,
-    instead of on the event loop between a round's webhooks and its predictions."""
-    warm_up_http()
+    """What a round's first steps import: in a thread at start-up, instead of on the event
+    loop between a round's webhooks and its predictions."""
     warm_up_round_data()
 
 
@@ -127,8 +124,7 @@ class Runtime:
         self._progress = progress
         self._dispatch = dispatch
         self.ledger = Ledger.from_url(config.ledger.url)
-        # httpx's API on aiohttp's connections: a quarter of the event loop's CPU per call
-        self.http = async_client(timeout=config.numerai.timeout)
+        self.http = httpx.AsyncClient(timeout=config.numerai.timeout)
         # Runs pass the round's close as their deadline; the policy's cap only has to be longer.
         self.client = numerai_client(config, self.http, RetryPolicy(deadline_s=RETRY_CAP_S))
         self.executor = Executor(
@@ -172,7 +168,6 @@ class Runtime:
             self.ledger, self.pipeline, self.owner,
             max_concurrent=config.server.max_concurrent_runs,
             lease_s=config.server.run_lease,
-            quiet=self.recorder.quiet,
         )
         self.watcher = RoundWatcher(
             config, self.ledger, self.client, self.services.model_ids, self.dispatcher.wake
@@ -183,7 +178,6 @@ class Runtime:
     async def open(self) -> None:
         """Make the ledger usable now; start the executor and dispatcher in the background."""
         await asyncio.to_thread(self.ledger.migrate)
-        await asyncio.to_thread(self.ledger.warm_up)
         self._background = asyncio.create_task(self._start_background(), name="runtime-start")
 
     async def _start_background(self) -> None:
@@ -221,6 +215,18 @@ class Runtime:
                 )
             self.models_by_id[model_id] = model
             self.services.model_ids[model.name] = model_id
+
+    async def model_for_id(self, model_id: str) -> ModelConfig | None:
+        """The configured model with this Numerai id, or None. Models configured by name only
+        are looked up on the account once more first (best effort: None if that fails)."""
+        model = self.models_by_id.get(model_id)
+        if model is None and len(self.services.model_ids) < len(self.config.models):
+            try:
+                await asyncio.wait_for(self.resolve_model_ids(), timeout=10)
+            except Exception as exc:  # noqa: BLE001  (best effort: the caller answers 404)
+                log.warning("resolving model ids by name failed: %s", exc)
+            model = self.models_by_id.get(model_id)
+        return model
 
     def model_id(self, name: str) -> str:
         try:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from numerai_autopilot.config.tokens import webhook_token
 from numerai_autopilot.ledger import Ledger, RunState
 from numerai_autopilot.sandbox.testing import RunningSandbox
-from numerai_autopilot.config.tokens import webhook_token
 
 
 def autopilot(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

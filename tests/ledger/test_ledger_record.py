@@ -188,23 +188,21 @@ def test_concurrent_duplicates_from_processes_give_one_row_each(
     assert len({run_id for run_id, _ in results}) == 25
 
 
-def test_one_group_commit_batch_applies_every_rule_in_order(ledger: Ledger) -> None:
-    from numerai_autopilot.ledger._recorder import Request
+def test_one_batch_applies_every_rule_in_order(ledger: Ledger) -> None:
+    from numerai_autopilot.ledger._record import Recording
 
     ledger.record(new_run(trigger_id="old", model_id="model-beta"))
     batch = [
-        Request(new_run(trigger_id="a"), only_if_round_absent=False),
-        Request(new_run(trigger_id="a"), only_if_round_absent=False),  # duplicate in batch
-        Request(new_run(trigger_id="b"), only_if_round_absent=False),  # same round, running
-        Request(new_run(trigger_id="w", source="watcher"), only_if_round_absent=True),
-        Request(new_run(trigger_id="old", model_id="model-beta"), only_if_round_absent=False),
-        Request(new_run(trigger_id="c", resubmit=True), only_if_round_absent=False),
+        Recording(new_run(trigger_id="a")),
+        Recording(new_run(trigger_id="a")),  # duplicate in batch
+        Recording(new_run(trigger_id="b")),  # same round, running
+        Recording(new_run(trigger_id="w", source="watcher"), only_if_round_absent=True),
+        Recording(new_run(trigger_id="old", model_id="model-beta")),
+        Recording(new_run(trigger_id="c", resubmit=True)),
     ]
-    ledger._write_batch(batch)
-    results = [request.result for request in batch]
-    assert all(result is not None for result in results)
+    results = ledger._write_recordings(batch)
     (a, a_new), (a2, a2_new), (b, b_new), (w, w_new), (old, old_new), (c, c_new) = [
-        r for r in results if r is not None
+        r for r in results if not isinstance(r, LedgerError)
     ]
     assert a_new and not a2_new and a2 == a and a.state is RunState.QUEUED
     assert b_new and b.state is RunState.SKIPPED and f"being run by run {a.id}" in (b.error or "")

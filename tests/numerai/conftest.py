@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from numerai_autopilot.numerai.transport import async_client
 from numerai_helpers import FAST_RETRY
 
 from numerai_autopilot.numerai import NumeraiClient
-from numerai_autopilot.numerai.transport import async_client
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
 

@@ -14,8 +14,8 @@ import pytest
 from fake_gcloud import SERVICE_URL
 from ops_harness import ADMIN_TOKEN, WEBHOOK_SECRET, Project, write_project
 
-from numerai_autopilot.sandbox.testing import RunningSandbox
 from numerai_autopilot.config.tokens import webhook_url
+from numerai_autopilot.sandbox.testing import RunningSandbox
 
 SA = "autopilot-run@proj-1.iam.gserviceaccount.com"
 SECRETS = ("numerai-public-id", "numerai-secret-key", "webhook-secret", "admin-token")

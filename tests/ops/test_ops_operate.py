@@ -19,8 +19,8 @@ from ops_harness import (
 )
 from server_process import ServerProcess, free_port
 
-from numerai_autopilot.sandbox.testing import RunningSandbox
 from numerai_autopilot.config.tokens import webhook_url
+from numerai_autopilot.sandbox.testing import RunningSandbox
 
 Served = tuple[Project, ServerProcess]
 # Real server processes and Dask workers: slower than the default budget on a busy machine.

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from numerai_autopilot.config import load_config, parse_config
-from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.config.secret_manager import SecretResolver, version_name
+from numerai_autopilot.errors import ConfigError
 
 TEXT = """
 [numerai]

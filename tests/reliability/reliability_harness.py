@@ -28,10 +28,10 @@ from typing import Any, TypeVar
 import httpx
 from server_process import ServerProcess
 
+from numerai_autopilot.config.tokens import webhook_token, webhook_url
 from numerai_autopilot.ledger import Ledger, Run, RunState
 from numerai_autopilot.sandbox.settings import TEST_SIZES, ModelSpec, SandboxSettings
 from numerai_autopilot.sandbox.testing import RunningSandbox
-from numerai_autopilot.config.tokens import webhook_token, webhook_url
 
 T = TypeVar("T")
 

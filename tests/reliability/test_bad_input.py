@@ -33,11 +33,11 @@ from schemathesis.checks import not_a_server_error
 from server_process import ServerProcess
 
 from numerai_autopilot.config import parse_config
+from numerai_autopilot.config.tokens import webhook_token
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.ledger import Ledger, RunState
 from numerai_autopilot.sandbox.testing import RunningSandbox, running_sandbox
 from numerai_autopilot.web.payload import PayloadError, WebhookPayload, parse_payload
-from numerai_autopilot.config.tokens import webhook_token
 
 MODELS = {"alpha": "good", "beta": "huge", "gamma": "strings", "delta": "int_index"}
 

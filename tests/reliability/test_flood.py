@@ -30,9 +30,9 @@ from reliability_harness import (
     write_config,
 )
 
+from numerai_autopilot.config.tokens import webhook_token
 from numerai_autopilot.ledger import Ledger, RunState
 from numerai_autopilot.sandbox.testing import RunningSandbox
-from numerai_autopilot.config.tokens import webhook_token
 
 MODELS = ("alpha", "beta", "gamma")
 TOTAL, DUPLICATES, INVALID = 1000, 100, 100

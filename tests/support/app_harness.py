@@ -14,10 +14,10 @@ import httpx
 from server_harness import RunningServer, predictor
 
 from numerai_autopilot.config import parse_config
+from numerai_autopilot.config.tokens import webhook_url
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.sandbox.testing import RunningSandbox, serve_asgi
 from numerai_autopilot.web import create_app
-from numerai_autopilot.config.tokens import webhook_url
 
 SECRET = "dashboard-test-webhook-secret"
 ADMIN_TOKEN = "dashboard-test-admin-token-0123456789"

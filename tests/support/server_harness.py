@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from numerai_autopilot.config import AppConfig, parse_config
+from numerai_autopilot.config.tokens import webhook_url
 from numerai_autopilot.ledger import Run, RunState
 from numerai_autopilot.runtime import Runtime
-from numerai_autopilot.config.tokens import webhook_url
 
 POOL = Path(__file__).with_name("pool_predictors.py")
 SECRET = "test-webhook-secret"
@@ -54,7 +54,7 @@ class RunningServer:
 class StartServer(Protocol):
     def __call__(
         self, models: dict[str, str | dict[str, Any]], *, against: Any = None,
-        freeze_gc: bool = False, **overrides: Any
+        **overrides: Any
     ) -> RunningServer: ...
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import sqlite3
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -196,15 +194,3 @@ def test_a_ledger_that_cannot_record_answers_503_and_keeps_nothing(
     again = httpx.post(server.hook_url("alpha"), json=body)  # sent again: recorded this time
     assert again.status_code == 200 and again.json()["created"] is True
     server.wait_final(1)
-
-
-def test_serve_freezes_start_up_objects_for_the_collector(start_server: StartServer) -> None:
-    before = gc.get_freeze_count()
-    try:
-        start_server({"alpha": predictor("good")}, freeze_gc=True)
-        deadline = time.monotonic() + 60
-        while gc.get_freeze_count() <= before:  # frozen just after the runtime is ready
-            assert time.monotonic() < deadline, "nothing was frozen"
-            time.sleep(0.01)
-    finally:
-        gc.unfreeze()

@@ -23,9 +23,9 @@ from numerai_autopilot.cli.main import (
 )
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.config.models import TOURNAMENT_IDS
+from numerai_autopilot.config.tokens import webhook_url
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.ledger import Ledger, Run, RunState, StageRecord
-from numerai_autopilot.config.tokens import webhook_url
 
 STAGES = (RunState.DOWNLOADING, RunState.PREDICTING, RunState.VALIDATING, RunState.UPLOADING)
 

@@ -25,8 +25,6 @@ from numerai_autopilot.cli.main import (
     friendly,
     load,
 )
-from numerai_autopilot.config import AppConfig
-from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.cli.registration import (
     redact,
     registered_webhooks,
@@ -34,8 +32,10 @@ from numerai_autopilot.cli.registration import (
     server_secrets,
 )
 from numerai_autopilot.cli.remote import LogEntry, RemoteServer, RunSummary, default_server_url
-from numerai_autopilot.runtime import numerai_client
+from numerai_autopilot.config import AppConfig
 from numerai_autopilot.config.tokens import webhook_url
+from numerai_autopilot.errors import ConfigError
+from numerai_autopilot.runtime import numerai_client
 
 ServerOption = Annotated[
     str | None,

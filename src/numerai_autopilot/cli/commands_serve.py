@@ -34,16 +34,14 @@ def serve(
     import uvicorn
 
     from numerai_autopilot.web import create_app
-    from numerai_autopilot.web.protocol import WebhookProtocol
 
     configure_logging(log_level, log_format)
     config = load(config_path)
     bind_port = port if port is not None else int(os.environ.get("PORT", config.server.port))
     uvicorn.run(
-        create_app(config, freeze_gc=True),
+        create_app(config),
         host=host or config.server.host,
         port=bind_port,
-        http=WebhookProtocol,  # plain webhooks before uvicorn's ASGI machinery
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

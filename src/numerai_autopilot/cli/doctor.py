@@ -15,12 +15,12 @@ from pathlib import Path
 import httpx
 
 from numerai_autopilot.cli.main import console
+from numerai_autopilot.cli.registration import check_webhook, redact, registered_webhooks
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import AutopilotError, ConfigError
+from numerai_autopilot.executor.predictors import PredictorSpec, parse_predictor
 from numerai_autopilot.ledger import Ledger
 from numerai_autopilot.numerai import AuthenticationError, ModelInfo, NumeraiClient
-from numerai_autopilot.executor.predictors import PredictorSpec, parse_predictor
-from numerai_autopilot.cli.registration import check_webhook, redact, registered_webhooks
 from numerai_autopilot.runtime import numerai_client
 
 _NAMES = {8: "classic", 11: "signals", 12: "crypto"}
@@ -117,9 +117,7 @@ class Doctor:
             console.print("  -  webhooks: Numerai does not show registered webhooks; check one "
                           "with `autopilot trigger MODEL --wait`")
             return
-        secrets = [self.config.server.secret.get_secret_value()] + [
-            s.get_secret_value() for s in self.config.server.previous_secrets
-        ]
+        secrets = self.config.server.webhook_secrets()
         fix = f"run `autopilot register --base-url {self.base_url or 'URL'}`"
         for name, model_id in ids.items():
             url = registered.get(model_id)

@@ -19,11 +19,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import httpx
 
 from numerai_autopilot.config import AppConfig
+from numerai_autopilot.config.tokens import verify_token
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.numerai import NumeraiClient, NumeraiError, RetryPolicy
 from numerai_autopilot.numerai.graphql import GraphQL
 from numerai_autopilot.numerai.retry import Clock
-from numerai_autopilot.config.tokens import verify_token
 
 _WEBHOOKS = """
 query {
@@ -54,9 +54,7 @@ def server_secrets(config: AppConfig) -> list[str]:
             f"{config.source}: server.secret: required to make webhook tokens; set it or "
             "AUTOPILOT_SECRET"
         )
-    return [config.server.secret.get_secret_value()] + [
-        s.get_secret_value() for s in config.server.previous_secrets
-    ]
+    return config.server.webhook_secrets()
 
 
 async def resolve_model_ids(

@@ -17,8 +17,8 @@ from typing import Any
 import pydantic
 
 from numerai_autopilot.config.models import AppConfig
-from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.config.secret_manager import SecretResolver
+from numerai_autopilot.errors import ConfigError
 
 ENV_PREFIX = "AUTOPILOT_"
 _TABLES = ("numerai", "server", "ledger", "data", "executor", "alerts")

@@ -105,6 +105,12 @@ class ServerSettings(_Table):
     watch_after: Duration = 600.0
     watch_interval: Duration = 60.0
 
+    def webhook_secrets(self) -> list[str]:
+        """The secrets a webhook token may be made with: `secret` (empty when unset) first,
+        then `previous_secrets` (a rotation's grace period)."""
+        current = [self.secret.get_secret_value()] if self.secret is not None else []
+        return [*current, *(s.get_secret_value() for s in self.previous_secrets)]
+
 
 class LedgerSettings(_Table):
     """`[ledger]`: where runs are recorded (SQLite file by default, PostgreSQL for several instances)."""

@@ -25,6 +25,7 @@ from rich.live import Live
 from rich.table import Table
 
 from numerai_autopilot.config import AppConfig, parse_config
+from numerai_autopilot.config.tokens import webhook_url
 from numerai_autopilot.demo.models import prepare_models
 from numerai_autopilot.ledger import Run, RunState
 from numerai_autopilot.numerai import NumeraiClient
@@ -32,8 +33,6 @@ from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.sandbox.settings import ModelSpec, SandboxSettings
 from numerai_autopilot.sandbox.testing import free_port, running_sandbox
 from numerai_autopilot.web import create_app
-from numerai_autopilot.web.protocol import WebhookProtocol
-from numerai_autopilot.config.tokens import webhook_url
 
 console = Console(highlight=False)
 # model name -> tournament (Classic 8, Signals 11, Crypto 12)
@@ -89,7 +88,7 @@ async def run_demo(workdir: Path, *, timeout: float = 300.0, keep_serving: bool 
             runtime = Runtime(config)
             server = uvicorn.Server(uvicorn.Config(
                 create_app(config, runtime=runtime), host="127.0.0.1", port=port,
-                http=WebhookProtocol, log_config=None, access_log=False, lifespan="on"))
+                log_config=None, access_log=False, lifespan="on"))
             serving = asyncio.create_task(server.serve())
             try:
                 await _wait_healthy(http, port, runtime)

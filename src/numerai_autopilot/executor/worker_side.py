@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from numerai_autopilot.errors import PredictorError
 from numerai_autopilot.executor.errors import PredictorLoadError, PredictorRaised
-from numerai_autopilot.executor.outputs import as_predictions
 from numerai_autopilot.executor.jobs import PredictorInfo
+from numerai_autopilot.executor.outputs import as_predictions
 from numerai_autopilot.executor.predictors import LoadedPredictor, PredictorSpec, load_predictor
 from numerai_autopilot.validation.classic import submission_csv
 

@@ -4,18 +4,13 @@ SQLite: WAL (readers never block the writer), ``synchronous=FULL`` (a commit is 
 the webhook is answered), ``busy_timeout`` (another process holding the write lock is waited
 for, not an error), and write transactions opened with ``BEGIN IMMEDIATE`` so a transaction
 that reads then writes takes the write lock first and cannot deadlock on the upgrade.
-
-Checkpoints (copying the WAL back into the database file) are SQLite's automatic ones, made
-by the commit that takes the WAL past 1000 pages, except that recording webhook runs never
-makes one (``checkpoint=False``): a checkpoint landing on a burst's commit took ~15 ms more
-before its 200 answers. The next other write (a claim, a stage, a log line) makes it.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -25,9 +20,7 @@ from sqlalchemy.engine import URL
 
 WRITE_OPTION = "ledger_write"
 DURABLE_OPTION = "ledger_durable"
-CHECKPOINT_OPTION = "ledger_checkpoint"
-WAL_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
-_PRAGMAS = "ledger_pragmas"  # a connection's (durable, WAL pages) as last set
+_SYNCHRONOUS = "ledger_synchronous"  # a connection's durable setting as last set
 
 
 def engine_from_url(
@@ -46,28 +39,11 @@ def engine_from_url(
                 f"ledger URL {parsed.render_as_string(hide_password=True)!r} is not a file; "
                 "use sqlite:///path/to/ledger.db so runs survive a restart"
             )
-        check_sqlite_json()
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, pool_size=pool_size, max_overflow=max_overflow)
         configure_sqlite(engine, busy_timeout_s=busy_timeout_s)
         return engine
     return create_engine(parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
-
-
-def check_sqlite_json(connect: Callable[[str], sqlite3.Connection] = sqlite3.connect) -> None:
-    """Raise ValueError, saying what to do, if this Python's SQLite has no JSON functions: a
-    burst's runs are looked up with `json_each` (built in since SQLite 3.38, and in the
-    builds of Python and of Linux distributions for years before)."""
-    probe = connect(":memory:")
-    try:
-        probe.execute("SELECT value FROM json_each('[1]')").fetchall()
-    except sqlite3.DatabaseError as exc:
-        raise ValueError(
-            f"this Python's SQLite {sqlite3.sqlite_version} has no JSON functions ({exc}), "
-            "which the ledger needs; use a Python built with SQLite 3.38 or later, or a "
-            "PostgreSQL ledger (ledger.url = \"postgresql+psycopg://...\")") from None
-    finally:
-        probe.close()
 
 
 def configure_sqlite(engine: Engine, *, busy_timeout_s: float = 10.0) -> None:
@@ -113,33 +89,27 @@ def _on_begin(conn: Connection) -> None:
         # Per transaction, since pooled connections are shared by every kind of write; set
         # only when they differ from what this connection last had.
         durable = options.get(DURABLE_OPTION, True)
-        pages = WAL_AUTOCHECKPOINT_PAGES if options.get(CHECKPOINT_OPTION, True) else 0
         info = conn.connection.info  # lives as long as the database connection
-        if info.get(_PRAGMAS) != (durable, pages):
+        if info.get(_SYNCHRONOUS) != durable:
             conn.exec_driver_sql(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-            conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {pages}")
-            info[_PRAGMAS] = (durable, pages)
+            info[_SYNCHRONOUS] = durable
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         conn.exec_driver_sql("BEGIN")
 
 
 @contextmanager
-def write_transaction(engine: Engine, *, durable: bool = True,
-                      checkpoint: bool = True) -> Iterator[Connection]:
+def write_transaction(engine: Engine, *, durable: bool = True) -> Iterator[Connection]:
     """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, plain on PostgreSQL.
 
     ``durable=False`` commits without waiting for the disk (SQLite ``synchronous=NORMAL``
     in WAL mode, PostgreSQL ``synchronous_commit=off``): still atomic and crash-safe for
     the process, but a power cut may lose the last such commits. The ledger uses it only
     for steps a resumed run redoes safely (intermediate stages, log lines, lease renewals).
-    ``checkpoint=False`` (SQLite): this commit does not checkpoint the WAL, however long it
-    has grown; for the webhook's records, whose answers wait for the commit.
     Commits on leaving normally, rolls back on an exception.
     """
     with engine.connect() as conn:
-        conn.execution_options(**{WRITE_OPTION: True, DURABLE_OPTION: durable,
-                                  CHECKPOINT_OPTION: checkpoint})
+        conn.execution_options(**{WRITE_OPTION: True, DURABLE_OPTION: durable})
         with conn.begin():
             if not durable and is_postgres(engine):
                 conn.exec_driver_sql("SET LOCAL synchronous_commit = off")

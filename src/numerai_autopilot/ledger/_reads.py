@@ -128,9 +128,8 @@ class LedgerReader:
         return [run_from_row(row) for row in rows]
 
     @contextmanager
-    def _write(self, *, durable: bool = True, checkpoint: bool = True) -> Iterator[Connection]:
-        with self._write_lock, write_transaction(self._engine, durable=durable,
-                                                 checkpoint=checkpoint) as conn:
+    def _write(self, *, durable: bool = True) -> Iterator[Connection]:
+        with self._write_lock, write_transaction(self._engine, durable=durable) as conn:
             yield conn
 
     @contextmanager

@@ -15,7 +15,6 @@ from typing import Any, Self
 
 from sqlalchemy import (
     Connection,
-    Engine,
     delete,
     insert,
     or_,
@@ -31,12 +30,7 @@ from numerai_autopilot.ledger import migrations
 from numerai_autopilot.ledger._changes import apply_changes
 from numerai_autopilot.ledger._engine import engine_from_url
 from numerai_autopilot.ledger._reads import UNFINISHED, LedgerReader, reason
-from numerai_autopilot.ledger._recorder import (
-    GroupCommit,
-    Request,
-    insert_batch,
-    warm_up_insert_batch,
-)
+from numerai_autopilot.ledger._record import Recording, record_runs
 from numerai_autopilot.ledger._rows import log_row, run_from_row
 from numerai_autopilot.ledger.schema import alerts_sent, run_logs, run_stages, runs
 from numerai_autopilot.ledger.states import RunState
@@ -51,10 +45,6 @@ class Ledger(LedgerReader):
     >>> ledger = Ledger.from_url("sqlite:///.autopilot/ledger.db")  # doctest: +SKIP
     >>> ledger.migrate()  # doctest: +SKIP
     """
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
-        self._group_commit = GroupCommit(self._write_batch)
 
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Ledger:
@@ -76,12 +66,6 @@ class Ledger(LedgerReader):
         """Bring the schema to the latest version (or ``target``); safe to call concurrently."""
         with self._translate("migrate"):
             migrations.migrate(self._engine, target)
-
-    def warm_up(self) -> None:
-        """Compile the webhook path's statements now, in a transaction rolled back: the first
-        webhook after start-up would otherwise pay for it (~6 ms, measured)."""
-        with self._translate("warm up"), self._engine.connect() as conn:
-            warm_up_insert_batch(conn, self._pg)
 
     def schema_version(self) -> int:
         with self._translate("read the schema version"):
@@ -124,59 +108,54 @@ class Ledger(LedgerReader):
         """Record several runs in one transaction, as `record` does each; committed before
         returning. One result per run, in order: `(run, created)`, or the LedgerError that
         run alone met (a bad run does not fail the others)."""
-        requests: list[Request] = []
-        results: list[tuple[Run, bool] | LedgerError | Request] = []
+        results: list[tuple[Run, bool] | LedgerError | None] = []
+        recordings: list[Recording] = []
         for new in news:
             try:
                 new.check()
             except LedgerError as exc:
                 results.append(exc)
                 continue
-            request = Request(new, only_if_round_absent=False)
-            requests.append(request)
-            results.append(request)
-        if requests:  # serialised with the group commit's batches by the write lock
-            self._write_batch(requests)
-        return [_outcome(r) if isinstance(r, Request) else r for r in results]
+            recordings.append(Recording(new))
+            results.append(None)
+        written = iter(self._write_recordings(recordings) if recordings else [])
+        return [next(written) if result is None else result for result in results]
 
     def _record(self, new: NewRun, *, only_if_round_absent: bool) -> tuple[Run, bool]:
         new.check()
-        request = Request(new, only_if_round_absent)
-        self._group_commit.submit(request)
-        outcome = _outcome(request)
+        [outcome] = self._write_recordings([Recording(new, only_if_round_absent)])
         if isinstance(outcome, LedgerError):
             raise outcome
         return outcome
 
-    def _write_batch(self, batch: list[Request]) -> None:
-        """Write a group-commit batch; on a concurrent duplicate, each request on its own."""
+    def _write_recordings(self, recordings: Sequence[Recording]
+                          ) -> list[tuple[Run, bool] | LedgerError]:
+        """`record_runs` in one transaction; when another process inserted one of the same
+        triggers meanwhile, each recording again on its own."""
         try:
-            with self._write(checkpoint=False) as conn:  # answers wait for this commit
-                insert_batch(conn, batch, self._pg)
+            with self._write() as conn:
+                return list(record_runs(conn, recordings, self._pg))
         except IntegrityError as exc:
-            if len(batch) > 1:
-                for request in batch:
-                    self._write_batch([request])
-                return
-            [request] = batch
-            new = request.new
-            try:  # another process recorded the same trigger between our read and insert
-                existing = self.find(new.model_id, new.trigger_id)
-            except LedgerError as find_exc:
-                request.error = (str(find_exc), exc)
-                return
-            if existing is not None:
-                request.result = (existing, False)
-            else:
-                message = (
-                    f"run for model {new.model_name!r} trigger {new.trigger_id!r} was "
-                    f"refused by the database: {reason(exc)}"
-                )
-                request.error = (message, exc)
-        except Exception as exc:  # noqa: BLE001 - every waiting caller must hear of it
-            for request in batch:
-                request.result = None
-                request.error = (self._describe("record a run", exc), exc)
+            if len(recordings) > 1:
+                return [self._write_recordings([one])[0] for one in recordings]
+            return [self._after_conflict(recordings[0].new, exc)]
+        except Exception as exc:  # noqa: BLE001 - handed to every caller as a LedgerError
+            error = LedgerError(self._describe("record a run", exc))
+            error.__cause__ = exc
+            return [error] * len(recordings)
+
+    def _after_conflict(self, new: NewRun, exc: IntegrityError) -> tuple[Run, bool] | LedgerError:
+        """The run another process recorded for `new`'s trigger, or the database's refusal."""
+        try:
+            existing = self.find(new.model_id, new.trigger_id)
+        except LedgerError as find_exc:
+            return find_exc
+        if existing is not None:
+            return existing, False
+        error = LedgerError(f"run for model {new.model_name!r} trigger {new.trigger_id!r} was "
+                            f"refused by the database: {reason(exc)}")
+        error.__cause__ = exc
+        return error
 
     # -- claiming ----------------------------------------------------------------------------
 
@@ -355,15 +334,3 @@ def _durable(change: Change) -> bool:
     """Final states and retries are committed to disk; a lost intermediate stage (power cut)
     only makes a resumed run redo that stage, and uploads are checked anyway."""
     return change.state.is_final or change.state is RunState.QUEUED
-
-
-def _outcome(request: Request) -> tuple[Run, bool] | LedgerError:
-    """A written request's result, or the LedgerError (with its cause) it met."""
-    if request.error is not None:
-        message, cause = request.error
-        error = LedgerError(message)
-        error.__cause__ = cause
-        return error
-    if request.result is None:  # the leader was interrupted before writing this batch
-        return LedgerError(f"run for model {request.new.model_name!r} was not recorded; try again")
-    return request.result

@@ -20,11 +20,11 @@ from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from numerai_autopilot.observe.alerts import Alerter
 from numerai_autopilot.config import AppConfig, ModelConfig
 from numerai_autopilot.ledger import Ledger, Run, RunState
-from numerai_autopilot.observe.metrics import Metrics
 from numerai_autopilot.numerai import NumeraiClient, RoundInfo
+from numerai_autopilot.observe.alerts import Alerter
+from numerai_autopilot.observe.metrics import Metrics
 from numerai_autopilot.runs.rounddata import RoundData
 
 log = logging.getLogger(__name__)

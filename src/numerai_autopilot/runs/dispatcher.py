@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 
 from numerai_autopilot.ledger import Ledger, Run
 from numerai_autopilot.runs.pipeline import Pipeline
@@ -28,7 +27,6 @@ class Dispatcher:
         max_concurrent: int = 32,
         lease_s: float = 60.0,
         poll_s: float = 1.0,
-        quiet: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._ledger = ledger
         self._pipeline = pipeline
@@ -36,7 +34,6 @@ class Dispatcher:
         self._max = max_concurrent
         self._lease_s = lease_s
         self._poll_s = poll_s
-        self._quiet = quiet
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -46,12 +43,8 @@ class Dispatcher:
         return len(self._running)
 
     def wake(self) -> None:
-        """Look for work now (a webhook was just recorded).
-
-        When nothing runs, the first run is claimed at once (it starts the round's download);
-        the others wait for the webhooks to go quiet (`quiet`, the recorder's: 10 ms without
-        a new one, 0.5 s at most), so a burst is answered before its runs start competing
-        with it for the event loop; wakes that come meanwhile are served by one claim."""
+        """Look for work now (a webhook was just recorded); wakes that come while a claim is
+        made are served by the next one."""
         self._wake.set()
 
     def start(self) -> None:
@@ -82,12 +75,6 @@ class Dispatcher:
             self._wake.clear()
 
     async def _claim_and_start(self) -> None:
-        if self._quiet is not None:
-            # A burst of webhooks is answered first; but when nothing runs yet, one run
-            # starts at once: it starts the round's download, which the others wait for.
-            if not self._running and self._max > 0 and not await self._claim(1):
-                return
-            await self._quiet()
         while (free := self._max - len(self._running)) > 0:
             if await self._claim(free) < free:
                 return

@@ -26,13 +26,13 @@ from numerai_autopilot.errors import (
     ValidationError,
 )
 from numerai_autopilot.executor import Executor, PredictJob, PredictOutcome, WorkerDied
-from numerai_autopilot.runs.fallback import benchmark_predictions, is_benchmark
+from numerai_autopilot.executor.predictors import PredictorSpec
 from numerai_autopilot.ledger import Change, Ledger, Run, RunState
 from numerai_autopilot.ledger.states import PIPELINE
-from numerai_autopilot.runs.locks import KeyedLocks
 from numerai_autopilot.numerai import NumeraiClient, UploadTarget
 from numerai_autopilot.numerai.errors import DeadlineExceeded, UploadError
-from numerai_autopilot.executor.predictors import PredictorSpec
+from numerai_autopilot.runs.fallback import benchmark_predictions, is_benchmark
+from numerai_autopilot.runs.locks import KeyedLocks
 from numerai_autopilot.runs.recorder import BatchAdvancer
 from numerai_autopilot.runs.rounddata import RoundData, RoundFiles
 from numerai_autopilot.runs.rounds import (

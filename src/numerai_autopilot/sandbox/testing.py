@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 import time
@@ -39,9 +38,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @contextmanager
 def serve_asgi(app: ASGIApp, *, host: str = "127.0.0.1", startup_timeout: float = 10.0,
-               http: type[asyncio.Protocol] | str = "h11") -> Iterator[str]:
+               http: str = "h11") -> Iterator[str]:
     """Run ``app`` with uvicorn in a thread; yields its base URL (no trailing slash).
-    ``http``: uvicorn's HTTP protocol (our server's is `server.protocol.WebhookProtocol`)."""
+    ``http``: uvicorn's HTTP implementation ("auto", as `autopilot serve` runs, or "h11")."""
     config = uvicorn.Config(app, host=host, port=0, log_level="warning", http=http,
                             lifespan="auto", ws="none", timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)

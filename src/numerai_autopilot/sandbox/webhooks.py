@@ -17,8 +17,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from numerai_autopilot.numerai.transport import async_client
-
 _SECRET_PARAMS = ("token", "secret", "key", "password", "signature", "sig")
 
 
@@ -110,8 +108,7 @@ class WebhookDispatcher:
 
     async def _post(self, delivery: WebhookDelivery, url: str) -> None:
         if self._client is None:
-            # the cheaper transport: the sandbox shares its cores with the server under test
-            self._client = async_client(timeout=self.timeout_s, follow_redirects=False)
+            self._client = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False)
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
-from numerai_autopilot.web.dashboard import api as dashboard_api
 from numerai_autopilot.ledger import Run, RunState
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.web.auth import require_admin
+from numerai_autopilot.web.dashboard import api as dashboard_api
 
 router = APIRouter()
 # Larger integers overflow the databases' BIGINT (an answer of 500, not 422): refuse them here.

@@ -6,38 +6,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from numerai_autopilot import __version__
-from numerai_autopilot.web import dashboard
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import ConfigError
-from numerai_autopilot.observe.logs import cloud_trace, current_trace
+from numerai_autopilot.observe import cloud_trace, current_trace
 from numerai_autopilot.runtime import Runtime
-from numerai_autopilot.web import api, webhook
-
-log = logging.getLogger(__name__)
+from numerai_autopilot.web import api, dashboard, webhook
 
 
-def create_app(config: AppConfig, *, runtime: Runtime | None = None,
-               freeze_gc: bool = False) -> FastAPI:
-    """Build the ASGI app; its lifespan opens (and closes) the runtime.
-
-    `freeze_gc` (for a process that serves only this app, as `autopilot serve` does): once the
-    runtime is ready, what start-up made (imports, the app, Dask's cluster) is moved out of
-    the garbage collector's reach with `gc.freeze()`. A full collection walked all of it:
-    91 ms, seen in the middle of a burst of webhooks.
-    """
+def create_app(config: AppConfig, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the ASGI app; its lifespan opens (and closes) the runtime (`runtime`, or one
+    made from `config`). Raises ConfigError without `server.secret`, which webhook tokens
+    need."""
     if config.server.secret is None:
         raise ConfigError(
             f"{config.source}: server.secret: required to check webhook tokens; set it in the "
@@ -46,18 +33,15 @@ def create_app(config: AppConfig, *, runtime: Runtime | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt = runtime or Runtime(config)
-        app.state.runtime = rt
-        await rt.open()
-        freezer = asyncio.create_task(_freeze_when_ready(rt)) if freeze_gc else None
+        service = runtime or Runtime(config)
+        app.state.runtime = service
+        await service.open()
         try:
             yield
         finally:
-            if freezer is not None:
-                freezer.cancel()
-            await rt.close()
+            await service.close()
 
-    app = AutopilotApp(
+    app = FastAPI(
         title="numerai-autopilot",
         version=__version__,
         lifespan=lifespan,
@@ -65,46 +49,12 @@ def create_app(config: AppConfig, *, runtime: Runtime | None = None,
         redoc_url=None,
     )
     app.state.config = config
+    webhook.install(app)  # POST /pred/{model_id}
     app.include_router(api.router)
     dashboard.install(app, config)  # `/`, its pages and actions, `/metrics`
     app.add_middleware(TraceContext)
     app.add_middleware(RefuseNul)  # outermost last
-    app.webhook = RefuseNul(TraceContext(webhook.WebhookEndpoint(
-        partial(FastAPI.__call__, app), app.state)))
-
-    def openapi() -> dict[str, Any]:  # the webhook is an ASGI layer, not a FastAPI route
-        if app.openapi_schema is None:
-            schema = FastAPI.openapi(app)
-            schema["paths"] = {webhook.PATH: webhook.WEBHOOK_OPENAPI, **schema["paths"]}
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-async def _freeze_when_ready(runtime: Runtime) -> None:
-    await runtime.ready.wait()
-    gc.freeze()
-    log.debug("start-up objects frozen for the garbage collector: %d", gc.get_freeze_count())
-
-
-class AutopilotApp(FastAPI):
-    """FastAPI, with Numerai's webhooks answered before FastAPI's own per-request work.
-
-    FastAPI runs every request through its middleware stack and (since 0.165) checks for
-    OpenTelemetry providers, about 70 µs a request on this machine: most of the server's
-    share of answering a burst of 200 round-open webhooks. `/pred/...` goes to `webhook`
-    (the same NUL and trace layers, then `server.webhook.WebhookEndpoint`) instead.
-    """
-
-    webhook: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.webhook is not None and scope["type"] == "http" and scope["path"].startswith("/pred/"):
-            await self.webhook(scope, receive, send)
-        else:
-            await super().__call__(scope, receive, send)
 
 
 class RefuseNul:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from alert_receiver import Receiver
 
-from numerai_autopilot.observe.alerts import Alerter, redact
 from numerai_autopilot.ledger import Ledger
+from numerai_autopilot.observe.alerts import Alerter, redact
 
 KEY = "sk-live-0123456789abcdef"
 

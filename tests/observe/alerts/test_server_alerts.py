@@ -9,9 +9,9 @@ from pathlib import Path
 from alert_receiver import Receiver
 from app_harness import ADMIN_TOKEN, SECRET, App, pool, running_app
 
+from numerai_autopilot.config.tokens import webhook_token
 from numerai_autopilot.ledger import RunState
 from numerai_autopilot.sandbox.testing import RunningSandbox
-from numerai_autopilot.config.tokens import webhook_token
 
 
 def secrets_of(app: App) -> list[str]:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from app_harness import PASSWORD, USER, App, running_app
 
-from numerai_autopilot.web.dashboard.passwords import hash_password
 from numerai_autopilot.sandbox.testing import RunningSandbox
+from numerai_autopilot.web.dashboard.passwords import hash_password
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from numerai_autopilot.config import ModelConfig
-from numerai_autopilot.web.dashboard.pages import Dashboard, dashboard, runtime, safe_next
-from numerai_autopilot.web.dashboard.session import Session
 from numerai_autopilot.errors import AutopilotError
 from numerai_autopilot.ledger import RunState
 from numerai_autopilot.runtime import Runtime, manual_run
+from numerai_autopilot.web.dashboard.pages import Dashboard, dashboard, runtime, safe_next
+from numerai_autopilot.web.dashboard.session import Session
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

@@ -13,12 +13,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel
 
-from numerai_autopilot.web.dashboard.pages import runtime
-from numerai_autopilot.web.dashboard.routes import grids
-from numerai_autopilot.web.dashboard.views import STATUSES, public_settings
 from numerai_autopilot.ledger import RunState
 from numerai_autopilot.observe.metrics import CONTENT_TYPE
 from numerai_autopilot.web.auth import require_admin
+from numerai_autopilot.web.dashboard.pages import runtime
+from numerai_autopilot.web.dashboard.routes import grids
+from numerai_autopilot.web.dashboard.views import STATUSES, public_settings
 
 router = APIRouter(tags=["api"])
 

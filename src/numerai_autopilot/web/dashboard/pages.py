@@ -19,9 +19,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from numerai_autopilot.config import AppConfig
+from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.web.dashboard.session import Session, Sessions
 from numerai_autopilot.web.dashboard.views import TOURNAMENT_NAMES, countdown, duration
-from numerai_autopilot.runtime import Runtime
 
 PACKAGE = Path(str(files("numerai_autopilot.web")))
 POLL_MS = 2000

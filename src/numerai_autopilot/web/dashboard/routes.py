@@ -14,6 +14,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
+from numerai_autopilot.ledger import Run
+from numerai_autopilot.numerai import RoundInfo
+from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.web.dashboard.pages import dashboard, runtime
 from numerai_autopilot.web.dashboard.views import (
     Grid,
@@ -22,9 +25,6 @@ from numerai_autopilot.web.dashboard.views import (
     stage_views,
     validation_result,
 )
-from numerai_autopilot.ledger import Run
-from numerai_autopilot.numerai import RoundInfo
-from numerai_autopilot.runtime import Runtime
 
 router = APIRouter(include_in_schema=False)
 _RECENT_RUNS = 500

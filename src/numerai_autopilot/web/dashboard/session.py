@@ -24,8 +24,8 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from numerai_autopilot.config import AppConfig
-from numerai_autopilot.web.dashboard.passwords import is_password_hash, verify_password
 from numerai_autopilot.errors import ConfigError
+from numerai_autopilot.web.dashboard.passwords import is_password_hash, verify_password
 
 COOKIE = "autopilot_session"
 MAX_AGE_S = 12 * 3600

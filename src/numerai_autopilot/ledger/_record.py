@@ -1,0 +1,162 @@
+"""Recording new runs: the rules on trigger ids and (model, round) pairs, in one transaction.
+
+`record_runs` is what `Ledger.record`, `record_if_absent_for_round` and `record_many` run
+inside their write transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, text
+
+from numerai_autopilot.ledger._rows import run_from_row
+from numerai_autopilot.ledger.schema import run_stages, runs
+from numerai_autopilot.ledger.states import RunState
+from numerai_autopilot.ledger.types import NewRun, Run, utcnow
+
+# Locks in ascending key order (unnest keeps the array's order), so two transactions that
+# share rounds cannot deadlock.
+_LOCK_ROUNDS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """A run to record; `only_if_round_absent` for the round watcher's runs."""
+
+    new: NewRun
+    only_if_round_absent: bool = False
+
+
+def round_lock_key(model_id: str, round_number: int) -> int:
+    """A signed 64-bit advisory lock key for one (model, round)."""
+    digest = hashlib.blake2b(f"ledger.round:{model_id}:{round_number}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+def record_runs(conn: Connection, recordings: Sequence[Recording], pg: bool
+                ) -> list[tuple[Run, bool]]:
+    """Record each of `recordings` in `conn`'s transaction, in order; `(run, created)` each.
+
+    A (model_id, trigger_id) already recorded gives back its run, not created. A recording
+    `only_if_round_absent` gives back the (model, round)'s first run that did not fail, if
+    any. Otherwise a new run is queued, or skipped with the reason when its (model, round)
+    already has a submitted run or one in progress (unless `resubmit` or a test round).
+    On PostgreSQL the rounds' advisory locks serialise concurrent recorders of one round.
+
+    Raises IntegrityError if another process inserted one of the same triggers meanwhile;
+    the caller then records them one by one.
+    """
+    now = utcnow()
+    rounds = sorted({(r.new.model_id, r.new.round_number) for r in recordings
+                     if r.new.round_number is not None})
+    if pg and rounds:
+        conn.execute(_LOCK_ROUNDS, {"keys": sorted({round_lock_key(*pair) for pair in rounds})})
+    known = {(run.model_id, run.trigger_id): run for run in _by_trigger(conn, recordings)}
+    by_round: dict[tuple[str, int | None], list[Run]] = {}
+    for run in _by_round(conn, rounds):
+        by_round.setdefault((run.model_id, run.round_number), []).append(run)
+    results: list[tuple[Run, bool]] = []
+    created: list[Run] = []
+    for recording in recordings:
+        new = recording.new
+        existing = known.get((new.model_id, new.trigger_id))
+        same_round = by_round.setdefault((new.model_id, new.round_number), [])
+        if existing is not None:
+            results.append((existing, False))
+        elif recording.only_if_round_absent and same_round:
+            results.append((same_round[0], False))
+        else:
+            run = _new_run(new, now, same_round)
+            known[(new.model_id, new.trigger_id)] = run
+            if new.round_number is not None:
+                same_round.append(run)
+            created.append(run)
+            results.append((run, True))
+    if created:
+        conn.execute(insert(runs), [_run_values(run) for run in created])
+        queued = [{"run_id": run.id, "state": RunState.QUEUED.value, "attempt": 0,
+                   "started_at": now} for run in created if run.state is RunState.QUEUED]
+        if queued:
+            conn.execute(insert(run_stages), queued)
+    return results
+
+
+def _by_trigger(conn: Connection, recordings: Sequence[Recording]) -> list[Run]:
+    """The recorded runs with one of these (model_id, trigger_id) pairs."""
+    pairs = {(r.new.model_id, r.new.trigger_id) for r in recordings}
+    query = select(runs).where(runs.c.model_id.in_(sorted({m for m, _ in pairs})),
+                               runs.c.trigger_id.in_(sorted({t for _, t in pairs})))
+    found = map(run_from_row, conn.execute(query))
+    return [run for run in found if (run.model_id, run.trigger_id) in pairs]
+
+
+def _by_round(conn: Connection, rounds: Sequence[tuple[str, int | None]]) -> list[Run]:
+    """The runs of these (model_id, round) pairs that did not fail, oldest first."""
+    if not rounds:
+        return []
+    query = (select(runs)
+             .where(runs.c.model_id.in_(sorted({m for m, _ in rounds})),
+                    runs.c.round_number.in_(sorted({n for _, n in rounds if n is not None})),
+                    runs.c.state != RunState.FAILED.value)
+             .order_by(runs.c.created_at, runs.c.id))
+    wanted = set(rounds)
+    return [run for run in map(run_from_row, conn.execute(query))
+            if (run.model_id, run.round_number) in wanted]
+
+
+def _run_values(run: Run) -> dict[str, Any]:
+    """`run` as a row of `runs` (each column is a field of Run)."""
+    values = {column.name: getattr(run, column.name) for column in runs.c}
+    values["state"] = run.state.value
+    return values
+
+
+def _new_run(new: NewRun, now: datetime, same_round: list[Run]) -> Run:
+    state, error = RunState.QUEUED, None
+    if not new.resubmit and not new.is_test and new.round_number is not None:
+        state, error = _skip_reason(new.round_number, same_round)
+    return Run(
+        id=str(uuid.uuid4()),
+        model_name=new.model_name,
+        model_id=new.model_id,
+        tournament=new.tournament,
+        round_number=new.round_number,
+        trigger_id=new.trigger_id,
+        data_version=new.data_version,
+        is_test=new.is_test,
+        source=new.source,
+        state=state,
+        attempts=0,
+        error=error,
+        submission_id=None,
+        created_at=now,
+        updated_at=now,
+        owner=None,
+        lease_until=None,
+        close_time=new.close_time,
+        detail={},
+        resubmit=new.resubmit,
+    )
+
+
+def _skip_reason(round_number: int, same_round: list[Run]) -> tuple[RunState, str | None]:
+    """SKIPPED and why, if another run of this (model, round) submitted or is running."""
+    for run in same_round:
+        if run.state is RunState.SUBMITTED:
+            return RunState.SKIPPED, (
+                f"round {round_number} already submitted by run {run.id}; "
+                "set resubmit = true to submit again"
+            )
+    for run in same_round:
+        if not run.is_final:
+            return RunState.SKIPPED, (
+                f"round {round_number} is already being run by run {run.id} "
+                f"({run.state.value}); set resubmit = true to run it again"
+            )
+    return RunState.QUEUED, None
