@@ -12,7 +12,7 @@ for run in ledger.claim("host:1234", lease_s=60):
 from numerai_autopilot.ledger.ledger import Ledger
 from numerai_autopilot.ledger.migrations import LATEST_VERSION
 from numerai_autopilot.ledger.states import FINAL_STATES, UNFINISHED_STATES, RunState
-from numerai_autopilot.ledger.types import Change, LogLine, NewRun, Run, StageRecord
+from numerai_autopilot.ledger.records import Change, LogLine, NewRun, Run, StageRecord
 
 __all__ = [
     "FINAL_STATES",

@@ -25,7 +25,7 @@ from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger._rows import log_row, run_from_row
 from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
 from numerai_autopilot.ledger.states import RunState, can_transition, transition_hint
-from numerai_autopilot.ledger.types import Change, Run
+from numerai_autopilot.ledger.records import Change, Run
 
 _CLOSE_STAGE = (
     update(run_stages)

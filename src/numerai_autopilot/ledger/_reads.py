@@ -15,7 +15,7 @@ from numerai_autopilot.ledger._engine import configure_sqlite, is_postgres, writ
 from numerai_autopilot.ledger._rows import log_from_row, run_from_row, stage_from_row
 from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
 from numerai_autopilot.ledger.states import UNFINISHED_STATES, RunState
-from numerai_autopilot.ledger.types import LogLine, Run, StageRecord
+from numerai_autopilot.ledger.records import LogLine, Run, StageRecord
 
 UNFINISHED = [s.value for s in UNFINISHED_STATES]
 

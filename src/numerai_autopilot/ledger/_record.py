@@ -18,7 +18,7 @@ from sqlalchemy import Connection, insert, select, text
 from numerai_autopilot.ledger._rows import run_from_row
 from numerai_autopilot.ledger.schema import run_stages, runs
 from numerai_autopilot.ledger.states import RunState
-from numerai_autopilot.ledger.types import NewRun, Run, utcnow
+from numerai_autopilot.ledger.records import NewRun, Run, utcnow
 
 # Locks in ascending key order (unnest keeps the array's order), so two transactions that
 # share rounds cannot deadlock.

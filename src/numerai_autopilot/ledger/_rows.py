@@ -8,7 +8,7 @@ from sqlalchemy import Row
 
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger.states import RunState
-from numerai_autopilot.ledger.types import LOG_LEVELS, LogLine, Run, StageRecord
+from numerai_autopilot.ledger.records import LOG_LEVELS, LogLine, Run, StageRecord
 
 MAX_LOG_MESSAGE = 16_384
 

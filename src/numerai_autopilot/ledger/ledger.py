@@ -34,7 +34,7 @@ from numerai_autopilot.ledger._record import Recording, record_runs
 from numerai_autopilot.ledger._rows import log_row, run_from_row
 from numerai_autopilot.ledger.schema import alerts_sent, run_logs, run_stages, runs
 from numerai_autopilot.ledger.states import RunState
-from numerai_autopilot.ledger.types import Change, NewRun, Run, utcnow
+from numerai_autopilot.ledger.records import Change, NewRun, Run, utcnow
 
 ALERT_MEMORY = timedelta(days=90)  # how long a sent alert's key is kept
 

@@ -39,7 +39,7 @@ from sqlalchemy.types import TypeEngine
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger._engine import is_postgres, write_transaction
 from numerai_autopilot.ledger.schema import UTCDateTime, schema_version
-from numerai_autopilot.ledger.types import utcnow
+from numerai_autopilot.ledger.records import utcnow
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from numerai_autopilot.ledger.types import as_utc
+from numerai_autopilot.ledger.records import as_utc
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -20,7 +20,7 @@ from numerai_autopilot.numerai.errors import (
     UploadError,
 )
 from numerai_autopilot.numerai.retry import RetryPolicy
-from numerai_autopilot.numerai.types import (
+from numerai_autopilot.numerai.records import (
     DownloadResult,
     ModelInfo,
     RoundInfo,

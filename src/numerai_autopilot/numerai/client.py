@@ -28,7 +28,7 @@ from numerai_autopilot.numerai.errors import (
 )
 from numerai_autopilot.numerai.graphql import GraphQL
 from numerai_autopilot.numerai.retry import Budget, Clock, RetryPolicy, retry_call
-from numerai_autopilot.numerai.types import (
+from numerai_autopilot.numerai.records import (
     DownloadResult,
     ModelInfo,
     RoundInfo,

@@ -29,7 +29,7 @@ from numerai_autopilot.numerai.errors import (
     translate_transport_error,
 )
 from numerai_autopilot.numerai.retry import Budget, Clock, RetryPolicy, deadline_exceeded
-from numerai_autopilot.numerai.types import DownloadResult
+from numerai_autopilot.numerai.records import DownloadResult
 
 __all__ = ["Progress", "download_file", "part_path"]
 
