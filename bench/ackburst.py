@@ -1,18 +1,17 @@
-"""A burst of webhooks at once, timed on the client, with a minimal client of plain sockets.
+"""A burst of webhooks at once, each on a new connection, timed on the client.
 
-Each request opens its own connection (as Numerai's webhooks do), writes a prepared request
-and reads the answer; the time counts from just before connecting to the last byte of the
-answer. The client is one thread multiplexing non-blocking sockets with `selectors`: no event
-loop, stream or task objects per request. Against a bare responder it answers 200 requests
-in 5-7 ms (p99), where an asyncio client took 30-40 ms of its own: on a 2-core machine the
-client shares the cores with the server it measures, so its own cost is kept small.
-`client_floor` times the same burst against a bare uvloop + httptools responder in another
-process: what the client, the kernel and the least possible server add on their own.
+`burst(requests)` POSTs every (url, body) at the same moment and returns each answer's
+latency and HTTP status. Each request opens its own connection (as Numerai's webhooks do);
+its time counts from just before connecting to the last byte of the answer. The client runs
+in a process of its own, one thread multiplexing non-blocking sockets with `selectors`, so
+that its cost on the cores it shares with the server stays small and the benchmark's own
+heap is not timed as the server's answers.
 """
 
 from __future__ import annotations
 
 import json
+import resource
 import selectors
 import socket
 import statistics
@@ -23,11 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from harness import PYTHON, free_port
+PYTHON = sys.executable
 
 
 @dataclass(frozen=True)
 class Burst:
+    """Per-request latency (ms) and status, in request order; status 0: no HTTP answer."""
+
     latencies_ms: list[float]
     statuses: list[int]
 
@@ -43,8 +44,38 @@ class Burst:
     def p99(self) -> float:
         return self.quantile(0.99)
 
+    @property
+    def max(self) -> float:
+        return max(self.latencies_ms)
+
+    def status_counts(self) -> dict[str, int]:
+        """How many answers had each status, e.g. {"200": 1000}."""
+        counts: dict[str, int] = {}
+        for status in self.statuses:
+            counts[str(status)] = counts.get(str(status), 0) + 1
+        return counts
+
+
+def webhook_body(round_number: int, trigger_id: str) -> bytes:
+    """The JSON body Numerai POSTs to a model's webhook when a round opens."""
+    return json.dumps({"roundNumber": round_number, "dataVersion": 1,
+                       "triggerId": trigger_id}).encode()
+
+
+def burst(requests: Sequence[tuple[str, bytes]]) -> Burst:
+    """POST every (url, body) at once from a fresh client process, each on a new connection.
+
+    Raises `subprocess.CalledProcessError` if the client fails (for instance, requests left
+    unanswered for 120 s)."""
+    order = json.dumps([[url, body.decode()] for url, body in requests])
+    done = subprocess.run([PYTHON, __file__], input=order.encode(), capture_output=True,
+                          check=True, timeout=300)
+    measured = json.loads(done.stdout)
+    return Burst(measured["latencies_ms"], measured["statuses"])
+
 
 def _request(url: str, body: bytes) -> tuple[str, int, bytes]:
+    """(host, port, the whole HTTP/1.1 request) for a POST of `body` to `url`."""
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     head = (f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
@@ -58,43 +89,28 @@ def _send(sock: socket.socket, payload: bytes) -> None:
         raise RuntimeError("the request did not go out in one send")
 
 
-def _burst(requests: Sequence[tuple[str, int, bytes]], connected: bool) -> Burst:
-    """Every request at once on its own socket; (latency ms, status) each, in order.
-    A status of 0: the connection failed or ended without an HTTP answer."""
+def _burst(requests: Sequence[tuple[str, int, bytes]]) -> Burst:
+    """Every request at once on its own new socket, in this thread."""
     n = len(requests)
     selector = selectors.DefaultSelector()
     started = [0.0] * n
     took = [0.0] * n
     answers = [bytearray() for _ in range(n)]
-    socks: list[socket.socket] = []
-    if connected:  # as a proxy in front of the server would: the connection already open
-        for host, port, _ in requests:
-            sock = socket.create_connection((host, port))
-            sock.setblocking(False)
-            socks.append(sock)
-        time.sleep(0.5)  # every connection accepted and idle
-        for i, sock in enumerate(socks):
-            started[i] = time.perf_counter()
-            _send(sock, requests[i][2])
-            selector.register(sock, selectors.EVENT_READ, i)
-    else:
-        for _ in requests:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setblocking(False)
-            socks.append(sock)
-        for i, sock in enumerate(socks):
-            host, port, _ = requests[i]
-            started[i] = time.perf_counter()
-            sock.connect_ex((host, port))  # EINPROGRESS: writable once connected
-            selector.register(sock, selectors.EVENT_WRITE, i)
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in requests]
+    for i, sock in enumerate(socks):
+        sock.setblocking(False)
+        host, port, _ = requests[i]
+        started[i] = time.perf_counter()
+        sock.connect_ex((host, port))  # EINPROGRESS: writable once connected
+        selector.register(sock, selectors.EVENT_WRITE, i)
     left = n
     while left:
         ready = selector.select(timeout=120)
         if not ready:
             raise RuntimeError(f"{left} of {n} requests unanswered after 120 s")
         for key, events in ready:
-            sock, i = key.fileobj, key.data
-            assert isinstance(sock, socket.socket)
+            i = key.data
+            sock = socks[i]
             try:
                 if events & selectors.EVENT_WRITE:
                     if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
@@ -118,75 +134,14 @@ def _burst(requests: Sequence[tuple[str, int, bytes]], connected: bool) -> Burst
     return Burst([t * 1000 for t in took], statuses)
 
 
-def burst(requests: Sequence[tuple[str, bytes]], connected: bool = False) -> Burst:
-    """POST every (url, body) at once from a fresh client process; returns per-request
-    latency and status. A process of its own: the benchmark's own heap (and its garbage
-    collections) must not be timed as the server's answers. `connected`: each connection is
-    opened before the burst and the time counts from writing the request, as behind a
-    proxy (Caddy, Cloud Run's front end) that keeps connections to the server open."""
-    order = json.dumps({"connected": connected,
-                        "requests": [[url, body.decode()] for url, body in requests]})
-    done = subprocess.run([PYTHON, __file__], input=order.encode(), capture_output=True,
-                          check=True, timeout=300)
-    measured = json.loads(done.stdout)
-    return Burst(measured["latencies_ms"], measured["statuses"])
-
-
 def _client_main() -> None:
-    order = json.load(sys.stdin)
-    requests = [_request(url, body.encode()) for url, body in order["requests"]]
-    result = _burst(requests, bool(order["connected"]))
+    """The client process: the requests as JSON on stdin, the measurements on stdout."""
+    requests = [_request(url, body.encode()) for url, body in json.load(sys.stdin)]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < len(requests) + 64:  # a socket per request
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    result = _burst(requests)
     json.dump({"latencies_ms": result.latencies_ms, "statuses": result.statuses}, sys.stdout)
-
-
-def webhook_body(round_number: int, trigger_id: str) -> bytes:
-    return json.dumps({"roundNumber": round_number, "dataVersion": 1,
-                       "triggerId": trigger_id}).encode()
-
-
-# A bare uvloop + httptools responder: argv port, then µs of Python work per request (0 for
-# the floor); several may share the port (SO_REUSEPORT; `ack_ceiling.py`).
-RESPONDER = r"""
-import asyncio, socket, sys, time
-import httptools, uvloop
-COST = float(sys.argv[2]) / 1e6
-ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
-class Responder(asyncio.Protocol):
-    def connection_made(self, transport):
-        self.transport, self.parser = transport, httptools.HttpRequestParser(self)
-    def data_received(self, data):
-        self.parser.feed_data(data)
-    def on_message_complete(self):
-        end = time.perf_counter() + COST
-        while time.perf_counter() < end:
-            pass
-        self.transport.write(ANSWER)
-        self.transport.close()
-async def main():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(("127.0.0.1", int(sys.argv[1])))
-    sock.listen(4096)
-    server = await asyncio.get_running_loop().create_server(Responder, sock=sock)
-    print("ready", flush=True)
-    await server.serve_forever()
-uvloop.run(main())
-"""
-
-
-def client_floor(n: int, connected: bool = False) -> Burst:
-    """The same burst against a bare uvloop + httptools responder: the client's own share,
-    with the kernel's and the least a Python server can do."""
-    port = free_port()
-    proc = subprocess.Popen([PYTHON, "-c", RESPONDER, str(port), "0"], stdout=subprocess.PIPE,
-                            stderr=sys.stderr)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
-        body = webhook_body(1, "floor")
-        return burst([(f"http://127.0.0.1:{port}/pred/x?token=t", body)] * n, connected)
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ children (the server and its Dask workers) with psutil.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -26,6 +27,16 @@ from numerai_autopilot.sandbox.testing import free_port
 BENCH = Path(__file__).resolve().parent
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
+
+
+def allow_open_files(n: int) -> None:
+    """Raise this process's soft limit of open files to at least `n` (up to the hard limit),
+    for the processes it starts: a server answering a burst holds a socket per webhook."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= n:
+        return
+    wanted = n if hard == resource.RLIM_INFINITY else min(n, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 class Proc:
@@ -185,9 +196,8 @@ class TreeSampler:
 
     @contextmanager
     def paused(self) -> Iterator[None]:
-        """No sampling inside: a sample costs ~1 ms of CPU (psutil walks /proc for the
-        tree), taken from a 2-core machine where a burst of webhooks timed on the same
-        cores lasts ~20 ms. For timings only: the peak misses what happens inside."""
+        """No sampling inside (a sample walks /proc for the whole tree, CPU taken from the
+        cores a timed burst shares). For timings only: the peak misses what happens inside."""
         with self._sampling:  # after a sample under way; the sampler waits until the end
             yield
 
@@ -213,9 +223,8 @@ class TreeSampler:
     def wait_idle(self, below: float = 0.1, window_s: float = 0.5, timeout: float = 30.0
                   ) -> float:
         """Wait until the tree used under `below` of a core over `window_s` (a server done
-        with its start-up work: the workers import numerai-tools for ~1 s after they join;
-        an idle server uses ~0.03 of a core, 0.1 at Dask's default clocks). Returns the
-        seconds waited; says so on stderr when the tree never went idle."""
+        with its start-up work or its last round). Returns the seconds waited; says so on
+        stderr when the tree never went idle within `timeout`."""
         started = time.monotonic()
         used = 0.0
         while time.monotonic() - started < timeout:

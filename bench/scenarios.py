@@ -1,15 +1,15 @@
-"""The benchmark's scenarios: rounds through our server, the ack burst, the baseline.
+"""The benchmark's scenarios: rounds through our server, the ack bursts, the baseline.
 
 A round scenario starts our server as a real process (`python -m numerai_autopilot serve`)
 for a set of models, registers their webhooks in the sandbox, runs a warm-up round (models
-load and stay warm, as on a server that runs every day), then a measured round: from the
-round's open time to the last submission, both on the sandbox's clock.
+load and stay warm, as on a server that runs every day), then measured rounds: each from the
+round's open time to the last submission, both on the sandbox's clock. The ack scenario
+fires the webhooks itself, all at once, and times each answer on the client.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import statistics
 import time
@@ -21,10 +21,11 @@ from typing import Any
 
 import httpx
 from ackburst import Burst, burst, webhook_body
-from harness import BENCH, PYTHON, Proc, Sandbox, TreeSampler, free_port, wait_http
+from harness import BENCH, PYTHON, Proc, Sandbox, TreeSampler, wait_http
 
+from numerai_autopilot.config.tokens import webhook_url
 from numerai_autopilot.sandbox.settings import DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY
-from numerai_autopilot.tokens import webhook_url
+from numerai_autopilot.sandbox.testing import free_port
 
 KEYS = (DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY)
 SECRET = "bench-webhook-secret"
@@ -57,8 +58,7 @@ class Server:
     """Our server as a real process for `models` (name -> predictor reference)."""
 
     def __init__(self, workdir: Path, sandbox: Sandbox, models: dict[str, str],
-                 scheduler: str | None = None, extra_env: dict[str, str] | None = None,
-                 trace: Path | None = None) -> None:
+                 scheduler: str | None = None) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         self.port = free_port()
@@ -76,16 +76,9 @@ class Server:
                      f'predictor = "{ref}"\ntimeout = "300s"\n')
         self.config = workdir / "autopilot.toml"
         self.config.write_text(text)
-        # at its default log level (INFO), as users run it: each line costs the event loop
-        env = {**ENV, **(extra_env or {})}
-        module = "numerai_autopilot"
-        if trace is not None:  # each burst's phases into `trace` (bench/burst_trace)
-            module = "burst_trace"
-            tree = env.get("PYTHONPATH") or os.environ.get("PYTHONPATH")
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, str(BENCH)]))
-            env["AUTOPILOT_BURST_TRACE"] = str(trace)
-        self.proc = Proc([PYTHON, "-m", module, "serve", "-c", str(self.config)],
-                         workdir / "server.log", env, cwd=workdir)
+        # at its default log level (INFO), as users run it
+        self.proc = Proc([PYTHON, "-m", "numerai_autopilot", "serve", "-c", str(self.config)],
+                         workdir / "server.log", ENV, cwd=workdir)
         self.cold_start_s = wait_http(f"{self.url}/healthz", self.proc)
         self.sampler = TreeSampler(self.proc.pid)
         self.http = httpx.Client(timeout=60)
@@ -128,10 +121,8 @@ class Server:
             if time.monotonic() > deadline:
                 states = sorted((r["model"], r["state"]) for r in runs)
                 raise RuntimeError(f"round {round_number}: runs not final in time: {states}")
-            # not more often: each poll is a /api/runs answer the server's one core must
-            # make mid-round (every 50 ms, it was ~7 % of the server's CPU in a 20-model
-            # round); the figures come from the sandbox's and the ledger's clocks, not from
-            # when this loop notices the end
+            # each poll costs the server CPU mid-round; the figures come from the sandbox's
+            # and the ledger's clocks, not from when this loop notices the end
             time.sleep(0.25)
 
     def stop(self) -> None:
@@ -155,8 +146,8 @@ def round_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
                    scheduler: str | None = None, warmup: bool = True,
                    rounds: int = 3) -> RoundResult:
     """A warm-up round, then `rounds` measured rounds on the same server, each once the
-    server is idle again: on 2 shared cores one round's figures move by 10-30 %, the median
-    of three much less. The overhead figure pools every run of every measured round."""
+    server is idle again (walls are reported per round; the figure is their median, steadier
+    than one round's). The overhead figure pools every run of every measured round."""
     server = Server(workdir, sandbox, models, scheduler)
     try:
         server.register()
@@ -198,57 +189,41 @@ def round_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
 
 @dataclass
 class AckResult:
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-    statuses: dict[int, int]
-    wall_s: float  # the burst's own runs: round open -> last submission
-    downloads: int
+    """One burst of webhooks and the round it opened."""
+
+    burst: Burst
+    wall_s: float  # the burst's round: first webhook sent -> last submission
+    downloads: int  # of the round's live data
     submitted: int
-    pooled: Burst  # the next round's burst on connections opened beforehand
-    repeats: list[Burst]  # later rounds' bursts on new connections, the server warm
 
 
 def ack_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
-                 repeats: int = 0) -> AckResult:
-    """One webhook per model, all at once, for the current round; then let them finish.
-    Then the same for the next round, on connections opened before the burst (as a proxy
-    in front of the server keeps them); then `repeats` more rounds as the first (how much
-    the figure moves from one burst to the next on this machine)."""
+                 sizes: list[int]) -> list[AckResult]:
+    """One server for `models`; per size, once the server is idle: a new round, and one
+    webhook for each of the first `size` models, all at once, each on a new connection; then
+    the server finishes the round. Raises RuntimeError if a burst's runs do not all finish."""
     server = Server(workdir, sandbox, models)
+    names = list(models)
+    results: list[AckResult] = []
     try:
         for _ in range(20):  # a warm server: code paths and connections used once
             server.http.get(f"{server.url}/healthz")
-        server.sampler.wait_idle()  # and done with its start-up work
-        number = sandbox.open_round()  # no webhook registered: we fire them ourselves
-        opened = time.time()
-        with server.sampler.paused():  # its ~1 ms samples would fall in the timed burst
-            result = burst([(server.hook(name), webhook_body(number, str(uuid.uuid4())))
-                            for name in models])
-        runs = server.wait_final(number, len(models), timeout=600)
-        subs = sandbox.submissions(number)
-        last = max(parse_time(s["inserted_at"]) for s in subs) if subs else float("nan")
-        statuses: dict[int, int] = {}
-        for status in result.statuses:
-            statuses[status] = statuses.get(status, 0) + 1
-        server.sampler.wait_idle()
-        following = sandbox.open_round()
-        with server.sampler.paused():
-            pooled = burst([(server.hook(name), webhook_body(following, str(uuid.uuid4())))
-                            for name in models], connected=True)
-        server.wait_final(following, len(models), timeout=600)
-        again: list[Burst] = []
-        for _ in range(repeats):
-            server.sampler.wait_idle()
-            later = sandbox.open_round()
-            with server.sampler.paused():
-                again.append(burst([(server.hook(name), webhook_body(later, str(uuid.uuid4())))
-                                    for name in models]))
-            server.wait_final(later, len(models), timeout=600)
-        return AckResult(
-            result.p50, result.p99, max(result.latencies_ms), statuses, last - opened,
-            sum(1 for d in sandbox.downloads(number) if d["filename"].endswith("/live.parquet")),
-            sum(1 for r in runs if r["state"] == "submitted"), pooled, again)
+        for size in sizes:
+            server.sampler.wait_idle()  # done with its start-up work or the previous round
+            number = sandbox.open_round()  # no webhook registered: we fire them ourselves
+            fired = time.time()
+            with server.sampler.paused():  # no sampling of the server's RSS in the timed burst
+                got = burst([(server.hook(name), webhook_body(number, str(uuid.uuid4())))
+                             for name in names[:size]])
+            runs = server.wait_final(number, size, timeout=1200)
+            subs = sandbox.submissions(number)
+            last = max(parse_time(s["inserted_at"]) for s in subs) if subs else float("nan")
+            results.append(AckResult(
+                got, last - fired,
+                sum(1 for d in sandbox.downloads(number)
+                    if d["filename"].endswith("/live.parquet")),
+                sum(1 for r in runs if r["state"] == "submitted")))
+        return results
     finally:
         server.stop()
 
