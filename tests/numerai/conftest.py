@@ -6,19 +6,16 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from numerai_autopilot.numerai.transport import async_client
 from numerai_helpers import FAST_RETRY
 
 from numerai_autopilot.numerai import NumeraiClient
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
 
-@pytest.fixture(params=["aiohttp", "httpx"])
-async def http(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
-    """Every client test runs on the server's transport (aiohttp under httpx's API) and on
-    httpx's own, which a library user may pass."""
-    made = async_client() if request.param == "aiohttp" else httpx.AsyncClient()
-    async with made as client:
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """The httpx client the Numerai client is given, as the server gives it one."""
+    async with httpx.AsyncClient() as client:
         yield client
 
 
