@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from numerai_autopilot.config.tokens import webhook_token
+from numerai_autopilot.config import webhook_token
 from numerai_autopilot.ledger import Ledger, RunState
 from numerai_autopilot.sandbox.testing import RunningSandbox
 

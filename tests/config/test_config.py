@@ -8,8 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from numerai_autopilot.config import load_config, parse_config
-from numerai_autopilot.config.models import format_size, parse_duration, parse_size
+from numerai_autopilot.config import (
+    ExecutorConfig,
+    format_size,
+    load_config,
+    parse_config,
+    parse_duration,
+    parse_size,
+)
 from numerai_autopilot.errors import ConfigError
 
 GOOD = """
@@ -46,6 +52,14 @@ def test_a_full_config_parses_with_units() -> None:
     assert alpha.tournament_id == 8 and beta.tournament_id == 11 and beta.resubmit
     assert config.executor.workers == 3 and config.executor.memory_limit == 2 * 1024**3
     assert config.resolve_path(Path("x")) == Path("/srv/x")
+
+
+def test_round_files_are_shared_locally_and_scattered_to_a_scheduler() -> None:
+    assert ExecutorConfig().round_file_transfer == "shared"
+    remote = ExecutorConfig(scheduler="tcp://10.0.0.5:8786")
+    assert remote.round_file_transfer == "scatter"
+    mounted = ExecutorConfig(scheduler="tcp://10.0.0.5:8786", data_transfer="shared")
+    assert mounted.round_file_transfer == "shared"
 
 
 def test_environment_overrides_the_file_and_secrets_stay_hidden() -> None:

@@ -11,17 +11,17 @@ import pytest
 import pytest_asyncio
 from executor_data import HERE, ROWS, write_live
 
+from numerai_autopilot.config import ExecutorConfig
 from numerai_autopilot.errors import PredictorError
 from numerai_autopilot.executor import (
     Executor,
-    ExecutorSettings,
     PredictJob,
     PredictorRaised,
     PredictorTimeout,
     PredictOutcome,
     WorkerDied,
+    parse_predictor,
 )
-from numerai_autopilot.executor.predictors import parse_predictor
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -29,8 +29,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def executor(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Executor]:
     local = tmp_path_factory.mktemp("dask")
-    async with Executor(ExecutorSettings(workers=2, memory_limit="1GiB",
-                                         local_directory=local)) as ex:
+    async with Executor(ExecutorConfig(workers=2, memory_limit="1GiB"),
+                        local_directory=local) as ex:
         yield ex
 
 
@@ -148,9 +148,9 @@ async def test_external_scheduler_with_scattered_round_data(executor: Executor,
     # joined by address like an external cluster: timeouts go through the nanny
     # (restart_workers), round files travel as scattered bytes and are sent again when
     # the workers holding them die
-    settings = ExecutorSettings(scheduler=executor.client.scheduler.address)
-    assert settings.transfer == "scatter"
-    async with Executor(settings) as remote:
+    config = ExecutorConfig(scheduler=executor.client.scheduler.address)
+    assert config.round_file_transfer == "scatter"
+    async with Executor(config) as remote:
         results = await asyncio.gather(
             remote.predict(job("hang", live, "alpha", timeout_s=1.5)),
             remote.predict(job("crash", live, "beta")),

@@ -15,17 +15,17 @@ import pytest
 import pytest_asyncio
 from executor_data import HERE, ROWS, live_ids, write_benchmarks, write_live
 
+from numerai_autopilot.config import ExecutorConfig
 from numerai_autopilot.errors import PredictorError, ValidationError
 from numerai_autopilot.executor import (
     Executor,
-    ExecutorSettings,
     PredictJob,
     PredictorLoadError,
     PredictorOutputError,
     PredictorRaised,
+    parse_predictor,
 )
 from numerai_autopilot.executor.cluster import LOG_LENGTH
-from numerai_autopilot.executor.predictors import parse_predictor
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -33,8 +33,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def executor(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Executor]:
     local = tmp_path_factory.mktemp("dask")
-    async with Executor(ExecutorSettings(workers=2, memory_limit="2GiB",
-                                         local_directory=local)) as ex:
+    async with Executor(ExecutorConfig(workers=2, memory_limit="2GiB"),
+                        local_directory=local) as ex:
         yield ex
 
 
@@ -185,8 +185,8 @@ async def test_scatter_transfer_through_a_scheduler_address(
     # a second executor joins the first one's scheduler as an external cluster would, and
     # ships round files as bytes once per file instead of sharing a path
     address = executor.client.scheduler.address
-    settings = ExecutorSettings(scheduler=address, data_transfer="scatter")
-    async with Executor(settings) as remote:
+    config = ExecutorConfig(scheduler=address, data_transfer="scatter")
+    async with Executor(config) as remote:
         outs = [await remote.predict(job("predictors_fixture:good", data, bench=True))
                 for _ in range(3)]
         assert len(remote._scattered) == 2  # live + benchmarks, once each

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from numerai_autopilot.errors import ConfigError, PredictorError
-from numerai_autopilot.executor.predictors import PredictorKind, load_predictor, parse_predictor
+from numerai_autopilot.executor import PredictorKind, load_predictor, parse_predictor
 
 HERE = Path(__file__).parent
 

@@ -32,7 +32,7 @@ def main(argv: list[str]) -> None:
             round_number = None if round_arg == "none" else int(round_arg)
             results = []
             for i in range(count):
-                new = NewRun(
+                new_run = NewRun(
                     "alpha",
                     "model-alpha",
                     8,
@@ -42,7 +42,7 @@ def main(argv: list[str]) -> None:
                     round_number is None,
                     "webhook",
                 )
-                run, created = ledger.record(new)
+                run, created = ledger.record(new_run)
                 results.append([run.id, created])
             print(json.dumps(results))
         elif mode == "migrate":

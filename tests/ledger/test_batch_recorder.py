@@ -13,7 +13,7 @@ from numerai_autopilot.ledger import Ledger, NewRun, RunState
 from numerai_autopilot.runs.recorder import BatchRecorder
 
 
-def new(i: int, round_number: int = 700) -> NewRun:
+def webhook_run(i: int, round_number: int = 700) -> NewRun:
     return NewRun(model_name=f"m{i}", model_id=f"id-{i}", tournament=8,
                   round_number=round_number, trigger_id=f"t{i}", data_version="v5.3",
                   is_test=False, source="webhook")
@@ -22,8 +22,8 @@ def new(i: int, round_number: int = 700) -> NewRun:
 async def test_concurrent_records_are_each_committed_and_answered(ledger: Ledger) -> None:
     with ThreadPoolExecutor(1) as pool:
         recorder = BatchRecorder(ledger, pool)
-        results = await asyncio.gather(*(recorder.record(new(i)) for i in range(50)))
-        again = await recorder.record(new(7))
+        results = await asyncio.gather(*(recorder.record(webhook_run(i)) for i in range(50)))
+        again = await recorder.record(webhook_run(7))
     assert [created for _, created in results] == [True] * 50
     assert {run.trigger_id for run, _ in results} == {f"t{i}" for i in range(50)}
     assert again[1] is False and again[0].id == results[7][0].id
@@ -36,9 +36,9 @@ async def test_records_queued_together_share_one_transaction(ledger: Ledger) -> 
     event.listen(ledger.engine, "commit", lambda _conn: commits.append(1))
     with ThreadPoolExecutor(1) as pool:
         recorder = BatchRecorder(ledger, pool)
-        first = asyncio.ensure_future(recorder.record(new(0)))
+        first = asyncio.ensure_future(recorder.record(webhook_run(0)))
         await asyncio.sleep(0)  # the first batch is being written: the rest queue behind it
-        rest = await asyncio.gather(*(recorder.record(new(i)) for i in range(1, 40)))
+        rest = await asyncio.gather(*(recorder.record(webhook_run(i)) for i in range(1, 40)))
         await first
     assert all(created for _, created in rest)
     assert len(commits) <= 3  # the first run's batch, then the rest together (or in two)
@@ -51,7 +51,7 @@ async def test_a_ledger_error_reaches_every_caller_of_the_batch(ledger: Ledger) 
         with ledger.engine.connect() as conn:  # the runs table gone: every record fails
             conn.exec_driver_sql("ALTER TABLE runs RENAME TO runs_away")
             conn.commit()
-        results = await asyncio.gather(*(recorder.record(new(i)) for i in range(5)),
+        results = await asyncio.gather(*(recorder.record(webhook_run(i)) for i in range(5)),
                                        return_exceptions=True)
     assert all(isinstance(result, LedgerError) for result in results), results
     assert "could not record a run" in str(results[0])

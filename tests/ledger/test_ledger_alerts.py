@@ -7,10 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import insert, select
 
-from numerai_autopilot.ledger import Ledger
-from numerai_autopilot.ledger.ledger import ALERT_MEMORY
+from numerai_autopilot.ledger import ALERT_MEMORY, Ledger, utcnow
 from numerai_autopilot.ledger.schema import alerts_sent
-from numerai_autopilot.ledger.records import utcnow
 
 
 def test_a_key_is_claimed_once(ledger: Ledger) -> None:

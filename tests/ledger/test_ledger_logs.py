@@ -4,8 +4,7 @@ import pytest
 from ledger_helpers import new_run
 
 from numerai_autopilot.errors import LedgerError
-from numerai_autopilot.ledger import Ledger, RunState
-from numerai_autopilot.ledger._rows import MAX_LOG_MESSAGE
+from numerai_autopilot.ledger import MAX_LOG_MESSAGE, Ledger, RunState
 
 
 def test_logs_page_by_id(ledger: Ledger) -> None:

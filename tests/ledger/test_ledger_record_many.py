@@ -13,7 +13,7 @@ from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger import Ledger, NewRun, RunState
 
 
-def new(trigger: str, model: str = "m1", round_number: int | None = 500) -> NewRun:
+def webhook_run(trigger: str, model: str = "m1", round_number: int | None = 500) -> NewRun:
     return NewRun(model_name=model, model_id=f"id-{model}", tournament=8,
                   round_number=round_number, trigger_id=trigger, data_version="v5.3",
                   is_test=False, source="webhook")
@@ -22,13 +22,13 @@ def new(trigger: str, model: str = "m1", round_number: int | None = 500) -> NewR
 def test_record_many_gives_one_result_per_run_in_order(tmp_path: Path) -> None:
     ledger = Ledger.from_url(f"sqlite:///{tmp_path / 'ledger.db'}")
     ledger.migrate()
-    first, _ = ledger.record(new("t0", model="m0"))
+    first, _ = ledger.record(webhook_run("t0", model="m0"))
     results = ledger.record_many([
-        new("t1"),                          # created
-        new("t0", model="m0"),              # a repeated trigger: the existing run
-        dataclasses.replace(new("t2"), trigger_id=""),  # invalid: its own error only
-        new("t3", model="m3"),              # created
-        new("t4"),                          # same model and round as t1, in progress: skipped
+        webhook_run("t1"),                          # created
+        webhook_run("t0", model="m0"),              # a repeated trigger: the existing run
+        dataclasses.replace(webhook_run("t2"), trigger_id=""),  # invalid: its own error only
+        webhook_run("t3", model="m3"),              # created
+        webhook_run("t4"),                          # same model and round as t1, in progress: skipped
     ])
     assert len(results) == 5
     (r1, c1), (r0, c0), bad, (_, c3), (r4, c4) = results  # type: ignore[misc]
@@ -41,9 +41,9 @@ def test_record_many_gives_one_result_per_run_in_order(tmp_path: Path) -> None:
 
 def test_a_trigger_id_shared_by_two_models_gives_each_its_own_run(ledger: Ledger) -> None:
     # runs are looked up by (model, trigger): the same trigger of another model is not theirs
-    first, created = ledger.record(new("shared", model="m1"))
+    first, created = ledger.record(webhook_run("shared", model="m1"))
     [(second, created_too), (again, created_again)] = ledger.record_many(  # type: ignore[misc]
-        [new("shared", model="m2"), new("shared", model="m1")])
+        [webhook_run("shared", model="m2"), webhook_run("shared", model="m1")])
     assert created and created_too and not created_again
     assert again.id == first.id and second.id != first.id and second.model_id == "id-m2"
 
@@ -61,7 +61,7 @@ def test_a_burst_reads_the_runs_table_through_its_indexes(tmp_path: Path) -> Non
             selects.append((statement, parameters))
 
     event.listen(ledger.engine, "before_cursor_execute", seen)
-    ledger.record_many([new("t1", model="m1"), new("t2", model="m2")])
+    ledger.record_many([webhook_run("t1", model="m1"), webhook_run("t2", model="m2")])
     event.remove(ledger.engine, "before_cursor_execute", seen)
     assert len(selects) == 2  # by (model, trigger), and by (model, round)
     raw = sqlite3.connect(tmp_path / "ledger.db")
@@ -78,10 +78,10 @@ def test_recorded_runs_read_back_as_they_were_answered(ledger: Ledger) -> None:
     as the run the webhook was answered with, stages included."""
     closes = datetime(2026, 11, 30, 13, 0, tzinfo=UTC)
     results = ledger.record_many(
-        [new(f"rb{i}", model=f"rb{i % 7}", round_number=900 + i % 3) for i in range(40)]
-        + [new("rb-test", round_number=None),
-           dataclasses.replace(new("rb-close", model="rbc"), close_time=closes, resubmit=True),
-           dataclasses.replace(new("rb-flag", model="rbf", round_number=None), is_test=True)])
+        [webhook_run(f"rb{i}", model=f"rb{i % 7}", round_number=900 + i % 3) for i in range(40)]
+        + [webhook_run("rb-test", round_number=None),
+           dataclasses.replace(webhook_run("rb-close", model="rbc"), close_time=closes, resubmit=True),
+           dataclasses.replace(webhook_run("rb-flag", model="rbf", round_number=None), is_test=True)])
     assert any(not isinstance(r, LedgerError) and r[0].close_time == closes for r in results)
     for outcome in results:
         assert not isinstance(outcome, LedgerError)
@@ -101,7 +101,7 @@ def test_a_batch_larger_than_one_statement_is_recorded_whole(ledger: Ledger) -> 
         event.listen(ledger.engine, "connect",
                      lambda raw, _: raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 300))
         ledger.engine.dispose()  # reconnect with the limit: 15 runs or 42 stages a statement
-    results = ledger.record_many([new(f"big{i}", model=f"big{i}") for i in range(123)])
+    results = ledger.record_many([webhook_run(f"big{i}", model=f"big{i}") for i in range(123)])
     assert [r for r in results if isinstance(r, LedgerError) or not r[1]] == []
     assert sorted(r.trigger_id for r in ledger.runs(limit=1000)) == sorted(
         f"big{i}" for i in range(123))

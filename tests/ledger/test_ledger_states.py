@@ -4,8 +4,7 @@ import itertools
 
 import pytest
 
-from numerai_autopilot.ledger import FINAL_STATES, RunState
-from numerai_autopilot.ledger.states import PIPELINE, can_transition
+from numerai_autopilot.ledger import FINAL_STATES, PIPELINE, RunState, can_transition
 
 S = RunState
 
@@ -15,19 +14,19 @@ def test_final_states() -> None:
     assert S("queued") is S.QUEUED and isinstance(S.QUEUED, str) and str(S.QUEUED) == "queued"
 
 
-@pytest.mark.parametrize("current,new", list(itertools.pairwise(PIPELINE)))
-def test_forward_one_step_is_legal(current: RunState, new: RunState) -> None:
-    assert can_transition(current, new)
+@pytest.mark.parametrize("current,target", list(itertools.pairwise(PIPELINE)))
+def test_forward_one_step_is_legal(current: RunState, target: RunState) -> None:
+    assert can_transition(current, target)
 
 
 @pytest.mark.parametrize("current", [s for s in S if not s.is_final])
 def test_unfinished_may_fail_skip_retry_or_resume(current: RunState) -> None:
-    for new in (S.FAILED, S.SKIPPED, S.QUEUED, current):
-        assert can_transition(current, new)
+    for target in (S.FAILED, S.SKIPPED, S.QUEUED, current):
+        assert can_transition(current, target)
 
 
 @pytest.mark.parametrize(
-    "current,new",
+    "current,target",
     [
         (S.QUEUED, S.PREDICTING),  # no skipping stages
         (S.QUEUED, S.SUBMITTED),
@@ -43,8 +42,8 @@ def test_unfinished_may_fail_skip_retry_or_resume(current: RunState) -> None:
         (S.FAILED, S.DOWNLOADING),
     ],
 )
-def test_illegal(current: RunState, new: RunState) -> None:
-    assert not can_transition(current, new)
+def test_illegal(current: RunState, target: RunState) -> None:
+    assert not can_transition(current, target)
 
 
 def test_failed_may_be_queued_again() -> None:

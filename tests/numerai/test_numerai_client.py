@@ -10,6 +10,7 @@ import httpx
 import pytest
 from numerai_helpers import FAST_RETRY, assert_no_secret, classic_csv, signals_csv
 
+from numerai_autopilot.config import NumeraiSettings
 from numerai_autopilot.numerai import (
     AuthenticationError,
     GraphQLError,
@@ -106,6 +107,28 @@ async def test_set_and_clear_submission_webhook(
     assert sandbox.sandbox.models[model_id].webhook == "http://127.0.0.1:9/pred/alpha"
     assert await client.set_submission_webhook(model_id, None)
     assert sandbox.sandbox.models[model_id].webhook is None
+
+
+async def test_submission_webhooks(client: NumeraiClient, sandbox: RunningSandbox) -> None:
+    model_id = sandbox.models["alpha"]
+    await client.set_submission_webhook(model_id, "http://127.0.0.1:9/pred/alpha")
+    webhooks = await client.submission_webhooks()
+    assert webhooks is not None and set(webhooks) == set(sandbox.models.values())
+    assert webhooks[model_id] == "http://127.0.0.1:9/pred/alpha"
+    assert webhooks[sandbox.models["beta"]] is None
+
+
+async def test_a_client_from_the_numerai_table(
+    sandbox: RunningSandbox, http: httpx.AsyncClient
+) -> None:
+    settings = NumeraiSettings.model_validate({
+        "api_url": sandbox.url, "public_id": sandbox.public_id,
+        "secret_key": sandbox.secret_key, "timeout": "7s",
+    })
+    client = NumeraiClient.from_settings(http, settings)
+    assert client.timeout == 7.0
+    assert sandbox.secret_key not in repr(client)
+    assert {m.name for m in await client.models()} == set(sandbox.models)
 
 
 async def test_trigger_model_webhook(client: NumeraiClient, sandbox: RunningSandbox) -> None:

@@ -8,8 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from numerai_autopilot.numerai import DeadlineExceeded, GraphQLError, RetryPolicy, TransientError
-from numerai_autopilot.numerai.retry import Clock, retry_call
+from numerai_autopilot.numerai import (
+    Clock,
+    DeadlineExceeded,
+    GraphQLError,
+    RetryPolicy,
+    TransientError,
+)
+from numerai_autopilot.numerai.retry import retry_call
 
 WALL_OFFSET = 1_700_000_000.0
 

@@ -10,7 +10,7 @@ import pytest
 from ops_harness import Project, start_server, write_project
 from server_process import ServerProcess
 
-from numerai_autopilot.sandbox.settings import TEST_SIZES, ModelSpec, SandboxSettings
+from numerai_autopilot.sandbox import TEST_SIZES, ModelSpec, SandboxSettings
 from numerai_autopilot.sandbox.testing import RunningSandbox, running_sandbox
 
 

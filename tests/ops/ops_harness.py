@@ -15,7 +15,7 @@ from typing import Any
 
 from server_process import ServerProcess
 
-from numerai_autopilot.config.tokens import webhook_token
+from numerai_autopilot.config import webhook_token
 
 PREDICTORS = Path(__file__).with_name("ops_predictors.py")
 WEBHOOK_SECRET = "ops-test-webhook-secret"

@@ -14,7 +14,7 @@ import pytest
 from fake_gcloud import SERVICE_URL
 from ops_harness import ADMIN_TOKEN, WEBHOOK_SECRET, Project, write_project
 
-from numerai_autopilot.config.tokens import webhook_url
+from numerai_autopilot.config import webhook_url
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
 SA = "autopilot-run@proj-1.iam.gserviceaccount.com"

@@ -19,7 +19,7 @@ from ops_harness import (
 )
 from server_process import ServerProcess, free_port
 
-from numerai_autopilot.config.tokens import webhook_url
+from numerai_autopilot.config import webhook_url
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
 Served = tuple[Project, ServerProcess]

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from numerai_autopilot.config import load_config, parse_config
-from numerai_autopilot.config.secret_manager import SecretResolver, version_name
+from numerai_autopilot.config import SecretResolver, load_config, parse_config, version_name
 from numerai_autopilot.errors import ConfigError
 
 TEXT = """

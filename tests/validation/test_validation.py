@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from numerai_autopilot.errors import ValidationError
-from numerai_autopilot.validation.classic import to_csv_bytes, validate_predictions
+from numerai_autopilot.validation import to_csv_bytes, validate_predictions
 
 N = 6720
 IDS = pd.Index([f"n{i:015x}" for i in range(N)], name="id")

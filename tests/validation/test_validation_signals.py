@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from numerai_autopilot.errors import ValidationError
-from numerai_autopilot.validation.classic import to_csv_bytes, validate_predictions
+from numerai_autopilot.validation import to_csv_bytes, validate_predictions
 
 TICKERS = [f"T{i:03d} US" for i in range(300)]
 SYMBOLS = [f"S{i:03d}" for i in range(150)]

@@ -13,7 +13,7 @@ import pytest
 from server_harness import SECRET, make_config, predictor, sandbox_env
 from server_process import ServerProcess
 
-from numerai_autopilot.config.tokens import webhook_url
+from numerai_autopilot.config import webhook_url
 from numerai_autopilot.ledger import Ledger, RunState
 from numerai_autopilot.sandbox.testing import RunningSandbox
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from server_harness import SECRET, RunningServer, StartServer, predictor, submitted
 
-from numerai_autopilot.config.tokens import webhook_token
+from numerai_autopilot.config import webhook_token
 
 
 def payload(round_number: Any = 1101, trigger: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""`autopilot deploy cloudrun`: one command from a config file to a registered webhook."""
+"""`autopilot deploy cloudrun`: one command from a config file to a registered webhook.
+
+The gcloud commands are built in `numerai_autopilot.deploy` and run one by one (`--dry-run`
+prints them); a failed one stops the deploy with its output (exit 1). Secrets reach gcloud
+on standard input, never on a command line.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from typing import Annotated
 
 import typer
 
-from numerai_autopilot.cli.main import DEFAULT_CONFIG, ConfigOption, app, console, friendly, load
+from numerai_autopilot.cli.commands_ops import register_webhooks
+from numerai_autopilot.cli.shared import DEFAULT_CONFIG, ConfigOption, app, console, friendly, load
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.deploy import (
     SECRET_ENV,
@@ -74,13 +80,13 @@ def cloudrun(
         raise CommandError(f"Cloud Run gave no service URL for {service} (got {url!r})")
     console.print(f"service URL: {url}", soft_wrap=True)
     if register:
-        from numerai_autopilot.cli.commands_ops import register_webhooks
-
         asyncio.run(register_webhooks(config, url, clear=False))
         console.print(f"next: autopilot trigger MODEL --wait --server {url}", soft_wrap=True)
 
 
 def _secret_values(config: AppConfig) -> dict[str, str | None]:
+    """The value of each of `SECRET_ENV`'s variables from the config (None when unset)."""
+
     def plain(value: object) -> str | None:
         get = getattr(value, "get_secret_value", None)
         return str(get()) if get is not None else None

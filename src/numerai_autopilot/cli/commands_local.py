@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from numerai_autopilot.cli.main import (
+from numerai_autopilot.cli.shared import (
     DEFAULT_CONFIG,
     ConfigOption,
     app,
@@ -21,9 +21,7 @@ from numerai_autopilot.cli.main import (
     friendly,
     load,
 )
-from numerai_autopilot.config import AppConfig
-from numerai_autopilot.config.models import TOURNAMENT_IDS
-from numerai_autopilot.config.tokens import webhook_url
+from numerai_autopilot.config import TOURNAMENT_IDS, AppConfig, webhook_url
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.ledger import Ledger, Run, RunState, StageRecord
 
@@ -85,22 +83,21 @@ async def _run_now(
     config: AppConfig, name: str, round_number: int | None, dry_dir: Path | None
 ) -> Run:
     from numerai_autopilot.cli.progress import DownloadProgress, follow_run
-    from numerai_autopilot.runtime import Runtime, manual_run
+    from numerai_autopilot.runs import new_run
+    from numerai_autopilot.runtime import Runtime
 
     model = config.model(name)
     download = DownloadProgress()
     async with Runtime(config, dry_run_dir=dry_dir, dispatch=False, progress=download) as runtime:
         await runtime.wait_ready()
-        await runtime.resolve_model_ids()
+        await runtime.model_ids.resolve(runtime.client, deadline=time.time() + 60)
         if round_number is None:
-            info = await runtime.client.current_round(
-                tournament=model.tournament_id, deadline=time.time() + 120
-            )
+            info = await runtime.rounds.get(model.tournament_id, wait=120)
             round_number = info.number
         run, _ = await asyncio.to_thread(
             runtime.ledger.record,
-            manual_run(model, runtime.model_id(name), round_number,
-                       resubmit=model.resubmit or dry_dir is not None),
+            new_run(model, runtime.model_ids.id_of(name), source="manual",
+                    round_number=round_number, resubmit=model.resubmit or dry_dir is not None),
         )
         claimed = await asyncio.to_thread(runtime.ledger.claim_run, run.id, runtime.owner)
         if claimed is None:
@@ -169,12 +166,16 @@ def webhook_url_command(
         raise ConfigError(f"{config.source}: server.secret: required to make webhook tokens")
     model_id = chosen.model_id
     if model_id is None:
-        from numerai_autopilot.runtime import Runtime
+        import httpx
+
+        from numerai_autopilot.runs import ModelIds
+        from numerai_autopilot.runtime import numerai_client
 
         async def resolve() -> str:
-            async with Runtime(config, dispatch=False) as runtime:
-                await runtime.resolve_model_ids()
-                return runtime.model_id(model)
+            async with httpx.AsyncClient() as http:
+                ids = ModelIds(config.models, config.source)
+                await ids.resolve(numerai_client(config, http))
+                return ids.id_of(model)
 
         model_id = asyncio.run(resolve())
     console.print(webhook_url(base_url, model_id, config.server.secret.get_secret_value()), soft_wrap=True)

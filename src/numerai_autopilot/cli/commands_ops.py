@@ -16,7 +16,9 @@ import httpx
 import typer
 from rich.table import Table
 
-from numerai_autopilot.cli.main import (
+from numerai_autopilot.cli.registration import redact, registered_webhooks, server_secrets
+from numerai_autopilot.cli.remote import LogEntry, RemoteServer, RunSummary, default_server_url
+from numerai_autopilot.cli.shared import (
     DEFAULT_CONFIG,
     ConfigOption,
     app,
@@ -25,16 +27,9 @@ from numerai_autopilot.cli.main import (
     friendly,
     load,
 )
-from numerai_autopilot.cli.registration import (
-    redact,
-    registered_webhooks,
-    resolve_model_ids,
-    server_secrets,
-)
-from numerai_autopilot.cli.remote import LogEntry, RemoteServer, RunSummary, default_server_url
-from numerai_autopilot.config import AppConfig
-from numerai_autopilot.config.tokens import webhook_url
+from numerai_autopilot.config import AppConfig, webhook_url
 from numerai_autopilot.errors import ConfigError
+from numerai_autopilot.runs import ModelIds
 from numerai_autopilot.runtime import numerai_client
 
 ServerOption = Annotated[
@@ -81,7 +76,7 @@ async def register_webhooks(config: AppConfig, base_url: str, *, clear: bool) ->
     secret = None if clear else server_secrets(config)[0]
     async with httpx.AsyncClient() as http:
         client = numerai_client(config, http)
-        ids = await resolve_model_ids(config, client)
+        ids = await ModelIds(config.models, config.source).checked(client)
         before = await registered_webhooks(config, http)
         if before is None:
             console.print("Numerai does not show the webhooks registered before; "
@@ -118,7 +113,8 @@ async def _trigger(config: AppConfig, model: str, wait: bool, timeout: float,
     started = time.monotonic()
     async with httpx.AsyncClient() as http:
         client = numerai_client(config, http)
-        model_id = (await resolve_model_ids(config, client, only=model))[model]
+        ids = ModelIds(config.models, config.source)
+        model_id = (await ids.checked(client, only=model))[model]
         trigger_id = await client.trigger_model_webhook(model_id, deadline=time.time() + timeout)
         console.print(f"{model}: Numerai fired the webhook (trigger id {trigger_id})")
         if not wait:

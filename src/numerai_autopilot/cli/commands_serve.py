@@ -1,4 +1,8 @@
-"""Long-running commands: serve, sandbox, demo."""
+"""Long-running commands: `serve` (the server), `sandbox` (a local Numerai), `demo`.
+
+`serve` and `sandbox` run until interrupted; `demo` until its round is done, exiting 0 when
+every model submitted. A bad config exits 2 (`shared.friendly`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from numerai_autopilot.cli.main import (
+from numerai_autopilot.cli.shared import (
     DEFAULT_CONFIG,
     ConfigOption,
     app,
@@ -42,12 +46,16 @@ def serve(
         create_app(config),
         host=host or config.server.host,
         port=bind_port,
+        # uvicorn's loggers go through the process's logging (text, or JSON for Cloud
+        # Logging), set up above, instead of a configuration of their own.
         log_config=None,
+        # An access log would print each webhook's URL, and with it the model's token.
         access_log=False,
+        # A request still open 10 s after SIGTERM is cut, so no client can hold up the
+        # runtime's shutdown (leases released, workers stopped).
         timeout_graceful_shutdown=10,
-        # Idle connections kept 75 s (nginx's default) instead of 5 s: a proxy or load
-        # balancer that pools connections less often reuses one just as we close it (the
-        # 1,000-webhook flood test saw such requests fail in transit).
+        # Idle connections are kept longer than a proxy in front keeps its own (nginx: 60 s
+        # to its upstreams), so it never reuses one just as the server closes it.
         timeout_keep_alive=75,
     )
 
@@ -64,13 +72,13 @@ def sandbox(
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
 ) -> None:
     """Run a local Numerai sandbox (GraphQL API, data, uploads, webhooks) for testing."""
-    from numerai_autopilot.sandbox.server import serve as serve_sandbox
-    from numerai_autopilot.sandbox.settings import (
+    from numerai_autopilot.sandbox import (
         DEFAULT_PUBLIC_ID,
         DEFAULT_SECRET_KEY,
         SandboxSettings,
         parse_models,
     )
+    from numerai_autopilot.sandbox import serve as serve_sandbox
 
     configure_logging("INFO")
     settings = SandboxSettings(
@@ -93,7 +101,7 @@ def demo(
     ] = False,
 ) -> None:
     """A whole round on this machine: sandbox, example models, real webhooks and submissions."""
-    from numerai_autopilot.demo.round import run_demo
+    from numerai_autopilot.demo import run_demo
 
     configure_logging("WARNING")
     code = asyncio.run(run_demo(workdir, timeout=timeout, keep_serving=keep_serving))

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import httpx
 
-from numerai_autopilot.cli.main import console
 from numerai_autopilot.cli.registration import check_webhook, redact, registered_webhooks
+from numerai_autopilot.cli.shared import console
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import AutopilotError, ConfigError
-from numerai_autopilot.executor.predictors import PredictorSpec, parse_predictor
+from numerai_autopilot.executor import Executor, PredictorSpec, parse_predictor
 from numerai_autopilot.ledger import Ledger
 from numerai_autopilot.numerai import AuthenticationError, ModelInfo, NumeraiClient
+from numerai_autopilot.runs import ModelIds
 from numerai_autopilot.runtime import numerai_client
 
 _NAMES = {8: "classic", 11: "signals", 12: "crypto"}
@@ -90,14 +91,14 @@ class Doctor:
         return account
 
     def _model_ids(self, account: list[ModelInfo]) -> dict[str, str]:
-        by_id = {m.id: m for m in account}
-        by_name = {m.name: m for m in account}
+        """Each configured model found on the account (one line each): name -> id."""
+        model_ids = ModelIds(self.config.models, self.config.source)
         ids: dict[str, str] = {}
         for name, model in self.config.models.items():
-            found = by_id.get(model.model_id) if model.model_id else by_name.get(name)
+            found = model_ids.find(name, account)
             if found is None:
                 wanted = f"id {model.model_id}" if model.model_id else f"name {name!r}"
-                known = ", ".join(sorted(by_name)) or "none"
+                known = ", ".join(sorted(m.name for m in account)) or "none"
                 self.line(False, f"model {name}", f"no model with {wanted} on this account "
                           f"(it has: {known}); fix models.{name}.model_id")
             elif found.tournament != model.tournament_id:
@@ -148,15 +149,10 @@ class Doctor:
                 self.line(False, f"predictor {name}", f"{exc}; fix models.{name}.predictor")
         if not specs:
             return
-        from numerai_autopilot.executor import Executor, ExecutorSettings
-
+        # One worker is enough to load each predictor once.
+        one_worker = self.config.executor.model_copy(update={"workers": 1, "threads_per_worker": 1})
         with tempfile.TemporaryDirectory(prefix="autopilot-doctor-") as scratch:
-            settings = ExecutorSettings(
-                scheduler=self.config.executor.scheduler, workers=1, threads_per_worker=1,
-                memory_limit=str(self.config.executor.memory_limit),
-                local_directory=Path(scratch),
-            )
-            async with Executor(settings) as executor:
+            async with Executor(one_worker, local_directory=Path(scratch)) as executor:
                 for name, spec in specs.items():
                     try:
                         await executor.check_loadable(spec, timeout_s=120.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from numerai_autopilot.cli.main import console
+from numerai_autopilot.cli.shared import console
 from numerai_autopilot.ledger import Ledger, Run, RunState
 
 

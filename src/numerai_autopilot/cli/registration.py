@@ -5,7 +5,7 @@ models. Numerai's public documentation lists only the mutation (`setSubmissionWe
 where the API does not answer the field, `registered_webhooks` returns None and callers
 say that the previous registration cannot be shown.
 
-    ids = await resolve_model_ids(config, client)
+    ids = await ModelIds(config.models, config.source).checked(client)   # name -> id
     before = await registered_webhooks(config, http)      # {model_id: url or None} or None
     await client.set_submission_webhook(ids["alpha"], webhook_url(base, ids["alpha"], secret))
 """
@@ -18,10 +18,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 
-from numerai_autopilot.config import AppConfig
-from numerai_autopilot.config.tokens import verify_token
+from numerai_autopilot.config import AppConfig, verify_token
 from numerai_autopilot.errors import ConfigError
-from numerai_autopilot.numerai import NumeraiClient, NumeraiError, RetryPolicy
+from numerai_autopilot.numerai import NumeraiError, RetryPolicy
 from numerai_autopilot.numerai.graphql import GraphQL
 from numerai_autopilot.numerai.retry import Clock
 
@@ -55,34 +54,6 @@ def server_secrets(config: AppConfig) -> list[str]:
             "AUTOPILOT_SECRET"
         )
     return config.server.webhook_secrets()
-
-
-async def resolve_model_ids(
-    config: AppConfig, client: NumeraiClient, only: str | None = None
-) -> dict[str, str]:
-    """Model name -> Numerai model id (from the config, or by name), each checked against
-    the account, so nothing is registered for a model that is not there. `only`: one model."""
-    account = await client.models()
-    by_name = {m.name: m.id for m in account}
-    known_ids = set(by_name.values())
-    ids: dict[str, str] = {}
-    problems = []
-    for name, model in config.models.items():
-        if only is not None and name != only:
-            continue
-        model_id = model.model_id or by_name.get(name)
-        if model_id is None or model_id not in known_ids:
-            wanted = f"model_id {model_id}" if model.model_id else f"name {name!r}"
-            problems.append(
-                f"{config.source}: models.{name}: no model with {wanted} on this Numerai "
-                f"account (it has: {', '.join(sorted(by_name)) or 'none'}); fix "
-                f"models.{name}.model_id"
-            )
-        else:
-            ids[name] = model_id
-    if problems:
-        raise ConfigError("\n".join(problems))
-    return ids
 
 
 async def registered_webhooks(

@@ -4,7 +4,8 @@ Environment overrides: `AUTOPILOT_<TABLE>_<KEY>` (e.g. `AUTOPILOT_SERVER_PORT=90
 `AUTOPILOT_LEDGER_URL=postgresql+psycopg://...`), plus the conventional
 `NUMERAI_PUBLIC_ID` / `NUMERAI_SECRET_KEY` for the keys and `AUTOPILOT_SECRET` for the
 webhook secret. The environment wins over the file. Values written as
-`sm://projects/P/secrets/NAME/versions/latest` are then read from Secret Manager (secrets.py).
+`sm://projects/P/secrets/NAME/versions/latest` are then read from Secret Manager
+(`secret_manager.py`). Every mistake is a ConfigError naming the file, the key and the fix.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ _SHORTCUTS = {
 def load_config(
     path: Path, env: Mapping[str, str] | None = None, *, secrets: SecretResolver | None = None
 ) -> AppConfig:
-    """Load `path` (TOML) with overrides from `env` (default: none); `sm://` values via `secrets`."""
+    """Load `path` (TOML) with overrides from `env` (default: none); `sm://` values via `secrets`.
+
+    Raises ConfigError when the file is missing or unreadable, or for any invalid value.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

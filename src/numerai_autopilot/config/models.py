@@ -1,4 +1,9 @@
-"""The configuration's shape: one pydantic model per table of `autopilot.toml`."""
+"""The configuration's shape: one pydantic model per table of `autopilot.toml`.
+
+Each table is frozen and refuses unknown keys; sizes (`4GiB`) and durations (`10m`) are
+parsed into bytes and seconds on the way in. `AppConfig` holds the tables; each part of the
+service is handed the table it uses (e.g. the executor gets `AppConfig.executor`).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,11 @@ from pydantic import (
     model_validator,
 )
 
+from numerai_autopilot.errors import ConfigError
+
 TournamentName = Literal["classic", "signals", "crypto"]
+# How round files reach Dask workers: see `ExecutorConfig.data_transfer`.
+DataTransfer = Literal["scatter", "shared"]
 TOURNAMENT_IDS: dict[str, int] = {"classic": 8, "signals": 11, "crypto": 12}
 # Each tournament's current data version: the default of `models.NAME.data_version`.
 DEFAULT_DATA_VERSIONS: dict[str, str] = {"classic": "v5.3", "signals": "v2.1", "crypto": "v2.0"}
@@ -28,7 +37,7 @@ _SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
 
 
 def parse_size(value: object) -> int:
-    """Bytes from `4GiB`, `512MB`, `1.5G` or a plain integer.
+    """Bytes from `4GiB`, `512MB`, `1.5G` or a plain integer; ValueError names the forms.
 
     >>> parse_size("4GiB")
     4294967296
@@ -47,7 +56,11 @@ def parse_size(value: object) -> int:
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from `600`, `600s`, `10m`, `1.5h` or `250ms`."""
+    """Seconds from `600`, `600s`, `10m`, `1.5h` or `250ms`; ValueError names the forms.
+
+    >>> parse_duration("10m")
+    600.0
+    """
     if isinstance(value, bool):
         raise ValueError("expected a duration such as '600s' or '10m'")  # noqa: TRY004
     if isinstance(value, int | float):
@@ -59,7 +72,11 @@ def parse_duration(value: object) -> float:
 
 
 def format_size(size: int) -> str:
-    """`4 GiB` for 4294967296: the form error messages use."""
+    """`size` bytes in the form error messages use.
+
+    >>> format_size(4294967296)
+    '4 GiB'
+    """
     for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
         if size >= scale:
             return f"{size / scale:g} {unit}"
@@ -126,16 +143,32 @@ class DataSettings(_Table):
 
 
 class ExecutorConfig(_Table):
-    """`[executor]`: where predictors run (a local Dask cluster unless a scheduler is given)."""
+    """`[executor]`: where predictors run; the `Executor` takes this table as it is.
+
+    `scheduler` unset starts a local Dask cluster on 127.0.0.1 of `workers` processes with
+    `threads_per_worker` threads and `memory_limit` bytes each. A scheduler address
+    (`tcp://host:8786`) joins an external cluster instead; start its scheduler with
+    `DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=0` and
+    `DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION=1.0` (the executor also sets both on the
+    running scheduler).
+    """
 
     scheduler: str | None = None
     workers: int = Field(default=2, ge=1)
     threads_per_worker: int = Field(default=1, ge=1)
     memory_limit: Size = parse_size("4GiB")
-    # How round files reach workers: "scatter" sends each file's bytes once per round (for
-    # workers on other machines), "shared" passes its path (the data cache_dir is mounted at
-    # the same path on every worker). Default: shared locally, scatter to a scheduler.
-    data_transfer: Literal["scatter", "shared"] | None = None
+    # How round files reach workers: "scatter" sends each file's bytes once per file (for
+    # workers on other machines; each worker writes them once to its local directory),
+    # "shared" passes its path (the data cache_dir is mounted at the same path on every
+    # worker). Default: shared locally, scatter to a scheduler.
+    data_transfer: DataTransfer | None = None
+
+    @property
+    def round_file_transfer(self) -> DataTransfer:
+        """`data_transfer`, or its default: shared for a local cluster, scatter to a scheduler."""
+        if self.data_transfer is not None:
+            return self.data_transfer
+        return "shared" if self.scheduler is None else "scatter"
 
     @field_validator("scheduler")
     @classmethod
@@ -182,6 +215,7 @@ class ModelConfig(_Table):
 
     @property
     def tournament_id(self) -> int:
+        """Numerai's number for the model's tournament (8, 11 or 12)."""
         return TOURNAMENT_IDS[self.tournament]
 
     @model_validator(mode="before")
@@ -267,15 +301,15 @@ class AppConfig(_Table):
         return self
 
     def model(self, name: str) -> ModelConfig:
+        """The model configured as `name`; ConfigError lists the configured ones."""
         try:
             return self.models[name]
         except KeyError:
             known = ", ".join(sorted(self.models)) or "none"
-            from numerai_autopilot.errors import ConfigError
-
             raise ConfigError(
                 f"{self.source}: no model named {name!r} (configured: {known})"
             ) from None
 
     def resolve_path(self, path: Path) -> Path:
+        """`path` as given when absolute, else relative to `base_dir` (the config's folder)."""
         return path if path.is_absolute() else (self.base_dir / path)

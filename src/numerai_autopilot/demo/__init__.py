@@ -7,7 +7,10 @@
 worker processes, which must not import the server to load them.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from numerai_autopilot.demo.round import run_demo
 
 __all__ = ["run_demo"]
 

@@ -7,6 +7,11 @@
 4. open a round of each tournament: the sandbox POSTs the webhooks as Numerai does; show
    progress;
 5. print a summary and the sandbox's own record of submissions. Exit 0 if all submitted.
+
+    code = await run_demo(Path(".autopilot/demo"), timeout=300)
+
+Everything runs in this process except the predictors (Dask workers) and the sandbox (a
+thread); the files it makes stay in `workdir` for a second look (`autopilot runs -c ...`).
 """
 
 from __future__ import annotations
@@ -24,13 +29,13 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from numerai_autopilot.config import AppConfig, parse_config
-from numerai_autopilot.config.tokens import webhook_url
-from numerai_autopilot.demo.models import prepare_models
+from numerai_autopilot.config import AppConfig, parse_config, webhook_url
+from numerai_autopilot.demo.training import prepare_models
+from numerai_autopilot.errors import AutopilotError
 from numerai_autopilot.ledger import Run, RunState
 from numerai_autopilot.numerai import NumeraiClient
 from numerai_autopilot.runtime import Runtime
-from numerai_autopilot.sandbox.settings import ModelSpec, SandboxSettings
+from numerai_autopilot.sandbox import ModelSpec, SandboxSettings
 from numerai_autopilot.sandbox.testing import free_port, running_sandbox
 from numerai_autopilot.web import create_app
 
@@ -63,6 +68,14 @@ def demo_config(workdir: Path, api_url: str, public_id: str, secret_key: str,
 
 
 async def run_demo(workdir: Path, *, timeout: float = 300.0, keep_serving: bool = False) -> int:
+    """Run the demo's round in `workdir` (its ledger and round data from a previous demo are
+    removed first; the sandbox's data and the trained models are kept).
+
+    :param timeout: seconds until the runs still in progress are reported as unfinished.
+    :param keep_serving: afterwards, serve the dashboard until interrupted.
+    :returns: 0 when every model submitted, else 1.
+    :raises AutopilotError: the server did not start.
+    """
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     for stale in ("ledger.db", "ledger.db-wal", "ledger.db-shm", "data"):
@@ -86,9 +99,11 @@ async def run_demo(workdir: Path, *, timeout: float = 300.0, keep_serving: bool 
                                  dict(sandbox.models), predictors, port)
             console.print(f"[bold]3.[/] starting the server on 127.0.0.1:{port} (config: {config.source})")
             runtime = Runtime(config)
+            # As `autopilot serve`: no logging configuration of uvicorn's own (the demo's
+            # output stays its table), no access log (webhook URLs carry tokens).
             server = uvicorn.Server(uvicorn.Config(
                 create_app(config, runtime=runtime), host="127.0.0.1", port=port,
-                log_config=None, access_log=False, lifespan="on"))
+                log_config=None, access_log=False))
             serving = asyncio.create_task(server.serve())
             try:
                 await _wait_healthy(http, port, runtime)
@@ -133,7 +148,8 @@ async def _wait_healthy(http: httpx.AsyncClient, port: int, runtime: Runtime) ->
         except httpx.TransportError:
             pass
         await asyncio.sleep(0.05)
-    raise RuntimeError("the server did not start within 30 s")
+    raise AutopilotError(f"the demo's server did not answer /healthz on port {port} within "
+                         "30 s; its log lines above say why")
 
 
 async def _watch(runtime: Runtime, rounds: dict[int, int], deadline: float) -> list[Run]:

@@ -47,6 +47,7 @@ class CloudRunOptions:
 
     @property
     def service_account(self) -> str:
+        """The service's own service account's email."""
         return f"{self.service_account_name}@{self.project}.iam.gserviceaccount.com"
 
     @property
@@ -55,6 +56,7 @@ class CloudRunOptions:
         return f"{self.service}-run"[:30]
 
     def secret_name(self, env_name: str) -> str:
+        """The Secret Manager secret holding `env_name` (a key of SECRET_ENV) for this service."""
         return f"{self.service}-{SECRET_ENV[env_name]}"
 
 

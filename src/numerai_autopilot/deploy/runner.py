@@ -25,6 +25,8 @@ class CommandError(AutopilotError):
 
 @dataclass(frozen=True, slots=True)
 class Result:
+    """A finished command: its exit code and, when captured, its standard output."""
+
     returncode: int
     stdout: str
 
@@ -39,11 +41,20 @@ class Runner:
         self._timeout = timeout_s
 
     def show(self, args: Sequence[str], note: str = "") -> None:
+        """Echo `args` as a shell line (`$ gcloud ...`), with `note` as a comment."""
         self._echo(f"$ {shlex.join(args)}" + (f"    # {note}" if note else ""))
 
     def run(self, args: Sequence[str], *, stdin: bytes | None = None, check: bool = True,
             capture: bool = False, quiet: bool = False, note: str = "") -> Result:
-        """Run `args`; with `check`, a non-zero exit raises CommandError with its output."""
+        """Run `args` (or only show them, when dry).
+
+        :param stdin: bytes for the command's standard input (secrets go here); without
+            it, stdin is empty so the command never waits on a prompt.
+        :param capture: keep standard output in the result (else it goes to the terminal).
+        :param quiet: neither show the command nor print its output.
+        :raises CommandError: the command is not installed, took longer than the runner's
+            timeout, or (with `check`) exited non-zero; the message carries its stderr.
+        """
         if not quiet or self.dry_run:
             self.show(args, note)
         if self.dry_run:
@@ -54,7 +65,6 @@ class Runner:
                 "(https://cloud.google.com/sdk/docs/install) and run `gcloud auth login`"
             )
         try:
-            # Without input, stdin is /dev/null: gcloud never waits on a prompt.
             feed: dict[str, Any] = (
                 {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
             )

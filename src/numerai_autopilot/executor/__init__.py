@@ -1,7 +1,12 @@
 """Run predictors on Dask workers (a LocalCluster on 127.0.0.1, or an external scheduler).
 
-Importing this package does not import distributed, pandas or pyarrow; ``Executor.start``
-does. See ``executor.py`` for how timeouts, memory limits and crashes are detected.
+    specs = {name: parse_predictor(model.predictor, base_dir) for ...}   # runs no user code
+    async with Executor(config.executor, local_directory=...) as executor:
+        outcome = await executor.predict(PredictJob(run_id, name, specs[name], live_path))
+
+Importing this package does not import distributed, pandas, pyarrow or pydantic;
+``Executor.start`` imports distributed. See ``executor.py`` for how timeouts, memory limits
+and crashes are detected, and ``errors.py`` for what each failure raises.
 """
 
 from numerai_autopilot.executor.errors import (
@@ -12,22 +17,30 @@ from numerai_autopilot.executor.errors import (
     WorkerDied,
 )
 from numerai_autopilot.executor.executor import Executor
-from numerai_autopilot.executor.jobs import (
-    ExecutorSettings,
-    PredictJob,
-    PredictorInfo,
-    PredictOutcome,
+from numerai_autopilot.executor.jobs import PredictJob, PredictorInfo, PredictOutcome
+from numerai_autopilot.executor.predictors import (
+    BenchmarkPredictor,
+    Predictor,
+    PredictorKind,
+    PredictorSpec,
+    load_predictor,
+    parse_predictor,
 )
 
 __all__ = [
+    "BenchmarkPredictor",
     "Executor",
-    "ExecutorSettings",
     "PredictJob",
     "PredictOutcome",
+    "Predictor",
     "PredictorInfo",
+    "PredictorKind",
     "PredictorLoadError",
     "PredictorOutputError",
     "PredictorRaised",
+    "PredictorSpec",
     "PredictorTimeout",
     "WorkerDied",
+    "load_predictor",
+    "parse_predictor",
 ]

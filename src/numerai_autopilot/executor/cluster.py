@@ -1,9 +1,9 @@
 """Starting or joining the Dask cluster, and stopping a worker that must die.
 
-Measured facts this module is built on (see docs and ../shared/design.md):
+Dask behaviours this module is built on:
 - distributed has no per-task timeout and ``cancel()`` leaves a running task running; only
-  killing the worker process stops it. SIGKILL of the process lets its nanny start a fresh
-  one in about half a second; ``restart_workers`` is slower but works across machines.
+  killing the worker process stops it. SIGKILL of a local process lets its nanny start a
+  fresh one at once; ``restart_workers`` is slower but works across machines.
 - A task whose worker dies is re-run elsewhere unless ``allowed_failures`` is 0; a poisoned
   task would kill worker after worker. We fail it at once and let the ledger retry.
 - With ``worker-saturation`` above 1.0 the scheduler sends a worker more tasks than threads,
@@ -22,9 +22,11 @@ import os
 import re
 import signal
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from numerai_autopilot.executor.jobs import ExecutorSettings
+if TYPE_CHECKING:  # not at run time: worker processes import this package without pydantic
+    from numerai_autopilot.config import ExecutorConfig
 
 log = logging.getLogger(__name__)
 _KILL_WAIT_S = 5.0
@@ -34,19 +36,16 @@ LOG_LENGTH = 50
 CLUSTER_CONFIG: Mapping[str, object] = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.scheduler.worker-saturation": 1.0,
-    # An idle LocalCluster of 2 workers used ~0.11 of a core, mostly on its own clocks:
-    # an event-loop tick every 20 ms in each of its 5 processes (scheduler and nannies in
-    # the server's loop), a profiler thread every 10 ms per worker and a memory monitor
-    # every 100 ms per worker and nanny. With these, ~0.03 (measured here). The per-task
-    # memory watchdog (worker_side) still samples every 20 ms while a predictor runs; the
-    # monitor is the nannies' backstop. Dask's own test suite uses the same two first values.
+    # An idle cluster's CPU goes mostly to Dask's own clocks (each process's event-loop
+    # tick, each worker's profiler thread and memory monitor); these slow them down. The
+    # per-task memory watchdog (worker_side) still samples often while a predictor runs;
+    # the monitor is the nannies' backstop. Dask's own test suite uses the first two values.
     "distributed.admin.tick.interval": "500ms",
     "distributed.worker.profile.enabled": False,
     "distributed.worker.memory.monitor-interval": "500ms",
     # Dask's logs "for developers" (the scheduler's transition log, each comm's recent
-    # messages, event topics) keep 1000 entries by default; a message to a worker holds its
-    # task's spec. In the server's process that was ~30,000 objects more for every full
-    # garbage collection to walk (12-16 ms each, seen in the middle of bursts of webhooks).
+    # messages, event topics) keep 1000 entries by default, and a message to a worker holds
+    # its task's spec: in the server's process, objects for every garbage collection to walk.
     LOG_LENGTH_KEY: LOG_LENGTH,
 }
 
@@ -90,18 +89,29 @@ class ExitCodes(logging.Handler):
 
 
 class Cluster:
-    """The client, and the LocalCluster when we started one."""
+    """The Dask client, and the LocalCluster when we started one.
 
-    def __init__(self, settings: ExecutorSettings) -> None:
-        self.settings = settings
+    :param config: the ``[executor]`` table: a scheduler to join, or the local cluster's
+        workers, threads and memory limit.
+    :param local_directory: where a local cluster's workers keep their files (None: Dask's
+        default, under the system's temporary folder).
+    """
+
+    def __init__(self, config: ExecutorConfig, local_directory: Path | None = None) -> None:
+        self.config = config
+        self.local_directory = local_directory
         # distributed's Client and LocalCluster are untyped: Any keeps mypy strict honest
         self.client: Any = None
         self.local: Any = None
         self.exit_codes = ExitCodes()
 
     async def start(self) -> Any:
-        # Importing distributed is ~0.3-0.5 s of Python: in a thread, so the server's event
-        # loop (started beside this) binds its port and answers meanwhile.
+        """Start the local cluster or join the scheduler; returns the (asynchronous) client.
+
+        Raises what distributed raises when the cluster cannot start or be reached.
+        """
+        # Importing distributed is slow: in a thread, so the server's event loop (started
+        # beside this) binds its port and answers meanwhile.
         await asyncio.to_thread(importlib.import_module, "distributed")
         import dask
         import distributed
@@ -110,19 +120,19 @@ class Cluster:
         local_cluster: Any = distributed.LocalCluster
         client_cls: Any = distributed.Client
 
-        s = self.settings
-        if s.scheduler is None:
+        config = self.config
+        if config.scheduler is None:
             logging.getLogger("distributed.nanny").addHandler(self.exit_codes)
             with dask.config.set(dict(CLUSTER_CONFIG)):
                 self.local = await local_cluster(
-                    n_workers=s.workers,
-                    threads_per_worker=s.threads_per_worker,
+                    n_workers=config.workers,
+                    threads_per_worker=config.threads_per_worker,
                     processes=True,
                     host="127.0.0.1",
                     # None would still serve the scheduler's HTTP routes on port 8787
                     dashboard_address="127.0.0.1:0",
-                    memory_limit=s.memory_limit,
-                    local_directory=str(s.local_directory) if s.local_directory else None,
+                    memory_limit=config.memory_limit,
+                    local_directory=str(self.local_directory) if self.local_directory else None,
                     asynchronous=True,
                     # for the nannies' worker processes, restarted ones included (a copy:
                     # leaving the `with` restores the global config's nested dicts in place)
@@ -132,7 +142,7 @@ class Cluster:
                                            set_as_default=False)
         else:
             with dask.config.set({LOG_LENGTH_KEY: LOG_LENGTH}):  # the client's comm's log
-                self.client = await client_cls(s.scheduler, asynchronous=True,
+                self.client = await client_cls(config.scheduler, asynchronous=True,
                                                set_as_default=False)
         await self.client.run_on_scheduler(_configure_scheduler)
         from numerai_autopilot.executor.worker_plugin import WarmImports
@@ -141,6 +151,7 @@ class Cluster:
         return self.client
 
     async def close(self) -> None:
+        """Close the client, then the local cluster if we started one."""
         client, local = self.client, self.local
         self.client = self.local = None
         try:
@@ -159,7 +170,7 @@ class Cluster:
             return
         # A remote process: ask its event loop (free while the task's thread runs) to
         # SIGKILL the process. The nanny's restart_workers is the fallback: it waits for a
-        # graceful close first and, with a hung task, has been seen to close the nanny too.
+        # graceful close first and, with a hung task, can close the nanny too.
         from numerai_autopilot.executor.worker_side import kill_this_process
 
         assert self.client is not None

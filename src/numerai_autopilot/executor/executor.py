@@ -1,6 +1,6 @@
 """Run predictors on Dask workers, one run at a time or many at once.
 
-    async with Executor(ExecutorSettings(workers=2)) as ex:
+    async with Executor(config.executor, local_directory=cache_dir / "dask") as ex:
         out = await ex.predict(PredictJob("run-1", "alpha", spec, live_path=arrow_path))
 
 Failure detection (each fails only its own run):
@@ -29,16 +29,14 @@ from numerai_autopilot.errors import PredictorError, ValidationError
 from numerai_autopilot.executor import worker_side
 from numerai_autopilot.executor.cluster import Cluster
 from numerai_autopilot.executor.errors import PredictorTimeout, WorkerDied
-from numerai_autopilot.executor.jobs import (
-    ExecutorSettings,
-    PredictJob,
-    PredictorInfo,
-    PredictOutcome,
-)
+from numerai_autopilot.executor.jobs import PredictJob, PredictorInfo, PredictOutcome
 from numerai_autopilot.executor.predictors import PredictorSpec
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    # not at run time: worker processes import this package without pydantic
+    from numerai_autopilot.config import ExecutorConfig
 
 T = TypeVar("T")
 _KEEP_SCATTERED = 4
@@ -56,11 +54,17 @@ class _Started:
 
 
 class Executor:
-    """Runs predictors on a Dask cluster; never in the calling process."""
+    """Runs predictors on a Dask cluster; never in the calling process.
 
-    def __init__(self, settings: ExecutorSettings | None = None) -> None:
-        self.settings = settings or ExecutorSettings()
-        self._cluster = Cluster(self.settings)
+    :param config: the ``[executor]`` table: a scheduler to join, or the size of the local
+        cluster to start; and how round files reach the workers.
+    :param local_directory: where a local cluster's workers keep their files (None: Dask's
+        default, under the system's temporary folder).
+    """
+
+    def __init__(self, config: ExecutorConfig, *, local_directory: Path | None = None) -> None:
+        self.config = config
+        self._cluster = Cluster(config, local_directory)
         self._client: Any = None  # distributed.Client (untyped)
         self._started: dict[str, asyncio.Future[_Started]] = {}
         self._reasons: dict[str, str] = {}
@@ -70,6 +74,7 @@ class Executor:
         self._slots = asyncio.Condition()
 
     async def start(self) -> None:
+        """Start or join the cluster (once); raises what distributed raises if it cannot."""
         if self._client is not None:
             return
         try:
@@ -80,6 +85,7 @@ class Executor:
         self._client.subscribe_topic(worker_side.TOPIC, self._on_event)
 
     async def close(self) -> None:
+        """Stop using the cluster, and stop the local one; a no-op when not started."""
         if self._client is None:
             return
         for task in self._scattered.values():
@@ -100,12 +106,18 @@ class Executor:
 
     @property
     def client(self) -> Any:
+        """The distributed Client; RuntimeError before ``start()``."""
         if self._client is None:
             raise RuntimeError("Executor is not started; use 'async with Executor(...)'")
         return self._client
 
     async def predict(self, job: PredictJob) -> PredictOutcome:
-        """Run one model's predictor on a worker; raises a PredictorError subclass."""
+        """Run one model's predictor on a worker.
+
+        Returns the predictions, or the submission CSV when ``job.validate_for`` is set.
+        Raises a PredictorError subclass (``executor.errors`` draws the tree) for anything
+        the predictor or its worker did, and ValidationError when the CSV fails its checks.
+        """
         asked_at = time.time()
         spec = job.predictor.refreshed()
         live_token = self._token(job.live_path)
@@ -140,7 +152,10 @@ class Executor:
 
     async def inspect(self, spec: PredictorSpec, model_name: str = "",
                       timeout_s: float = 300.0) -> PredictorInfo:
-        """Load the predictor in a worker (warming it there) and report its signature."""
+        """Load the predictor in a worker (warming it there) and report its signature.
+
+        Raises PredictorLoadError when it cannot be loaded, or PredictorTimeout / WorkerDied.
+        """
         request = worker_side.TaskRequest(key="", model_name=model_name or spec.ref,
                                           spec=spec.refreshed())
         info: PredictorInfo = await self._run(worker_side.inspect_predictor, request, _no_args,
@@ -170,9 +185,8 @@ class Executor:
     def _capacity(self) -> int:
         """Tasks in flight: two per worker thread. The scheduler (worker-saturation 1.0)
         hands a worker a task only when a thread is free, so the second one waits at the
-        scheduler, not behind a task that may hang, and starts the moment a thread frees:
-        without it, each task waited for the previous result to reach us first (~50 ms per
-        task in a 20-model round)."""
+        scheduler, not behind a task that may hang, and starts the moment a thread frees
+        instead of after the previous result has reached the executor."""
         info = self.client.scheduler_info()
         return max(int(info.get("total_threads", 0) or 0), 1) * _IN_FLIGHT_PER_THREAD
 
@@ -285,7 +299,7 @@ class Executor:
 
     def _token(self, path: Path) -> str:
         """"" for shared storage (the task opens the path); else the file's identity."""
-        if self.settings.transfer == "shared":
+        if self.config.round_file_transfer == "shared":
             return ""
         st = path.stat()
         return hashlib.sha1(f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}".encode()

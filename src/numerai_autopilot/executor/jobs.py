@@ -1,47 +1,18 @@
-"""Plain values the executor takes and returns."""
+"""Plain values the executor takes (a job) and returns (an outcome, a predictor's info).
+
+Where predictors run is the ``[executor]`` table itself (``config.ExecutorConfig``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from numerai_autopilot.executor.predictors import PredictorSpec
 
 if TYPE_CHECKING:
     import pandas as pd
-
-DataTransfer = Literal["shared", "scatter"]
-
-
-@dataclass(frozen=True)
-class ExecutorSettings:
-    """Where predictors run.
-
-    ``scheduler=None`` starts a LocalCluster on 127.0.0.1 with ``workers`` processes.
-    A scheduler address (``tcp://host:8786``) uses an external cluster; start its scheduler
-    with ``DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=0`` and
-    ``DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION=1.0`` (the executor also sets both on
-    the running scheduler).
-
-    ``data_transfer`` says how round files reach workers: ``"shared"`` passes the path (a
-    local cluster, or a path every worker sees on shared storage); ``"scatter"`` broadcasts
-    the file's bytes once per round file and each worker writes them once to its local
-    directory. Default: shared for a local cluster, scatter for an external one.
-    """
-
-    scheduler: str | None = None
-    workers: int = 2
-    threads_per_worker: int = 1
-    memory_limit: str = "4GiB"
-    local_directory: Path | None = None
-    data_transfer: DataTransfer | None = None
-
-    @property
-    def transfer(self) -> DataTransfer:
-        if self.data_transfer is not None:
-            return self.data_transfer
-        return "shared" if self.scheduler is None else "scatter"
 
 
 @dataclass(frozen=True)
@@ -69,6 +40,9 @@ class PredictJob:
 
 @dataclass(frozen=True)
 class PredictOutcome:
+    """One prediction's result: the predictions (or, when the job asked for validation, the
+    submission CSV), and where the time went."""
+
     predictions: pd.DataFrame | None  # index "id", one float column "prediction"; None: `csv`
     compute_s: float  # the predictor's own call
     worker: str

@@ -68,6 +68,8 @@ AnyPredictor: TypeAlias = Predictor | BenchmarkPredictor
 
 
 class PredictorKind(str, enum.Enum):
+    """How a predictor reference is loaded: import a module, run a file, or unpickle."""
+
     MODULE = "module"
     FILE = "file"
     PICKLE = "pickle"
@@ -90,10 +92,12 @@ class PredictorSpec:
 
     @property
     def key(self) -> str:
+        """What a worker's cache of loaded predictors is keyed by (see the class)."""
         return f"{self.kind.value}:{self.target}:{self.function or ''}:{self.fingerprint}"
 
     @property
     def path(self) -> Path | None:
+        """The file to load, or None for an importable module."""
         return None if self.kind is PredictorKind.MODULE else Path(self.target)
 
     def refreshed(self) -> PredictorSpec:

@@ -1,7 +1,7 @@
 """A Dask worker plugin: each worker imports what a prediction's validation needs as it
-starts, in a thread, so the first run on a worker does not pay for it (~0.7 s: numerai-tools
-pulls in scipy). Registered once per cluster; Dask runs it on workers that join later too
-(a restarted worker included).
+starts, in a thread, so the first run on a worker does not wait for it (numerai-tools pulls
+in scipy). Registered once per cluster; Dask runs it on workers that join later too (a
+restarted worker included).
 
 Imported only where the cluster starts: it imports `distributed` at module level.
 """
@@ -15,6 +15,8 @@ from distributed import WorkerPlugin
 
 
 class WarmImports(WorkerPlugin):
+    """Starts the imports in a daemon thread when a worker sets up; never fails the worker."""
+
     name = "numerai-autopilot-warm-imports"
 
     def setup(self, worker: Any) -> None:
@@ -22,6 +24,6 @@ class WarmImports(WorkerPlugin):
 
 
 def _import() -> None:
-    from numerai_autopilot.validation.classic import warm_up
+    from numerai_autopilot.validation import warm_up
 
     warm_up()

@@ -25,7 +25,7 @@ from numerai_autopilot.executor.errors import PredictorLoadError, PredictorRaise
 from numerai_autopilot.executor.jobs import PredictorInfo
 from numerai_autopilot.executor.outputs import as_predictions
 from numerai_autopilot.executor.predictors import LoadedPredictor, PredictorSpec, load_predictor
-from numerai_autopilot.validation.classic import submission_csv
+from numerai_autopilot.validation import submission_csv
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,8 +37,8 @@ MEMORY_EXIT_CODE = 86
 WORKER_LIMIT_FRACTION = 0.9
 _SAMPLE_S = 0.02
 _KEEP_ROUND_FILES = 4
-# Frames kept per process (~20 MB each for Numerai's live data): a round's live file and
-# its benchmark models; an older round's frame is opened again (~20 ms) if ever asked for.
+# Frames kept per process: a round's live file and its benchmark models; an older round's
+# frame is opened again if ever asked for.
 _KEEP_FRAMES = 2
 _PUBLISH_WAIT_S = 10.0
 
@@ -60,6 +60,8 @@ class TaskRequest:
 
 @dataclass(frozen=True)
 class TaskResult:
+    """What a prediction task sends back; the executor turns it into a PredictOutcome."""
+
     predictions: pd.DataFrame | None  # None when validated: `csv` holds the submission
     compute_s: float
     load_s: float
@@ -110,8 +112,8 @@ class _Published:
     answers once the scheduler holds the event and has queued it for the executor's client,
     ahead of anything it learns later, such as this worker's death.
 
-    ``Worker.log_event`` batches events for up to 2 ms, longer while its event loop waits
-    for the GIL: an event sent just before the process ends could go down with it.
+    ``Worker.log_event`` batches events (longer while its event loop waits for the GIL): an
+    event sent that way just before the process ends could go down with it.
     """
 
     def __init__(self, worker: Any, event: dict[str, Any]) -> None:
@@ -136,10 +138,9 @@ def _announce(worker: Any, request: TaskRequest) -> _Published:
     """Publish this task's start; ``wait()`` for it before any user code runs.
 
     When a worker dies, the executor re-runs a task that had not started there (it was only
-    queued) but never one that had (it may be what kills workers). A predictor ending its
-    process before its batched start left took the start with it, and was run again on the
-    next worker, and the next. The acknowledgement costs ~2 ms a task on a quiet scheduler
-    (1-7 ms in a 20-model round, the scheduler sharing the server's event loop).
+    queued) but never one that had (it may be what kills workers). So the start must reach
+    the scheduler before the predictor can end the process: a start lost with the process
+    would have the predictor run again on the next worker, and the next.
     """
     return _Published(worker, {"event": "started", "key": request.key,
                                "worker": worker.address, "pid": os.getpid()})
@@ -202,6 +203,7 @@ async def kill_this_process() -> None:
 
 
 def format_bytes(n: int) -> str:
+    """``n`` bytes for a message, e.g. ``1.5 GiB``."""
     for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= size:
             return f"{n / size:.3g} {unit}"
@@ -240,16 +242,14 @@ def open_frame(path: Path) -> pd.DataFrame:
     The key: ``id`` (Classic), ``numerai_ticker`` (Signals) or ``symbol`` (Crypto).
 
     The columns are consolidated into one block per dtype (the features: one int8 matrix),
-    read once from the mapped pages into this process (~20 MB for Numerai's live data).
-    One block per Arrow column would share the mapped pages instead, but every frame
-    operation then loops over ~2,750 blocks in Python: a shallow copy per task took
-    2.5 ms instead of 0.01, and a predictor's ``live[features].to_numpy()`` 22 ms instead of
-    1 (measured on a 6,700 x 2,756 round file).
+    read once from the mapped pages into this process. One block per Arrow column would
+    share the mapped pages instead, but every frame operation (a task's shallow copy, a
+    predictor's ``live[features].to_numpy()``) would then loop over thousands of blocks.
 
-    Built without Arrow's threads (one worker thread per process here; its pool only
-    competed with the other workers: 26 ms instead of 50 for a Numerai-sized file) and,
-    when the pandas metadata holds nothing the frame needs, without reading it back (its
-    2,756 column entries cost ~10 ms): the key becomes the index below either way.
+    Built without Arrow's threads (a worker runs one task thread, and Arrow's pool would
+    compete with the other workers) and, when the pandas metadata holds nothing the frame
+    needs, without reading it back (an entry per column): the key becomes the index below
+    either way.
     """
     from pyarrow import feather
 
@@ -281,9 +281,9 @@ def _rebuilt_alike(index: object) -> bool:
 def round_frame(path: Path) -> pd.DataFrame:
     """The round file's frame for one predictor: a shallow copy of a per-process cache.
 
-    The copy costs microseconds instead of ~20 ms for reading the file again, and
-    copy-on-write makes it safe: a predictor that writes into its frame gets its own copy
-    of the block it writes to and never changes what the next predictor sees.
+    The file is read once per process, not once per predictor, and copy-on-write makes the
+    sharing safe: a predictor that writes into its frame gets its own copy of the block it
+    writes to and never changes what the next predictor sees.
     """
     st = path.stat()
     key = f"{path}:{st.st_mtime_ns}:{st.st_size}"
@@ -307,7 +307,14 @@ def _round_path(worker: Any, path: str | None, blob: bytes | None, token: str) -
 
 def run_prediction(request: TaskRequest, live_blob: bytes | None,
                    benchmark_blob: bytes | None) -> TaskResult:
-    """The Dask task: load (or reuse) the predictor, call it, return id + prediction."""
+    """The Dask task: load (or reuse) the predictor, call it, return id + prediction.
+
+    ``live_blob`` / ``benchmark_blob``: the round files' bytes when they were scattered
+    (None: the request's paths are opened). With ``request.validate_for`` the result holds
+    the validated submission CSV instead of the frame. Raises PredictorLoadError,
+    PredictorRaised, PredictorOutputError or ValidationError; a memory limit ends the
+    process instead (the executor reports WorkerDied).
+    """
     started_at = time.time()
     worker = _worker()
     announcement = _announce(worker, request)

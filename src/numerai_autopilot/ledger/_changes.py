@@ -2,10 +2,9 @@
 
 A change reads its run, checks the move (`check_advance`), closes the open stage row
 (its outcome is the state entered), opens the next, appends its log line and updates the
-run. Made one by one, that was five statements a change (~1.2 ms each through SQLAlchemy on
-SQLite: 26 ms for a round's 20 runs entering `predicting` together). Here a batch is one
-read and one statement per kind of write, each executed for every row at once. Every check
-comes before the first write, so a refused change fails alone and leaves nothing behind.
+run. A batch is one read and one statement per kind of write, each executed for every row
+at once, so a round's runs changing together cost about as much as one. Every check comes
+before the first write, so a refused change fails alone and leaves nothing behind.
 
 Stage rows of one run must be written in order (a `via` state is opened and closed on the
 way). Rows of different runs are independent, so the n-th stage write of every change goes
@@ -23,9 +22,9 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger._rows import log_row, run_from_row
+from numerai_autopilot.ledger.records import Change, Run
 from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
 from numerai_autopilot.ledger.states import RunState, can_transition, transition_hint
-from numerai_autopilot.ledger.records import Change, Run
 
 _CLOSE_STAGE = (
     update(run_stages)

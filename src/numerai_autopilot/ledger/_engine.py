@@ -117,4 +117,5 @@ def write_transaction(engine: Engine, *, durable: bool = True) -> Iterator[Conne
 
 
 def is_postgres(engine: Engine) -> bool:
+    """Whether `engine` is PostgreSQL (else SQLite, the only other database supported)."""
     return engine.dialect.name == "postgresql"

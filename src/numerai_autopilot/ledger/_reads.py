@@ -13,9 +13,9 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger._engine import configure_sqlite, is_postgres, write_transaction
 from numerai_autopilot.ledger._rows import log_from_row, run_from_row, stage_from_row
+from numerai_autopilot.ledger.records import LogLine, Run, StageRecord
 from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
 from numerai_autopilot.ledger.states import UNFINISHED_STATES, RunState
-from numerai_autopilot.ledger.records import LogLine, Run, StageRecord
 
 UNFINISHED = [s.value for s in UNFINISHED_STATES]
 
@@ -28,13 +28,14 @@ class LedgerReader:
         self._engine = engine
         self._pg = is_postgres(engine)
         # SQLite has one writer at a time; queueing our own threads on a lock is fairer and
-        # faster than letting them poll SQLite's busy handler (which sleeps up to 100 ms).
+        # quicker than letting them poll SQLite's busy handler, which sleeps between tries.
         self._write_lock: AbstractContextManager[Any] = (
             nullcontext() if self._pg else threading.Lock()
         )
 
     @property
     def engine(self) -> Engine:
+        """The SQLAlchemy engine the ledger was made with."""
         return self._engine
 
     def logs(self, run_id: str, after_id: int = 0, limit: int = 1000) -> list[LogLine]:
@@ -51,6 +52,7 @@ class LedgerReader:
     # -- reading -----------------------------------------------------------------------------
 
     def get(self, run_id: str) -> Run | None:
+        """The run with this id, or None."""
         return self._one("read a run", select(runs).where(runs.c.id == run_id))
 
     def find(self, model_id: str, trigger_id: str) -> Run | None:

@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, text
 
 from numerai_autopilot.ledger._rows import run_from_row
+from numerai_autopilot.ledger.records import NewRun, Run, utcnow
 from numerai_autopilot.ledger.schema import run_stages, runs
 from numerai_autopilot.ledger.states import RunState
-from numerai_autopilot.ledger.records import NewRun, Run, utcnow
 
 # Locks in ascending key order (unnest keeps the array's order), so two transactions that
 # share rounds cannot deadlock.
@@ -29,7 +29,7 @@ _LOCK_ROUNDS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS b
 class Recording:
     """A run to record; `only_if_round_absent` for the round watcher's runs."""
 
-    new: NewRun
+    new_run: NewRun
     only_if_round_absent: bool = False
 
 
@@ -53,8 +53,8 @@ def record_runs(conn: Connection, recordings: Sequence[Recording], pg: bool
     the caller then records them one by one.
     """
     now = utcnow()
-    rounds = sorted({(r.new.model_id, r.new.round_number) for r in recordings
-                     if r.new.round_number is not None})
+    rounds = sorted({(r.new_run.model_id, r.new_run.round_number) for r in recordings
+                     if r.new_run.round_number is not None})
     if pg and rounds:
         conn.execute(_LOCK_ROUNDS, {"keys": sorted({round_lock_key(*pair) for pair in rounds})})
     known = {(run.model_id, run.trigger_id): run for run in _by_trigger(conn, recordings)}
@@ -64,17 +64,17 @@ def record_runs(conn: Connection, recordings: Sequence[Recording], pg: bool
     results: list[tuple[Run, bool]] = []
     created: list[Run] = []
     for recording in recordings:
-        new = recording.new
-        existing = known.get((new.model_id, new.trigger_id))
-        same_round = by_round.setdefault((new.model_id, new.round_number), [])
+        new_run = recording.new_run
+        existing = known.get((new_run.model_id, new_run.trigger_id))
+        same_round = by_round.setdefault((new_run.model_id, new_run.round_number), [])
         if existing is not None:
             results.append((existing, False))
         elif recording.only_if_round_absent and same_round:
             results.append((same_round[0], False))
         else:
-            run = _new_run(new, now, same_round)
-            known[(new.model_id, new.trigger_id)] = run
-            if new.round_number is not None:
+            run = _as_run(new_run, now, same_round)
+            known[(new_run.model_id, new_run.trigger_id)] = run
+            if new_run.round_number is not None:
                 same_round.append(run)
             created.append(run)
             results.append((run, True))
@@ -89,7 +89,7 @@ def record_runs(conn: Connection, recordings: Sequence[Recording], pg: bool
 
 def _by_trigger(conn: Connection, recordings: Sequence[Recording]) -> list[Run]:
     """The recorded runs with one of these (model_id, trigger_id) pairs."""
-    pairs = {(r.new.model_id, r.new.trigger_id) for r in recordings}
+    pairs = {(r.new_run.model_id, r.new_run.trigger_id) for r in recordings}
     query = select(runs).where(runs.c.model_id.in_(sorted({m for m, _ in pairs})),
                                runs.c.trigger_id.in_(sorted({t for _, t in pairs})))
     found = map(run_from_row, conn.execute(query))
@@ -117,20 +117,21 @@ def _run_values(run: Run) -> dict[str, Any]:
     return values
 
 
-def _new_run(new: NewRun, now: datetime, same_round: list[Run]) -> Run:
+def _as_run(new_run: NewRun, now: datetime, same_round: list[Run]) -> Run:
+    """The row to insert for `new_run`: queued, or skipped with the reason (`_skip_reason`)."""
     state, error = RunState.QUEUED, None
-    if not new.resubmit and not new.is_test and new.round_number is not None:
-        state, error = _skip_reason(new.round_number, same_round)
+    if not new_run.resubmit and not new_run.is_test and new_run.round_number is not None:
+        state, error = _skip_reason(new_run.round_number, same_round)
     return Run(
         id=str(uuid.uuid4()),
-        model_name=new.model_name,
-        model_id=new.model_id,
-        tournament=new.tournament,
-        round_number=new.round_number,
-        trigger_id=new.trigger_id,
-        data_version=new.data_version,
-        is_test=new.is_test,
-        source=new.source,
+        model_name=new_run.model_name,
+        model_id=new_run.model_id,
+        tournament=new_run.tournament,
+        round_number=new_run.round_number,
+        trigger_id=new_run.trigger_id,
+        data_version=new_run.data_version,
+        is_test=new_run.is_test,
+        source=new_run.source,
         state=state,
         attempts=0,
         error=error,
@@ -139,9 +140,9 @@ def _new_run(new: NewRun, now: datetime, same_round: list[Run]) -> Run:
         updated_at=now,
         owner=None,
         lease_until=None,
-        close_time=new.close_time,
+        close_time=new_run.close_time,
         detail={},
-        resubmit=new.resubmit,
+        resubmit=new_run.resubmit,
     )
 
 

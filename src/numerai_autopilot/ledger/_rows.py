@@ -7,54 +7,58 @@ from typing import Any
 from sqlalchemy import Row
 
 from numerai_autopilot.errors import LedgerError
-from numerai_autopilot.ledger.states import RunState
 from numerai_autopilot.ledger.records import LOG_LEVELS, LogLine, Run, StageRecord
+from numerai_autopilot.ledger.states import RunState
 
-MAX_LOG_MESSAGE = 16_384
+MAX_LOG_MESSAGE = 16_384  # characters of a log line kept; the rest is cut
 
 
 def run_from_row(row: Row[Any]) -> Run:
-    m = row._mapping
+    """A `runs` row as a Run."""
+    values = row._mapping
     return Run(
-        id=m["id"],
-        model_name=m["model_name"],
-        model_id=m["model_id"],
-        tournament=m["tournament"],
-        round_number=m["round_number"],
-        trigger_id=m["trigger_id"],
-        data_version=m["data_version"],
-        is_test=bool(m["is_test"]),
-        source=m["source"],
-        state=RunState(m["state"]),
-        attempts=m["attempts"],
-        error=m["error"],
-        submission_id=m["submission_id"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        owner=m["owner"],
-        lease_until=m["lease_until"],
-        close_time=m["close_time"],
-        detail=dict(m["detail"] or {}),
-        resubmit=bool(m["resubmit"]),
+        id=values["id"],
+        model_name=values["model_name"],
+        model_id=values["model_id"],
+        tournament=values["tournament"],
+        round_number=values["round_number"],
+        trigger_id=values["trigger_id"],
+        data_version=values["data_version"],
+        is_test=bool(values["is_test"]),
+        source=values["source"],
+        state=RunState(values["state"]),
+        attempts=values["attempts"],
+        error=values["error"],
+        submission_id=values["submission_id"],
+        created_at=values["created_at"],
+        updated_at=values["updated_at"],
+        owner=values["owner"],
+        lease_until=values["lease_until"],
+        close_time=values["close_time"],
+        detail=dict(values["detail"] or {}),
+        resubmit=bool(values["resubmit"]),
     )
 
 
 def stage_from_row(row: Row[Any]) -> StageRecord:
-    m = row._mapping
+    """A `run_stages` row as a StageRecord."""
+    values = row._mapping
     return StageRecord(
-        state=RunState(m["state"]),
-        attempt=m["attempt"],
-        started_at=m["started_at"],
-        ended_at=m["ended_at"],
-        error=m["error"],
-        outcome=m["outcome"],
+        state=RunState(values["state"]),
+        attempt=values["attempt"],
+        started_at=values["started_at"],
+        ended_at=values["ended_at"],
+        error=values["error"],
+        outcome=values["outcome"],
     )
 
 
 def log_from_row(row: Row[Any]) -> LogLine:
-    m = row._mapping
+    """A `run_logs` row as a LogLine."""
+    values = row._mapping
     return LogLine(
-        id=m["id"], run_id=m["run_id"], at=m["at"], level=m["level"], message=m["message"]
+        id=values["id"], run_id=values["run_id"], at=values["at"], level=values["level"],
+        message=values["message"],
     )
 
 

@@ -32,9 +32,9 @@ from numerai_autopilot.ledger._engine import engine_from_url
 from numerai_autopilot.ledger._reads import UNFINISHED, LedgerReader, reason
 from numerai_autopilot.ledger._record import Recording, record_runs
 from numerai_autopilot.ledger._rows import log_row, run_from_row
+from numerai_autopilot.ledger.records import Change, NewRun, Run, utcnow
 from numerai_autopilot.ledger.schema import alerts_sent, run_logs, run_stages, runs
 from numerai_autopilot.ledger.states import RunState
-from numerai_autopilot.ledger.records import Change, NewRun, Run, utcnow
 
 ALERT_MEMORY = timedelta(days=90)  # how long a sent alert's key is kept
 
@@ -68,6 +68,7 @@ class Ledger(LedgerReader):
             migrations.migrate(self._engine, target)
 
     def schema_version(self) -> int:
+        """The applied schema version (0 for an empty database)."""
         with self._translate("read the schema version"):
             return migrations.current_version(self._engine)
 
@@ -77,53 +78,56 @@ class Ledger(LedgerReader):
             conn.execute(text("SELECT 1"))
 
     def close(self) -> None:
+        """Close the engine's connections; the ledger is not used afterwards."""
         self._engine.dispose()
 
     # -- recording ---------------------------------------------------------------------------
 
-    def record(self, new: NewRun) -> tuple[Run, bool]:
+    def record(self, new_run: NewRun) -> tuple[Run, bool]:
         """Record a run, committed before returning; ``(run, created)``.
 
         The same ``(model_id, trigger_id)`` gives back the existing run with ``created=False``.
-        Unless ``new.resubmit`` or ``new.is_test``, the run is recorded as skipped when its
-        (model, round) already has a submitted run, or a run still in progress (so two
-        triggers for one round never upload concurrently).
+        Unless ``new_run.resubmit`` or ``new_run.is_test``, the run is recorded as skipped
+        when its (model, round) already has a submitted run, or a run still in progress (so
+        two triggers for one round never upload concurrently). Raises LedgerError naming the
+        field or the database's refusal.
         """
-        return self._record(new, only_if_round_absent=False)
+        return self._record(new_run, only_if_round_absent=False)
 
-    def record_if_absent_for_round(self, new: NewRun) -> tuple[Run, bool]:
-        """Record ``new`` only if its (model, round) has no run that is not failed.
+    def record_if_absent_for_round(self, new_run: NewRun) -> tuple[Run, bool]:
+        """Record ``new_run`` only if its (model, round) has no run that is not failed.
 
         For the round watcher: when a webhook-started run exists (or any run that did not
         fail), that run is returned with ``created=False``. Atomic against concurrent
         ``record`` calls for the same model and round.
         """
-        if new.round_number is None:
+        if new_run.round_number is None:
             raise LedgerError(
-                f"run for model {new.model_name!r}: record_if_absent_for_round needs a round number"
+                f"run for model {new_run.model_name!r}: record_if_absent_for_round needs a "
+                "round number"
             )
-        return self._record(new, only_if_round_absent=True)
+        return self._record(new_run, only_if_round_absent=True)
 
-    def record_many(self, news: Sequence[NewRun]) -> list[tuple[Run, bool] | LedgerError]:
+    def record_many(self, new_runs: Sequence[NewRun]) -> list[tuple[Run, bool] | LedgerError]:
         """Record several runs in one transaction, as `record` does each; committed before
         returning. One result per run, in order: `(run, created)`, or the LedgerError that
         run alone met (a bad run does not fail the others)."""
         results: list[tuple[Run, bool] | LedgerError | None] = []
         recordings: list[Recording] = []
-        for new in news:
+        for new_run in new_runs:
             try:
-                new.check()
+                new_run.check()
             except LedgerError as exc:
                 results.append(exc)
                 continue
-            recordings.append(Recording(new))
+            recordings.append(Recording(new_run))
             results.append(None)
         written = iter(self._write_recordings(recordings) if recordings else [])
         return [next(written) if result is None else result for result in results]
 
-    def _record(self, new: NewRun, *, only_if_round_absent: bool) -> tuple[Run, bool]:
-        new.check()
-        [outcome] = self._write_recordings([Recording(new, only_if_round_absent)])
+    def _record(self, new_run: NewRun, *, only_if_round_absent: bool) -> tuple[Run, bool]:
+        new_run.check()
+        [outcome] = self._write_recordings([Recording(new_run, only_if_round_absent)])
         if isinstance(outcome, LedgerError):
             raise outcome
         return outcome
@@ -138,22 +142,24 @@ class Ledger(LedgerReader):
         except IntegrityError as exc:
             if len(recordings) > 1:
                 return [self._write_recordings([one])[0] for one in recordings]
-            return [self._after_conflict(recordings[0].new, exc)]
+            return [self._after_conflict(recordings[0].new_run, exc)]
         except Exception as exc:  # noqa: BLE001 - handed to every caller as a LedgerError
             error = LedgerError(self._describe("record a run", exc))
             error.__cause__ = exc
             return [error] * len(recordings)
 
-    def _after_conflict(self, new: NewRun, exc: IntegrityError) -> tuple[Run, bool] | LedgerError:
-        """The run another process recorded for `new`'s trigger, or the database's refusal."""
+    def _after_conflict(self, new_run: NewRun, exc: IntegrityError
+                        ) -> tuple[Run, bool] | LedgerError:
+        """The run another process recorded for `new_run`'s trigger, or the database's
+        refusal."""
         try:
-            existing = self.find(new.model_id, new.trigger_id)
+            existing = self.find(new_run.model_id, new_run.trigger_id)
         except LedgerError as find_exc:
             return find_exc
         if existing is not None:
             return existing, False
-        error = LedgerError(f"run for model {new.model_name!r} trigger {new.trigger_id!r} was "
-                            f"refused by the database: {reason(exc)}")
+        error = LedgerError(f"run for model {new_run.model_name!r} trigger "
+                            f"{new_run.trigger_id!r} was refused by the database: {reason(exc)}")
         error.__cause__ = exc
         return error
 
@@ -320,7 +326,11 @@ class Ledger(LedgerReader):
     # -- logs --------------------------------------------------------------------------------
 
     def log(self, run_id: str, level: str, message: str) -> None:
-        """Append a line to a run's log. Never put secrets in ``message``."""
+        """Append a line to a run's log. Never put secrets in ``message``.
+
+        ``level``: debug, info, warning or error. A message longer than ``MAX_LOG_MESSAGE``
+        characters is cut there. Raises LedgerError for an unknown level or run.
+        """
         line = log_row(run_id, level, message)
         with self._translate(f"log for run {run_id}"):
             try:

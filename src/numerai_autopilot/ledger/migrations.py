@@ -38,12 +38,15 @@ from sqlalchemy.types import TypeEngine
 
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger._engine import is_postgres, write_transaction
-from numerai_autopilot.ledger.schema import UTCDateTime, schema_version
 from numerai_autopilot.ledger.records import utcnow
+from numerai_autopilot.ledger.schema import UTCDateTime, schema_version
 
 
 @dataclass(frozen=True, slots=True)
 class Step:
+    """One schema change: `apply` runs in the migration's transaction, then `version` is
+    recorded with its `description`."""
+
     version: int
     description: str
     apply: Callable[[Connection], None]

@@ -1,8 +1,14 @@
 """The ledger's values: what goes in (NewRun, Change) and what comes out (Run, StageRecord,
-LogLine)."""
+LogLine), and the trigger ids of runs Numerai did not trigger.
+
+A run's trigger id is Numerai's (from its webhook) or ours (`own_trigger_id`: a run started
+by a person or by the round watcher). Only Numerai's goes back to Numerai with the
+submission (`Run.numerai_trigger_id`): Numerai matches it against the triggers it sent.
+"""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
@@ -12,7 +18,31 @@ from numerai_autopilot.ledger.states import RunState
 
 RunSource = Literal["webhook", "manual", "watcher", "rerun"]
 SOURCES: Final[frozenset[str]] = frozenset({"webhook", "manual", "watcher", "rerun"})
+# The sources whose runs carry a trigger id of ours (`own_trigger_id`), never sent to Numerai.
+OWN_TRIGGER_SOURCES: Final[frozenset[str]] = frozenset({"manual", "watcher"})
 LOG_LEVELS: Final[frozenset[str]] = frozenset({"debug", "info", "warning", "error"})
+
+
+def own_trigger_id(source: RunSource, round_number: int | None = None) -> str:
+    """A trigger id for a run Numerai did not trigger (`source` "manual" or "watcher").
+
+    A manual run gets a fresh one; the watcher's is derived from the round, so two watchers
+    (two instances sharing the ledger) make the same id and record the run once.
+    Raises ValueError for another source (its runs carry Numerai's trigger id) or for a
+    watcher run without a round.
+
+    >>> own_trigger_id("watcher", 512)
+    'watcher-round-512'
+    >>> own_trigger_id("manual").startswith("manual-")
+    True
+    """
+    if source == "manual":
+        return f"manual-{uuid.uuid4()}"
+    if source != "watcher":
+        raise ValueError(f"a {source} run carries Numerai's trigger id; pass it")
+    if round_number is None:
+        raise ValueError("a watcher run's trigger id needs its round number")
+    return f"watcher-round-{round_number}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +110,12 @@ class Run:
     @property
     def is_final(self) -> bool:
         return self.state.is_final
+
+    @property
+    def numerai_trigger_id(self) -> str | None:
+        """The trigger id to send back to Numerai with the submission: Numerai's own (a
+        webhook's), or None for a trigger id of ours (`own_trigger_id`)."""
+        return None if self.source in OWN_TRIGGER_SOURCES else self.trigger_id
 
 
 @dataclass(frozen=True, slots=True)

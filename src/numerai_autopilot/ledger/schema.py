@@ -85,8 +85,8 @@ runs = Table(
     Column("detail", JSON, nullable=False, server_default=text("'{}'")),
     UniqueConstraint("model_id", "trigger_id", name="uq_runs_model_trigger"),
     Index("ix_runs_state_created", "state", "created_at"),
-    # v5: round first, so a round's runs sit together: a burst's 200 new runs (one round,
-    # 200 models) went into 200 places of a (model, round) index, one page written each
+    # v5: round first, so the runs a burst of webhooks records (one round, many models)
+    # sit together in the index instead of one page each
     Index("ix_runs_round_model", "round_number", "model_id"),
     Index("ix_runs_created", "created_at"),  # v2: newest-first listings
 )

@@ -51,8 +51,8 @@ PIPELINE: tuple[RunState, ...] = (
 )
 
 
-def can_transition(current: RunState, new: RunState) -> bool:
-    """Whether ``current -> new`` is a legal state change.
+def can_transition(current: RunState, target: RunState) -> bool:
+    """Whether ``current -> target`` is a legal state change.
 
     >>> can_transition(RunState.QUEUED, RunState.DOWNLOADING)
     True
@@ -60,16 +60,16 @@ def can_transition(current: RunState, new: RunState) -> bool:
     False
     """
     if current is RunState.FAILED:
-        return new is RunState.QUEUED
+        return target is RunState.QUEUED
     if current.is_final:
         return False
-    if new in (RunState.FAILED, RunState.SKIPPED, RunState.QUEUED) or new is current:
+    if target in (RunState.FAILED, RunState.SKIPPED, RunState.QUEUED) or target is current:
         return True
-    return PIPELINE.index(new) == PIPELINE.index(current) + 1
+    return PIPELINE.index(target) == PIPELINE.index(current) + 1
 
 
-def transition_hint(current: RunState, new: RunState) -> str:
-    """A sentence saying why ``current -> new`` is refused and what is allowed instead."""
+def transition_hint(current: RunState, target: RunState) -> str:
+    """A sentence saying why ``current -> target`` is refused and what is allowed instead."""
     if current is RunState.FAILED:
         return "a failed run can only be queued again (an admin re-run)"
     if current.is_final:

@@ -1,11 +1,11 @@
 """Async client for Numerai's API: Classic (8), Signals (11) and Crypto (12).
 
     from numerai_autopilot.numerai import NumeraiClient, Tournament
-    client = NumeraiClient(http, api_url, public_id, secret_key)
+    client = NumeraiClient.from_settings(http, config.numerai)   # or (http, api_url, keys)
     submission_id = await client.upload_predictions(model_id, csv_bytes, "preds.csv",
                                                     Tournament.CLASSIC, trigger_id)
 
-Errors live in ``numerai_autopilot.numerai.errors``.
+Every failure is a NumeraiError; ``errors.py`` draws the tree.
 """
 
 from numerai_autopilot.numerai.client import NumeraiClient
@@ -19,7 +19,6 @@ from numerai_autopilot.numerai.errors import (
     TransientError,
     UploadError,
 )
-from numerai_autopilot.numerai.retry import RetryPolicy
 from numerai_autopilot.numerai.records import (
     DownloadResult,
     ModelInfo,
@@ -28,9 +27,11 @@ from numerai_autopilot.numerai.records import (
     Tournament,
     UploadTarget,
 )
+from numerai_autopilot.numerai.retry import Clock, RetryPolicy
 
 __all__ = [
     "AuthenticationError",
+    "Clock",
     "DeadlineExceeded",
     "DownloadResult",
     "GraphQLError",

@@ -1,10 +1,12 @@
 """The async Numerai client: one instance serves every model of an account at once.
 
-Everything it needs is passed in (httpx client, API URL, keys); it reads no environment
-variables and keeps no state between calls, so concurrent calls for many models are safe.
+Everything it needs is passed in (httpx client, API URL, keys; or the `[numerai]` table
+whole); it reads no environment variables and keeps no state between calls, so concurrent
+calls for many models are safe.
 
     async with httpx.AsyncClient() as http:
         numerai = NumeraiClient(http, "https://api-tournament.numer.ai", public_id, secret_key)
+        numerai = NumeraiClient.from_settings(http, config.numerai)   # the same, configured
         round_ = await numerai.current_round(Tournament.CLASSIC)
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -22,12 +24,12 @@ from numerai_autopilot.numerai.download import Progress, download_file
 from numerai_autopilot.numerai.errors import (
     GraphQLError,
     NotFoundError,
+    NumeraiError,
     TransientError,
     UploadError,
     safe_url,
 )
 from numerai_autopilot.numerai.graphql import GraphQL
-from numerai_autopilot.numerai.retry import Budget, Clock, RetryPolicy, retry_call
 from numerai_autopilot.numerai.records import (
     DownloadResult,
     ModelInfo,
@@ -37,7 +39,11 @@ from numerai_autopilot.numerai.records import (
     UploadTarget,
     tournament_of,
 )
+from numerai_autopilot.numerai.retry import Budget, Clock, RetryPolicy, retry_call
 from numerai_autopilot.numerai.upload import put_presigned
+
+if TYPE_CHECKING:  # not at run time: Dask workers unpickle this package's errors
+    from numerai_autopilot.config import NumeraiSettings
 
 __all__ = ["NumeraiClient"]
 
@@ -52,7 +58,16 @@ class NumeraiClient:
 
     Every method takes a keyword ``deadline`` (an absolute ``time.time()``): no retry
     starts and no request waits past it, nor past ``retry.deadline_s`` from the call's
-    start. Each HTTP request is also limited by ``timeout`` seconds.
+    start. Each HTTP request is also limited by ``timeout`` seconds. Errors are the
+    NumeraiError tree of ``errors.py``; their messages never hold the keys.
+
+    :param http: the httpx client every request goes through (the caller owns and closes it).
+    :param api_url: Numerai's GraphQL endpoint (or the sandbox's).
+    :param public_id: the account's API key id; with ``secret_key``, needed by the account's
+        operations (models, submissions, uploads, webhooks), not by rounds and data.
+    :param retry: how transient failures are retried.
+    :param timeout: seconds per HTTP request (> 0; ValueError otherwise).
+    :param clock: time sources, replaced only by tests of the retry arithmetic.
     """
 
     def __init__(
@@ -75,6 +90,27 @@ class NumeraiClient:
         self._clock = clock or Clock()
         self._gql = GraphQL(
             http, api_url, public_id, secret_key, retry=retry, timeout=timeout, clock=self._clock
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        http: httpx.AsyncClient,
+        settings: NumeraiSettings,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+    ) -> NumeraiClient:
+        """A client for the account of the `[numerai]` table: its API URL, keys and timeout.
+
+        Commands keep the default, short ``retry``; the server passes a longer one (its
+        runs pass the round's close as their deadline).
+        """
+        return cls(
+            http,
+            api_url=settings.api_url,
+            public_id=settings.public_id.get_secret_value() if settings.public_id else None,
+            secret_key=settings.secret_key.get_secret_value() if settings.secret_key else None,
+            retry=retry,
+            timeout=settings.timeout,
         )
 
     def __repr__(self) -> str:
@@ -179,6 +215,28 @@ class NumeraiClient:
             deadline=deadline,
         )
         return [SubmissionInfo.from_json(item) for item in raw or []]
+
+    async def submission_webhooks(
+        self, *, deadline: float | None = None
+    ) -> dict[str, str | None] | None:
+        """Model id -> the compute webhook registered for it (None: none), for every model
+        of the account; None when the API does not answer the field.
+
+        Numerai documents only the mutation (``set_submission_webhook``), not this field, so
+        a caller must cope with not knowing what is registered.
+        """
+        try:
+            account = await self._gql.call(
+                "account", queries.SUBMISSION_WEBHOOKS, {}, auth=True, deadline=deadline
+            )
+        except NumeraiError as exc:
+            if "submissionWebhook" in str(exc):  # the field is unknown to this API
+                return None
+            raise
+        return {
+            str(raw["id"]): raw.get("submissionWebhook") or None
+            for raw in (account or {}).get("models") or []
+        }
 
     async def set_submission_webhook(
         self, model_id: str, url: str | None, *, deadline: float | None = None

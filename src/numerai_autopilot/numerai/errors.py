@@ -191,4 +191,5 @@ _URL_QUERY = re.compile(r"(https?://[^\s'\"?]+)\?[^\s'\"]*")
 
 
 def strip_queries(text: str) -> str:
+    """`text` with the query string of every URL in it removed (presigned signatures)."""
     return _URL_QUERY.sub(r"\1", text)

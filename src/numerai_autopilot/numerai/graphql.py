@@ -50,6 +50,7 @@ class GraphQL:
 
     @property
     def has_keys(self) -> bool:
+        """Whether both API keys were given (the account's operations need them)."""
         return self._keys is not None
 
     async def call(

@@ -95,6 +95,19 @@ mutation($filename: String!, $modelId: String, $triggerId: String, $source: Stri
 }
 """
 
+# `submissionWebhook` is not in Numerai's public documentation (only the mutation below is):
+# the client treats an API that does not answer it as "cannot tell".
+SUBMISSION_WEBHOOKS = """
+query {
+  account {
+    models {
+      id
+      submissionWebhook
+    }
+  }
+}
+"""
+
 SET_SUBMISSION_WEBHOOK = """
 mutation($modelId: String!, $newSubmissionWebhook: String) {
   setSubmissionWebhook(modelId: $modelId, newSubmissionWebhook: $newSubmissionWebhook)

@@ -53,6 +53,7 @@ class RoundInfo:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any], tournament: Tournament) -> RoundInfo:
+        """A round from Numerai's JSON (`rounds` query); KeyError without a number."""
         return cls(
             number=int(raw["number"]),
             open_time=parse_datetime(raw.get("openTime")),
@@ -72,6 +73,7 @@ class ModelInfo:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ModelInfo:
+        """A model from Numerai's JSON (`account.models`)."""
         return cls(id=str(raw["id"]), name=str(raw["name"]), tournament=int(raw["tournament"]))
 
 
@@ -88,6 +90,7 @@ class SubmissionInfo:
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> SubmissionInfo:
+        """A submission from Numerai's JSON (`submissions` query)."""
         round_ = raw.get("round") or {}
         number = round_.get("number")
         tournament = round_.get("tournament")

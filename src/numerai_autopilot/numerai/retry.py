@@ -86,6 +86,7 @@ class Budget:
         self._min_try = min(_MIN_TRY_S, max(self._end - now, 0.0) / 10)
 
     def remaining(self) -> float:
+        """Seconds left in the current window (negative once it is over)."""
         return self._end - self._clock.monotonic()
 
     def wall_deadline(self) -> float:
@@ -119,9 +120,9 @@ async def retry_call(
     """Calls ``attempt(seconds_left)`` until it returns or raises a non-transient error.
 
     ``before_retry(last_error, seconds_left)`` runs after each backoff sleep; a non-None
-    result ends the loop with that value (used to find out whether a mutation whose answer was lost took effect).
-    Raises DeadlineExceeded, chained to the last transient error, when the next try
-    would start after the deadline.
+    result ends the loop with that value (used to find out whether a mutation whose answer
+    was lost took effect). Raises DeadlineExceeded, chained to the last transient error,
+    when the next try would start after the deadline.
     """
     clock = clock or Clock()
     budget = Budget(policy, deadline, clock)
@@ -153,6 +154,7 @@ async def retry_call(
 
 
 def deadline_exceeded(what: str, tries: int, last: TransientError | None) -> DeadlineExceeded:
+    """The error for `what` giving up after `tries`, caused by `last` (None: never tried)."""
     if last is None:
         error = DeadlineExceeded(f"{what}: the deadline had passed before the first try")
     else:

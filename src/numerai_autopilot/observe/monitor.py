@@ -1,12 +1,13 @@
-"""Watches runs and rounds for people: alerts, stage metrics, and the rounds' clocks.
+"""Watches runs and rounds for people: alerts, stage metrics, round summaries.
 
 The pipeline calls `Monitor.notify` (a run failed, or fell back) and `Monitor.changed` (any
 state change) after the ledger has committed the change. Both return at once: the work
 happens in background tasks, and nothing here can fail or slow a run (best-effort; errors
 are logged). `Monitor.start()` adds a task that warns when a model has not submitted
-`alerts.before_close` before its round closes.
+`alerts.before_close` before its round closes; the rounds' closes come from the process's
+shared `CurrentRounds`.
 
-    monitor = Monitor(config, ledger, client, rounddata)
+    monitor = Monitor(config, ledger, rounds, rounddata)
     monitor.start(); ...; await monitor.close()
 """
 
@@ -15,59 +16,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from numerai_autopilot.config import AppConfig, ModelConfig
 from numerai_autopilot.ledger import Ledger, Run, RunState
-from numerai_autopilot.numerai import NumeraiClient, RoundInfo
 from numerai_autopilot.observe.alerts import Alerter
 from numerai_autopilot.observe.metrics import Metrics
-from numerai_autopilot.runs.rounddata import RoundData
+from numerai_autopilot.runs import CurrentRounds, RoundData
 
 log = logging.getLogger(__name__)
 
 
-class RoundClock:
-    """Each tournament's current round from Numerai, cached for `ttl_s`; never raises."""
-
-    def __init__(self, client: NumeraiClient, ttl_s: float = 10.0) -> None:
-        self._client = client
-        self._ttl_s = ttl_s
-        self._current: dict[int, tuple[float, RoundInfo]] = {}
-        self._known: dict[tuple[int, int], RoundInfo] = {}
-
-    async def current(self, tournament: int, *, newer_than: int | None = None) -> RoundInfo | None:
-        """The open round (cached); asks again at once if a run names a newer round."""
-        cached = self._current.get(tournament)
-        fresh = cached is not None and time.monotonic() - cached[0] < self._ttl_s
-        if cached and fresh and (newer_than is None or cached[1].number >= newer_than):
-            return cached[1]
-        try:
-            info = await self._client.current_round(tournament=tournament, deadline=time.time() + 10)
-        except Exception as exc:  # noqa: BLE001 - the page shows what it knows without it
-            log.warning("reading the current round of tournament %s failed: %s", tournament, exc)
-            return cached[1] if cached else None
-        self._current[tournament] = (time.monotonic(), info)
-        self._known[(tournament, info.number)] = info
-        return info
-
-    def known(self, tournament: int, number: int) -> RoundInfo | None:
-        """A round seen earlier by this process (its open and close times)."""
-        return self._known.get((tournament, number))
-
-
 class Monitor:
-    """Alerts, stage metrics and round clocks for one runtime; see the module docstring."""
+    """Alerts and stage metrics for one runtime; see the module docstring.
+
+    `secrets` are values no alert may show, besides the config's own keys and tokens.
+    """
 
     def __init__(
-        self, config: AppConfig, ledger: Ledger, client: NumeraiClient, rounddata: RoundData,
+        self, config: AppConfig, ledger: Ledger, rounds: CurrentRounds, rounddata: RoundData,
         *, secrets: list[str] | None = None,
     ) -> None:
         self._config = config
         self._ledger = ledger
+        self._rounds = rounds
         settings = config.alerts
         self.alerter = Alerter(
             [url.get_secret_value() for url in settings.urls],
@@ -76,7 +50,6 @@ class Monitor:
             claim=ledger.claim_alert,
         )
         self.metrics = Metrics(ledger, config, rounddata)
-        self.clock = RoundClock(client)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watch: asyncio.Task[None] | None = None
 
@@ -179,7 +152,7 @@ class Monitor:
         now = now or datetime.now(UTC)
         window = timedelta(seconds=self._config.alerts.before_close)
         for tournament in sorted({m.tournament_id for m in self._config.models.values()}):
-            info = await self.clock.current(tournament)
+            info = await self._rounds.latest(tournament)
             if info is None or info.close_time is None:
                 continue
             if not (info.close_time - window <= now < info.close_time):

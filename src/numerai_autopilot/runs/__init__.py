@@ -4,14 +4,19 @@
     dispatcher.start()      # claims queued runs; each goes through `Pipeline.execute`
 
 `pipeline` runs one run stage by stage; `rounddata` downloads a round's files once for all of
-its runs; `rounds` knows the current round and each run's deadline; `watcher` starts runs
-when Numerai's webhook never came; `recorder` batches the ledger writes made together.
+its runs; `rounds` is the process's one cache of current rounds and says each run's
+deadline; `model_ids` resolves model names to ids and builds the run recorded for a model;
+`watcher` starts runs when Numerai's webhook never came; `recorder` batches the ledger
+writes made together.
 """
 
 from numerai_autopilot.runs.dispatcher import Dispatcher
-from numerai_autopilot.runs.pipeline import Pipeline, RunSkipped, Services
+from numerai_autopilot.runs.fallback import is_benchmark
+from numerai_autopilot.runs.model_ids import ModelIds, new_run
+from numerai_autopilot.runs.pipeline import Pipeline, RunSkipped, Services, fallback_key
 from numerai_autopilot.runs.recorder import BatchAdvancer, BatchRecorder
-from numerai_autopilot.runs.rounddata import RoundData, RoundDataError, RoundFiles
+from numerai_autopilot.runs.rounddata import Progress, RoundData, RoundDataError, RoundFiles
+from numerai_autopilot.runs.rounddata import warm_up as warm_up_round_data
 from numerai_autopilot.runs.rounds import CurrentRounds, RoundClosed
 from numerai_autopilot.runs.watcher import RoundWatcher
 
@@ -20,7 +25,9 @@ __all__ = [
     "BatchRecorder",
     "CurrentRounds",
     "Dispatcher",
+    "ModelIds",
     "Pipeline",
+    "Progress",
     "RoundClosed",
     "RoundData",
     "RoundDataError",
@@ -28,4 +35,8 @@ __all__ = [
     "RoundWatcher",
     "RunSkipped",
     "Services",
+    "fallback_key",
+    "is_benchmark",
+    "new_run",
+    "warm_up_round_data",
 ]

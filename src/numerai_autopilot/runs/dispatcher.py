@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
+    """Claims runs as `owner` under leases of `lease_s` seconds and executes them through
+    `pipeline`, at most `max_concurrent` at a time, looking for work every `poll_s`."""
+
     def __init__(
         self,
         ledger: Ledger,

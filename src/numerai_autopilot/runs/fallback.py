@@ -2,7 +2,8 @@
 
 `fallback = "benchmark:COLUMN"` takes that column of the round's live benchmark models
 (data, read here: no user code); any other value is a predictor reference run like the
-primary one, in a worker.
+primary one, in a worker. `benchmark_predictions` raises PredictorError naming the model
+when the column or the benchmark file is missing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from numerai_autopilot.errors import PredictorError
 
-if TYPE_CHECKING:  # pandas costs ~0.4 s to import: kept off the server's start-up path
+if TYPE_CHECKING:  # pandas is slow to import: kept off the server's start-up path
     import pandas as pd
 
 BENCHMARK_PREFIX = "benchmark:"

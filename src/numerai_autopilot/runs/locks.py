@@ -1,8 +1,11 @@
 """Asyncio locks by key, each kept only while someone holds it or waits for it.
 
-A long-running server makes a key per (model, round): a dict of locks that were never
-removed grew by one lock per run, forever (200 a round for a 200-model account), and every
-full garbage collection walked them all.
+A long-running server makes a key per (model, round), so locks kept for good would grow by
+one per run forever.
+
+    locks: KeyedLocks[tuple[str, int]] = KeyedLocks()
+    async with locks.hold(("model-id", 512)):
+        ...   # no other holder of this key
 """
 
 from __future__ import annotations

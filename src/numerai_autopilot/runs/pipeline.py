@@ -1,6 +1,12 @@
 """One run, stage by stage: round data -> predict (in a worker) -> validate -> upload.
 
-Every state change goes through `Ledger.advance` (batched with the changes other runs make
+    pipeline = Pipeline(services, owner)
+    run = await pipeline.execute(claimed)   # submitted, failed or skipped; or queued again
+
+`execute` takes a run its caller has claimed and returns it final, or queued again for its
+one retry after its worker died. What goes wrong with the run itself is recorded on it
+(failed or skipped, with the reason); only a LedgerError (a lost lease, the ledger down)
+is raised. Every state change goes through `Ledger.advance` (batched with the changes other runs make
 in the same turn of the loop: `recorder.BatchAdvancer`), which commits before the next side
 effect. Before an upload that may repeat an earlier one (a resumed or retried run), the
 ledger and Numerai's own submissions list are checked, so a trigger id is submitted at most
@@ -13,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -57,45 +63,44 @@ class RunSkipped(AutopilotError):
     """The run must not upload (already submitted); the message says why."""
 
 
-def numerai_trigger(run: Run) -> str | None:
-    """The trigger id to send back to Numerai: only Numerai's own (webhook) triggers."""
-    return None if run.source in ("manual", "watcher") else run.trigger_id
-
-
 def fallback_key(model_name: str) -> str:
     return f"{model_name}:fallback"
 
 
 @dataclass
 class Services:
-    """Everything a run needs, built once per process and passed in."""
+    """Everything a run needs, built once per process and passed in.
+
+    `rounds` is the process's shared current-round cache; `notify` is called when a run
+    failed or used its fallback, `on_change` after every committed state change (metrics,
+    round summaries; it must not block).
+    """
 
     config: AppConfig
     ledger: Ledger
     client: NumeraiClient
     rounddata: RoundData
+    rounds: CurrentRounds
     executor: Executor
     predictors: dict[str, PredictorSpec]
     notify: Callable[[Run], Awaitable[None]] | None = None
-    # Called after every committed state change (metrics, round summaries); must not block.
     on_change: Callable[[Run, Run], None] | None = None
-    model_ids: dict[str, str] = field(default_factory=dict)
 
 
 class Pipeline:
     """Executes claimed runs. `dry_run_dir` writes validated CSVs there instead of uploading."""
 
     def __init__(self, services: Services, owner: str, dry_run_dir: Path | None = None) -> None:
-        self._s = services
+        self._services = services
         self._owner = owner
         self._dry_run_dir = dry_run_dir
-        self._rounds = CurrentRounds(services.client)
+        self._rounds = services.rounds
         self._upload_locks: KeyedLocks[tuple[str, int | None]] = KeyedLocks()
         self._advancer = BatchAdvancer(services.ledger)
 
     async def execute(self, run: Run) -> Run:
         """Drive `run` to a final state (or back to queued for its one retry)."""
-        model = self._s.config.model(run.model_name)
+        model = self._services.config.model(run.model_name)
         try:
             return await self._stages(run, model)
         except WorkerDied as exc:
@@ -131,7 +136,7 @@ class Pipeline:
         # The round's close (the run's deadline) is asked for while its data downloads: the
         # webhook names the round. Until the close is known, retries stop after an hour.
         lookup = asyncio.ensure_future(
-            self._rounds.get(model.tournament_id, run.round_number))
+            self._rounds.get(model.tournament_id, at_least=run.round_number))
         try:
             if run.round_number is None or run.state is RunState.UPLOADING:
                 await asyncio.shield(lookup)  # the round's number or its close comes first
@@ -147,7 +152,7 @@ class Pipeline:
                                     "from the interrupted attempt; not uploading again")
                     return await self._advance(run, RunState.SUBMITTED, submission_id=existing)
             run = await self._enter(run, RunState.DOWNLOADING)
-            files = await self._s.rounddata.get(
+            files = await self._services.rounddata.get(
                 tournament=model.tournament_id,
                 round_number=round_number,
                 data_version=model.data_version,
@@ -160,7 +165,7 @@ class Pipeline:
         finally:
             if not lookup.done():
                 lookup.cancel()
-        spec = self._s.predictors[model.name]
+        spec = self._services.predictors[model.name]
         # The task goes to a worker while the stage change commits (in a batch with the
         # round's other runs): predicting is no side effect; the upload waits for commits.
         started = asyncio.ensure_future(self._predict(run, model, spec, files))
@@ -227,15 +232,15 @@ class Pipeline:
             )
             timings: dict[str, float] = {}
         else:
-            spec = self._s.predictors[fallback_key(model.name)]
+            spec = self._services.predictors[fallback_key(model.name)]
             await self._log(run, "info", _predicting(model, spec))
             run, data, rows, timings = await self._validated(
                 run, self._predict(run, model, spec, files))
         run = await self._advance(
             run, run.state, detail={"fallback": model.fallback, "primary_error": primary_error}
         )
-        if self._s.notify is not None:
-            await self._s.notify(run)
+        if self._services.notify is not None:
+            await self._services.notify(run)
         return run, data, rows, timings
 
     async def _validated(self, run: Run, prediction: Awaitable[PredictOutcome]
@@ -266,14 +271,14 @@ class Pipeline:
             memory_limit_bytes=model.memory,
             validate_for=model.tournament_id,
         )
-        return await self._s.executor.predict(job)
+        return await self._services.executor.predict(job)
 
     async def _early_target(self, run: Run, model: ModelConfig, round_number: int,
                             deadline: float) -> UploadTarget | None:
         """Where to upload, asked for while the model predicts; None if that failed (the
         upload then asks again with the run's whole deadline)."""
         try:
-            return await self._s.client.upload_auth(
+            return await self._services.client.upload_auth(
                 run.model_id, _filename(model, round_number), model.tournament_id,
                 deadline=min(deadline, time.time() + _EARLY_TARGET_BUDGET_S))
         except Exception as exc:  # noqa: BLE001  (best effort)
@@ -289,7 +294,8 @@ class Pipeline:
         key = (model_id, None if run.is_test else round_number)
         async with self._upload_locks.hold(key):
             if not run.is_test and not model.resubmit:
-                earlier = await asyncio.to_thread(self._s.ledger.submitted_run, model_id, round_number)
+                earlier = await asyncio.to_thread(
+                    self._services.ledger.submitted_run, model_id, round_number)
                 if earlier is not None and earlier.id != run.id:
                     raise RunSkipped(
                         f"round {round_number} already submitted by run {earlier.id}; "
@@ -301,15 +307,15 @@ class Pipeline:
                     await self._log(run, "info", f"Numerai already has submission {existing} "
                                     "for this trigger; not uploading again")
                     return existing
-            return await self._s.client.upload_predictions(
+            return await self._services.client.upload_predictions(
                 model_id, data, _filename(model, round_number), model.tournament_id,
-                numerai_trigger(run), deadline=deadline, target=target,
+                run.numerai_trigger_id, deadline=deadline, target=target,
             )
 
     async def _numerai_submission(self, run: Run, round_number: int, deadline: float) -> str | None:
         """Numerai's submission made by an earlier attempt of `run`, if any."""
-        trigger = numerai_trigger(run)
-        for submission in await self._s.client.submissions(run.model_id, deadline=deadline):
+        trigger = run.numerai_trigger_id
+        for submission in await self._services.client.submissions(run.model_id, deadline=deadline):
             if trigger is not None and submission.trigger_id == trigger:
                 return submission.id
             if (trigger is None and submission.round_number == round_number
@@ -340,20 +346,20 @@ class Pipeline:
         after = await self._advancer.advance(Change(
             run.id, state, owner=self._owner, error=error, submission_id=submission_id,
             detail=detail, log=log, via=via))
-        if self._s.on_change is not None:  # committed above; the hook only schedules work
-            self._s.on_change(run, after)
+        if self._services.on_change is not None:  # committed above; the hook only schedules work
+            self._services.on_change(run, after)
         return after
 
     async def _fail(self, run: Run, message: str) -> Run:
         await self._log(run, "error", message)
         failed = await self._advance(run, RunState.FAILED, error=message)
-        if self._s.notify is not None:
-            await self._s.notify(failed)
+        if self._services.notify is not None:
+            await self._services.notify(failed)
         return failed
 
     async def _log(self, run: Run, level: str, message: str) -> None:
         self._say(run, level, message)
-        await asyncio.to_thread(self._s.ledger.log, run.id, level, message)
+        await asyncio.to_thread(self._services.ledger.log, run.id, level, message)
 
     @staticmethod
     def _say(run: Run, level: str, message: str) -> None:

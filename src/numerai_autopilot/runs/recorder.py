@@ -1,7 +1,7 @@
 """Ledger writes from the event loop, batched: what is queued together shares a transaction.
 
     recorder = BatchRecorder(ledger)
-    run, created = await recorder.record(new_run)      # a webhook's run, once committed
+    run, created = await recorder.record(requested)    # a webhook's run, once committed
     advancer = BatchAdvancer(ledger)
     run = await advancer.advance(change)               # a run's state change, once committed
 
@@ -72,9 +72,9 @@ class BatchRecorder(Batcher[NewRun, tuple[Run, bool]]):
     def __init__(self, ledger: Ledger, executor: Executor | None = None) -> None:
         super().__init__(ledger.record_many, executor)
 
-    async def record(self, new: NewRun) -> tuple[Run, bool]:
+    async def record(self, run: NewRun) -> tuple[Run, bool]:
         """`(run, created)` once committed; raises what `Ledger.record` raises."""
-        return await self.submit(new)
+        return await self.submit(run)
 
 
 class BatchAdvancer(Batcher[Change, Run]):

@@ -160,10 +160,9 @@ class RoundData:
 
 
 def warm_up() -> None:
-    """Import what converting a round file needs. Reading parquet imports pyarrow's dataset
-    module and pandas (~0.35 s of one core, holding the GIL): done once at start-up, beside
-    the executor's start, instead of in the first round, between its download and its
-    predictions."""
+    """Import what converting a round file needs (pyarrow's dataset module and pandas), at
+    start-up beside the executor's start: on the event loop's thread in the first round, the
+    imports would hold the GIL between its download and its predictions."""
     import pyarrow.parquet  # noqa: F401
     from pyarrow import dataset, feather  # noqa: F401
 

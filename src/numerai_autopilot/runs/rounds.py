@@ -1,26 +1,41 @@
-"""The round a run belongs to, and when its retries stop.
+"""Each tournament's current round, shared by the whole process, and when a run's retries stop.
 
-`CurrentRounds` asks Numerai for a tournament's current round once however many runs ask at
-the same time (a round opening starts them all together) and remembers it for 30 s;
+`CurrentRounds` is the one cache of Numerai's current rounds: the pipeline (a run's round
+and its close), the monitor and the dashboard (the rounds' clocks) and the round watcher
+all read it. A round opening starts every model's run at once, so Numerai is asked once at
+a time per tournament, and the answer is remembered for a short while; a run naming a round
+newer than the remembered one (opened since) makes it ask again.
 `run_deadline` turns the round's close into the run's deadline (later for late submissions,
 an error once the round has closed); `check_still_current` stops a run whose round Numerai
 has already replaced with a newer one.
+
+    rounds = CurrentRounds(client)
+    info = await rounds.get(8, at_least=512)     # raises the client's errors
+    info = await rounds.latest(8)                # never raises: the last one seen, or None
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Callable
 
 from numerai_autopilot.config import ModelConfig
 from numerai_autopilot.errors import AutopilotError
 from numerai_autopilot.ledger import Run
-from numerai_autopilot.numerai import NumeraiClient, RoundInfo
+from numerai_autopilot.numerai import DeadlineExceeded, NumeraiClient, RoundInfo
 
-_ROUND_CACHE_S = 30.0
+log = logging.getLogger(__name__)
+
+# How long a current round is remembered: a new round is noticed within this time, or at
+# once by a run that names it.
+ROUND_CACHE_S = 30.0
 # Until a round's close is known: keep asking through an outage for up to a round's length.
 NO_CLOSE_TIME_S = 3600.0
 _LATE_WINDOW_S = 6 * 3600.0
+# How long a page or an alert waits for Numerai before showing what it already knows.
+_LATEST_WAIT_S = 10.0
 
 
 class RoundClosed(AutopilotError):
@@ -28,32 +43,94 @@ class RoundClosed(AutopilotError):
 
 
 class CurrentRounds:
-    """Each tournament's current round, asked for once at a time and remembered for 30 s."""
+    """Each tournament's current round from Numerai: one lookup at a time per tournament,
+    remembered for `max_age_s`; every round seen is kept for `known`.
 
-    def __init__(self, client: NumeraiClient) -> None:
+    A lookup keeps retrying through an outage for up to an hour (a run's deadline needs the
+    close); each caller waits for it only as long as it chose (`wait`).
+    """
+
+    def __init__(self, client: NumeraiClient, *, max_age_s: float = ROUND_CACHE_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
-        self._known: dict[int, tuple[float, RoundInfo]] = {}
-        self._lookups: dict[int, asyncio.Future[RoundInfo]] = {}
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._current: dict[int, tuple[float, RoundInfo]] = {}
+        self._seen: dict[tuple[int, int], RoundInfo] = {}
+        self._lookups: dict[int, asyncio.Task[RoundInfo]] = {}
 
-    async def get(self, tournament: int, at_least: int | None = None) -> RoundInfo:
-        """The current round, remembered for 30 s unless it is older than `at_least` (the
-        run's round, opened since the last lookup: its close is the run's deadline)."""
-        cached = self._known.get(tournament)
-        if (cached and time.monotonic() - cached[0] < _ROUND_CACHE_S
+    async def get(self, tournament: int, *, at_least: int | None = None,
+                  max_age: float | None = None, wait: float | None = None) -> RoundInfo:
+        """The tournament's current round.
+
+        :param at_least: a round number known to exist (a run's round): a remembered round
+            older than it is looked up again, since the newer round opened after it.
+        :param max_age: how old a remembered answer may be (default: the cache's own).
+        :param wait: at most this many seconds of waiting for Numerai (the lookup goes on
+            for the others); DeadlineExceeded after that. None waits for the lookup's end.
+        :raises NumeraiError: what the client raises (NotFoundError: no open round).
+        """
+        cached = self._current.get(tournament)
+        limit = self._max_age_s if max_age is None else max_age
+        if (cached is not None and self._clock() - cached[0] < limit
                 and (at_least is None or cached[1].number >= at_least)):
             return cached[1]
-        pending = self._lookups.get(tournament)
-        if pending is None:
-            pending = asyncio.ensure_future(self._lookup(tournament))
-            self._lookups[tournament] = pending
-            pending.add_done_callback(lambda _: self._lookups.pop(tournament, None))
-        return await asyncio.shield(pending)
+        info, joined = await self._wait(tournament, wait)
+        if joined and at_least is not None and info.number < at_least:
+            # the lookup joined may have started before the run's round opened
+            info, _ = await self._wait(tournament, wait)
+        return info
+
+    async def latest(self, tournament: int, *, at_least: int | None = None) -> RoundInfo | None:
+        """The current round for a page or an alert: as `get`, but when Numerai cannot say
+        within a few seconds, the last one seen (None if none was). Never raises."""
+        try:
+            return await self.get(tournament, at_least=at_least, wait=_LATEST_WAIT_S)
+        except Exception as exc:  # noqa: BLE001  (shown or alerted on without it)
+            log.warning("reading the current round of tournament %s failed: %s", tournament, exc)
+            cached = self._current.get(tournament)
+            return cached[1] if cached else None
+
+    def known(self, tournament: int, number: int) -> RoundInfo | None:
+        """A round this process has seen (its open and close times), or None."""
+        return self._seen.get((tournament, number))
+
+    async def close(self) -> None:
+        """Stop the lookups in flight (at shutdown, before the client closes)."""
+        lookups = list(self._lookups.values())
+        for lookup in lookups:
+            lookup.cancel()
+        await asyncio.gather(*lookups, return_exceptions=True)
+
+    async def _wait(self, tournament: int, wait: float | None) -> tuple[RoundInfo, bool]:
+        """The answer of the tournament's lookup in flight, or of a new one; whether it was
+        already in flight."""
+        lookup = self._lookups.get(tournament)
+        joined = lookup is not None
+        if lookup is None:
+            lookup = asyncio.create_task(self._lookup(tournament), name=f"round-{tournament}")
+            self._lookups[tournament] = lookup
+            lookup.add_done_callback(lambda done: self._finished(tournament, done))
+        try:
+            return await asyncio.wait_for(asyncio.shield(lookup), wait), joined
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"Numerai did not say tournament {tournament}'s current round within "
+                f"{wait:g} s; still asking"
+            ) from None
+
+    def _finished(self, tournament: int, lookup: asyncio.Task[RoundInfo]) -> None:
+        if self._lookups.get(tournament) is lookup:
+            del self._lookups[tournament]
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved: its waiters, if any, raise it themselves
 
     async def _lookup(self, tournament: int) -> RoundInfo:
         info = await self._client.current_round(
             tournament=tournament, deadline=time.time() + NO_CLOSE_TIME_S
         )
-        self._known[tournament] = (time.monotonic(), info)
+        self._current[tournament] = (self._clock(), info)
+        self._seen[(tournament, info.number)] = info
         return info
 
 

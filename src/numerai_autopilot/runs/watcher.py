@@ -1,10 +1,15 @@
 """The round watcher: a run for every model, even when Numerai's webhook never comes.
 
-It polls Numerai's current round of each tournament with watched models. Once a round has
-been open for `server.watch_after` and a model (with `watch = true`, the default) has no run
-for it, the watcher records one (source "watcher"). Recording goes through
-`Ledger.record_if_absent_for_round`, atomically, with a trigger id derived from the round, so
-it never duplicates a webhook's run, nor another instance's watcher run.
+Every `interval` seconds it reads the current round of each tournament with watched models
+(from the process's shared `CurrentRounds`, at most one poll old). Once a round has been
+open for `after` seconds and a model (with `watch = true`, the default, and a known id) has
+no run for it, the watcher records one (source "watcher"), unless the round has closed and
+the model does not submit late. Recording goes through `Ledger.record_if_absent_for_round`,
+atomically, with a trigger id derived from the round, so it never duplicates a webhook's
+run, nor another instance's watcher run.
+
+    watcher = RoundWatcher(ledger, rounds, model_ids, dispatcher.wake, after=600, interval=60)
+    watcher.start(); ...; await watcher.stop()
 """
 
 from __future__ import annotations
@@ -15,30 +20,39 @@ import logging
 import time
 from collections.abc import Callable
 
-from numerai_autopilot.config import AppConfig, ModelConfig
+from numerai_autopilot.config import ModelConfig
 from numerai_autopilot.errors import AutopilotError
-from numerai_autopilot.ledger import Ledger, NewRun, Run
-from numerai_autopilot.numerai import NumeraiClient
+from numerai_autopilot.ledger import Ledger, Run
+from numerai_autopilot.runs.model_ids import ModelIds, new_run
+from numerai_autopilot.runs.rounds import CurrentRounds
 
 log = logging.getLogger(__name__)
 
 
 class RoundWatcher:
+    """Starts the runs of watched models that no webhook started; see the module docstring.
+
+    `wake` is called after a poll that recorded runs (the dispatcher's), `clock` gives the
+    wall time (for tests).
+    """
+
     def __init__(
         self,
-        config: AppConfig,
         ledger: Ledger,
-        client: NumeraiClient,
-        model_ids: dict[str, str],
+        rounds: CurrentRounds,
+        model_ids: ModelIds,
         wake: Callable[[], None],
         *,
+        after: float,
+        interval: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._config = config
         self._ledger = ledger
-        self._client = client
+        self._rounds = rounds
         self._model_ids = model_ids
         self._wake = wake
+        self._after = after
+        self._interval = interval
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
 
@@ -57,26 +71,24 @@ class RoundWatcher:
                 await self.check()
             except Exception:  # the watcher must outlive any one bad poll
                 log.exception("round watcher: check failed; trying again later")
-            await asyncio.sleep(self._config.server.watch_interval)
+            await asyncio.sleep(self._interval)
 
     async def check(self) -> list[Run]:
         """One poll: record runs for watched models missing from open rounds; return them."""
         watched: dict[int, list[ModelConfig]] = {}
-        for model in self._config.models.values():
-            if model.watch and model.name in self._model_ids:
+        for model in self._model_ids.models.values():
+            if model.watch and self._model_ids.get(model.name) is not None:
                 watched.setdefault(model.tournament_id, []).append(model)
         started: list[Run] = []
         for tournament, models in watched.items():
             try:
-                info = await self._client.current_round(
-                    tournament=tournament,
-                    deadline=self._clock() + self._config.server.watch_interval,
-                )
+                info = await self._rounds.get(tournament, max_age=self._interval,
+                                              wait=self._interval)
             except AutopilotError as exc:  # closed round, Numerai down: nothing to start now
                 log.info("round watcher: no open round for tournament %s (%s)", tournament, exc)
                 continue
             now = self._clock()
-            if info.open_time is None or now < info.open_time.timestamp() + self._config.server.watch_after:
+            if info.open_time is None or now < info.open_time.timestamp() + self._after:
                 continue
             for model in models:
                 if info.close_time is not None and now >= info.close_time.timestamp() \
@@ -84,18 +96,12 @@ class RoundWatcher:
                     continue
                 run, created = await asyncio.to_thread(
                     self._ledger.record_if_absent_for_round,
-                    NewRun(
-                        model_name=model.name, model_id=self._model_ids[model.name],
-                        tournament=tournament, round_number=info.number,
-                        trigger_id=f"watcher-round-{info.number}", data_version=model.data_version,
-                        is_test=False, source="watcher", resubmit=model.resubmit,
-                        close_time=info.close_time,
-                    ),
+                    new_run(model, self._model_ids.id_of(model.name), source="watcher",
+                            round_number=info.number, close_time=info.close_time),
                 )
                 if created:
                     log.warning("round watcher: no webhook for %s in round %s after %.0f s; "
-                                "started run %s", model.name, info.number,
-                                self._config.server.watch_after, run.id)
+                                "started run %s", model.name, info.number, self._after, run.id)
                     started.append(run)
         if started:
             self._wake()

@@ -5,12 +5,22 @@ webhooks and fault injection, with synthetic data in Numerai's layout.
     from numerai_autopilot.sandbox.testing import running_sandbox, serve_asgi
 """
 
-from .app import create_app
+from .asgi import create_app
 from .server import serve
-from .settings import TEST_SIZES, DataSizes, ModelSpec, SandboxSettings, parse_models
+from .settings import (
+    DEFAULT_PUBLIC_ID,
+    DEFAULT_SECRET_KEY,
+    TEST_SIZES,
+    DataSizes,
+    ModelSpec,
+    SandboxSettings,
+    parse_models,
+)
 from .state import Sandbox, SandboxError
 
 __all__ = [
+    "DEFAULT_PUBLIC_ID",
+    "DEFAULT_SECRET_KEY",
     "TEST_SIZES",
     "DataSizes",
     "ModelSpec",

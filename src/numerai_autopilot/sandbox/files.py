@@ -27,7 +27,7 @@ from .faults import drop_connection
 from .submissions import check_upload
 
 if TYPE_CHECKING:
-    from .records import DownloadRecord
+    from .entities import DownloadRecord
     from .state import Sandbox
 
 CHUNK = 64 * 1024

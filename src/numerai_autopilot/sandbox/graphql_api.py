@@ -21,7 +21,7 @@ import graphql
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .records import Model, Round, Submission
+from .entities import Model, Round, Submission
 from .state import Auth, Sandbox, SandboxError
 
 SDL = """
@@ -287,8 +287,7 @@ def _bad_request(message: str) -> JSONResponse:
 @functools.lru_cache(maxsize=256)
 def _prepared(query: str) -> tuple[graphql.DocumentNode | None, tuple[graphql.GraphQLError, ...]]:
     """A query parsed and validated once: clients send the same few documents every time,
-    and validating one costs a few ms of the sandbox's CPU, which the benchmark shares with
-    the server it measures."""
+    and the sandbox shares its machine's CPU with the server under test."""
     try:
         document = graphql.parse(query)
     except graphql.GraphQLError as error:

@@ -12,7 +12,7 @@ from typing import TextIO
 
 import uvicorn
 
-from .app import create_app
+from .asgi import create_app
 from .settings import TOURNAMENTS, SandboxSettings
 from .state import Sandbox
 

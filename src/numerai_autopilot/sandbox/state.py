@@ -19,9 +19,9 @@ from typing import Any
 
 from ..errors import AutopilotError
 from .data import DataStore, tournament_of
+from .entities import DownloadRecord, Model, Round, Submission, UploadRecord, UploadSlot
 from .faults import FaultState
 from .files import UrlSigner
-from .records import DownloadRecord, Model, Round, Submission, UploadRecord, UploadSlot
 from .settings import TOURNAMENTS, SandboxSettings
 from .submissions import UploadCheck
 from .webhooks import WebhookDelivery, WebhookDispatcher, redact_url

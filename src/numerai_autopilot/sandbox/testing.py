@@ -22,7 +22,7 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
-from .app import create_app
+from .asgi import create_app
 from .settings import SandboxSettings
 from .state import Sandbox
 from .webhooks import WebhookDelivery

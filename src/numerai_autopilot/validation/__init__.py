@@ -12,6 +12,24 @@ from numerai_autopilot.validation.classic import (
     validate_predictions,
     warm_up,
 )
-from numerai_autopilot.validation.signals import validate_tickers
+from numerai_autopilot.validation.signals import (
+    CRYPTO,
+    KEY_COLUMNS,
+    MIN_TICKERS,
+    SIGNALS,
+    TickerRules,
+    validate_tickers,
+)
 
-__all__ = ["submission_csv", "to_csv_bytes", "validate_predictions", "validate_tickers", "warm_up"]
+__all__ = [
+    "CRYPTO",
+    "KEY_COLUMNS",
+    "MIN_TICKERS",
+    "SIGNALS",
+    "TickerRules",
+    "submission_csv",
+    "to_csv_bytes",
+    "validate_predictions",
+    "validate_tickers",
+    "warm_up",
+]

@@ -6,11 +6,11 @@
 
 Our own checks run first because they say what is wrong, how many rows and how to fix it;
 numerai-tools' ``submissions`` checks then run on the normalized frame as Numerai's own word.
-numerai-tools is imported inside the function: it pulls in scipy (~1.3 s), which must stay
-off the server's start-up path.
+numerai-tools is imported inside the function: it pulls in scipy, which must stay off the
+server's start-up path.
 
 Tournaments: Classic (8) here; Signals (11) and Crypto (12), keyed by tickers, in
-``validation_signals``. ``_VALIDATORS`` maps each tournament to its checks.
+``signals.py``. ``_VALIDATORS`` maps each tournament to its checks.
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def validate_predictions(predictions: pd.DataFrame, live: pd.Index | pd.DataFram
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """The submission file's bytes (``id,prediction`` or ``numerai_ticker,signal`` rows).
 
-    Written by Arrow's CSV writer (~1 ms for 6,700 rows; pandas' `to_csv` took ~10 ms), with
-    no quotes, as pandas writes it; keys that would need quoting go through pandas.
+    Written by Arrow's CSV writer (quicker than pandas' `to_csv`), with no quotes, as
+    pandas writes it; keys that would need quoting go through pandas.
     """
     import pyarrow as pa
     import pyarrow.csv as pa_csv
@@ -87,8 +87,10 @@ def submission_csv(predictions: pd.DataFrame, live_path: Path, model_name: str,
                    tournament: int = 8) -> tuple[bytes, int]:
     """Validate against the round file at `live_path` and serialise: (CSV bytes, rows).
 
-    Runs on a Dask worker right after the predictor (so a round's validation is spread over
-    the workers, off the server's event loop), and on the server for a benchmark fallback.
+    `live_path`: the round's live file (Arrow IPC) with the tournament's key columns.
+    Raises ValidationError as `validate_predictions` does. Runs on a Dask worker right after
+    the predictor (so a round's validation is spread over the workers, off the server's
+    event loop), and on the server for a benchmark fallback.
     """
     keys = KEY_COLUMNS.get(tournament, ("id",))
     live = _live_keys(live_path, tuple(keys))
@@ -164,87 +166,87 @@ def _classic(predictions: pd.DataFrame, live: pd.Index | pd.DataFrame, name: str
     import pandas as pd
 
     live_ids = _live_ids(live)
-    m = f"model {name!r}"
+    label = f"model {name!r}"
     n_live = len(live_ids)
     if not isinstance(predictions, pd.DataFrame):
-        raise ValidationError(f"{m}: predictions are a {type(predictions).__name__}, not a "
+        raise ValidationError(f"{label}: predictions are a {type(predictions).__name__}, not a "
                               f"DataFrame with a 'prediction' column indexed by id")
     frame = predictions
     if "id" in frame.columns:
         frame = frame.set_index("id")
     if "prediction" not in frame.columns:
-        raise ValidationError(f"{m}: predictions have columns {[str(c) for c in frame.columns]}"
+        raise ValidationError(f"{label}: predictions have columns {[str(c) for c in frame.columns]}"
                               f"; a 'prediction' column is required")
     extra = [str(c) for c in frame.columns if c != "prediction"]
     if extra:
-        raise ValidationError(f"{m}: predictions have extra columns {extra}; a submission "
+        raise ValidationError(f"{label}: predictions have extra columns {extra}; a submission "
                               f"has only 'id' and 'prediction'")
     if len(frame) > _HUGE_FACTOR * max(n_live, 1):
         raise ValidationError(
-            f"{m}: predictor returned {len(frame):,} rows for {n_live:,} live ids; predict "
+            f"{label}: predictor returned {len(frame):,} rows for {n_live:,} live ids; predict "
             f"on this round's live features only, one row per live id"
         )
     index = frame.index
     if not (pd.api.types.is_string_dtype(index.dtype) or index.dtype == object):
         raise ValidationError(
-            f"{m}: predictions are indexed by {type(index).__name__} of {index.dtype} values, "
+            f"{label}: predictions are indexed by {type(index).__name__} of {index.dtype} values, "
             f"not live ids; return predictions on live_features.index (the 'id' strings)"
         )
     preds = frame["prediction"]
     if preds.dtype == bool or not pd.api.types.is_numeric_dtype(preds.dtype):
-        raise ValidationError(f"{m}: predictions have dtype {preds.dtype}; they must be "
+        raise ValidationError(f"{label}: predictions have dtype {preds.dtype}; they must be "
                               f"numbers in [0, 1]")
     missing_id = int(index.isna().sum())
     if missing_id:
-        raise ValidationError(f"{m}: {missing_id:,} rows have no id (NaN); keep "
+        raise ValidationError(f"{label}: {missing_id:,} rows have no id (NaN); keep "
                               f"live_features.index on the predictions")
     duplicated = index[index.duplicated()]
     if len(duplicated):
         raise ValidationError(
-            f"{m}: {len(duplicated):,} duplicate ids{_examples(duplicated.unique())}; return "
+            f"{label}: {len(duplicated):,} duplicate ids{_examples(duplicated.unique())}; return "
             f"one prediction per live id"
         )
-    # a hash lookup: isin on Arrow-backed strings converts every value (~40 ms for 6,720)
+    # a hash lookup: isin on Arrow-backed strings converts every value to Python first
     unknown = index[live_ids.get_indexer_for(index) < 0]
     if len(unknown):
         raise ValidationError(
-            f"{m}: {len(unknown):,} ids not in the live data{_examples(unknown)}; predict on "
+            f"{label}: {len(unknown):,} ids not in the live data{_examples(unknown)}; predict on "
             f"this round's live features (is the data version right?)"
         )
     if len(frame) < n_live:
         raise ValidationError(
-            f"{m}: predictor returned {n_live - len(frame):,} fewer rows than the live data "
+            f"{label}: predictor returned {n_live - len(frame):,} fewer rows than the live data "
             f"({n_live:,}); return one prediction per live id"
         )
     values = preds.astype("float64")
     nan = int(values.isna().sum())
     if nan:
-        raise ValidationError(f"{m}: {nan:,} predictions are NaN; fill them (e.g. with 0.5) "
+        raise ValidationError(f"{label}: {nan:,} predictions are NaN; fill them (e.g. with 0.5) "
                               f"or fix the features they come from")
     outside = values[(values < 0) | (values > 1)]
     if len(outside):
         raise ValidationError(
-            f"{m}: {len(outside):,} values outside [0, 1] (min {values.min():.4g}, max "
+            f"{label}: {len(outside):,} values outside [0, 1] (min {values.min():.4g}, max "
             f"{values.max():.4g}); rank or clip them, e.g. preds.rank(pct=True)"
         )
     if n_live > 1 and values.nunique() == 1:
         raise ValidationError(
-            f"{m}: all {n_live:,} predictions are the same value {values.iloc[0]:.4g}; a "
+            f"{label}: all {n_live:,} predictions are the same value {values.iloc[0]:.4g}; a "
             f"constant submission cannot be scored, check the model's output"
         )
     result = pd.DataFrame({"id": live_ids.astype(str),
                            "prediction": values.reindex(live_ids).to_numpy()})
-    _numerai_tools_check(result, live_ids, m)
+    _numerai_tools_check(result, live_ids, label)
     return result
 
 
-def _numerai_tools_check(submission: pd.DataFrame, live_ids: pd.Index, m: str) -> None:
+def _numerai_tools_check(submission: pd.DataFrame, live_ids: pd.Index, label: str) -> None:
     """numerai-tools' ``validate_submission_numerai``, its id check once per live-id set.
 
     ``submission``'s ids are ``live_ids`` in order (checked above), so numerai-tools' id
-    check depends on the live ids only: it runs once per round's ids (~50 ms at 6,720 rows on
-    Arrow strings, all under the GIL) instead of once per model. Headers and values are
-    checked for every submission.
+    check depends on the live ids only: it runs once per round's ids (it holds the GIL
+    throughout) instead of once per model. Headers and values are checked for every
+    submission.
     """
     import pandas as pd
     from numerai_tools.submissions import (
@@ -258,16 +260,16 @@ def _numerai_tools_check(submission: pd.DataFrame, live_ids: pd.Index, m: str) -
         id_col, value_col = validate_headers_numerai(submission)
         if _ids_checked is not live_ids:
             # numerai-tools converts the ids with astype(str): Arrow-backed strings, whose
-            # isin() and iteration loop in Python (~33 ms at 6,700 ids); with Python-backed
-            # strings it hashes them (~6 ms), same values, same verdict. The option is
-            # process-wide: the lock keeps two checks from restoring it out of order.
+            # isin() and iteration loop in Python; Python-backed strings are hashed instead,
+            # same values, same verdict. The option is process-wide: the lock keeps two
+            # checks from restoring it out of order.
             with _storage_lock, pd.option_context("mode.string_storage", "python"):
                 validate_ids_numerai(pd.Series(live_ids.astype(str)), submission.copy(),
                                      id_col)
             _ids_checked = live_ids
         validate_values(submission, value_col)
     except AssertionError as exc:  # numerai-tools reports failures as assertions
-        raise ValidationError(f"{m}: numerai-tools rejected the submission: {exc}") from exc
+        raise ValidationError(f"{label}: numerai-tools rejected the submission: {exc}") from exc
 
 
 _storage_lock = threading.Lock()

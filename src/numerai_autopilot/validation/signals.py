@@ -54,7 +54,8 @@ def _examples(values: pd.Index | pd.Series) -> str:
     return f" (e.g. {shown})" if shown else ""
 
 
-def _as_frame(predictions: object, rules: TickerRules, default_key: str, m: str) -> pd.DataFrame:
+def _as_frame(predictions: object, rules: TickerRules, default_key: str, label: str
+              ) -> pd.DataFrame:
     """A Series indexed by ticker, or a frame with a ticker column or index: as columns."""
     import pandas as pd
 
@@ -62,7 +63,7 @@ def _as_frame(predictions: object, rules: TickerRules, default_key: str, m: str)
         predictions = predictions.to_frame("signal")
     if not isinstance(predictions, pd.DataFrame):
         raise ValidationError(
-            f"{m}: predictions are a {type(predictions).__name__}; return a DataFrame with a "
+            f"{label}: predictions are a {type(predictions).__name__}; return a DataFrame with a "
             f"{default_key} column and a 'signal' column, or a Series of signals indexed by "
             f"{default_key}"
         )
@@ -75,7 +76,7 @@ def _as_frame(predictions: object, rules: TickerRules, default_key: str, m: str)
             frame = frame.rename_axis(default_key).reset_index()  # tickers on a nameless index
         else:
             raise ValidationError(
-                f"{m}: predictions have no ticker column (columns "
+                f"{label}: predictions have no ticker column (columns "
                 f"{[str(c) for c in frame.columns]}, index {index.name!r}); a {rules.title} "
                 f"submission needs one of {list(rules.keys)}, e.g. "
                 f"pd.DataFrame({{'{default_key}': universe.index, 'signal': signals}})"
@@ -93,95 +94,95 @@ def validate_tickers(predictions: object, universe: pd.DataFrame, model_name: st
     """
     import pandas as pd
 
-    m = f"model {model_name!r}"
+    label = f"model {model_name!r}"
     known = [c for c in rules.keys if c in universe.columns]
     if not known:
         raise ValidationError(
-            f"{m}: this round's live universe has none of the {rules.title} ticker columns "
+            f"{label}: this round's live universe has none of the {rules.title} ticker columns "
             f"{list(rules.keys)} (it has {[str(c) for c in universe.columns]}); is the model's "
             f"tournament or data version right?"
         )
-    frame = _as_frame(predictions, rules, known[0], m)
+    frame = _as_frame(predictions, rules, known[0], label)
     columns = [str(c) for c in frame.columns]
     keys = [c for c in rules.keys if c in columns]
     if len(keys) > 1:
-        raise ValidationError(f"{m}: predictions have several ticker columns {keys}; keep one")
+        raise ValidationError(f"{label}: predictions have several ticker columns {keys}; keep one")
     key = keys[0]
     values_in = [c for c in _VALUE_COLUMNS if c in columns]
     if not values_in:
-        raise ValidationError(f"{m}: predictions have columns {columns}; a 'signal' column is "
+        raise ValidationError(f"{label}: predictions have columns {columns}; a 'signal' column is "
                               f"required")
     if len(values_in) > 1:
-        raise ValidationError(f"{m}: predictions have both 'signal' and 'prediction'; keep one")
+        raise ValidationError(f"{label}: predictions have both 'signal' and 'prediction'; keep one")
     value = values_in[0]
     extra = [c for c in columns if c not in (key, value)]
     if extra:
-        raise ValidationError(f"{m}: predictions have extra columns {extra}; a {rules.title} "
+        raise ValidationError(f"{label}: predictions have extra columns {extra}; a {rules.title} "
                               f"submission has only {key!r} and 'signal'")
     if key not in universe.columns:
         raise ValidationError(
-            f"{m}: predictions are keyed by {key!r} but this round's universe has "
+            f"{label}: predictions are keyed by {key!r} but this round's universe has "
             f"{known}; return {known[0]!r} values"
         )
     n_universe = int(universe[key].nunique())
     if len(frame) > 4 * max(n_universe, MIN_TICKERS):
         raise ValidationError(
-            f"{m}: predictor returned {len(frame):,} rows for a universe of {n_universe:,} "
+            f"{label}: predictor returned {len(frame):,} rows for a universe of {n_universe:,} "
             f"{rules.noun}; return one signal per {key} of this round's universe (one date only)"
         )
     signals = frame[value]
     if signals.dtype == bool or not pd.api.types.is_numeric_dtype(signals.dtype):
-        raise ValidationError(f"{m}: signals have dtype {signals.dtype}; they must be numbers "
+        raise ValidationError(f"{label}: signals have dtype {signals.dtype}; they must be numbers "
                               f"between 0 and 1")
     missing = int(frame[key].isna().sum())
     if missing:
-        raise ValidationError(f"{m}: {missing:,} rows have no {key} (NaN); give every signal "
+        raise ValidationError(f"{label}: {missing:,} rows have no {key} (NaN); give every signal "
                               f"its ticker")
     tickers = frame[key].astype(str)
     duplicated = tickers[tickers.duplicated()]
     if len(duplicated):
         raise ValidationError(
-            f"{m}: {len(duplicated):,} duplicate {rules.noun}{_examples(duplicated.unique())}; "
+            f"{label}: {len(duplicated):,} duplicate {rules.noun}{_examples(duplicated.unique())}; "
             f"return one signal per {key} (drop older dates)"
         )
     unknown = tickers[~tickers.isin(universe[key].astype(str))]
     if len(unknown):
         raise ValidationError(
-            f"{m}: {len(unknown):,} {rules.noun} are not in this round's universe"
+            f"{label}: {len(unknown):,} {rules.noun} are not in this round's universe"
             f"{_examples(unknown)}; predict only on the {key} values of this round's live "
             f"universe ({rules.universe_file})"
         )
     if len(tickers) < MIN_TICKERS:
         raise ValidationError(
-            f"{m}: {len(tickers):,} {rules.noun} submitted; Numerai needs at least "
+            f"{label}: {len(tickers):,} {rules.noun} submitted; Numerai needs at least "
             f"{MIN_TICKERS} of this round's universe ({n_universe:,} {rules.noun}); return a "
             f"signal for more of the universe"
         )
     values = signals.astype("float64")
     nan = int(values.isna().sum())
     if nan:
-        raise ValidationError(f"{m}: {nan:,} signals are NaN; fill them (e.g. with 0.5) or "
+        raise ValidationError(f"{label}: {nan:,} signals are NaN; fill them (e.g. with 0.5) or "
                               f"leave those {rules.noun} out")
     outside = values[(values <= 0) | (values >= 1)]
     if len(outside):
         raise ValidationError(
-            f"{m}: {len(outside):,} signals not strictly between 0 and 1 (min "
+            f"{label}: {len(outside):,} signals not strictly between 0 and 1 (min "
             f"{values.min():.4g}, max {values.max():.4g}); rank them into the open interval, "
             f"e.g. (s.rank() - 0.5) / len(s)"
         )
     if values.nunique() == 1:
         raise ValidationError(
-            f"{m}: all {len(values):,} signals are the same value {values.iloc[0]:.4g}; a "
+            f"{label}: all {len(values):,} signals are the same value {values.iloc[0]:.4g}; a "
             f"constant submission cannot be scored, check the model's output"
         )
     result = (pd.DataFrame({key: tickers.to_numpy(), "signal": values.to_numpy()})
               .sort_values(key, ignore_index=True))
-    _numerai_tools_check(result, universe, rules, m)
+    _numerai_tools_check(result, universe, rules, label)
     return result
 
 
 def _numerai_tools_check(submission: pd.DataFrame, universe: pd.DataFrame, rules: TickerRules,
-                         m: str) -> None:
+                         label: str) -> None:
     from numerai_tools import submissions as tools
 
     live = universe.astype(str)
@@ -195,4 +196,4 @@ def _numerai_tools_check(submission: pd.DataFrame, universe: pd.DataFrame, rules
         else:
             tools.validate_submission_crypto(live, submission.copy())
     except (AssertionError, KeyError) as exc:  # numerai-tools reports failures as assertions
-        raise ValidationError(f"{m}: numerai-tools rejected the submission: {exc}") from exc
+        raise ValidationError(f"{label}: numerai-tools rejected the submission: {exc}") from exc

@@ -1,5 +1,13 @@
-"""The FastAPI server: webhook, health, JSON API."""
+"""The HTTP server: Numerai's webhook, `/healthz`, `/metrics`, the JSON API and the dashboard.
+
+    from numerai_autopilot.web import create_app
+    uvicorn.run(create_app(config), host="127.0.0.1", port=8000)
+
+`app` builds the FastAPI app, `webhook` is `POST /pred/{model_id}` (its body checked by
+`payload`), `api` what programs read, `auth` who may read it, `dashboard/` the pages.
+"""
 
 from numerai_autopilot.web.app import create_app
+from numerai_autopilot.web.payload import PayloadError, WebhookPayload, parse_payload
 
-__all__ = ["create_app"]
+__all__ = ["PayloadError", "WebhookPayload", "create_app", "parse_payload"]

@@ -1,7 +1,11 @@
-"""The server's app factory: `create_app(config)` builds everything from the settings.
+"""The server's app factory: `create_app(config)` builds the ASGI app from the settings.
 
     app = create_app(load_config(Path("autopilot.toml")))
     uvicorn.run(app, host="127.0.0.1", port=8000)
+
+The app serves the webhook (`web.webhook`), `/healthz`, `/metrics` and the JSON API
+(`web.api`) and the dashboard (`web.dashboard`); its lifespan opens and closes the
+`Runtime` that does the work, so building an app starts nothing.
 """
 
 from __future__ import annotations
@@ -22,9 +26,13 @@ from numerai_autopilot.web import api, dashboard, webhook
 
 
 def create_app(config: AppConfig, *, runtime: Runtime | None = None) -> FastAPI:
-    """Build the ASGI app; its lifespan opens (and closes) the runtime (`runtime`, or one
-    made from `config`). Raises ConfigError without `server.secret`, which webhook tokens
-    need."""
+    """Build the ASGI app for `config`.
+
+    :param runtime: the runtime its lifespan opens and closes; by default one made from
+        `config` when the app starts (tests and the demo pass their own to look inside).
+    :raises ConfigError: without `server.secret`, which webhook tokens and dashboard
+        sessions need, or with incomplete dashboard credentials.
+    """
     if config.server.secret is None:
         raise ConfigError(
             f"{config.source}: server.secret: required to check webhook tokens; set it in the "
@@ -41,27 +49,22 @@ def create_app(config: AppConfig, *, runtime: Runtime | None = None) -> FastAPI:
         finally:
             await service.close()
 
-    app = FastAPI(
-        title="numerai-autopilot",
-        version=__version__,
-        lifespan=lifespan,
-        docs_url="/docs",
-        redoc_url=None,
-    )
+    app = FastAPI(title="numerai-autopilot", version=__version__, lifespan=lifespan,
+                  redoc_url=None)  # /docs is enough
     app.state.config = config
     webhook.install(app)  # POST /pred/{model_id}
-    app.include_router(api.router)
-    dashboard.install(app, config)  # `/`, its pages and actions, `/metrics`
+    app.include_router(api.router)  # /healthz, /metrics, /api/...
+    dashboard.install(app, config)  # `/`, its pages and forms, /static
     app.add_middleware(TraceContext)
     app.add_middleware(RefuseNul)  # outermost last
     return app
 
 
 class RefuseNul:
-    """ASGI middleware: answer 400 to a URL holding a NUL character.
+    """ASGI middleware: answer 400 to a URL holding a NUL character (raw or `%00`).
 
-    No route takes one, and PostgreSQL cannot compare text with one: a run id or model name
-    such as `%00` made the ledger query fail, which answered 500.
+    No route takes one, and PostgreSQL refuses text holding one, so a run id or model name
+    such as `%00` would otherwise fail in the ledger as a 500.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -80,7 +83,8 @@ class RefuseNul:
 class TraceContext:
     """ASGI middleware: tag a request's log lines with its Cloud Trace.
 
-    Cloud Run sends `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1` (`logs.cloud_trace`).
+    Cloud Run sends `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1`; `observe.cloud_trace`
+    parses it and `observe.current_trace` carries it to the JSON log lines.
     """
 
     def __init__(self, app: ASGIApp) -> None:

@@ -18,6 +18,7 @@ _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
@@ -37,7 +38,10 @@ def is_admin(request: Request) -> bool:
 
 
 async def require_admin(request: Request) -> None:
-    """FastAPI dependency for the JSON API and admin actions."""
+    """FastAPI dependency for `/metrics`, the JSON API and admin actions.
+
+    :raises HTTPException: 401 (with `WWW-Authenticate: Bearer`) unless `is_admin`.
+    """
     if not is_admin(request):
         raise HTTPException(
             status_code=401,

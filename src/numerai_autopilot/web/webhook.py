@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from numerai_autopilot.config import ModelConfig
 from numerai_autopilot.config.tokens import verify_token
 from numerai_autopilot.errors import AutopilotError, LedgerError
-from numerai_autopilot.ledger import NewRun
+from numerai_autopilot.runs import new_run
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.web.payload import (
     MAX_BODY_BYTES,
@@ -83,7 +83,7 @@ async def webhook_model(
     """The configured model whose webhook this is, once its token is checked (401, 404)."""
     if not verify_token(token, model_id, service.config.server.webhook_secrets()):
         raise WebhookRefused(401, "invalid or missing token; use the URL from `autopilot webhook-url`")
-    model = await service.model_for_id(model_id)
+    model = await service.model_ids.model_for_id(model_id, service.client)
     if model is None:
         raise WebhookRefused(404, "no configured model has this id; check models.*.model_id")
     return model
@@ -130,14 +130,10 @@ async def receive_webhook(
     payload: Annotated[WebhookPayload, Depends(webhook_payload)],
 ) -> WebhookAnswer:
     """Record the run the webhook asks for; 200 once it is committed."""
-    new = NewRun(
-        model_name=model.name, model_id=model_id, tournament=model.tournament_id,
-        round_number=payload.round_number, trigger_id=payload.triggerId,
-        data_version=model.data_version, is_test=payload.is_test, source="webhook",
-        resubmit=model.resubmit,
-    )
+    requested = new_run(model, model_id, source="webhook", round_number=payload.round_number,
+                    trigger_id=payload.triggerId, is_test=payload.is_test)
     try:
-        run, created = await service.recorder.record(new)
+        run, created = await service.recorder.record(requested)
     except LedgerError as exc:
         log.error("webhook for model id %s: the run could not be recorded: %s", model_id, exc)
         raise WebhookRefused(503, "the run could not be recorded (the ledger failed; the server "
@@ -145,7 +141,7 @@ async def receive_webhook(
     if created:
         service.dispatcher.wake()
         log.info("webhook for %s round %s: run %s", model.name,
-                 "test" if new.round_number is None else new.round_number, run.id)
+                 "test" if requested.round_number is None else requested.round_number, run.id)
     service.metrics.webhook_answered(200, time.perf_counter() - since)
     return WebhookAnswer(run_id=run.id, state=run.state.value, created=created)
 

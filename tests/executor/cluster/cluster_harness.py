@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from server_process import ServerProcess, free_port
 
-from numerai_autopilot.config.tokens import webhook_url
+from numerai_autopilot.config import webhook_url
 
 SECRET = "cluster-test-secret"
 PREDICTORS = Path(__file__).with_name("cluster_predictors.py")

@@ -11,7 +11,7 @@ import pytest
 from app_harness import PASSWORD, USER, App, running_app
 
 from numerai_autopilot.sandbox.testing import RunningSandbox
-from numerai_autopilot.web.dashboard.passwords import hash_password
+from numerai_autopilot.web.dashboard import hash_password
 
 
 @pytest.fixture

@@ -1,6 +1,10 @@
 """The web dashboard: round grid, run and model pages, admin actions, behind a sign-in.
 
-    install(app, config)    # routes, static files, session middleware for the JSON API
+    install(app, config)    # pages, forms, static files; a session may also read the JSON API
+
+`routes` serves the pages, `actions` the forms, `views` computes what they show, `pages`
+renders them and `session` signs users in (see each module for its rules);
+`hash_password` makes a `server.dashboard_password_hash`.
 """
 
 from __future__ import annotations
@@ -10,18 +14,23 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from numerai_autopilot.config import AppConfig
-from numerai_autopilot.web.dashboard import actions, api, routes
+from numerai_autopilot.web.dashboard import actions, routes
 from numerai_autopilot.web.dashboard.pages import PACKAGE, Dashboard, LoginRequired, login_redirect
+from numerai_autopilot.web.dashboard.passwords import hash_password, verify_password
 from numerai_autopilot.web.dashboard.session import ApiSession
 
 
 def install(app: FastAPI, config: AppConfig) -> None:
-    """Add the dashboard to `app` (built by `server.create_app`)."""
+    """Add the dashboard's routes, `/static`, and the middleware that lets a signed-in
+    session read `/api` and `/metrics` (GET only) to `app` (built by `web.create_app`).
+
+    :raises ConfigError: `server.secret` is missing, or the dashboard's credentials are
+        incomplete (`server.dashboard_user` without a password).
+    """
     dash = Dashboard(config)
     app.state.dashboard = dash
     app.include_router(routes.router)
     app.include_router(actions.router)
-    app.include_router(api.metrics_router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
     app.add_middleware(ApiSession, sessions=dash.sessions)
 
@@ -32,4 +41,4 @@ def install(app: FastAPI, config: AppConfig) -> None:
     app.add_exception_handler(LoginRequired, needs_login)
 
 
-__all__ = ["install"]
+__all__ = ["hash_password", "install", "verify_password"]

@@ -17,7 +17,8 @@ from fastapi.responses import Response
 from numerai_autopilot.config import ModelConfig
 from numerai_autopilot.errors import AutopilotError
 from numerai_autopilot.ledger import RunState
-from numerai_autopilot.runtime import Runtime, manual_run
+from numerai_autopilot.runs import new_run
+from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.web.dashboard.pages import Dashboard, dashboard, runtime, safe_next
 from numerai_autopilot.web.dashboard.session import Session
 
@@ -90,14 +91,15 @@ async def run_now(request: Request, name: str) -> Response:
     dash, user, session, rt = await _admin_action(request)
     model = _configured(rt, name)
     try:
-        model_id = rt.model_id(name)
+        model_id = rt.model_ids.id_of(name)
     except AutopilotError as exc:
         return dash.redirect(request, f"/models/{name}", session, str(exc))
-    info = await rt.monitor.clock.current(model.tournament_id)
-    new = manual_run(model, model_id, info.number if info else None,
+    info = await rt.rounds.latest(model.tournament_id)
+    manual = new_run(model, model_id, source="manual",
+                     round_number=info.number if info else None,
                      close_time=info.close_time if info else None)
     try:
-        run, _ = await asyncio.to_thread(rt.ledger.record, new)
+        run, _ = await asyncio.to_thread(rt.ledger.record, manual)
         await asyncio.to_thread(rt.ledger.log, run.id, "info", f"started from the dashboard by {user}")
     except AutopilotError as exc:
         return dash.redirect(request, f"/models/{name}", session, f"Not started: {exc}")
@@ -113,7 +115,7 @@ async def test_trigger(request: Request, name: str) -> Response:
     _configured(rt, name)
     try:
         trigger = await rt.client.trigger_model_webhook(  # a page must not wait for long
-            rt.model_id(name), deadline=time.time() + 30
+            rt.model_ids.id_of(name), deadline=time.time() + 30
         )
     except AutopilotError as exc:
         return dash.redirect(request, f"/models/{name}", session,

@@ -3,6 +3,9 @@
     dash = dashboard(request)
     user, session = dash.require_user(request)          # raises LoginRequired
     return dash.render(request, "run.html", {"run": run}, session, user)
+
+Every answer carries `SECURITY_HEADERS` (no framing, no inline scripts, no caching); the
+templates and static files are those of the `numerai_autopilot.web` package.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ class Dashboard:
                            poll_ms=POLL_MS)
 
     def require_user(self, request: Request, *, fragment: bool = False) -> tuple[str, Session]:
+        """The signed-in user and the session; raises LoginRequired (a redirect to the sign-in
+        page, or a 401 for a `fragment`) without one."""
         session = self.sessions.load(request)
         user = self.sessions.user(request, session)
         if user is None:
@@ -76,6 +81,9 @@ class Dashboard:
         status: int = 200,
         fragment: bool = False,
     ) -> Response:
+        """`template` with `context` plus what every page uses (user, CSRF token, the time,
+        the one-time message, which a full page consumes); a `fragment` keeps the cookie as
+        it is."""
         now = datetime.now(UTC)
         context = {**context, "csrf": session.csrf, "user": user, "now": now,
                    "flash": None if fragment else session.flash,
@@ -86,27 +94,33 @@ class Dashboard:
         return secured(response)
 
     def redirect(self, request: Request, to: str, session: Session, flash: str | None) -> Response:
+        """A 303 to `to`, leaving `flash` for the page it lands on."""
         response = RedirectResponse(to, status_code=303)
         self.sessions.save(response, request, replace(session, flash=flash))
         return secured(response)
 
 
 def dashboard(request: Request) -> Dashboard:
+    """The app's dashboard (`install` put it on `app.state`)."""
     dash: Dashboard = request.app.state.dashboard
     return dash
 
 
 def runtime(request: Request) -> Runtime:
+    """The app's runtime (its lifespan put it on `app.state`)."""
     rt: Runtime = request.app.state.runtime
     return rt
 
 
 def secured(response: Response) -> Response:
+    """`response` with `SECURITY_HEADERS`."""
     response.headers.update(SECURITY_HEADERS)
     return response
 
 
 def login_redirect(exc: LoginRequired) -> Response:
+    """The answer to LoginRequired: to the sign-in page and back, or a 401 notice for a
+    fragment (the page around it then offers to sign in again)."""
     if exc.fragment:
         return secured(HTMLResponse(
             '<p class="notice">Signed out: <a href="/login">sign in again</a>.</p>',

@@ -1,5 +1,11 @@
 """The dashboard's pages: the round grid at `/`, a run, a model, and their live fragments.
 
+    GET /                       the round grid and the recent runs
+    GET /runs/{run_id}          a run: its stages, validation, log lines (404 if unknown)
+    GET /models/{name}          a configured model: settings (secrets masked), its runs (404)
+    GET /fragments/grid, /fragments/runs/{run_id}    the parts of those pages that change
+
+Every page needs a signed-in user (else a redirect to `/login`; a fragment answers 401).
 Pages are complete HTML without JavaScript. `static/live.js` swaps in the `/fragments/...`
 part of a page every two seconds while it may change (polling a small fragment keeps the
 server simple and works through any proxy).
@@ -8,47 +14,24 @@ server simple and works through any proxy).
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from numerai_autopilot.ledger import Run
-from numerai_autopilot.numerai import RoundInfo
-from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.web.dashboard.pages import dashboard, runtime
 from numerai_autopilot.web.dashboard.views import (
-    Grid,
-    build_grids,
+    load_grids,
     public_settings,
-    stage_views,
+    stage_rows,
     validation_result,
 )
 
 router = APIRouter(include_in_schema=False)
-_RECENT_RUNS = 500
-
-
-async def grids(rt: Runtime, max_rounds: int = 8) -> tuple[list[Grid], list[Run]]:
-    """The round grids and the runs they were built from (newest first)."""
-    runs = await asyncio.to_thread(rt.ledger.runs, limit=_RECENT_RUNS)
-    rounds: dict[tuple[int, int], RoundInfo] = {}
-    for tournament in sorted({m.tournament_id for m in rt.config.models.values()}):
-        numbers = [r.round_number for r in runs
-                   if r.tournament == tournament and r.round_number is not None]
-        info = await rt.monitor.clock.current(tournament, newer_than=max(numbers, default=None))
-        if info is not None:
-            rounds[(tournament, info.number)] = info
-        for number in set(numbers):
-            known = rt.monitor.clock.known(tournament, number)
-            if known is not None:
-                rounds.setdefault((tournament, number), known)
-    return build_grids(rt.config, runs, rounds, datetime.now(UTC), max_rounds), runs
 
 
 async def _grid_context(request: Request) -> dict[str, Any]:
-    found, runs = await grids(runtime(request))
+    found, runs = await load_grids(runtime(request))
     return {"grids": found, "recent": runs[:15]}
 
 
@@ -74,7 +57,7 @@ async def _run_context(request: Request, run_id: str) -> dict[str, Any]:
         raise HTTPException(404, f"no run {run_id!r}")
     stages = await asyncio.to_thread(ledger.stages, run_id)
     logs = await asyncio.to_thread(ledger.logs, run_id)
-    return {"run": run, "stages": stage_views(stages), "logs": logs,
+    return {"run": run, "stages": stage_rows(stages), "logs": logs,
             "validation": validation_result(run, stages)}
 
 
@@ -103,5 +86,5 @@ async def model_page(request: Request, name: str) -> Response:
         raise HTTPException(404, f"no model named {name!r} in the configuration")
     runs = await asyncio.to_thread(rt.ledger.runs, limit=30, model_name=name)
     context = {"model": model, "settings": public_settings(model),
-               "model_id": rt.services.model_ids.get(name), "runs": runs}
+               "model_id": rt.model_ids.get(name), "runs": runs}
     return dash.render(request, "model.html", context, session, user)

@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
@@ -44,7 +44,12 @@ class Session:
 
 
 class Sessions:
-    """Reads and writes sessions, checks credentials and CSRF tokens for one app."""
+    """Reads and writes sessions, checks credentials and CSRF tokens for one app.
+
+    :raises ConfigError: without `server.secret` (the signing key), with
+        `server.dashboard_user` but no password, or with a `dashboard_password_hash` that
+        is not one.
+    """
 
     def __init__(self, config: AppConfig) -> None:
         server = config.server
@@ -72,9 +77,11 @@ class Sessions:
 
     @property
     def admin_token(self) -> str | None:
+        """`server.admin_token`, or None when none is set."""
         return self._token
 
     def load(self, request: Request) -> Session:
+        """The request's session; a fresh one when the cookie is missing, forged or expired."""
         raw = request.cookies.get(COOKIE)
         if raw:
             try:
@@ -86,6 +93,7 @@ class Sessions:
         return Session()
 
     def save(self, response: Response, request: Request, session: Session) -> None:
+        """Set the signed cookie on `response` (Secure when the request came over HTTPS)."""
         value = self._signer.dumps({"c": session.csrf, "u": session.user, "p": session.proof,
                                     "f": session.flash})
         secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
@@ -135,15 +143,11 @@ class Sessions:
         ):
             raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
 
-    @staticmethod
-    def with_flash(session: Session, message: str | None) -> Session:
-        return replace(session, flash=message)
-
 
 class ApiSession:
     """ASGI middleware: a signed-in dashboard session may read (GET) the JSON API.
 
-    It hands the admin token to `server.auth.is_admin` through `request.state`, only for safe
+    It hands the admin token to `web.auth.is_admin` through `request.state`, only for safe
     methods, so a cookie never authorises a state change without a CSRF token.
     """
 

@@ -1,14 +1,20 @@
-"""What the pages (and `/api/rounds`) show, computed from ledger runs: plain values, no I/O.
+"""What the pages and the JSON API show about rounds and runs, as plain values.
 
-    grids = build_grids(config, runs, rounds={(8, 512): round_info}, now=utcnow())
+`load_grids` reads the recent runs from the ledger and the rounds' times from the runtime's
+current rounds; everything else here is a pure function of what it is given (no I/O), so
+the grid's rules are tested without a server.
+
+    grids, runs = await load_grids(runtime, max_rounds=8)
     grids[0].rounds[0].cells[0].status    # "submitted", "running", "failed", ...
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
@@ -16,10 +22,13 @@ from pydantic import BaseModel, SecretStr
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.ledger import Run, RunState, StageRecord
 from numerai_autopilot.numerai import RoundInfo
+from numerai_autopilot.runtime import Runtime
 
 TOURNAMENT_NAMES = {8: "Classic", 11: "Signals", 12: "Crypto"}
 # Statuses a grid cell can have, in the words the page uses.
 STATUSES = ("submitted", "fallback", "running", "failed", "skipped", "missed", "waiting")
+# How many recent runs the grids are built from.
+_RECENT_RUNS = 500
 
 
 @dataclass(frozen=True)
@@ -36,6 +45,8 @@ class Cell:
 
 @dataclass(frozen=True)
 class RoundRow:
+    """One round of a grid: its times (None when unknown) and a cell per model."""
+
     tournament: int
     number: int
     open_time: datetime | None
@@ -43,6 +54,7 @@ class RoundRow:
     cells: tuple[Cell, ...]
 
     def closes_in_s(self, now: datetime) -> float | None:
+        """Seconds until the round closes (negative once closed), or None if unknown."""
         return None if self.close_time is None else (self.close_time - now).total_seconds()
 
 
@@ -60,7 +72,29 @@ class Grid:
 
     @property
     def running(self) -> bool:
+        """Some run in the grid is in progress (the page keeps polling)."""
         return any(c.status == "running" for r in self.rounds for c in r.cells)
+
+
+async def load_grids(runtime: Runtime, max_rounds: int = 8) -> tuple[list[Grid], list[Run]]:
+    """The round grids (`build_grids`) of the ledger's recent runs, and those runs (newest
+    first). Each tournament's current round comes from the runtime's current rounds, so a
+    round that opened with no run yet shows as waiting."""
+    runs = await asyncio.to_thread(runtime.ledger.runs, limit=_RECENT_RUNS)
+    rounds: dict[tuple[int, int], RoundInfo] = {}
+    current = runtime.rounds
+    for tournament in sorted({m.tournament_id for m in runtime.config.models.values()}):
+        numbers = [r.round_number for r in runs
+                   if r.tournament == tournament and r.round_number is not None]
+        info = await current.latest(tournament, at_least=max(numbers, default=None))
+        if info is not None:
+            rounds[(tournament, info.number)] = info
+        for number in set(numbers):
+            known = current.known(tournament, number)
+            if known is not None:
+                rounds.setdefault((tournament, number), known)
+    grids = build_grids(runtime.config, runs, rounds, datetime.now(UTC), max_rounds)
+    return grids, runs
 
 
 def build_grids(
@@ -70,7 +104,9 @@ def build_grids(
     now: datetime,
     max_rounds: int = 8,
 ) -> list[Grid]:
-    """One grid per tournament that has configured models."""
+    """One grid per tournament that has configured models, its rounds newest first (at most
+    `max_rounds`): the rounds of `runs` (test runs left out) and of `rounds` (number ->
+    the round's times, from Numerai)."""
     by_round: dict[tuple[int, int], list[Run]] = {}
     for run in runs:
         if run.round_number is not None and not run.is_test:
@@ -116,7 +152,9 @@ def cell(model: str, runs: list[Run], open_time: datetime | None,
 
 
 @dataclass(frozen=True)
-class StageView:
+class StageRow:
+    """A row of a run page's stage table."""
+
     state: str
     attempt: int
     started_at: datetime
@@ -126,8 +164,9 @@ class StageView:
     error: str | None
 
 
-def stage_views(stages: Iterable[StageRecord]) -> list[StageView]:
-    return [StageView(s.state.value, s.attempt, s.started_at, s.ended_at, s.duration_s,
+def stage_rows(stages: Iterable[StageRecord]) -> list[StageRow]:
+    """The run page's stage table, in the order the stages ran."""
+    return [StageRow(s.state.value, s.attempt, s.started_at, s.ended_at, s.duration_s,
                       s.outcome, s.error) for s in stages]
 
 
@@ -143,7 +182,7 @@ def validation_result(run: Run, stages: Iterable[StageRecord]) -> str:
 
 
 def public_settings(model: BaseModel) -> dict[str, Any]:
-    """A config table as shown on a page: secrets masked, paths as text."""
+    """A config table as shown on a page or by the API: secrets masked, paths as text."""
     shown: dict[str, Any] = {}
     for key in type(model).model_fields:
         value = getattr(model, key)
@@ -151,6 +190,8 @@ def public_settings(model: BaseModel) -> dict[str, Any]:
             value = "***" if value.get_secret_value() else ""
         elif isinstance(value, tuple | list) and any(isinstance(v, SecretStr) for v in value):
             value = ["***" for _ in value]
+        elif isinstance(value, os.PathLike):
+            value = os.fspath(value)
         shown[key] = value
     return shown
 
@@ -170,6 +211,7 @@ def duration(seconds: float | None) -> str:
 
 
 def countdown(seconds: float | None) -> str:
+    """`closes in 3 min 12 s`, `closed`, or `close time unknown`."""
     if seconds is None:
         return "close time unknown"
     return f"closes in {duration(seconds)}" if seconds > 0 else "closed"

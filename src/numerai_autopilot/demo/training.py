@@ -1,4 +1,4 @@
-"""The demo's three example models, trained on the sandbox's synthetic train data.
+"""The demo's example models, the Classic ones trained on the sandbox's synthetic data.
 
 - `demo_lgbm`: LightGBM on the small feature set (a `file.py:function` predictor);
 - `demo_upload`: a Numerai Model Upload style cloudpickle, `predict(live, benchmarks)`;
@@ -7,6 +7,9 @@
 - `demo_crypto`: a Crypto model (a signal per `symbol`).
 
 Trained once into `models_dir`; later demos load what is there.
+
+    predictors = await prepare_models(client, Path(".autopilot/demo/models"))
+    predictors["demo_plain"]    # "numerai_autopilot.demo.examples.plain:predict"
 """
 
 from __future__ import annotations
@@ -23,7 +26,12 @@ DATA_VERSION = "v5.3"
 
 
 async def prepare_models(client: NumeraiClient, models_dir: Path) -> dict[str, str]:
-    """Train (or reuse) the example models; return each model's predictor reference."""
+    """Train the Classic example models into `models_dir` unless they are there already.
+
+    :param client: a client of the sandbox, which serves the train data.
+    :returns: model name -> its predictor reference, as `models.NAME.predictor` takes it.
+    :raises NumeraiError: the train data could not be downloaded.
+    """
     models_dir.mkdir(parents=True, exist_ok=True)
     lgbm_file = models_dir / "lgbm_small.txt"
     pickle_file = models_dir / "upload_model.pkl"
