@@ -56,21 +56,6 @@ def lease_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def numerai_client(
-    config: AppConfig, http: httpx.AsyncClient, retry: RetryPolicy | None = None
-) -> NumeraiClient:
-    """A client for the configured account; commands keep the default, short retry policy."""
-    keys = config.numerai
-    return NumeraiClient(
-        http,
-        api_url=keys.api_url,
-        public_id=keys.public_id.get_secret_value() if keys.public_id else None,
-        secret_key=keys.secret_key.get_secret_value() if keys.secret_key else None,
-        timeout=keys.timeout,
-        retry=retry or RetryPolicy(),
-    )
-
-
 def load_predictors(config: AppConfig) -> dict[str, PredictorSpec]:
     """Parse every model's predictor reference; one error lists every bad model."""
     specs: dict[str, PredictorSpec] = {}
@@ -122,7 +107,8 @@ class Runtime:
         self.ledger = Ledger.from_url(config.ledger.url)
         self.http = httpx.AsyncClient(timeout=config.numerai.timeout)
         # Runs pass the round's close as their deadline; the policy's cap only has to be longer.
-        self.client = numerai_client(config, self.http, RetryPolicy(deadline_s=RETRY_CAP_S))
+        self.client = NumeraiClient.from_settings(
+            self.http, config.numerai, RetryPolicy(deadline_s=RETRY_CAP_S))
         self.executor = Executor(
             config.executor,
             local_directory=config.resolve_path(config.data.cache_dir) / "dask",

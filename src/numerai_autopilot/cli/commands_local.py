@@ -168,13 +168,13 @@ def webhook_url_command(
     if model_id is None:
         import httpx
 
+        from numerai_autopilot.numerai import NumeraiClient
         from numerai_autopilot.runs import ModelIds
-        from numerai_autopilot.runtime import numerai_client
 
         async def resolve() -> str:
             async with httpx.AsyncClient() as http:
                 ids = ModelIds(config.models, config.source)
-                await ids.resolve(numerai_client(config, http))
+                await ids.resolve(NumeraiClient.from_settings(http, config.numerai))
                 return ids.id_of(model)
 
         model_id = asyncio.run(resolve())

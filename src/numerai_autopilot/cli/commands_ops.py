@@ -29,8 +29,8 @@ from numerai_autopilot.cli.shared import (
 )
 from numerai_autopilot.config import AppConfig, webhook_url
 from numerai_autopilot.errors import ConfigError
+from numerai_autopilot.numerai import NumeraiClient
 from numerai_autopilot.runs import ModelIds
-from numerai_autopilot.runtime import numerai_client
 
 ServerOption = Annotated[
     str | None,
@@ -75,7 +75,7 @@ async def register_webhooks(config: AppConfig, base_url: str, *, clear: bool) ->
     """Register each model's webhook at `base_url` (or clear it), showing what was there before."""
     secret = None if clear else server_secrets(config)[0]
     async with httpx.AsyncClient() as http:
-        client = numerai_client(config, http)
+        client = NumeraiClient.from_settings(http, config.numerai)
         ids = await ModelIds(config.models, config.source).checked(client)
         before = await registered_webhooks(config, http)
         if before is None:
@@ -112,7 +112,7 @@ async def _trigger(config: AppConfig, model: str, wait: bool, timeout: float,
                    server_url: str | None) -> int:
     started = time.monotonic()
     async with httpx.AsyncClient() as http:
-        client = numerai_client(config, http)
+        client = NumeraiClient.from_settings(http, config.numerai)
         ids = ModelIds(config.models, config.source)
         model_id = (await ids.checked(client, only=model))[model]
         trigger_id = await client.trigger_model_webhook(model_id, deadline=time.time() + timeout)

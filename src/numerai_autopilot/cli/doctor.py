@@ -22,7 +22,6 @@ from numerai_autopilot.executor import Executor, PredictorSpec, parse_predictor
 from numerai_autopilot.ledger import Ledger
 from numerai_autopilot.numerai import AuthenticationError, ModelInfo, NumeraiClient
 from numerai_autopilot.runs import ModelIds
-from numerai_autopilot.runtime import numerai_client
 
 _NAMES = {8: "classic", 11: "signals", 12: "crypto"}
 
@@ -50,7 +49,7 @@ class Doctor:
                   "set" if secret else "missing; set AUTOPILOT_SECRET (webhook tokens need it)")
         await asyncio.to_thread(self._ledger)
         async with httpx.AsyncClient() as http:
-            client = numerai_client(config, http)
+            client = NumeraiClient.from_settings(http, config.numerai)
             account = await self._keys(client)
             if account is not None:
                 ids = self._model_ids(account)

@@ -19,7 +19,7 @@ from numerai_autopilot.numerai.errors import (
     TransientError,
     UploadError,
 )
-from numerai_autopilot.numerai.records import (
+from numerai_autopilot.numerai.results import (
     DownloadResult,
     ModelInfo,
     RoundInfo,

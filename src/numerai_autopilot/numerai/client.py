@@ -30,7 +30,7 @@ from numerai_autopilot.numerai.errors import (
     safe_url,
 )
 from numerai_autopilot.numerai.graphql import GraphQL
-from numerai_autopilot.numerai.records import (
+from numerai_autopilot.numerai.results import (
     DownloadResult,
     ModelInfo,
     RoundInfo,

@@ -28,7 +28,7 @@ from numerai_autopilot.numerai.errors import (
     transient_status,
     translate_transport_error,
 )
-from numerai_autopilot.numerai.records import DownloadResult
+from numerai_autopilot.numerai.results import DownloadResult
 from numerai_autopilot.numerai.retry import Budget, Clock, RetryPolicy, deadline_exceeded
 
 __all__ = ["Progress", "download_file", "part_path"]

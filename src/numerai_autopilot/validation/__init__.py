@@ -12,7 +12,7 @@ from numerai_autopilot.validation.classic import (
     validate_predictions,
     warm_up,
 )
-from numerai_autopilot.validation.signals import (
+from numerai_autopilot.validation.tickers import (
     CRYPTO,
     KEY_COLUMNS,
     MIN_TICKERS,

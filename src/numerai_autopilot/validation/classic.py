@@ -10,7 +10,7 @@ numerai-tools is imported inside the function: it pulls in scipy, which must sta
 server's start-up path.
 
 Tournaments: Classic (8) here; Signals (11) and Crypto (12), keyed by tickers, in
-``signals.py``. ``_VALIDATORS`` maps each tournament to its checks.
+``tickers.py``. ``_VALIDATORS`` maps each tournament to its checks.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from numerai_autopilot.errors import ValidationError
-from numerai_autopilot.validation.signals import CRYPTO, KEY_COLUMNS, SIGNALS, validate_tickers
+from numerai_autopilot.validation.tickers import CRYPTO, KEY_COLUMNS, SIGNALS, validate_tickers
 
 if TYPE_CHECKING:
     import pandas as pd
