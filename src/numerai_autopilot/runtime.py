@@ -143,6 +143,7 @@ class Runtime:
             self.ledger, self.pipeline, self.owner,
             max_concurrent=config.server.max_concurrent_runs,
             lease_s=config.server.run_lease,
+            quiet=self.recorder.quiet,
         )
         self.watcher = RoundWatcher(
             self.ledger, self.rounds, self.model_ids, self.dispatcher.wake,

@@ -55,3 +55,32 @@ async def test_a_ledger_error_reaches_every_caller_of_the_batch(ledger: Ledger) 
                                        return_exceptions=True)
     assert all(isinstance(result, LedgerError) for result in results), results
     assert "could not record a run" in str(results[0])
+
+
+async def test_quiet_waits_until_queued_runs_are_committed(ledger: Ledger) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        recorder = BatchRecorder(ledger, pool)
+        tasks = [asyncio.ensure_future(recorder.record(webhook_run(i))) for i in range(30)]
+        await asyncio.sleep(0)  # the webhooks' handlers queue their runs
+        await recorder.quiet(window_s=0.001, longest_s=60)
+        assert len(ledger.runs()) == 30  # committed before quiet() returned
+        await asyncio.gather(*tasks)
+
+
+async def test_quiet_returns_at_once_when_nothing_was_recorded(ledger: Ledger) -> None:
+    recorder = BatchRecorder(ledger)
+    # a window of a minute: only "nothing arrived" lets it return within the test's bound
+    await asyncio.wait_for(recorder.quiet(window_s=60, longest_s=120), timeout=10)
+
+
+async def test_quiet_gives_up_under_a_steady_stream_of_webhooks(ledger: Ledger) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        recorder = BatchRecorder(ledger, pool)
+        waiter = asyncio.create_task(recorder.quiet(window_s=30, longest_s=0.2))
+        sent = 0
+        while not waiter.done() and sent < 5000:  # a webhook every few ms, never quiet
+            await recorder.record(webhook_run(sent))
+            sent += 1
+            await asyncio.sleep(0.002)
+        assert waiter.done(), "quiet() never returned while webhooks kept arriving"
+        assert sent < 5000

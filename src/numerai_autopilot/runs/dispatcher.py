@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from numerai_autopilot.ledger import Ledger, Run
 from numerai_autopilot.runs.pipeline import Pipeline
@@ -19,7 +20,12 @@ log = logging.getLogger(__name__)
 
 class Dispatcher:
     """Claims runs as `owner` under leases of `lease_s` seconds and executes them through
-    `pipeline`, at most `max_concurrent` at a time, looking for work every `poll_s`."""
+    `pipeline`, at most `max_concurrent` at a time, looking for work every `poll_s`.
+
+    With `quiet` (the webhook recorder's), a claim first waits for the webhooks to go quiet,
+    so a burst is answered before its runs start; when nothing runs yet, one run is claimed
+    at once, since it starts the round's download that the others wait for anyway.
+    """
 
     def __init__(
         self,
@@ -30,6 +36,7 @@ class Dispatcher:
         max_concurrent: int = 32,
         lease_s: float = 60.0,
         poll_s: float = 1.0,
+        quiet: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._ledger = ledger
         self._pipeline = pipeline
@@ -37,6 +44,7 @@ class Dispatcher:
         self._max = max_concurrent
         self._lease_s = lease_s
         self._poll_s = poll_s
+        self._quiet = quiet
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
@@ -78,6 +86,10 @@ class Dispatcher:
             self._wake.clear()
 
     async def _claim_and_start(self) -> None:
+        if self._quiet is not None:
+            if not self._running and self._max > 0 and not await self._claim(1):
+                return
+            await self._quiet()
         while (free := self._max - len(self._running)) > 0:
             if await self._claim(free) < free:
                 return

@@ -13,6 +13,8 @@ still resuming only once its own write is committed.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Generic, TypeVar
@@ -48,6 +50,11 @@ class Batcher(Generic[T, R]):
             self._writer = loop.create_task(self._write_all())
         return await future
 
+    @property
+    def busy(self) -> bool:
+        """Something is queued or being written."""
+        return bool(self._pending) or (self._writer is not None and not self._writer.done())
+
     async def _write_all(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
@@ -71,10 +78,26 @@ class BatchRecorder(Batcher[NewRun, tuple[Run, bool]]):
 
     def __init__(self, ledger: Ledger, executor: Executor | None = None) -> None:
         super().__init__(ledger.record_many, executor)
+        self._last_queued = -math.inf  # time.monotonic() of the last run queued
 
     async def record(self, run: NewRun) -> tuple[Run, bool]:
         """`(run, created)` once committed; raises what `Ledger.record` raises."""
+        self._last_queued = time.monotonic()
         return await self.submit(run)
+
+    async def quiet(self, window_s: float = 0.01, longest_s: float = 0.5) -> None:
+        """Return once nothing is queued or being written and no run was queued for
+        `window_s`, or after `longest_s` at most (a steady stream must not hold work back).
+
+        The dispatcher waits for this before claiming, so a burst of webhooks is answered
+        before its runs' work competes with it for the event loop.
+        """
+        give_up = time.monotonic() + longest_s
+        while (now := time.monotonic()) < give_up:
+            wait = window_s if self.busy else self._last_queued + window_s - now
+            if wait <= 0:
+                return
+            await asyncio.sleep(min(wait, give_up - now))
 
 
 class BatchAdvancer(Batcher[Change, Run]):
