@@ -23,8 +23,7 @@ class Dispatcher:
     `pipeline`, at most `max_concurrent` at a time, looking for work every `poll_s`.
 
     With `quiet` (the webhook recorder's), a claim first waits for the webhooks to go quiet,
-    so a burst is answered before its runs start; when nothing runs yet, one run is claimed
-    at once, since it starts the round's download that the others wait for anyway.
+    so a burst is answered before its runs' work competes with it for the event loop.
     """
 
     def __init__(
@@ -87,8 +86,6 @@ class Dispatcher:
 
     async def _claim_and_start(self) -> None:
         if self._quiet is not None:
-            if not self._running and self._max > 0 and not await self._claim(1):
-                return
             await self._quiet()
         while (free := self._max - len(self._running)) > 0:
             if await self._claim(free) < free:

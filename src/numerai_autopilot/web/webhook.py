@@ -61,13 +61,13 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(WebhookRefused, _refused)  # type: ignore[arg-type]
 
 
-def started(request: Request) -> float:
+async def started(request: Request) -> float:
     """When the webhook's handling began (for `webhook_seconds`); the first dependency."""
     request.state.webhook_started = time.perf_counter()
     return request.state.webhook_started  # type: ignore[no-any-return]
 
 
-def runtime(request: Request) -> Runtime:
+async def runtime(request: Request) -> Runtime:
     """The app's runtime; 503 while the server is still starting (Numerai retries)."""
     found: Runtime | None = getattr(request.app.state, "runtime", None)
     if found is None:
