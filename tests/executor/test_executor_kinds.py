@@ -25,7 +25,6 @@ from numerai_autopilot.executor import (
     PredictorRaised,
     parse_predictor,
 )
-from numerai_autopilot.executor.cluster import LOG_LENGTH
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -190,8 +189,6 @@ async def test_scatter_transfer_through_a_scheduler_address(
         outs = [await remote.predict(job("predictors_fixture:good", data, bench=True))
                 for _ in range(3)]
         assert len(remote._scattered) == 2  # live + benchmarks, once each
-        # our client's comm keeps a short log of what it sent (each message a task's spec)
-        assert remote.client.scheduler_comm.recent_message_log.maxlen == LOG_LENGTH
     for out in outs:
         assert_predictions(out.predictions)
     assert ROWS == len(outs[0].predictions)
@@ -226,13 +223,7 @@ async def test_the_local_cluster_keeps_quiet_clocks(executor: Executor) -> None:
     # at Dask's defaults; the workers, restarted ones included, get the slower ones
     expected = {"distributed.admin.tick.interval": "500ms",
                 "distributed.worker.profile.enabled": False,
-                "distributed.worker.memory.monitor-interval": "500ms",
-                "distributed.admin.low-level-log-length": LOG_LENGTH}
-    # and in this process, the scheduler's and the client's logs "for developers" are short:
-    # their entries hold task specs, walked by every full garbage collection
-    scheduler = executor._cluster.local.scheduler
-    assert scheduler.transition_log.maxlen == LOG_LENGTH
-    assert executor.client.scheduler_comm.recent_message_log.maxlen == LOG_LENGTH
+                "distributed.worker.memory.monitor-interval": "500ms"}
     on_workers = await executor.client.run(_config, list(expected))
     assert len(on_workers) == 2
     assert all(found == expected for found in on_workers.values()), on_workers

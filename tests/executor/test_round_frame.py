@@ -1,4 +1,4 @@
-"""A round file opens on a worker as the frame pandas would rebuild from it, faster."""
+"""A round file opens on a worker as the frame pandas would rebuild from it."""
 
 from __future__ import annotations
 

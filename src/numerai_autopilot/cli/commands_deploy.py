@@ -86,16 +86,11 @@ def cloudrun(
 
 def _secret_values(config: AppConfig) -> dict[str, str | None]:
     """The value of each of `SECRET_ENV`'s variables from the config (None when unset)."""
-
-    def plain(value: object) -> str | None:
-        get = getattr(value, "get_secret_value", None)
-        return str(get()) if get is not None else None
-
-    values = {
-        "NUMERAI_PUBLIC_ID": plain(config.numerai.public_id),
-        "NUMERAI_SECRET_KEY": plain(config.numerai.secret_key),
-        "AUTOPILOT_SECRET": plain(config.server.secret),
-        "AUTOPILOT_ADMIN_TOKEN": plain(config.server.admin_token),
+    secrets = {
+        "NUMERAI_PUBLIC_ID": config.numerai.public_id,
+        "NUMERAI_SECRET_KEY": config.numerai.secret_key,
+        "AUTOPILOT_SECRET": config.server.secret,
+        "AUTOPILOT_ADMIN_TOKEN": config.server.admin_token,
     }
-    assert set(values) == set(SECRET_ENV)
-    return values
+    assert set(secrets) == set(SECRET_ENV)
+    return {env: s.get_secret_value() if s is not None else None for env, s in secrets.items()}

@@ -16,7 +16,7 @@ from numerai_autopilot.cli.shared import (
     DEFAULT_CONFIG,
     ConfigOption,
     app,
-    configure_logging,
+    colour,
     console,
     friendly,
     load,
@@ -24,6 +24,7 @@ from numerai_autopilot.cli.shared import (
 from numerai_autopilot.config import TOURNAMENT_IDS, AppConfig, webhook_url
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.ledger import Ledger, Run, RunState, StageRecord
+from numerai_autopilot.observe import setup_logging
 
 STAGES = (RunState.DOWNLOADING, RunState.PREDICTING, RunState.VALIDATING, RunState.UPLOADING)
 
@@ -70,7 +71,7 @@ def run(
     out: Annotated[Path, typer.Option(help="Where --dry-run writes CSVs.")] = Path("predictions"),
 ) -> None:
     """Run one model now, without a webhook."""
-    configure_logging("WARNING")
+    setup_logging("WARNING")
     config = load(config_path)
     config.model(model)
     final = asyncio.run(_run_now(config, model, round_number, out if dry_run else None))
@@ -132,7 +133,7 @@ def _print_runs(ledger: Ledger, runs: list[Run]) -> None:
         table.add_row(
             run.id, run.model_name, names.get(run.tournament, str(run.tournament)),
             "test" if run.is_test else str(run.round_number),
-            _colour(run.state), *(timings.get(s, "") for s in STAGES),
+            colour(run.state.value), *(timings.get(s, "") for s in STAGES),
             f"{total:.1f}s" if run.state.is_final else "", str(run.detail.get("rows", "")),
             str(outcome),
         )
@@ -145,11 +146,6 @@ def _stage_seconds(stages: list[StageRecord]) -> dict[RunState, str]:
         end = stage.ended_at or datetime.now(stage.started_at.tzinfo)
         spent[stage.state] = spent.get(stage.state, 0.0) + (end - stage.started_at).total_seconds()
     return {state: f"{seconds:.2f}s" for state, seconds in spent.items()}
-
-
-def _colour(state: RunState) -> str:
-    colour = {RunState.SUBMITTED: "green", RunState.FAILED: "red", RunState.SKIPPED: "yellow"}
-    return f"[{colour.get(state, 'cyan')}]{state.value}[/]"
 
 
 @app.command("webhook-url")

@@ -22,6 +22,7 @@ from numerai_autopilot.cli.shared import (
     DEFAULT_CONFIG,
     ConfigOption,
     app,
+    colour,
     console,
     err,
     friendly,
@@ -41,13 +42,10 @@ EXIT_TIMEOUT = 124
 _POLL_S = 1.0
 
 
-def _admin_token(config: AppConfig) -> str | None:
-    token = config.server.admin_token
-    return token.get_secret_value() if token is not None else None
-
-
 def _server(config: AppConfig, http: httpx.AsyncClient, url: str | None) -> RemoteServer:
-    return RemoteServer(http, url or default_server_url(config), _admin_token(config))
+    token = config.server.admin_token
+    return RemoteServer(http, url or default_server_url(config),
+                        token.get_secret_value() if token is not None else None)
 
 
 # -- register ------------------------------------------------------------------------------
@@ -208,17 +206,12 @@ async def _status(config: AppConfig, server_url: str | None, rounds: int) -> Non
             if latest is None:
                 table.add_row(key, name, "[dim]no run[/]", "", "")
                 continue
-            table.add_row(key, name, _colour(latest.state), latest.id,
+            table.add_row(key, name, colour(latest.state), latest.id,
                           latest.submission_id or latest.error or "")
     if not by_round:
         console.print("no runs yet")
         return
     console.print(table)
-
-
-def _colour(state: str) -> str:
-    colour = {"submitted": "green", "failed": "red", "skipped": "yellow"}.get(state, "cyan")
-    return f"[{colour}]{state}[/]"
 
 
 @app.command()

@@ -17,10 +17,10 @@ from numerai_autopilot.cli.shared import (
     DEFAULT_CONFIG,
     ConfigOption,
     app,
-    configure_logging,
     friendly,
     load,
 )
+from numerai_autopilot.observe import setup_logging
 
 LogFormat = Annotated[str, typer.Option("--log-format", help="text, or json for Cloud Logging.")]
 
@@ -39,7 +39,7 @@ def serve(
 
     from numerai_autopilot.web import create_app
 
-    configure_logging(log_level, log_format)
+    setup_logging(log_level, log_format)
     config = load(config_path)
     bind_port = port if port is not None else int(os.environ.get("PORT", config.server.port))
     uvicorn.run(
@@ -80,7 +80,7 @@ def sandbox(
     )
     from numerai_autopilot.sandbox import serve as serve_sandbox
 
-    configure_logging("INFO")
+    setup_logging("INFO")
     settings = SandboxSettings(
         data_dir=data_dir,
         public_id=public_id or DEFAULT_PUBLIC_ID,
@@ -103,7 +103,7 @@ def demo(
     """A whole round on this machine: sandbox, example models, real webhooks and submissions."""
     from numerai_autopilot.demo import run_demo
 
-    configure_logging("WARNING")
+    setup_logging("WARNING")
     code = asyncio.run(run_demo(workdir, timeout=timeout, keep_serving=keep_serving))
     raise typer.Exit(code)
 

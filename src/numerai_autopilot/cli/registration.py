@@ -20,20 +20,8 @@ import httpx
 
 from numerai_autopilot.config import AppConfig, verify_token
 from numerai_autopilot.errors import ConfigError
-from numerai_autopilot.numerai import NumeraiError, RetryPolicy
-from numerai_autopilot.numerai.graphql import GraphQL
-from numerai_autopilot.numerai.retry import Clock
+from numerai_autopilot.numerai import NumeraiClient, RetryPolicy
 
-_WEBHOOKS = """
-query {
-  account {
-    models {
-      id
-      submissionWebhook
-    }
-  }
-}
-"""
 _TOKEN = re.compile(r"(token=)[^&#\s]+")
 
 
@@ -59,23 +47,10 @@ def server_secrets(config: AppConfig) -> list[str]:
 async def registered_webhooks(
     config: AppConfig, http: httpx.AsyncClient
 ) -> dict[str, str | None] | None:
-    """Model id -> the webhook Numerai has for it, or None when Numerai does not say."""
-    keys = config.numerai
-    gql = GraphQL(
-        http, keys.api_url,
-        keys.public_id.get_secret_value() if keys.public_id else None,
-        keys.secret_key.get_secret_value() if keys.secret_key else None,
-        retry=RetryPolicy(deadline_s=30.0), timeout=keys.timeout, clock=Clock(),
-    )
-    try:
-        account = await gql.call("account", _WEBHOOKS, {}, auth=True, deadline=None)
-    except NumeraiError as exc:
-        if "submissionWebhook" in str(exc):  # the field is unknown to this API
-            return None
-        raise
-    return {
-        str(m["id"]): m.get("submissionWebhook") or None for m in (account or {}).get("models") or []
-    }
+    """Model id -> the webhook Numerai has for it, or None when Numerai does not say;
+    transient failures are retried for up to 30 s."""
+    client = NumeraiClient.from_settings(http, config.numerai, RetryPolicy(deadline_s=30.0))
+    return await client.submission_webhooks()
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,6 @@ from rich.console import Console
 
 from numerai_autopilot.config import AppConfig, load_config
 from numerai_autopilot.errors import AutopilotError, ConfigError
-from numerai_autopilot.observe import setup_logging
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -43,11 +42,6 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", envvar="AUTOPILOT_CONFIG", help="Path to autopilot.toml."),
 ]
 DEFAULT_CONFIG = Path("autopilot.toml")
-
-
-def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
-    """The process's log lines at `level`, as text or as JSON (`fmt="json"`, Cloud Logging)."""
-    setup_logging(level=level, fmt=fmt)
 
 
 def load(path: Path) -> AppConfig:
@@ -73,3 +67,9 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def colour(state: str) -> str:
+    """A run state in Rich markup: green submitted, red failed, yellow skipped, else cyan."""
+    colours = {"submitted": "green", "failed": "red", "skipped": "yellow"}
+    return f"[{colours.get(state, 'cyan')}]{state}[/]"

@@ -31,8 +31,6 @@ if TYPE_CHECKING:  # not at run time: worker processes import this package witho
 log = logging.getLogger(__name__)
 _KILL_WAIT_S = 5.0
 
-LOG_LENGTH_KEY = "distributed.admin.low-level-log-length"
-LOG_LENGTH = 50
 CLUSTER_CONFIG: Mapping[str, object] = {
     "distributed.scheduler.allowed-failures": 0,
     "distributed.scheduler.worker-saturation": 1.0,
@@ -43,10 +41,6 @@ CLUSTER_CONFIG: Mapping[str, object] = {
     "distributed.admin.tick.interval": "500ms",
     "distributed.worker.profile.enabled": False,
     "distributed.worker.memory.monitor-interval": "500ms",
-    # Dask's logs "for developers" (the scheduler's transition log, each comm's recent
-    # messages, event topics) keep 1000 entries by default, and a message to a worker holds
-    # its task's spec: in the server's process, objects for every garbage collection to walk.
-    LOG_LENGTH_KEY: LOG_LENGTH,
 }
 
 
@@ -141,9 +135,8 @@ class Cluster:
                 self.client = await client_cls(self.local, asynchronous=True,
                                            set_as_default=False)
         else:
-            with dask.config.set({LOG_LENGTH_KEY: LOG_LENGTH}):  # the client's comm's log
-                self.client = await client_cls(config.scheduler, asynchronous=True,
-                                               set_as_default=False)
+            self.client = await client_cls(config.scheduler, asynchronous=True,
+                                           set_as_default=False)
         await self.client.run_on_scheduler(_configure_scheduler)
         from numerai_autopilot.executor.worker_plugin import WarmImports
 

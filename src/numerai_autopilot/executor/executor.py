@@ -70,7 +70,6 @@ class Executor:
         self._reasons: dict[str, str] = {}
         self._scattered: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()
         self._running = 0
-        self.scatters = 0  # round files broadcast to the workers (once per file, not per task)
         self._slots = asyncio.Condition()
 
     async def start(self) -> None:
@@ -227,7 +226,7 @@ class Executor:
         started: asyncio.Future[_Started] = loop.create_future()
         self._started[key] = started
         future = self.client.submit(func, request, *args, key=key, pure=False, retries=0)
-        result: asyncio.Task[T] = asyncio.ensure_future(_await(future))
+        result: asyncio.Future[T] = asyncio.ensure_future(future)
         try:
             either: list[asyncio.Future[Any]] = [started, result]
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
@@ -333,13 +332,7 @@ class Executor:
             self._scattered.pop(token, None)
             raise
 
-    async def transfer_stats(self) -> dict[str, dict[str, int]]:
-        """Per worker: how many times it wrote each scattered round file (once is right)."""
-        stats: dict[str, dict[str, int]] = await self.client.run(worker_side.transfer_stats)
-        return stats
-
     async def _scatter(self, path: Path) -> Any:
-        self.scatters += 1
         data = await asyncio.to_thread(path.read_bytes)
         try:
             # workers replaced after a crash may still be starting
@@ -360,7 +353,3 @@ class _NotStarted(Exception):
 
 async def _no_args() -> tuple[Any, ...]:
     return ()
-
-
-async def _await(future: Any) -> Any:
-    return await future

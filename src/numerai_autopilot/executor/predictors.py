@@ -33,17 +33,6 @@ from numerai_autopilot.errors import ConfigError, PredictorError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = [
-    "BenchmarkPredictor",
-    "LoadedPredictor",
-    "Predictor",
-    "PredictorKind",
-    "PredictorOutput",
-    "PredictorSpec",
-    "load_predictor",
-    "parse_predictor",
-]
-
 PredictorOutput: TypeAlias = "pd.DataFrame | pd.Series"
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".cloudpickle")
 
@@ -63,8 +52,6 @@ class BenchmarkPredictor(Protocol):
         self, live_features: pd.DataFrame, live_benchmark_models: pd.DataFrame, /
     ) -> PredictorOutput: ...
 
-
-AnyPredictor: TypeAlias = Predictor | BenchmarkPredictor
 
 
 class PredictorKind(str, enum.Enum):
@@ -127,14 +114,6 @@ def _fingerprint(path: Path) -> str:
     return f"{st.st_mtime_ns}-{st.st_size}"
 
 
-def _is_within(path: Path, directory: Path) -> bool:
-    try:
-        path.relative_to(directory)
-    except ValueError:
-        return False
-    return True
-
-
 def parse_predictor(
     ref: str, base_dir: Path, pickle_dirs: Sequence[Path] | None = None
 ) -> PredictorSpec:
@@ -182,7 +161,7 @@ def parse_predictor(
 def _parse_pickle(text: str, base: Path, pickle_dirs: Sequence[Path] | None) -> PredictorSpec:
     path = (base / Path(text).expanduser()).resolve()
     allowed = [d.expanduser().resolve() for d in (pickle_dirs if pickle_dirs else [base])]
-    if not any(_is_within(path, d) for d in allowed):
+    if not any(path.is_relative_to(d) for d in allowed):
         dirs = ", ".join(str(d) for d in allowed)
         raise ConfigError(
             f"predictor {text!r}: pickle {path} is outside the allowed pickle directories "

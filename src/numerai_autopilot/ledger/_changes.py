@@ -1,14 +1,9 @@
-"""State changes in the caller's transaction, many at once: every check, then a few writes.
+"""State changes in the caller's transaction, one after another.
 
-A change reads its run, checks the move (`check_advance`), closes the open stage row
-(its outcome is the state entered), opens the next, appends its log line and updates the
-run. A batch is one read and one statement per kind of write, each executed for every row
-at once, so a round's runs changing together cost about as much as one. Every check comes
-before the first write, so a refused change fails alone and leaves nothing behind.
-
-Stage rows of one run must be written in order (a `via` state is opened and closed on the
-way). Rows of different runs are independent, so the n-th stage write of every change goes
-in the same statement; a run changed twice in one batch is split into consecutive waves.
+A change reads its run, checks the move (`check_advance`), closes the open stage row (its
+outcome is the state entered), opens the next (a `via` state is opened and closed on the
+way), appends its log line and updates the run. Every check comes before the change's first
+write, so a refused change fails alone and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -16,9 +11,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger._rows import log_row, run_from_row
@@ -26,97 +20,43 @@ from numerai_autopilot.ledger.records import Change, Run
 from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
 from numerai_autopilot.ledger.states import RunState, can_transition, transition_hint
 
-_CLOSE_STAGE = (
-    update(run_stages)
-    .where(run_stages.c.run_id == bindparam("b_run"), run_stages.c.ended_at.is_(None))
-    .values(ended_at=bindparam("b_at", type_=run_stages.c.ended_at.type),
-            outcome=bindparam("b_outcome"), error=bindparam("b_error"))
-)
-_SET_RUN = (
-    update(runs)
-    .where(runs.c.id == bindparam("b_id"))
-    .values(**{name: bindparam(f"b_{name}", type_=runs.c[name].type)
-               for name in ("state", "updated_at", "error", "submission_id", "detail",
-                            "lease_until", "owner")})
-)
-
-# A stage write: ("close", params of _CLOSE_STAGE) or ("open", a run_stages row).
-_Write = tuple[str, dict[str, Any]]
-
 
 def apply_changes(conn: Connection, changes: Sequence[Change], now: datetime, pg: bool
                   ) -> list[Run | LedgerError]:
     """Make `changes` in order in `conn`'s transaction; per change, the run after it or the
     LedgerError that refused it (nothing of that change written)."""
+    if pg:  # lock the batch's runs in one order, so two batches never deadlock
+        ids = sorted({change.run_id for change in changes})
+        conn.execute(select(runs.c.id).where(runs.c.id.in_(ids)).order_by(runs.c.id)
+                     .with_for_update())
     results: list[Run | LedgerError] = []
-    wave: list[Change] = []
     for change in changes:
-        if any(c.run_id == change.run_id for c in wave):
-            results += _apply_wave(conn, wave, now, pg)
-            wave = []
-        wave.append(change)
-    return results + (_apply_wave(conn, wave, now, pg) if wave else [])
-
-
-def _apply_wave(conn: Connection, wave: list[Change], now: datetime, pg: bool
-                ) -> list[Run | LedgerError]:
-    """Changes of distinct runs."""
-    query = select(runs).where(runs.c.id.in_([c.run_id for c in wave])).order_by(runs.c.id)
-    if pg:
-        query = query.with_for_update()
-    current = {run.id: run for run in map(run_from_row, conn.execute(query))}
-    results: list[Run | LedgerError] = []
-    stage_writes: list[list[_Write]] = []
-    lines: list[dict[str, Any]] = []
-    for change in wave:
-        run = current.get(change.run_id)
         try:
-            if run is None:
-                raise LedgerError(f"run {change.run_id} not found in the ledger")
-            after, writes, line = _plan(conn, run, change, now)
+            results.append(_apply(conn, change, now))
         except LedgerError as exc:
             results.append(exc)
-            continue
-        results.append(after)
-        stage_writes.append(writes)
-        if line is not None:
-            lines.append(line)
-    changed = [r for r in results if isinstance(r, Run)]
-    if not changed:
-        return results
-    for layer in range(max(len(w) for w in stage_writes)):
-        step = [w[layer] for w in stage_writes if len(w) > layer]
-        closes = [params for kind, params in step if kind == "close"]
-        opens = [params for kind, params in step if kind == "open"]
-        if closes:
-            conn.execute(_CLOSE_STAGE, closes)
-        if opens:
-            conn.execute(insert(run_stages), opens)
-    if lines:
-        conn.execute(insert(run_logs), lines)
-    conn.execute(_SET_RUN, [
-        {"b_id": r.id, "b_state": r.state.value, "b_updated_at": r.updated_at,
-         "b_error": r.error, "b_submission_id": r.submission_id, "b_detail": r.detail,
-         "b_lease_until": r.lease_until, "b_owner": r.owner}
-        for r in changed])
     return results
 
 
-def _plan(conn: Connection, run: Run, change: Change, now: datetime
-          ) -> tuple[Run, list[_Write], dict[str, Any] | None]:
-    """The run after `change`, its stage writes and log row; raises LedgerError, having
-    written nothing, when the change is refused."""
+def _apply(conn: Connection, change: Change, now: datetime) -> Run:
+    """Write `change` and return the run after it; raises LedgerError, having written
+    nothing, when the change is refused."""
+    row = conn.execute(select(runs).where(runs.c.id == change.run_id)).first()
+    if row is None:
+        raise LedgerError(f"run {change.run_id} not found in the ledger")
+    run = run_from_row(row)
     state, via = RunState(change.state), change.via
     passing = dataclasses.replace(run, state=RunState(via)) if via is not None else run
     if via is not None:
         check_advance(run, via, change.owner, None, None)
     check_advance(passing, state, change.owner, change.error, change.submission_id)
-    line = (log_row(change.run_id, *change.log) | {"at": now}
-            if change.log is not None else None)
-    writes: list[_Write] = []
+    line = log_row(change.run_id, *change.log) if change.log is not None else None
+
     if via is not None:
-        writes += _stage_writes(conn, run, via, None, now)
-    writes += _stage_writes(conn, passing, state, change.error, now)
+        _enter_stage(conn, run, via, None, now)
+    _enter_stage(conn, passing, state, change.error, now)
+    if line is not None:
+        conn.execute(insert(run_logs).values(at=now, **line))
     error = change.error
     if state is passing.state and not state.is_final and error is None:
         error = passing.error
@@ -128,7 +68,12 @@ def _plan(conn: Connection, run: Run, change: Change, now: datetime
         lease_until=None if state.is_final or state is RunState.QUEUED else run.lease_until,
         owner=None if state is RunState.QUEUED else run.owner,
     )
-    return after, writes, line
+    conn.execute(update(runs).where(runs.c.id == run.id).values(
+        state=after.state.value, updated_at=now, error=after.error,
+        submission_id=after.submission_id, detail=after.detail,
+        lease_until=after.lease_until, owner=after.owner,
+    ))
+    return after
 
 
 def check_advance(
@@ -159,24 +104,26 @@ def check_advance(
         raise LedgerError(f"{name}: say why it failed (error=...) so a person can act")
 
 
-def _stage_writes(conn: Connection, run: Run, state: RunState, error: str | None,
-                  now: datetime) -> list[_Write]:
-    """Close the run's open stage (its outcome: `state`) and open `state`'s, unless final."""
+def _enter_stage(conn: Connection, run: Run, state: RunState, error: str | None,
+                 now: datetime) -> None:
+    """Close the run's open stage (its outcome: `state`) and open `state`'s, unless final;
+    nothing when `state` is the run's own and its stage is open for this attempt."""
     if state is run.state:
         resumed = conn.scalar(
-            select(func.count()).select_from(run_stages).where(and_(
+            select(func.count()).select_from(run_stages).where(
                 run_stages.c.run_id == run.id, run_stages.c.ended_at.is_(None),
-                run_stages.c.attempt == run.attempts))
+                run_stages.c.attempt == run.attempts)
         )
         if resumed:
-            return []  # already timing this stage for this attempt
+            return
     ending_error = (
         error if state in (RunState.FAILED, RunState.SKIPPED, RunState.QUEUED) else None
     )
-    writes: list[_Write] = [("close", {"b_run": run.id, "b_at": now,
-                                       "b_outcome": state.value, "b_error": ending_error})]
+    conn.execute(
+        update(run_stages)
+        .where(run_stages.c.run_id == run.id, run_stages.c.ended_at.is_(None))
+        .values(ended_at=now, outcome=state.value, error=ending_error)
+    )
     if not state.is_final:
-        writes.append(("open", {"run_id": run.id, "state": state.value, "attempt": run.attempts,
-                                "started_at": now, "ended_at": None, "outcome": None,
-                                "error": None}))
-    return writes
+        conn.execute(insert(run_stages).values(
+            run_id=run.id, state=state.value, attempt=run.attempts, started_at=now))

@@ -20,7 +20,6 @@ from sqlalchemy.engine import URL
 
 WRITE_OPTION = "ledger_write"
 DURABLE_OPTION = "ledger_durable"
-_SYNCHRONOUS = "ledger_synchronous"  # a connection's durable setting as last set
 
 
 def engine_from_url(
@@ -86,13 +85,9 @@ def _use_wal(cursor: Any, busy_timeout_s: float) -> None:
 def _on_begin(conn: Connection) -> None:
     options = conn.get_execution_options()
     if options.get(WRITE_OPTION, False):
-        # Per transaction, since pooled connections are shared by every kind of write; set
-        # only when they differ from what this connection last had.
+        # Per transaction, since pooled connections are shared by every kind of write.
         durable = options.get(DURABLE_OPTION, True)
-        info = conn.connection.info  # lives as long as the database connection
-        if info.get(_SYNCHRONOUS) != durable:
-            conn.exec_driver_sql(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-            info[_SYNCHRONOUS] = durable
+        conn.exec_driver_sql(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     else:
         conn.exec_driver_sql("BEGIN")

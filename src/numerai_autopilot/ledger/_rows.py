@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from sqlalchemy import Row
@@ -15,51 +16,29 @@ MAX_LOG_MESSAGE = 16_384  # characters of a log line kept; the rest is cut
 
 def run_from_row(row: Row[Any]) -> Run:
     """A `runs` row as a Run."""
-    values = row._mapping
-    return Run(
-        id=values["id"],
-        model_name=values["model_name"],
-        model_id=values["model_id"],
-        tournament=values["tournament"],
-        round_number=values["round_number"],
-        trigger_id=values["trigger_id"],
-        data_version=values["data_version"],
-        is_test=bool(values["is_test"]),
-        source=values["source"],
-        state=RunState(values["state"]),
-        attempts=values["attempts"],
-        error=values["error"],
-        submission_id=values["submission_id"],
-        created_at=values["created_at"],
-        updated_at=values["updated_at"],
-        owner=values["owner"],
-        lease_until=values["lease_until"],
-        close_time=values["close_time"],
-        detail=dict(values["detail"] or {}),
-        resubmit=bool(values["resubmit"]),
-    )
+    values = _columns(Run, row)
+    return Run(**values | {
+        "state": RunState(values["state"]),
+        "is_test": bool(values["is_test"]),
+        "resubmit": bool(values["resubmit"]),
+        "detail": dict(values["detail"] or {}),
+    })
 
 
 def stage_from_row(row: Row[Any]) -> StageRecord:
     """A `run_stages` row as a StageRecord."""
-    values = row._mapping
-    return StageRecord(
-        state=RunState(values["state"]),
-        attempt=values["attempt"],
-        started_at=values["started_at"],
-        ended_at=values["ended_at"],
-        error=values["error"],
-        outcome=values["outcome"],
-    )
+    values = _columns(StageRecord, row)
+    return StageRecord(**values | {"state": RunState(values["state"])})
 
 
 def log_from_row(row: Row[Any]) -> LogLine:
     """A `run_logs` row as a LogLine."""
-    values = row._mapping
-    return LogLine(
-        id=values["id"], run_id=values["run_id"], at=values["at"], level=values["level"],
-        message=values["message"],
-    )
+    return LogLine(**_columns(LogLine, row))
+
+
+def _columns(record: type[Any], row: Row[Any]) -> dict[str, Any]:
+    """The row's values of the columns named like `record`'s fields."""
+    return {field.name: row._mapping[field.name] for field in dataclasses.fields(record)}
 
 
 def log_row(run_id: str, level: str, message: str) -> dict[str, str]:

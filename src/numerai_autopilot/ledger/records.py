@@ -167,12 +167,3 @@ class LogLine:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """Aware UTC from what a driver returns: SQLite gives naive UTC, PostgreSQL aware."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

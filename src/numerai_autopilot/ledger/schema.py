@@ -7,7 +7,6 @@ checks that the two agree.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -27,8 +26,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from numerai_autopilot.ledger.records import as_utc
-
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in and out, on SQLite (stored as naive UTC text) and PostgreSQL."""
@@ -45,8 +42,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         # SQLite compares the stored text, so every value must be naive UTC in one format.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
-        return as_utc(value)
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        # SQLite gives back naive UTC, PostgreSQL aware datetimes.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 metadata = MetaData()
@@ -85,8 +85,6 @@ runs = Table(
     Column("detail", JSON, nullable=False, server_default=text("'{}'")),
     UniqueConstraint("model_id", "trigger_id", name="uq_runs_model_trigger"),
     Index("ix_runs_state_created", "state", "created_at"),
-    # v5: round first, so the runs a burst of webhooks records (one round, many models)
-    # sit together in the index instead of one page each
     Index("ix_runs_round_model", "round_number", "model_id"),
     Index("ix_runs_created", "created_at"),  # v2: newest-first listings
 )

@@ -11,10 +11,10 @@ unfinished state is allowed: that is how a process resumes a stage after a crash
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class RunState(str, Enum):
+class RunState(StrEnum):
     """Where a run is. The value is what the ledger stores and the API shows."""
 
     QUEUED = "queued"
@@ -30,9 +30,6 @@ class RunState(str, Enum):
     def is_final(self) -> bool:
         """True for submitted, failed and skipped: nothing more happens to the run."""
         return self in FINAL_STATES
-
-    def __str__(self) -> str:
-        return self.value
 
 
 FINAL_STATES: frozenset[RunState] = frozenset(

@@ -45,7 +45,6 @@ from numerai_autopilot.numerai.upload import put_presigned
 if TYPE_CHECKING:  # not at run time: Dask workers unpickle this package's errors
     from numerai_autopilot.config import NumeraiSettings
 
-__all__ = ["NumeraiClient"]
 
 log = logging.getLogger(__name__)
 _SOURCE = "numerai-autopilot"

@@ -31,8 +31,6 @@ from numerai_autopilot.numerai.errors import (
 from numerai_autopilot.numerai.results import DownloadResult
 from numerai_autopilot.numerai.retry import Budget, Clock, RetryPolicy, deadline_exceeded
 
-__all__ = ["Progress", "download_file", "part_path"]
-
 Progress = Callable[[int, int | None], None]
 """Called with (bytes on disk, total bytes or None when the server sent no length)."""
 

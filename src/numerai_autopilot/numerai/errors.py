@@ -21,21 +21,6 @@ import httpx
 
 from numerai_autopilot.errors import AutopilotError
 
-__all__ = [
-    "AuthenticationError",
-    "DeadlineExceeded",
-    "GraphQLError",
-    "NotFoundError",
-    "NumeraiError",
-    "Redactor",
-    "TransientError",
-    "UploadError",
-    "classify_graphql_error",
-    "safe_url",
-    "strip_queries",
-    "translate_transport_error",
-]
-
 
 class NumeraiError(AutopilotError):
     """Root of the client's errors; raised as is for non-retryable protocol failures."""

@@ -23,8 +23,6 @@ from numerai_autopilot.numerai.errors import (
 )
 from numerai_autopilot.numerai.retry import Clock, RetryPolicy, retry_call
 
-__all__ = ["GraphQL"]
-
 
 class GraphQL:
     """Sends GraphQL documents to Numerai's API URL and returns ``data[operation]``."""

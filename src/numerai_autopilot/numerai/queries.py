@@ -11,7 +11,6 @@ query($tournament: Int!) {
     number
     openTime
     closeTime
-    closeStakingTime
   }
 }
 """

@@ -8,17 +8,6 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "DownloadResult",
-    "ModelInfo",
-    "RoundInfo",
-    "SubmissionInfo",
-    "Tournament",
-    "UploadTarget",
-    "parse_datetime",
-    "tournament_of",
-]
-
 
 class Tournament(IntEnum):
     """Numerai's tournament ids."""
@@ -48,7 +37,6 @@ class RoundInfo:
     number: int
     open_time: datetime | None
     close_time: datetime | None
-    close_staking_time: datetime | None
     tournament: Tournament = Tournament.CLASSIC
 
     @classmethod
@@ -58,7 +46,6 @@ class RoundInfo:
             number=int(raw["number"]),
             open_time=parse_datetime(raw.get("openTime")),
             close_time=parse_datetime(raw.get("closeTime")),
-            close_staking_time=parse_datetime(raw.get("closeStakingTime")),
             tournament=tournament,
         )
 

@@ -12,8 +12,6 @@ from typing import TypeVar
 
 from numerai_autopilot.numerai.errors import DeadlineExceeded, TransientError
 
-__all__ = ["Budget", "Clock", "RetryPolicy", "deadline_exceeded", "retry_call"]
-
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -102,9 +100,8 @@ class Budget:
         self._open(self._clock.monotonic())
 
     def retry_fits(self, delay: float) -> bool:
-        """Whether a retry after sleeping `delay` still starts with a tenth of the window (at
-        most 1 s) left: a later try could only time out, and its timeout would hide the
-        failure that mattered."""
+        """Whether a retry after sleeping `delay` still starts with the least time a try
+        needs (see RetryPolicy)."""
         return delay + self._min_try < self.remaining()
 
 

@@ -23,8 +23,6 @@ from numerai_autopilot.numerai.errors import (
 )
 from numerai_autopilot.numerai.retry import Clock, RetryPolicy, retry_call
 
-__all__ = ["put_presigned"]
-
 
 async def put_presigned(
     http: httpx.AsyncClient,

@@ -113,10 +113,6 @@ class Alerter:
     def enabled(self) -> bool:
         return bool(self._urls)
 
-    def add_secrets(self, secrets: Iterable[str]) -> None:
-        """More values never to send (e.g. webhook tokens of models resolved later)."""
-        self._secrets.extend(s for s in secrets if s)
-
     def redact(self, text: str) -> str:
         return redact(text, self._secrets)
 

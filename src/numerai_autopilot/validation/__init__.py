@@ -2,7 +2,7 @@
 
     validate_predictions(predictions, live, "alpha", tournament=8)   # raises ValidationError
 
-`classic` checks Classic submissions (and writes the CSV); `signals` checks the ticker
+`classic` checks Classic submissions (and writes the CSV); `tickers` checks the ticker
 submissions of Signals and Crypto. numerai-tools is imported on first use, not here.
 """
 
@@ -12,24 +12,6 @@ from numerai_autopilot.validation.classic import (
     validate_predictions,
     warm_up,
 )
-from numerai_autopilot.validation.tickers import (
-    CRYPTO,
-    KEY_COLUMNS,
-    MIN_TICKERS,
-    SIGNALS,
-    TickerRules,
-    validate_tickers,
-)
+from numerai_autopilot.validation.tickers import validate_tickers
 
-__all__ = [
-    "CRYPTO",
-    "KEY_COLUMNS",
-    "MIN_TICKERS",
-    "SIGNALS",
-    "TickerRules",
-    "submission_csv",
-    "to_csv_bytes",
-    "validate_predictions",
-    "validate_tickers",
-    "warm_up",
-]
+__all__ = ["submission_csv", "to_csv_bytes", "validate_predictions", "validate_tickers", "warm_up"]

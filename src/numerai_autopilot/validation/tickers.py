@@ -20,8 +20,6 @@ from numerai_autopilot.errors import ValidationError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CRYPTO", "KEY_COLUMNS", "MIN_TICKERS", "SIGNALS", "TickerRules", "validate_tickers"]
-
 # numerai-tools' SIGNALS_ALLOWED_ID_COLS, numerai_ticker first: the universe's own key.
 SIGNALS_TICKER_COLUMNS = ("numerai_ticker", "bloomberg_ticker", "composite_figi", "sedol", "ticker")
 # numerai-tools' SIGNALS_MIN_TICKERS and CRYPTO_MIN_TICKERS

@@ -26,8 +26,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from numerai_autopilot.ledger import Run, RunState
-from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.web.auth import require_admin
+from numerai_autopilot.web.dashboard.pages import runtime as _runtime
 from numerai_autopilot.web.dashboard.views import STATUSES, load_grids, public_settings
 
 # Larger integers overflow the databases' BIGINT (an answer of 500, not 422): refuse them here.
@@ -131,11 +131,6 @@ class ModelView(BaseModel):
     tournament: int
     settings: dict[str, Any]
     last_submission: LastSubmission | None
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 @router.get("/healthz", response_model=Health)

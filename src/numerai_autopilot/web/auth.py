@@ -14,7 +14,7 @@ from fastapi import HTTPException, Request
 
 from numerai_autopilot.config import AppConfig
 
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def bearer_token(request: Request) -> str | None:
@@ -30,7 +30,7 @@ def is_admin(request: Request) -> bool:
     expected = config.server.admin_token
     if expected is None:
         client = request.client.host if request.client else ""
-        return client in _LOOPBACK
+        return client in LOOPBACK
     presented = bearer_token(request) or getattr(request.state, "session_token", None)
     return presented is not None and hmac.compare_digest(
         presented.encode(), expected.get_secret_value().encode()

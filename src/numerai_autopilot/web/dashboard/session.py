@@ -25,11 +25,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import ConfigError
+from numerai_autopilot.web.auth import LOOPBACK
 from numerai_autopilot.web.dashboard.passwords import is_password_hash, verify_password
 
 COOKIE = "autopilot_session"
 MAX_AGE_S = 12 * 3600
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _FAILED_LOGIN_DELAY_S = 0.5
 
 
@@ -104,7 +104,7 @@ class Sessions:
         """The signed-in user, or None."""
         if self.open_locally:
             host = request.client.host if request.client else ""
-            return "local" if host in _LOOPBACK else None
+            return "local" if host in LOOPBACK else None
         if session.user and session.proof and hmac.compare_digest(
             session.proof, self._proof(session.user)
         ):
