@@ -1,4 +1,4 @@
-"""A round file opens on a worker as the frame pandas would rebuild from it."""
+"""A round file opens on a worker as the frame pandas would rebuild from it, faster."""
 
 from __future__ import annotations
 

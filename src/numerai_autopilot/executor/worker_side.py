@@ -240,18 +240,42 @@ def open_frame(path: Path) -> pd.DataFrame:
     """Memory-map an Arrow IPC file into a frame indexed by its key.
 
     The key: ``id`` (Classic), ``numerai_ticker`` (Signals) or ``symbol`` (Crypto).
-    Built without Arrow's threads: a worker runs one task thread, and Arrow's pool would
-    compete with the other workers.
+
+    The columns are consolidated into one block per dtype (the features: one int8 matrix),
+    read once from the mapped pages into this process. One block per Arrow column would
+    share the mapped pages instead, but every frame operation (a task's shallow copy, a
+    predictor's ``live[features].to_numpy()``) would then loop over thousands of blocks.
+
+    Built without Arrow's threads (a worker runs one task thread, and Arrow's pool would
+    compete with the other workers) and, when the pandas metadata holds nothing the frame
+    needs, without reading it back (an entry per column): the key becomes the index below
+    either way.
     """
     from pyarrow import feather
 
-    frame = feather.read_table(path, memory_map=True).to_pandas(use_threads=False)
+    table = feather.read_table(path, memory_map=True)
+    meta = table.schema.pandas_metadata or {}
+    if all(_rebuilt_alike(index) for index in meta.get("index_columns", [])):
+        table = table.replace_schema_metadata(None)
+    frame = table.to_pandas(use_threads=False)
+    del table
     key = next((k for k in _FRAME_KEYS if k in frame.columns), None)
-    return frame if key is None else frame.set_index(key)
+    if key is not None:
+        frame = frame.set_index(key)
+    return frame
 
 
 _FRAME_KEYS = ("id", "numerai_ticker", "symbol")
 _frames: OrderedDict[str, pd.DataFrame] = OrderedDict()
+
+
+def _rebuilt_alike(index: object) -> bool:
+    """An index of the pandas metadata that comes back the same without it: our key (set as
+    the index from its column) or a plain 0, 1, 2 ... (the default)."""
+    if isinstance(index, dict):
+        return (index.get("kind") == "range" and index.get("name") is None
+                and index.get("start") == 0 and index.get("step") == 1)
+    return index in _FRAME_KEYS
 
 
 def round_frame(path: Path) -> pd.DataFrame:

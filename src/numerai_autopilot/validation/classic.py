@@ -15,21 +15,18 @@ Tournaments: Classic (8) here; Signals (11) and Crypto (12), keyed by tickers, i
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from numerai_autopilot.errors import ValidationError
-from numerai_autopilot.validation.tickers import (
-    CRYPTO,
-    KEY_COLUMNS,
-    SIGNALS,
-    TickerRules,
-    validate_tickers,
-)
+from numerai_autopilot.validation.tickers import CRYPTO, KEY_COLUMNS, SIGNALS, validate_tickers
 
 if TYPE_CHECKING:
     import pandas as pd
+
+__all__ = ["KEY_COLUMNS", "submission_csv", "to_csv_bytes", "validate_predictions"]
 
 # Far more rows than live ids is a predictor that returned the wrong data (training rows?).
 _HUGE_FACTOR = 4
@@ -60,14 +57,30 @@ def validate_predictions(predictions: pd.DataFrame, live: pd.Index | pd.DataFram
 
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The submission file's bytes (``id,prediction`` or ``numerai_ticker,signal`` rows)."""
-    text: str = frame.to_csv(index=False, lineterminator="\n")
-    return text.encode("utf-8")
+    """The submission file's bytes (``id,prediction`` or ``numerai_ticker,signal`` rows).
+
+    Written by Arrow's CSV writer (quicker than pandas' `to_csv`), with no quotes, as
+    pandas writes it; keys that would need quoting go through pandas.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    keys = frame[frame.columns[0]].astype(str)
+    if keys.str.contains(r'[,"\r\n]', regex=True).any():
+        text: str = frame.to_csv(index=False, lineterminator="\n")
+        return text.encode("utf-8")
+    sink = pa.BufferOutputStream()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
+    header = ",".join(str(c) for c in frame.columns) + "\n"  # Arrow would quote it
+    body: bytes = sink.getvalue().to_pybytes()
+    return header.encode("utf-8") + body
 
 
 def warm_up() -> None:
     """Import what validating and writing a submission needs (numerai-tools brings scipy)."""
     import numerai_tools.submissions  # noqa: F401
+    import pyarrow.csv  # noqa: F401
 
 
 def submission_csv(predictions: pd.DataFrame, live_path: Path, model_name: str,
@@ -80,21 +93,40 @@ def submission_csv(predictions: pd.DataFrame, live_path: Path, model_name: str,
     event loop), and on the server for a benchmark fallback.
     """
     keys = KEY_COLUMNS.get(tournament, ("id",))
-    live = _live_keys(live_path, keys)
+    live = _live_keys(live_path, tuple(keys))
     frame = validate_predictions(predictions, live, model_name, tournament=tournament)
     return to_csv_bytes(frame), len(frame)
 
 
-def _live_keys(path: Path, keys: tuple[str, ...]) -> pd.Index | pd.DataFrame:
-    """The live ids (an Index, Classic) or the universe's ticker columns (a frame)."""
-    import pandas as pd
+_live_cache: dict[tuple[str, tuple[str, ...]], object] = {}
+_live_lock = threading.Lock()
+
+
+def _live_keys(path: Path, keys: tuple[str, ...]) -> Any:
+    """The live ids (an Index, Classic) or the universe's ticker columns (a frame), read once
+    per round file and process, and shared by every run of the round: one read instead of
+    one per model, and validation reuses what it learnt about the same Index object."""
     import pyarrow as pa
 
-    with pa.memory_map(str(path)) as source:
-        table = pa.ipc.open_file(source).read_all()
-    present = [c for c in keys if c in table.column_names] or table.column_names[:1]
-    live = table.select(present).replace_schema_metadata(None).to_pandas()
-    return pd.Index(live["id"], name="id") if present == ["id"] else live
+    st = path.stat()
+    key = (f"{path}:{st.st_mtime_ns}:{st.st_size}", keys)
+    with _live_lock:
+        cached = _live_cache.get(key)
+        if cached is not None:
+            return cached
+        with pa.memory_map(str(path)) as source:
+            table = pa.ipc.open_file(source).read_all()
+        present = [c for c in keys if c in table.column_names] or table.column_names[:1]
+        live = table.select(present).replace_schema_metadata(None).to_pandas()
+        value: Any = live
+        if present == ["id"]:
+            import pandas as pd
+
+            value = pd.Index(live["id"], name="id")
+        while len(_live_cache) >= 4:  # a few rounds and tournaments
+            del _live_cache[next(iter(_live_cache))]
+        _live_cache[key] = value
+        return value
 
 
 def _examples(values: pd.Index) -> str:
@@ -119,12 +151,14 @@ def _universe(live: pd.Index | pd.DataFrame, default_key: str) -> pd.DataFrame:
     return pd.DataFrame({live.name if live.name is not None else default_key: live.to_numpy()})
 
 
-def _tickers(rules: TickerRules) -> Validator:
-    def validate(predictions: pd.DataFrame, live: pd.Index | pd.DataFrame, name: str
-                 ) -> pd.DataFrame:
-        return validate_tickers(predictions, _universe(live, rules.keys[0]), name, rules)
+def _signals(predictions: pd.DataFrame, live: pd.Index | pd.DataFrame, name: str
+             ) -> pd.DataFrame:
+    return validate_tickers(predictions, _universe(live, SIGNALS.keys[0]), name, SIGNALS)
 
-    return validate
+
+def _crypto(predictions: pd.DataFrame, live: pd.Index | pd.DataFrame, name: str
+            ) -> pd.DataFrame:
+    return validate_tickers(predictions, _universe(live, CRYPTO.keys[0]), name, CRYPTO)
 
 
 def _classic(predictions: pd.DataFrame, live: pd.Index | pd.DataFrame, name: str
@@ -202,20 +236,46 @@ def _classic(predictions: pd.DataFrame, live: pd.Index | pd.DataFrame, name: str
         )
     result = pd.DataFrame({"id": live_ids.astype(str),
                            "prediction": values.reindex(live_ids).to_numpy()})
-    _numerai_tools_check(result, label)
+    _numerai_tools_check(result, live_ids, label)
     return result
 
 
-def _numerai_tools_check(submission: pd.DataFrame, label: str) -> None:
-    """numerai-tools' header and value checks. Its id check is left out: ``submission``'s ids
-    are the live ids by construction (checked above), so it could not fail."""
-    from numerai_tools.submissions import validate_headers_numerai, validate_values
+def _numerai_tools_check(submission: pd.DataFrame, live_ids: pd.Index, label: str) -> None:
+    """numerai-tools' ``validate_submission_numerai``, its id check once per live-id set.
 
+    ``submission``'s ids are ``live_ids`` in order (checked above), so numerai-tools' id
+    check depends on the live ids only: it runs once per round's ids (it holds the GIL
+    throughout) instead of once per model. Headers and values are checked for every
+    submission.
+    """
+    import pandas as pd
+    from numerai_tools.submissions import (
+        validate_headers_numerai,
+        validate_ids_numerai,
+        validate_values,
+    )
+
+    global _ids_checked
     try:
-        _, value_col = validate_headers_numerai(submission)
+        id_col, value_col = validate_headers_numerai(submission)
+        if _ids_checked is not live_ids:
+            # numerai-tools converts the ids with astype(str): Arrow-backed strings, whose
+            # isin() and iteration loop in Python; Python-backed strings are hashed instead,
+            # same values, same verdict. The option is process-wide: the lock keeps two
+            # checks from restoring it out of order.
+            with _storage_lock, pd.option_context("mode.string_storage", "python"):
+                validate_ids_numerai(pd.Series(live_ids.astype(str)), submission.copy(),
+                                     id_col)
+            _ids_checked = live_ids
         validate_values(submission, value_col)
     except AssertionError as exc:  # numerai-tools reports failures as assertions
         raise ValidationError(f"{label}: numerai-tools rejected the submission: {exc}") from exc
 
 
-_VALIDATORS: dict[int, Validator] = {8: _classic, 11: _tickers(SIGNALS), 12: _tickers(CRYPTO)}
+_storage_lock = threading.Lock()
+# The live ids whose numerai-tools id check passed last (the pipeline reuses one Index per
+# round file); a race only repeats the check.
+_ids_checked: object = None
+
+
+_VALIDATORS: dict[int, Validator] = {8: _classic, 11: _signals, 12: _crypto}
