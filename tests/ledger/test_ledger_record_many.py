@@ -96,12 +96,8 @@ def test_recorded_runs_read_back_as_they_were_answered(ledger: Ledger) -> None:
 
 
 def test_a_batch_larger_than_one_statement_is_recorded_whole(ledger: Ledger) -> None:
-    """SQLite takes a limited number of parameters per statement: a batch is split."""
-    if ledger.engine.dialect.name == "sqlite":
-        event.listen(ledger.engine, "connect",
-                     lambda raw, _: raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 300))
-        ledger.engine.dispose()  # reconnect with the limit: 15 runs or 42 stages a statement
-    results = ledger.record_many([webhook_run(f"big{i}", model=f"big{i}") for i in range(123)])
+    """A batch's runs go in multi-row INSERTs of at most 500 rows: a larger one is split."""
+    results = ledger.record_many([webhook_run(f"big{i}", model=f"big{i}") for i in range(1_100)])
     assert [r for r in results if isinstance(r, LedgerError) or not r[1]] == []
-    assert sorted(r.trigger_id for r in ledger.runs(limit=1000)) == sorted(
-        f"big{i}" for i in range(123))
+    assert sorted(r.trigger_id for r in ledger.runs(limit=2000)) == sorted(
+        f"big{i}" for i in range(1_100))

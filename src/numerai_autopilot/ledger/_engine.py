@@ -39,7 +39,10 @@ def engine_from_url(
                 "use sqlite:///path/to/ledger.db so runs survive a restart"
             )
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, pool_size=pool_size, max_overflow=max_overflow)
+        # A batch of runs is inserted as multi-row INSERTs (SQLAlchemy's "insertmanyvalues"):
+        # 500 rows of ~20 columns stay under SQLite's 32,766 parameters a statement.
+        engine = create_engine(parsed, pool_size=pool_size, max_overflow=max_overflow,
+                               insertmanyvalues_page_size=500)
         configure_sqlite(engine, busy_timeout_s=busy_timeout_s)
         return engine
     return create_engine(parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)

@@ -57,6 +57,7 @@ class Batcher(Generic[T, R]):
 
     async def _write_all(self) -> None:
         while self._pending:
+            await asyncio.sleep(0)  # what this turn of the loop queues joins the batch
             batch, self._pending = self._pending, []
             results: Sequence[R | Exception]
             try:
