@@ -51,7 +51,8 @@ async def test_configured_ids_are_taken_without_asking_numerai(
     await ids.resolve(client)
     assert counter.sent == 0 and ids.missing == []
     assert ids.id_of("alpha") == sandbox.models["alpha"]
-    assert ids.model_for(sandbox.models["alpha"]) == alpha and ids.model_for("other") is None
+    assert await ids.model_for_id(sandbox.models["alpha"], client) == alpha
+    assert await ids.model_for_id("other", client) is None and counter.sent == 0
 
 
 async def test_names_are_resolved_once_from_the_account(
@@ -66,7 +67,7 @@ async def test_names_are_resolved_once_from_the_account(
     await asyncio.gather(*(ids.resolve(client) for _ in range(5)))
     assert counter.sent == 1  # the account asked once, for the name lacking an id
     assert ids.id_of("beta") == sandbox.models["beta"]
-    assert ids.model_for(sandbox.models["beta"]) is not None
+    assert await ids.model_for_id(sandbox.models["beta"], client) is not None
 
 
 async def test_a_name_not_on_the_account_names_the_file_the_model_and_the_account(

@@ -9,9 +9,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from rich.table import Table
 
+from numerai_autopilot.cli.registration import current_secret
 from numerai_autopilot.cli.shared import (
     DEFAULT_CONFIG,
     ConfigOption,
@@ -21,10 +23,12 @@ from numerai_autopilot.cli.shared import (
     friendly,
     load,
 )
-from numerai_autopilot.config import TOURNAMENT_IDS, AppConfig, webhook_url
+from numerai_autopilot.config import TOURNAMENT_NAMES, AppConfig, webhook_url
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.ledger import Ledger, Run, RunState, StageRecord
+from numerai_autopilot.numerai import NumeraiClient
 from numerai_autopilot.observe import setup_logging
+from numerai_autopilot.runs import ModelIds, new_run
 
 STAGES = (RunState.DOWNLOADING, RunState.PREDICTING, RunState.VALIDATING, RunState.UPLOADING)
 
@@ -83,8 +87,6 @@ def run(
 async def _run_now(
     config: AppConfig, name: str, round_number: int | None, dry_dir: Path | None
 ) -> Run:
-    from numerai_autopilot.cli.progress import DownloadProgress, follow_run
-    from numerai_autopilot.runs import new_run
     from numerai_autopilot.runtime import Runtime
 
     model = config.model(name)
@@ -104,8 +106,37 @@ async def _run_now(
         if claimed is None:
             return run  # recorded as skipped (already submitted this round)
         task = asyncio.create_task(runtime.pipeline.execute(claimed))
-        await follow_run(runtime.ledger, run.id, task, download)
+        await _follow_run(runtime.ledger, run.id, task, download)
         return await task
+
+
+class DownloadProgress:
+    """A RoundData progress callback remembering the latest figures, for the status line."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def __call__(self, filename: str, done: int, total: int | None) -> None:
+        size = f"{done / 1e6:.1f}/{total / 1e6:.1f} MB" if total else f"{done / 1e6:.1f} MB"
+        self.text = f" ({filename} {size})"
+
+
+async def _follow_run(ledger: Ledger, run_id: str, task: asyncio.Task[Run],
+                      download: DownloadProgress) -> None:
+    """Print each log line of `run_id` and keep a status line until `task` finishes."""
+    last_log = 0
+    with console.status("starting ...") as status:
+        while True:
+            run = await asyncio.to_thread(ledger.get, run_id)
+            if run is not None:
+                extra = download.text if run.state is RunState.DOWNLOADING else ""
+                status.update(f"{run.model_name}: {run.state.value}{extra} ...")
+            for line in await asyncio.to_thread(ledger.logs, run_id, after_id=last_log):
+                last_log = line.id
+                console.print(f"  {line.at:%H:%M:%S} {line.level:<7} {line.message}", soft_wrap=True)
+            if task.done():
+                return
+            await asyncio.wait({task}, timeout=0.2)
 
 
 @app.command()
@@ -125,13 +156,12 @@ def runs(
 def _print_runs(ledger: Ledger, runs: list[Run]) -> None:
     table = Table("run", "model", "tournament", "round", "state", *(s.value for s in STAGES),
                   "total", "rows", "submission / error")
-    names = {number: name for name, number in TOURNAMENT_IDS.items()}
     for run in runs:
         timings = _stage_seconds(ledger.stages(run.id))
         total = (run.updated_at - run.created_at).total_seconds()
         outcome = run.submission_id or run.error or run.detail.get("dry_run") or ""
         table.add_row(
-            run.id, run.model_name, names.get(run.tournament, str(run.tournament)),
+            run.id, run.model_name, TOURNAMENT_NAMES.get(run.tournament, str(run.tournament)),
             "test" if run.is_test else str(run.round_number),
             colour(run.state.value), *(timings.get(s, "") for s in STAGES),
             f"{total:.1f}s" if run.state.is_final else "", str(run.detail.get("rows", "")),
@@ -158,20 +188,14 @@ def webhook_url_command(
     """Print the tokenized URL to register as the model's webhook on Numerai."""
     config = load(config_path)
     chosen = config.model(model)
-    if config.server.secret is None:
-        raise ConfigError(f"{config.source}: server.secret: required to make webhook tokens")
-    model_id = chosen.model_id
-    if model_id is None:
-        import httpx
+    secret = current_secret(config)
+    model_id = chosen.model_id or asyncio.run(_resolve_id(config, model))
+    console.print(webhook_url(base_url, model_id, secret), soft_wrap=True)
 
-        from numerai_autopilot.numerai import NumeraiClient
-        from numerai_autopilot.runs import ModelIds
 
-        async def resolve() -> str:
-            async with httpx.AsyncClient() as http:
-                ids = ModelIds(config.models, config.source)
-                await ids.resolve(NumeraiClient.from_settings(http, config.numerai))
-                return ids.id_of(model)
-
-        model_id = asyncio.run(resolve())
-    console.print(webhook_url(base_url, model_id, config.server.secret.get_secret_value()), soft_wrap=True)
+async def _resolve_id(config: AppConfig, name: str) -> str:
+    """The id of model `name`, configured by name only, from the account's models."""
+    async with httpx.AsyncClient() as http:
+        ids = ModelIds(config.models, config.source)
+        await ids.resolve(NumeraiClient.from_settings(http, config.numerai))
+        return ids.id_of(name)

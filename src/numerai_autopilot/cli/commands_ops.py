@@ -16,8 +16,8 @@ import httpx
 import typer
 from rich.table import Table
 
-from numerai_autopilot.cli.registration import redact, registered_webhooks, server_secrets
-from numerai_autopilot.cli.remote import LogEntry, RemoteServer, RunSummary, default_server_url
+from numerai_autopilot.cli.registration import current_secret, redact, registered_webhooks
+from numerai_autopilot.cli.remote import LogEntry, RemoteServer, RunSummary
 from numerai_autopilot.cli.shared import (
     DEFAULT_CONFIG,
     ConfigOption,
@@ -28,8 +28,9 @@ from numerai_autopilot.cli.shared import (
     friendly,
     load,
 )
-from numerai_autopilot.config import AppConfig, webhook_url
+from numerai_autopilot.config import AppConfig, ServerSettings, webhook_url
 from numerai_autopilot.errors import ConfigError
+from numerai_autopilot.ledger import RunState
 from numerai_autopilot.numerai import NumeraiClient
 from numerai_autopilot.runs import ModelIds
 
@@ -42,13 +43,11 @@ EXIT_TIMEOUT = 124
 _POLL_S = 1.0
 
 
-def _server(config: AppConfig, http: httpx.AsyncClient, url: str | None) -> RemoteServer:
-    token = config.server.admin_token
-    return RemoteServer(http, url or default_server_url(config),
+def _server(settings: ServerSettings, http: httpx.AsyncClient, url: str | None) -> RemoteServer:
+    """The server at `url`, else at `server.public_url`, else this machine's on its port."""
+    token = settings.admin_token
+    return RemoteServer(http, url or settings.public_url or f"http://127.0.0.1:{settings.port}",
                         token.get_secret_value() if token is not None else None)
-
-
-# -- register ------------------------------------------------------------------------------
 
 
 @app.command()
@@ -71,11 +70,11 @@ def register(
 
 async def register_webhooks(config: AppConfig, base_url: str, *, clear: bool) -> None:
     """Register each model's webhook at `base_url` (or clear it), showing what was there before."""
-    secret = None if clear else server_secrets(config)[0]
+    secret = None if clear else current_secret(config)
     async with httpx.AsyncClient() as http:
         client = NumeraiClient.from_settings(http, config.numerai)
         ids = await ModelIds(config.models, config.source).checked(client)
-        before = await registered_webhooks(config, http)
+        before = await registered_webhooks(config.numerai, http)
         if before is None:
             console.print("Numerai does not show the webhooks registered before; "
                           "setting them anyway")
@@ -85,9 +84,6 @@ async def register_webhooks(config: AppConfig, base_url: str, *, clear: bool) ->
             was = "" if before is None else f" (was: {redact(before.get(model_id))})"
             now = "cleared" if url is None else redact(url)
             console.print(f"{name} [{model_id}]: {now}{was}", soft_wrap=True, markup=False)
-
-
-# -- trigger -------------------------------------------------------------------------------
 
 
 @app.command()
@@ -117,7 +113,7 @@ async def _trigger(config: AppConfig, model: str, wait: bool, timeout: float,
         console.print(f"{model}: Numerai fired the webhook (trigger id {trigger_id})")
         if not wait:
             return 0
-        server = _server(config, http, server_url)
+        server = _server(config.server, http, server_url)
         seen: list[RunSummary] = []
         try:
             async with asyncio.timeout(max(timeout - (time.monotonic() - started), 0.0)):
@@ -132,7 +128,7 @@ async def _trigger(config: AppConfig, model: str, wait: bool, timeout: float,
                           f"{trigger_id} at {server.base_url}; is the webhook registered there "
                           "(`autopilot doctor`, `autopilot register`)?", soft_wrap=True)
             return EXIT_TIMEOUT
-        if run.state == "submitted":
+        if run.state is RunState.SUBMITTED:
             found = [s for s in await client.submissions(model_id) if s.trigger_id == trigger_id]
             if found:
                 console.print(f"{model}: ok, submission {found[0].id} carries trigger {trigger_id}")
@@ -140,8 +136,8 @@ async def _trigger(config: AppConfig, model: str, wait: bool, timeout: float,
             err.print(f"{model}: the server says submitted ({run.submission_id}) but Numerai "
                       f"lists no submission with trigger {trigger_id}")
             return EXIT_FAILED
-        if run.state == "failed":
-            stage = await server.failing_stage(run)
+        if run.state is RunState.FAILED:
+            stage = await server.failing_stage(run.id)
             err.print(f"{model}: failed at {stage}: {run.error}", soft_wrap=True, markup=False)
         else:
             err.print(f"{model}: {run.state}: {run.error}", soft_wrap=True, markup=False)
@@ -166,12 +162,9 @@ async def _follow_trigger(server: RemoteServer, model_id: str, trigger_id: str,
             for line in await server.logs(run.id, after=last_log):
                 last_log = line.id
                 _print_log(line, indent="    ")
-            if run.is_final:
+            if run.state.is_final:
                 return run
         await asyncio.sleep(_POLL_S)
-
-
-# -- status and logs -----------------------------------------------------------------------
 
 
 @app.command()
@@ -188,7 +181,7 @@ def status(
 
 async def _status(config: AppConfig, server_url: str | None, rounds: int) -> None:
     async with httpx.AsyncClient() as http:
-        server = _server(config, http, server_url)
+        server = _server(config.server, http, server_url)
         health = await server.health()
         ready = "ready" if health.get("executor_ready") else "starting"
         console.print(f"server {server.base_url}: {health.get('status')}, executor {ready}, "
@@ -208,10 +201,7 @@ async def _status(config: AppConfig, server_url: str | None, rounds: int) -> Non
                 continue
             table.add_row(key, name, colour(latest.state), latest.id,
                           latest.submission_id or latest.error or "")
-    if not by_round:
-        console.print("no runs yet")
-        return
-    console.print(table)
+    console.print(table if by_round else "no runs yet")
 
 
 @app.command()
@@ -231,7 +221,7 @@ def logs(
 async def _logs(config: AppConfig, run_id: str, follow: bool, server_url: str | None,
                 timeout: float) -> int:
     async with httpx.AsyncClient() as http:
-        server = _server(config, http, server_url)
+        server = _server(config.server, http, server_url)
         run = await server.run(run_id)
         last = 0
         try:
@@ -240,7 +230,7 @@ async def _logs(config: AppConfig, run_id: str, follow: bool, server_url: str | 
                     for line in await server.logs(run_id, after=last):
                         last = line.id
                         _print_log(line)
-                    if not follow or run.is_final:
+                    if not follow or run.state.is_final:
                         break
                     await asyncio.sleep(_POLL_S)
                     run = await server.run(run_id)
@@ -251,15 +241,12 @@ async def _logs(config: AppConfig, run_id: str, follow: bool, server_url: str | 
             outcome = run.submission_id or run.error or ""
             console.print(f"run {run_id}: {run.state}" + (f" ({outcome})" if outcome else ""),
                           soft_wrap=True, markup=False)
-        return EXIT_FAILED if follow and run.state == "failed" else 0
+        return EXIT_FAILED if follow and run.state is RunState.FAILED else 0
 
 
 def _print_log(line: LogEntry, indent: str = "") -> None:
     console.print(f"{indent}{line.at:%H:%M:%S} {line.level:<7} {line.message}",
                   soft_wrap=True, markup=False)
-
-
-# -- doctor --------------------------------------------------------------------------------
 
 
 @app.command()

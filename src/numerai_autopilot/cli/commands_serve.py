@@ -13,16 +13,8 @@ from typing import Annotated
 
 import typer
 
-from numerai_autopilot.cli.shared import (
-    DEFAULT_CONFIG,
-    ConfigOption,
-    app,
-    friendly,
-    load,
-)
+from numerai_autopilot.cli.shared import DEFAULT_CONFIG, ConfigOption, app, friendly, load
 from numerai_autopilot.observe import setup_logging
-
-LogFormat = Annotated[str, typer.Option("--log-format", help="text, or json for Cloud Logging.")]
 
 
 @app.command()
@@ -31,7 +23,7 @@ def serve(
     config_path: ConfigOption = DEFAULT_CONFIG,
     host: Annotated[str | None, typer.Option(help="Bind address (default: server.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: $PORT, then server.port).")] = None,
-    log_format: LogFormat = "text",
+    log_format: Annotated[str, typer.Option(help="text, or json for Cloud Logging.")] = "text",
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "INFO",
 ) -> None:
     """Answer Numerai's webhooks and run every model's round."""

@@ -16,14 +16,12 @@ import httpx
 
 from numerai_autopilot.cli.registration import check_webhook, redact, registered_webhooks
 from numerai_autopilot.cli.shared import console
-from numerai_autopilot.config import AppConfig
+from numerai_autopilot.config import TOURNAMENT_NAMES, AppConfig
 from numerai_autopilot.errors import AutopilotError, ConfigError
 from numerai_autopilot.executor import Executor, PredictorSpec, parse_predictor
 from numerai_autopilot.ledger import Ledger
 from numerai_autopilot.numerai import AuthenticationError, ModelInfo, NumeraiClient
 from numerai_autopilot.runs import ModelIds
-
-_NAMES = {8: "classic", 11: "signals", 12: "crypto"}
 
 
 class Doctor:
@@ -62,15 +60,12 @@ class Doctor:
 
         url = make_url(self.config.ledger.url).render_as_string(hide_password=True)
         try:
-            ledger = Ledger.from_url(self.config.ledger.url)
-            try:
+            with Ledger.from_url(self.config.ledger.url) as ledger:
                 ledger.ping()
-            finally:
-                ledger.close()
         except AutopilotError as exc:
             self.line(False, "ledger", f"{url}: {exc}")
-            return
-        self.line(True, "ledger", f"{url} reachable")
+        else:
+            self.line(True, "ledger", f"{url} reachable")
 
     async def _keys(self, client: NumeraiClient) -> list[ModelInfo] | None:
         keys = self.config.numerai
@@ -101,9 +96,9 @@ class Doctor:
                 self.line(False, f"model {name}", f"no model with {wanted} on this account "
                           f"(it has: {known}); fix models.{name}.model_id")
             elif found.tournament != model.tournament_id:
-                self.line(False, f"model {name}", f"{found.id} is a {_NAMES.get(found.tournament)} "
-                          f"model; set models.{name}.tournament = "
-                          f"\"{_NAMES.get(found.tournament)}\"")
+                actual = TOURNAMENT_NAMES.get(found.tournament)
+                self.line(False, f"model {name}", f"{found.id} is a {actual} model; set "
+                          f"models.{name}.tournament = \"{actual}\"")
             else:
                 ids[name] = found.id
                 self.line(True, f"model {name}", f"{found.id} ({model.tournament})")
@@ -112,7 +107,7 @@ class Doctor:
     async def _webhooks(self, http: httpx.AsyncClient, ids: dict[str, str]) -> None:
         if self.config.server.secret is None or not ids:
             return
-        registered = await registered_webhooks(self.config, http)
+        registered = await registered_webhooks(self.config.numerai, http)
         if registered is None:
             console.print("  -  webhooks: Numerai does not show registered webhooks; check one "
                           "with `autopilot trigger MODEL --wait`")
@@ -121,13 +116,13 @@ class Doctor:
         fix = f"run `autopilot register --base-url {self.base_url or 'URL'}`"
         for name, model_id in ids.items():
             url = registered.get(model_id)
-            check = check_webhook(url, model_id, secrets, self.base_url)
-            self.line(check.ok, f"webhook {name}",
-                      redact(url) if check.ok else f"{check.problem}; {fix}")
+            problem = check_webhook(url, model_id, secrets, self.base_url)
+            self.line(problem is None, f"webhook {name}",
+                      redact(url) if problem is None else f"{problem}; {fix}")
 
     async def _rounds(self, client: NumeraiClient) -> None:
         for tournament in sorted({m.tournament_id for m in self.config.models.values()}):
-            what = f"round ({_NAMES[tournament]})"
+            what = f"round ({TOURNAMENT_NAMES[tournament]})"
             try:
                 info = await client.current_round(tournament=tournament)
             except AutopilotError as exc:

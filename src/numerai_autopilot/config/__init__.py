@@ -7,20 +7,18 @@
 Every mistake is a ConfigError (numerai_autopilot.errors) naming the file, the key and the fix.
 """
 
-from numerai_autopilot.config.loader import ENV_PREFIX, load_config, parse_config
+from numerai_autopilot.config.loader import load_config, parse_config
 from numerai_autopilot.config.models import (
-    DEFAULT_DATA_VERSIONS,
     TOURNAMENT_IDS,
+    TOURNAMENT_NAMES,
     AlertSettings,
     AppConfig,
     DataSettings,
-    DataTransfer,
     ExecutorConfig,
     LedgerSettings,
     ModelConfig,
     NumeraiSettings,
     ServerSettings,
-    TournamentName,
     format_size,
     parse_duration,
     parse_size,
@@ -33,13 +31,11 @@ from numerai_autopilot.config.secret_manager import (
 from numerai_autopilot.config.tokens import verify_token, webhook_token, webhook_url
 
 __all__ = [
-    "DEFAULT_DATA_VERSIONS",
-    "ENV_PREFIX",
     "TOURNAMENT_IDS",
+    "TOURNAMENT_NAMES",
     "AlertSettings",
     "AppConfig",
     "DataSettings",
-    "DataTransfer",
     "ExecutorConfig",
     "LedgerSettings",
     "ModelConfig",
@@ -47,7 +43,6 @@ __all__ = [
     "SecretManagerClient",
     "SecretResolver",
     "ServerSettings",
-    "TournamentName",
     "format_size",
     "load_config",
     "parse_config",

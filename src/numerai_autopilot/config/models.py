@@ -24,9 +24,9 @@ from pydantic import (
 from numerai_autopilot.errors import ConfigError
 
 TournamentName = Literal["classic", "signals", "crypto"]
-# How round files reach Dask workers: see `ExecutorConfig.data_transfer`.
 DataTransfer = Literal["scatter", "shared"]
 TOURNAMENT_IDS: dict[str, int] = {"classic": 8, "signals": 11, "crypto": 12}
+TOURNAMENT_NAMES: dict[int, str] = {number: name for name, number in TOURNAMENT_IDS.items()}
 # Each tournament's current data version: the default of `models.NAME.data_version`.
 DEFAULT_DATA_VERSIONS: dict[str, str] = {"classic": "v5.3", "signals": "v2.1", "crypto": "v2.0"}
 
@@ -160,7 +160,7 @@ class ExecutorConfig(_Table):
     # How round files reach workers: "scatter" sends each file's bytes once per file (for
     # workers on other machines; each worker writes them once to its local directory),
     # "shared" passes its path (the data cache_dir is mounted at the same path on every
-    # worker). Default: shared locally, scatter to a scheduler.
+    # worker). Default: `round_file_transfer`.
     data_transfer: DataTransfer | None = None
 
     @property
@@ -173,9 +173,8 @@ class ExecutorConfig(_Table):
     @field_validator("scheduler")
     @classmethod
     def _scheduler_address(cls, value: str | None) -> str | None:
-        if value in (None, ""):
+        if not value:
             return None
-        assert value is not None
         if "://" not in value:
             raise ValueError(f"{value!r} is not a scheduler address; write e.g. 'tcp://10.0.0.5:8786'")
         return value

@@ -13,14 +13,12 @@ when a reference is present; tests inject any object with the client's `access_s
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from numerai_autopilot.errors import ConfigError
 
 PREFIX = "sm://"
 _REFERENCE = re.compile(r"^projects/([^/]+)/secrets/([^/]+)(?:/versions/([^/]+))?$")
-INSTALL_HINT = "pip install 'numerai-autopilot[gcp]'"
 
 
 class SecretManagerClient(Protocol):
@@ -50,22 +48,19 @@ def _default_client() -> SecretManagerClient:
         from google.cloud import secretmanager  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         raise ConfigError(
-            f"Secret Manager references (sm://...) need the gcp extra: {INSTALL_HINT}"
+            "Secret Manager references (sm://...) need the gcp extra: "
+            "pip install 'numerai-autopilot[gcp]'"
         ) from None
     client: SecretManagerClient = secretmanager.SecretManagerServiceClient()
     return client
 
 
 class SecretResolver:
-    """Reads `sm://` references, each version once, through a client made on first use."""
+    """Reads `sm://` references, each version once, through `client` (default: Google's,
+    made on first use)."""
 
-    def __init__(
-        self,
-        client: SecretManagerClient | None = None,
-        client_factory: Callable[[], SecretManagerClient] = _default_client,
-    ) -> None:
+    def __init__(self, client: SecretManagerClient | None = None) -> None:
         self._client = client
-        self._factory = client_factory
         self._cache: dict[str, str] = {}
 
     def resolve(self, reference: str, key: str) -> str:
@@ -77,7 +72,7 @@ class SecretResolver:
         if name not in self._cache:
             if self._client is None:
                 try:
-                    self._client = self._factory()
+                    self._client = _default_client()
                 except ConfigError as exc:
                     raise ConfigError(f"{key}: {exc}") from None
             try:

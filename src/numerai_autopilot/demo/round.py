@@ -1,17 +1,12 @@
 """`autopilot demo`: a whole round on this machine, no account and no network needed.
 
-1. start a local Numerai sandbox with synthetic data (generated once, then reused);
-2. train or load three Classic example models (LightGBM on the small feature set, a Model
-   Upload style pickle, a plain function), and a Signals and a Crypto model;
-3. start the real server on 127.0.0.1, register each model's tokenized webhook in the sandbox;
-4. open a round of each tournament: the sandbox POSTs the webhooks as Numerai does; show
-   progress;
-5. print a summary and the sandbox's own record of submissions. Exit 0 if all submitted.
+A local Numerai sandbox with synthetic data, the example models (`training.py`), and the real
+server on 127.0.0.1 with each model's webhook registered in the sandbox; then a round of each
+tournament opens and the sandbox POSTs the webhooks as Numerai does. Everything runs in this
+process except the predictors (Dask workers) and the sandbox (a thread); the files it makes
+stay in `workdir` for a second look (`autopilot runs -c ...`).
 
-    code = await run_demo(Path(".autopilot/demo"), timeout=300)
-
-Everything runs in this process except the predictors (Dask workers) and the sandbox (a
-thread); the files it makes stay in `workdir` for a second look (`autopilot runs -c ...`).
+    code = await run_demo(Path(".autopilot/demo"), timeout=300)   # 0: every model submitted
 """
 
 from __future__ import annotations
@@ -29,7 +24,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from numerai_autopilot.config import AppConfig, parse_config, webhook_url
+from numerai_autopilot.config import TOURNAMENT_NAMES, AppConfig, parse_config, webhook_url
 from numerai_autopilot.demo.training import prepare_models
 from numerai_autopilot.errors import AutopilotError
 from numerai_autopilot.ledger import Run, RunState
@@ -43,7 +38,6 @@ console = Console(highlight=False)
 # model name -> tournament (Classic 8, Signals 11, Crypto 12)
 MODELS = {"demo_lgbm": 8, "demo_upload": 8, "demo_plain": 8, "demo_signals": 11,
           "demo_crypto": 12}
-TOURNAMENTS = {8: "classic", 11: "signals", 12: "crypto"}
 
 
 def demo_config(workdir: Path, api_url: str, public_id: str, secret_key: str,
@@ -51,7 +45,7 @@ def demo_config(workdir: Path, api_url: str, public_id: str, secret_key: str,
     """The demo's autopilot.toml, written to `workdir` so a user can read and reuse it."""
     models = "".join(
         f'\n[models.{name}]\nmodel_id = "{model_ids[name]}"\npredictor = "{predictors[name]}"\n'
-        f'tournament = "{TOURNAMENTS[tournament]}"\ntimeout = "120s"\n'
+        f'tournament = "{TOURNAMENT_NAMES[tournament]}"\ntimeout = "120s"\n'
         for name, tournament in MODELS.items()
     )
     text = (
@@ -127,16 +121,12 @@ async def run_demo(workdir: Path, *, timeout: float = 300.0, keep_serving: bool 
                 if keep_serving:
                     console.print(f"\ndashboard: {base}/  (sandbox: {sandbox.url}); "
                                   "Ctrl-C to stop")
-                    await _until_interrupted()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.Event().wait()
             finally:
                 server.should_exit = True
                 await serving
     return code
-
-
-async def _until_interrupted() -> None:
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.Event().wait()
 
 
 async def _wait_healthy(http: httpx.AsyncClient, port: int, runtime: Runtime) -> None:
@@ -155,7 +145,7 @@ async def _wait_healthy(http: httpx.AsyncClient, port: int, runtime: Runtime) ->
 async def _watch(runtime: Runtime, rounds: dict[int, int], deadline: float) -> list[Run]:
     """Show the opened rounds' runs until all are final; `rounds`: tournament -> number."""
     runs: list[Run] = []
-    title = ", ".join(f"{TOURNAMENTS[t]} round {n}" for t, n in sorted(rounds.items()))
+    title = ", ".join(f"{TOURNAMENT_NAMES[t]} round {n}" for t, n in sorted(rounds.items()))
     with Live(console=console, refresh_per_second=8) as live:
         while time.monotonic() < deadline:
             runs = [r for r in await asyncio.to_thread(runtime.ledger.runs, limit=100)
@@ -174,7 +164,7 @@ def _table(runs: list[Run], title: str) -> Table:
     for run in sorted(runs, key=lambda r: (r.tournament, r.model_name)):
         total = (run.updated_at - run.created_at).total_seconds()
         table.add_row(
-            run.model_name, TOURNAMENTS.get(run.tournament, str(run.tournament)),
+            run.model_name, TOURNAMENT_NAMES.get(run.tournament, str(run.tournament)),
             str(run.round_number), f"[{colours.get(run.state, 'cyan')}]{run.state.value}[/]",
             str(run.detail.get("rows", "")), f"{run.detail.get('compute_s', '')}s",
             f"{total:.2f}s", run.submission_id or run.error or "",
@@ -190,7 +180,7 @@ def _summary(runs: list[Run], submissions: list[dict[str, object]], rounds: dict
     for sub in submissions:
         tournament = sub.get("tournament")
         if isinstance(tournament, int) and sub.get("round_number") == rounds.get(tournament):
-            table.add_row(str(sub.get("model_name")), TOURNAMENTS.get(tournament, str(tournament)),
+            table.add_row(str(sub.get("model_name")), TOURNAMENT_NAMES.get(tournament, str(tournament)),
                           str(sub.get("round_number")), str(sub.get("row_count")),
                           str(sub.get("trigger_id")), str(sub.get("id")))
     console.print(table)

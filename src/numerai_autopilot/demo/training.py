@@ -1,12 +1,8 @@
-"""The demo's example models, the Classic ones trained on the sandbox's synthetic data.
+"""The demo's example models, the Classic ones trained once on the sandbox's synthetic data.
 
-- `demo_lgbm`: LightGBM on the small feature set (a `file.py:function` predictor);
-- `demo_upload`: a Numerai Model Upload style cloudpickle, `predict(live, benchmarks)`;
-- `demo_plain`: a plain function from an importable module;
-- `demo_signals`: a Signals model (a signal per `numerai_ticker` of the live universe);
-- `demo_crypto`: a Crypto model (a signal per `symbol`).
-
-Trained once into `models_dir`; later demos load what is there.
+`demo_lgbm` is LightGBM on the small feature set (a `file.py:function` predictor),
+`demo_upload` a Numerai Model Upload style cloudpickle (`predict(live, benchmarks)`),
+`demo_plain` a plain function; `demo_signals` and `demo_crypto` give a signal per ticker.
 
     predictors = await prepare_models(client, Path(".autopilot/demo/models"))
     predictors["demo_plain"]    # "numerai_autopilot.demo.examples.plain:predict"

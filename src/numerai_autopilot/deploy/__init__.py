@@ -9,14 +9,13 @@ from numerai_autopilot.deploy.cloudrun import (
     deploy_command,
     describe_url_command,
 )
-from numerai_autopilot.deploy.runner import CommandError, Result, Runner
+from numerai_autopilot.deploy.runner import CommandError, Runner
 from numerai_autopilot.deploy.setup import run_setup
 
 __all__ = [
     "SECRET_ENV",
     "CloudRunOptions",
     "CommandError",
-    "Result",
     "Runner",
     "deploy_command",
     "describe_url_command",

@@ -13,7 +13,6 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from numerai_autopilot.errors import AutopilotError
@@ -21,14 +20,6 @@ from numerai_autopilot.errors import AutopilotError
 
 class CommandError(AutopilotError):
     """An external command failed or is missing; the message names it and its output."""
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """A finished command: its exit code and, when captured, its standard output."""
-
-    returncode: int
-    stdout: str
 
 
 class Runner:
@@ -45,8 +36,9 @@ class Runner:
         self._echo(f"$ {shlex.join(args)}" + (f"    # {note}" if note else ""))
 
     def run(self, args: Sequence[str], *, stdin: bytes | None = None, check: bool = True,
-            capture: bool = False, quiet: bool = False, note: str = "") -> Result:
-        """Run `args` (or only show them, when dry).
+            capture: bool = False, quiet: bool = False,
+            note: str = "") -> subprocess.CompletedProcess[str]:
+        """Run `args` (or only show them, when dry); the result's `stdout` is "" unless captured.
 
         :param stdin: bytes for the command's standard input (secrets go here); without
             it, stdin is empty so the command never waits on a prompt.
@@ -58,7 +50,7 @@ class Runner:
         if not quiet or self.dry_run:
             self.show(args, note)
         if self.dry_run:
-            return Result(0, "")
+            return subprocess.CompletedProcess(list(args), 0, "")
         if shutil.which(args[0]) is None:
             raise CommandError(
                 f"{args[0]} not found on PATH; install the Google Cloud SDK "
@@ -81,7 +73,7 @@ class Runner:
                 f"`{shlex.join(args)}` failed with exit code {done.returncode}"
                 + (f": {detail}" if detail else "")
             )
-        return Result(done.returncode, out)
+        return subprocess.CompletedProcess(list(args), done.returncode, out)
 
     def exists(self, args: Sequence[str]) -> bool:
         """Run a `describe`-style command quietly: True when it succeeds."""

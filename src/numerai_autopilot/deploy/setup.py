@@ -1,13 +1,9 @@
 """The one-time Google Cloud set-up, idempotent: each step looks before it creates.
 
-1. enable the APIs Cloud Run deploys need (only those not yet enabled);
-2. the service's own service account;
-3. one Secret Manager secret per key (NUMERAI_PUBLIC_ID, NUMERAI_SECRET_KEY, AUTOPILOT_SECRET,
-   AUTOPILOT_ADMIN_TOKEN), its first version written from standard input;
-4. `roles/secretmanager.secretAccessor` for the service account on each secret.
-
-A second run finds everything and creates nothing. An existing secret keeps its value (add a
-version with `gcloud secrets versions add NAME --data-file=-` to rotate it).
+It enables the APIs a Cloud Run deploy needs, makes the service's own service account and one
+Secret Manager secret per `SECRET_ENV` key (written from standard input), and grants the
+account `roles/secretmanager.secretAccessor` on each. An existing secret keeps its value (add
+a version with `gcloud secrets versions add NAME --data-file=-` to rotate it).
 """
 
 from __future__ import annotations

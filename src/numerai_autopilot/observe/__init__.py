@@ -1,8 +1,5 @@
 """What people see of the runs: logs, alerts, Prometheus metrics, round summaries.
 
-    monitor = Monitor(config, ledger, rounds, rounddata)   # alerts and metrics on changes
-    monitor.start()
-
 Everything here is best-effort: a failing alert or metric never fails a run.
 """
 

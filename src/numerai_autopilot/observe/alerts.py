@@ -62,25 +62,6 @@ def _keep(word: str) -> bool:
     return bool(_UUID.match(word)) or not (has_digit and has_alpha)
 
 
-class RateLimit:
-    """At most `limit` events per sliding `window_s`."""
-
-    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic):
-        self._limit = limit
-        self._window_s = window_s
-        self._clock = clock
-        self._sent: deque[float] = deque()
-
-    def allow(self) -> bool:
-        now = self._clock()
-        while self._sent and now - self._sent[0] >= self._window_s:
-            self._sent.popleft()
-        if len(self._sent) >= self._limit:
-            return False
-        self._sent.append(now)
-        return True
-
-
 class Alerter:
     """Sends alerts to apprise URLs; see the module docstring. Never raises from `post`."""
 
@@ -99,7 +80,9 @@ class Alerter:
         self._urls = list(urls)
         self._claim = claim
         self._secrets = [s for s in secrets if s]
-        self._limit = RateLimit(rate_limit, rate_window_s)
+        self._rate_limit = rate_limit
+        self._rate_window_s = rate_window_s
+        self._sent_at: deque[float] = deque()  # when the alerts of the window went out
         self._seen: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.sent = 0
@@ -117,15 +100,12 @@ class Alerter:
         return redact(text, self._secrets)
 
     def post(self, key: str, title: str, body: str) -> bool:
-        """Queue an alert unless `key` was already sent or the rate limit is reached.
-
-        Returns whether it was queued. Sending runs in a background task: the caller (a run,
-        the close watcher) never waits for it and never sees its errors.
-        """
+        """Queue an alert unless `key` was already sent or the rate limit is reached; whether
+        it was queued. The caller never waits for the sending, nor sees its errors."""
         if not self._urls or key in self._seen:
             return False
         self._seen.add(key)
-        if not self._limit.allow():
+        if not self._within_rate_limit():
             self.dropped += 1
             log.warning("alert %r dropped by the rate limit", key)
             return False
@@ -137,6 +117,15 @@ class Alerter:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return True
+
+    def _within_rate_limit(self) -> bool:
+        now = time.monotonic()
+        while self._sent_at and now - self._sent_at[0] >= self._rate_window_s:
+            self._sent_at.popleft()
+        if len(self._sent_at) >= self._rate_limit:
+            return False
+        self._sent_at.append(now)
         return True
 
     async def _send(self, key: str, title: str, body: str) -> None:

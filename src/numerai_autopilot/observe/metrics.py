@@ -39,7 +39,7 @@ _ANSWER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 class _LedgerCollector(Collector):
     """Reads run counts and last submissions from the ledger when Prometheus scrapes."""
 
-    def __init__(self, ledger: Ledger, config: AppConfig, rounddata: RoundData | None) -> None:
+    def __init__(self, ledger: Ledger, config: AppConfig, rounddata: RoundData) -> None:
         self._ledger = ledger
         self._config = config
         self._rounddata = rounddata
@@ -62,25 +62,20 @@ class _LedgerCollector(Collector):
             log.warning("metrics: reading the ledger failed: %s", exc)
         yield runs
         yield last
-        data = self._rounddata
-        downloaded = CounterMetricFamily(
+        yield CounterMetricFamily(
             "autopilot_download_bytes", "Bytes of round data downloaded from Numerai",
-            value=getattr(data, "bytes_downloaded", 0),
+            value=self._rounddata.bytes_downloaded,
         )
-        files = CounterMetricFamily(
+        yield CounterMetricFamily(
             "autopilot_downloads", "Round data files downloaded from Numerai",
-            value=getattr(data, "downloads", 0),
+            value=self._rounddata.downloads,
         )
-        yield downloaded
-        yield files
 
 
 class Metrics:
     """The runtime's metrics; see the module docstring."""
 
-    def __init__(
-        self, ledger: Ledger, config: AppConfig, rounddata: RoundData | None = None
-    ) -> None:
+    def __init__(self, ledger: Ledger, config: AppConfig, rounddata: RoundData) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_LedgerCollector(ledger, config, rounddata))
         self.stage_seconds = Histogram(

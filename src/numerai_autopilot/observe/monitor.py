@@ -30,14 +30,10 @@ log = logging.getLogger(__name__)
 
 
 class Monitor:
-    """Alerts and stage metrics for one runtime; see the module docstring.
-
-    `secrets` are values no alert may show, besides the config's own keys and tokens.
-    """
+    """Alerts and stage metrics for one runtime; see the module docstring."""
 
     def __init__(
-        self, config: AppConfig, ledger: Ledger, rounds: CurrentRounds, rounddata: RoundData,
-        *, secrets: list[str] | None = None,
+        self, config: AppConfig, ledger: Ledger, rounds: CurrentRounds, rounddata: RoundData
     ) -> None:
         self._config = config
         self._ledger = ledger
@@ -45,15 +41,13 @@ class Monitor:
         settings = config.alerts
         self.alerter = Alerter(
             [url.get_secret_value() for url in settings.urls],
-            secrets=[*(secrets or []), *_config_secrets(config)],
+            secrets=_config_secrets(config),
             rate_limit=settings.rate_limit, rate_window_s=settings.rate_window,
             claim=ledger.claim_alert,
         )
         self.metrics = Metrics(ledger, config, rounddata)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watch: asyncio.Task[None] | None = None
-
-    # -- hooks the pipeline calls (after the ledger committed) -------------------------------
 
     async def notify(self, run: Run) -> None:
         """A run failed, or used its fallback: alert (in the background)."""
@@ -73,7 +67,7 @@ class Monitor:
 
     async def _notify(self, run: Run) -> None:
         try:
-            where = _where(run)
+            where = "a test trigger" if run.is_test else f"round {run.round_number}"
             if run.state is RunState.FAILED:
                 stage = await asyncio.to_thread(self._failed_stage, run)
                 self.alerter.post(
@@ -109,8 +103,6 @@ class Monitor:
         except Exception:
             log.exception("recording run %s's change failed (ignored)", after.id)
 
-    # -- round summary -----------------------------------------------------------------------
-
     def _models(self, tournament: int) -> list[ModelConfig]:
         return [m for m in self._config.models.values() if m.tournament_id == tournament]
 
@@ -118,10 +110,12 @@ class Monitor:
         if not self._config.alerts.round_summary or not self.alerter.enabled:
             return
         runs = await asyncio.to_thread(self._ledger.runs, limit=1000, round_number=number)
-        latest: dict[str, Run] = {}
+        latest: dict[str, Run] = {}  # each model's run: its submission, else its latest
         for run in sorted(runs, key=lambda r: r.created_at):
-            if run.tournament == tournament and not run.is_test:
-                latest[run.model_name] = _better(latest.get(run.model_name), run)
+            kept = latest.get(run.model_name)
+            if run.tournament == tournament and not run.is_test and (
+                    kept is None or kept.state is not RunState.SUBMITTED):
+                latest[run.model_name] = run
         models = self._models(tournament)
         if not models or any(m.name not in latest or not latest[m.name].is_final for m in models):
             return
@@ -131,8 +125,6 @@ class Monitor:
             f"summary:{tournament}:{number}", f"round {number}: {ok}/{len(models)} submitted",
             f"Round {number} (tournament {tournament}):\n" + "\n".join(lines),
         )
-
-    # -- models not submitted before the close -----------------------------------------------
 
     def start(self) -> None:
         """Start the before-close watch (when alerts are configured and it is enabled)."""
@@ -153,13 +145,10 @@ class Monitor:
         window = timedelta(seconds=self._config.alerts.before_close)
         for tournament in sorted({m.tournament_id for m in self._config.models.values()}):
             info = await self._rounds.latest(tournament)
-            if info is None or info.close_time is None:
+            if info is None or info.close_time is None or not (
+                    info.close_time - window <= now < info.close_time):
                 continue
-            if not (info.close_time - window <= now < info.close_time):
-                continue
-            runs = await asyncio.to_thread(
-                self._ledger.runs, limit=1000, round_number=info.number
-            )
+            runs = await asyncio.to_thread(self._ledger.runs, limit=1000, round_number=info.number)
             for model in self._models(tournament):
                 mine = [r for r in runs if r.model_name == model.name and not r.is_test
                         and r.tournament == tournament]
@@ -195,17 +184,6 @@ def _config_secrets(config: AppConfig) -> list[str]:
         secret = config.server.secret.get_secret_value()
         secrets += [webhook_token(secret, m.model_id) for m in config.models.values() if m.model_id]
     return secrets
-
-
-def _where(run: Run) -> str:
-    return "a test trigger" if run.is_test else f"round {run.round_number}"
-
-
-def _better(current: Run | None, run: Run) -> Run:
-    """The run that speaks for a (model, round): a submission wins, else the latest."""
-    if current is not None and current.state is RunState.SUBMITTED:
-        return current
-    return run
 
 
 def _summary_line(run: Run) -> str:

@@ -2,8 +2,7 @@
 
 A model's id comes from its `model_id` in the config, or, for a model configured by name
 only, from the account's list of models. `ModelIds` is the one place that resolves names
-to ids (the server, the CLI commands and `autopilot doctor` use it); `new_run` is the one
-place that turns a model's config into a run to record.
+to ids; `new_run` is the one place that turns a model's config into a run to record.
 
     ids = ModelIds(config.models, config.source)
     await ids.resolve(client)          # asks the account only for names lacking an id
@@ -29,8 +28,7 @@ class ModelIds:
     """Model name -> Numerai model id, and id -> the model's config.
 
     `models` are the configured models by name; `source` is the config file, named in
-    every error. Ids the config gives are taken as they are (`resolve` asks Numerai
-    nothing when every model has one); `checked` verifies them against the account.
+    every error. Ids the config gives are taken as they are; `checked` verifies them.
     """
 
     def __init__(self, models: Mapping[str, ModelConfig], source: str) -> None:
@@ -59,10 +57,6 @@ class ModelIds:
             )
         return model_id
 
-    def model_for(self, model_id: str) -> ModelConfig | None:
-        """The configured model with this id, or None (as far as ids are known now)."""
-        return self._by_id.get(model_id)
-
     def find(self, name: str, account: Iterable[ModelInfo]) -> ModelInfo | None:
         """The account's model that configured model `name` stands for: the one with its
         `model_id`, or for a model configured by name only, the one with its name."""
@@ -80,65 +74,58 @@ class ModelIds:
         learnt all the same), or the client's error when the account cannot be read.
         """
         async with self._resolving:
-            missing = self.missing
-            if not missing:
+            if not self.missing:
                 return
             account = await client.models(deadline=deadline)
-            problems = []
-            for name in missing:
-                found = self.find(name, account)
-                if found is None:
-                    problems.append(self._not_on_account(name, account))
-                else:
-                    self._ids[name] = found.id
-                    self._by_id[found.id] = self.models[name]
+            found, problems = self._match(self.missing, account)
+            for name, model_id in found.items():
+                self._ids[name] = model_id
+                self._by_id[model_id] = self.models[name]
             if problems:
                 raise ConfigError("\n".join(problems))
 
-    async def model_for_id(
-        self, model_id: str, client: NumeraiClient, *, timeout: float = 10.0
-    ) -> ModelConfig | None:
+    async def model_for_id(self, model_id: str, client: NumeraiClient) -> ModelConfig | None:
         """The configured model with this id, or None. While models configured by name only
-        are unresolved, the account is asked once more first (best effort, within `timeout`
-        seconds: None if that fails), so a webhook for such a model is not refused."""
+        are unresolved, the account is asked once more first (best effort, within 10 s: None
+        if that fails), so a webhook for such a model is not refused."""
         model = self._by_id.get(model_id)
         if model is None and self.missing:
             try:
-                await asyncio.wait_for(self.resolve(client), timeout=timeout)
+                await asyncio.wait_for(self.resolve(client), timeout=10.0)
             except Exception as exc:  # noqa: BLE001  (best effort: the caller answers 404)
                 log.warning("resolving model ids by name failed: %s", exc)
             model = self._by_id.get(model_id)
         return model
 
-    async def checked(
-        self, client: NumeraiClient, *, only: str | None = None, deadline: float | None = None
-    ) -> dict[str, str]:
+    async def checked(self, client: NumeraiClient, *, only: str | None = None) -> dict[str, str]:
         """Model name -> id for every configured model (or only `only`), each found on the
         account, configured ids included, so nothing is registered for a model that is not
         there. Raises ConfigError naming every model the account does not have."""
-        account = await client.models(deadline=deadline)
-        ids: dict[str, str] = {}
-        problems = []
-        for name in self.models:
-            if only is not None and name != only:
-                continue
-            found = self.find(name, account)
-            if found is None:
-                problems.append(self._not_on_account(name, account))
-            else:
-                ids[name] = found.id
+        account = await client.models()
+        ids, problems = self._match([n for n in self.models if only in (None, n)], account)
         if problems:
             raise ConfigError("\n".join(problems))
         return ids
 
-    def _not_on_account(self, name: str, account: Iterable[ModelInfo]) -> str:
-        model_id = self.models[name].model_id
-        wanted = f"model_id {model_id}" if model_id else f"name {name!r}"
-        fix = (f"fix models.{name}.model_id" if model_id
-               else f"set models.{name}.model_id or fix the name")
+    def _match(
+        self, names: list[str], account: list[ModelInfo]
+    ) -> tuple[dict[str, str], list[str]]:
+        """Name -> id of each of `names` found on the account, and an error for each other."""
+        ids: dict[str, str] = {}
+        problems = []
         known = ", ".join(sorted(m.name for m in account)) or "none"
-        return (f"{self._source}: models.{name}: no model with {wanted} on this Numerai "
-                f"account (it has: {known}); {fix}")
+        for name in names:
+            found = self.find(name, account)
+            if found is not None:
+                ids[name] = found.id
+                continue
+            model_id = self.models[name].model_id
+            wanted = f"model_id {model_id}" if model_id else f"name {name!r}"
+            fix = (f"fix models.{name}.model_id" if model_id
+                   else f"set models.{name}.model_id or fix the name")
+            problems.append(f"{self._source}: models.{name}: no model with {wanted} on this "
+                            f"Numerai account (it has: {known}); {fix}")
+        return ids, problems
 
 
 def new_run(

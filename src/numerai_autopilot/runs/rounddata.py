@@ -12,6 +12,7 @@ memory-map, and cached on disk. Older rounds are evicted once `keep_rounds` newe
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import shutil
 from collections.abc import Callable
@@ -37,12 +38,8 @@ class RoundDataError(AutopilotError):
 class RoundFiles:
     """The Arrow files of one round's data, ready for workers to memory-map."""
 
-    tournament: int
-    round_number: int
-    data_version: str
     live_path: Path
     benchmark_path: Path | None
-    rows: int
 
 
 Progress = Callable[[str, int, int | None], None]
@@ -63,8 +60,7 @@ class RoundData:
         self._cache_dir = cache_dir
         self._keep_rounds = keep_rounds
         self._progress = progress
-        self._inflight: dict[Path, asyncio.Future[int]] = {}
-        self._rows: dict[Path, int] = {}  # row counts of converted files
+        self._inflight: dict[Path, asyncio.Future[None]] = {}
         self.downloads = 0  # files actually fetched from Numerai by this process
         self.bytes_downloaded = 0
 
@@ -89,62 +85,47 @@ class RoundData:
             fetches.append(
                 self._fetch(prefix + bench_name, bench_path, tournament, round_number, deadline))
         # both files at once: the second one's API round trips overlap the first's transfer
-        rows = (await asyncio.gather(*fetches))[0]
+        await asyncio.gather(*fetches)
         self._evict(folder.parent)
-        return RoundFiles(tournament, round_number, data_version, live, bench_path, rows)
+        return RoundFiles(live, bench_path)
 
     async def _fetch(
         self, filename: str, arrow: Path, tournament: int, round_number: int, deadline: float | None
-    ) -> int:
-        known = self._rows.get(arrow)
-        if known is not None and arrow.exists():
-            return known  # every run of a round asks: no file read for each of them
+    ) -> None:
         if arrow.exists():
-            rows = await asyncio.to_thread(_arrow_rows, arrow)
-            self._rows[arrow] = rows
-            return rows
+            return
         pending = self._inflight.get(arrow)
         if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            await asyncio.shield(pending)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inflight[arrow] = future
         try:
-            rows = await self._download_and_convert(filename, arrow, tournament, round_number, deadline)
+            await self._download_and_convert(filename, arrow, tournament, round_number, deadline)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiters, if any, re-raise it themselves
             raise
         else:
-            future.set_result(rows)
-            self._rows[arrow] = rows
-            return rows
+            future.set_result(None)
         finally:
             del self._inflight[arrow]
 
     async def _download_and_convert(
         self, filename: str, arrow: Path, tournament: int, round_number: int, deadline: float | None
-    ) -> int:
+    ) -> None:
         arrow.parent.mkdir(parents=True, exist_ok=True)
         parquet = arrow.with_suffix(".parquet")
         log.info("downloading %s for round %s", filename, round_number)
-
-        def report(done: int, total: int | None) -> None:
-            if self._progress is not None:
-                self._progress(filename, done, total)
-
+        progress = functools.partial(self._progress, filename) if self._progress else None
         result = await self._client.download(
-            filename,
-            parquet,
-            tournament=tournament,
-            round=round_number,
-            progress=report,
+            filename, parquet, tournament=tournament, round=round_number, progress=progress,
             deadline=deadline,
         )
         self.downloads += 1
         self.bytes_downloaded += result.size
-        rows = await asyncio.to_thread(_convert, parquet, arrow, filename)
+        await asyncio.to_thread(_convert, parquet, arrow, filename)
         parquet.unlink(missing_ok=True)
-        return rows
 
     def _evict(self, version_dir: Path) -> None:
         rounds = sorted(
@@ -155,8 +136,6 @@ class RoundData:
             if not any(str(path).startswith(str(old)) for path in self._inflight):
                 log.info("evicting cached round data %s", old)
                 shutil.rmtree(old, ignore_errors=True)
-                for path in [p for p in self._rows if p.parent == old]:
-                    del self._rows[path]
 
 
 def warm_up() -> None:
@@ -167,7 +146,7 @@ def warm_up() -> None:
     from pyarrow import dataset, feather  # noqa: F401
 
 
-def _convert(parquet: Path, arrow: Path, filename: str) -> int:
+def _convert(parquet: Path, arrow: Path, filename: str) -> None:
     """Verify a downloaded parquet file and rewrite it as uncompressed Arrow, atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -183,11 +162,3 @@ def _convert(parquet: Path, arrow: Path, filename: str) -> int:
     partial = arrow.with_suffix(".arrow.partial")
     feather.write_feather(table, partial, compression="uncompressed")
     partial.replace(arrow)
-    return int(table.num_rows)
-
-
-def _arrow_rows(arrow: Path) -> int:
-    import pyarrow as pa
-
-    with pa.memory_map(str(arrow)) as source:
-        return int(pa.ipc.open_file(source).read_all().num_rows)

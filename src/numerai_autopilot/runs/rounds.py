@@ -1,13 +1,9 @@
 """Each tournament's current round, shared by the whole process, and when a run's retries stop.
 
-`CurrentRounds` is the one cache of Numerai's current rounds: the pipeline (a run's round
-and its close), the monitor and the dashboard (the rounds' clocks) and the round watcher
-all read it. A round opening starts every model's run at once, so Numerai is asked once at
-a time per tournament, and the answer is remembered for a short while; a run naming a round
-newer than the remembered one (opened since) makes it ask again.
-`run_deadline` turns the round's close into the run's deadline (later for late submissions,
-an error once the round has closed); `check_still_current` stops a run whose round Numerai
-has already replaced with a newer one.
+`CurrentRounds` is the one cache of Numerai's current rounds (the pipeline, the monitor, the
+dashboard and the round watcher read it): a round opening starts every model's run at once,
+so Numerai is asked once at a time per tournament. `run_deadline` and `check_still_current`
+decide when a run must stop.
 
     rounds = CurrentRounds(client)
     info = await rounds.get(8, at_least=512)     # raises the client's errors
@@ -19,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
 
 from numerai_autopilot.config import ModelConfig
 from numerai_autopilot.errors import AutopilotError
@@ -44,35 +39,31 @@ class RoundClosed(AutopilotError):
 
 class CurrentRounds:
     """Each tournament's current round from Numerai: one lookup at a time per tournament,
-    remembered for `max_age_s`; every round seen is kept for `known`.
+    remembered for `ROUND_CACHE_S`; every round seen is kept for `known`.
 
     A lookup keeps retrying through an outage for up to an hour (a run's deadline needs the
     close); each caller waits for it only as long as it chose (`wait`).
     """
 
-    def __init__(self, client: NumeraiClient, *, max_age_s: float = ROUND_CACHE_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, client: NumeraiClient) -> None:
         self._client = client
-        self._max_age_s = max_age_s
-        self._clock = clock
         self._current: dict[int, tuple[float, RoundInfo]] = {}
         self._seen: dict[tuple[int, int], RoundInfo] = {}
         self._lookups: dict[int, asyncio.Task[RoundInfo]] = {}
 
     async def get(self, tournament: int, *, at_least: int | None = None,
-                  max_age: float | None = None, wait: float | None = None) -> RoundInfo:
+                  max_age: float = ROUND_CACHE_S, wait: float | None = None) -> RoundInfo:
         """The tournament's current round.
 
         :param at_least: a round number known to exist (a run's round): a remembered round
             older than it is looked up again, since the newer round opened after it.
-        :param max_age: how old a remembered answer may be (default: the cache's own).
+        :param max_age: how old a remembered answer may be.
         :param wait: at most this many seconds of waiting for Numerai (the lookup goes on
             for the others); DeadlineExceeded after that. None waits for the lookup's end.
         :raises NumeraiError: what the client raises (NotFoundError: no open round).
         """
         cached = self._current.get(tournament)
-        limit = self._max_age_s if max_age is None else max_age
-        if (cached is not None and self._clock() - cached[0] < limit
+        if (cached is not None and time.monotonic() - cached[0] < max_age
                 and (at_least is None or cached[1].number >= at_least)):
             return cached[1]
         info, joined = await self._wait(tournament, wait)
@@ -129,7 +120,7 @@ class CurrentRounds:
         info = await self._client.current_round(
             tournament=tournament, deadline=time.time() + NO_CLOSE_TIME_S
         )
-        self._current[tournament] = (self._clock(), info)
+        self._current[tournament] = (time.monotonic(), info)
         self._seen[(tournament, info.number)] = info
         return info
 

@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 class RoundWatcher:
     """Starts the runs of watched models that no webhook started; see the module docstring.
 
-    `wake` is called after a poll that recorded runs (the dispatcher's), `clock` gives the
-    wall time (for tests).
+    `wake` is called after a poll that recorded runs (the dispatcher's).
     """
 
     def __init__(
@@ -45,7 +44,6 @@ class RoundWatcher:
         *,
         after: float,
         interval: float,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._ledger = ledger
         self._rounds = rounds
@@ -53,7 +51,6 @@ class RoundWatcher:
         self._wake = wake
         self._after = after
         self._interval = interval
-        self._clock = clock
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -87,7 +84,7 @@ class RoundWatcher:
             except AutopilotError as exc:  # closed round, Numerai down: nothing to start now
                 log.info("round watcher: no open round for tournament %s (%s)", tournament, exc)
                 continue
-            now = self._clock()
+            now = time.time()
             if info.open_time is None or now < info.open_time.timestamp() + self._after:
                 continue
             for model in models:

@@ -1,7 +1,7 @@
 """Who may read the JSON API and act as admin.
 
 - With `server.admin_token` set: requests must carry `Authorization: Bearer <token>`
-  (compared in constant time). The dashboard adds a signed session cookie on top of this.
+  (compared in constant time), or, to read (GET), a signed-in dashboard session's cookie.
 - Without one: only clients on this machine (127.0.0.1 / ::1) are let in, so a server that
   is reachable from elsewhere never exposes its runs by accident.
 """
@@ -31,10 +31,12 @@ def is_admin(request: Request) -> bool:
     if expected is None:
         client = request.client.host if request.client else ""
         return client in LOOPBACK
-    presented = bearer_token(request) or getattr(request.state, "session_token", None)
-    return presented is not None and hmac.compare_digest(
-        presented.encode(), expected.get_secret_value().encode()
-    )
+    presented = bearer_token(request)
+    if presented is None:  # a cookie may read, never change, what the token guards
+        dashboard = getattr(request.app.state, "dashboard", None)  # `web.dashboard.install`
+        return (request.method in ("GET", "HEAD") and dashboard is not None
+                and bool(dashboard.sessions.signed_in(request)))
+    return hmac.compare_digest(presented.encode(), expected.get_secret_value().encode())
 
 
 async def require_admin(request: Request) -> None:

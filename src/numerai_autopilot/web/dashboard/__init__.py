@@ -9,20 +9,18 @@ renders them and `session` signs users in (see each module for its rules);
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.web.dashboard import actions, routes
 from numerai_autopilot.web.dashboard.pages import PACKAGE, Dashboard, LoginRequired, login_redirect
 from numerai_autopilot.web.dashboard.passwords import hash_password, verify_password
-from numerai_autopilot.web.dashboard.session import ApiSession
 
 
 def install(app: FastAPI, config: AppConfig) -> None:
-    """Add the dashboard's routes, `/static`, and the middleware that lets a signed-in
-    session read `/api` and `/metrics` (GET only) to `app` (built by `web.create_app`).
+    """Add the dashboard's routes and `/static` to `app` (built by `web.create_app`); its
+    signed-in sessions may then read `/api` and `/metrics` (`web.auth.is_admin`).
 
     :raises ConfigError: `server.secret` is missing, or the dashboard's credentials are
         incomplete (`server.dashboard_user` without a password).
@@ -32,13 +30,7 @@ def install(app: FastAPI, config: AppConfig) -> None:
     app.include_router(routes.router)
     app.include_router(actions.router)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
-    app.add_middleware(ApiSession, sessions=dash.sessions)
-
-    async def needs_login(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, LoginRequired)
-        return login_redirect(exc)
-
-    app.add_exception_handler(LoginRequired, needs_login)
+    app.add_exception_handler(LoginRequired, login_redirect)
 
 
 __all__ = ["hash_password", "install", "verify_password"]

@@ -39,9 +39,7 @@ async def login_page(request: Request) -> Response:
     target = safe_next(request.query_params.get("next"))
     if dash.sessions.user(request, session) is not None:
         return dash.redirect(request, target, session, session.flash)
-    context = {"next": target, "error": None, "token_login": dash.sessions.admin_token is not None,
-               "user_login": dash.config.server.dashboard_user is not None}
-    return dash.render(request, "login.html", context, session, None)
+    return dash.render(request, "login.html", {"next": target, "error": None}, session, None)
 
 
 @router.post("/login")
@@ -50,13 +48,10 @@ async def login(request: Request) -> Response:
     session = dash.sessions.load(request)
     form = await _form(request, session)
     target = safe_next(form.get("next"))
-    signed_in = await dash.sessions.sign_in(
-        session, str(form.get("username", "")).strip(), str(form.get("password", ""))
-    )
+    signed_in = await dash.sessions.sign_in(str(form.get("username", "")).strip(),
+                                            str(form.get("password", "")))
     if signed_in is None:
-        context = {"next": target, "error": "Wrong user name, password or token.",
-                   "token_login": dash.sessions.admin_token is not None,
-                   "user_login": dash.config.server.dashboard_user is not None}
+        context = {"next": target, "error": "Wrong user name, password or token."}
         return dash.render(request, "login.html", context, session, None, status=401)
     log.info("dashboard: %s signed in", signed_in.user)
     return dash.redirect(request, target, signed_in, None)

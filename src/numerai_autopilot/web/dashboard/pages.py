@@ -24,7 +24,7 @@ from starlette.templating import Jinja2Templates
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.web.dashboard.session import Session, Sessions
-from numerai_autopilot.web.dashboard.views import TOURNAMENT_NAMES, countdown, duration
+from numerai_autopilot.web.dashboard.views import countdown, duration
 
 PACKAGE = Path(str(files("numerai_autopilot.web")))
 POLL_MS = 2000
@@ -55,11 +55,10 @@ class Dashboard:
         self.sessions = Sessions(config)
         self.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
         env = self.templates.env
-        env.filters["duration"] = duration
-        env.filters["when"] = _when
-        env.filters["clock"] = _clock
-        env.globals.update(tournament_names=TOURNAMENT_NAMES, countdown=countdown,
-                           poll_ms=POLL_MS)
+        env.filters.update(duration=duration, when=_when, clock=_clock)
+        env.globals.update(countdown=countdown, poll_ms=POLL_MS,
+                           token_login=config.server.admin_token is not None,
+                           user_login=config.server.dashboard_user is not None)
 
     def require_user(self, request: Request, *, fragment: bool = False) -> tuple[str, Session]:
         """The signed-in user and the session; raises LoginRequired (a redirect to the sign-in
@@ -118,9 +117,10 @@ def secured(response: Response) -> Response:
     return response
 
 
-def login_redirect(exc: LoginRequired) -> Response:
-    """The answer to LoginRequired: to the sign-in page and back, or a 401 notice for a
+async def login_redirect(request: Request, exc: Exception) -> Response:
+    """The handler of LoginRequired: to the sign-in page and back, or a 401 notice for a
     fragment (the page around it then offers to sign in again)."""
+    assert isinstance(exc, LoginRequired)
     if exc.fragment:
         return secured(HTMLResponse(
             '<p class="notice">Signed out: <a href="/login">sign in again</a>.</p>',

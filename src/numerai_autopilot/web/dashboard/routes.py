@@ -20,12 +20,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from numerai_autopilot.web.dashboard.pages import dashboard, runtime
-from numerai_autopilot.web.dashboard.views import (
-    load_grids,
-    public_settings,
-    stage_rows,
-    validation_result,
-)
+from numerai_autopilot.web.dashboard.views import load_grids, public_settings, validation_result
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,7 +52,7 @@ async def _run_context(request: Request, run_id: str) -> dict[str, Any]:
         raise HTTPException(404, f"no run {run_id!r}")
     stages = await asyncio.to_thread(ledger.stages, run_id)
     logs = await asyncio.to_thread(ledger.logs, run_id)
-    return {"run": run, "stages": stage_rows(stages), "logs": logs,
+    return {"run": run, "stages": stages, "logs": logs,
             "validation": validation_result(run, stages)}
 
 

@@ -21,7 +21,6 @@ from typing import Any
 
 from fastapi import HTTPException, Request, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import ConfigError
@@ -75,11 +74,6 @@ class Sessions:
         """No credential is configured: loopback clients need no sign-in."""
         return self._token is None and self._user is None
 
-    @property
-    def admin_token(self) -> str | None:
-        """`server.admin_token`, or None when none is set."""
-        return self._token
-
     def load(self, request: Request) -> Session:
         """The request's session; a fresh one when the cookie is missing, forged or expired."""
         raw = request.cookies.get(COOKIE)
@@ -111,7 +105,11 @@ class Sessions:
             return session.user
         return None
 
-    async def sign_in(self, session: Session, user: str, password: str) -> Session | None:
+    def signed_in(self, request: Request) -> bool:
+        """Whether the request's cookie is a signed-in session's (`web.auth` lets it read)."""
+        return COOKIE in request.cookies and self.user(request, self.load(request)) is not None
+
+    async def sign_in(self, user: str, password: str) -> Session | None:
         """A signed-in session (fresh CSRF token), or None after a short delay."""
         name: str | None = None
         if not user and self._token and hmac.compare_digest(password.encode(), self._token.encode()):
@@ -143,25 +141,3 @@ class Sessions:
         ):
             raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
 
-
-class ApiSession:
-    """ASGI middleware: a signed-in dashboard session may read (GET) the JSON API.
-
-    It hands the admin token to `web.auth.is_admin` through `request.state`, only for safe
-    methods, so a cookie never authorises a state change without a CSRF token.
-    """
-
-    def __init__(self, app: ASGIApp, sessions: Sessions) -> None:
-        self.app = app
-        self._sessions = sessions
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        token = self._sessions.admin_token
-        if (token is not None and scope["type"] == "http" and scope["method"] in ("GET", "HEAD")
-                and scope["path"].startswith(("/api/", "/metrics"))):
-            request = Request(scope)
-            if COOKIE in request.cookies and self._sessions.user(
-                request, self._sessions.load(request)
-            ):
-                scope.setdefault("state", {})["session_token"] = token
-        await self.app(scope, receive, send)

@@ -27,7 +27,6 @@ from numerai_autopilot.runtime import Runtime
 TOURNAMENT_NAMES = {8: "Classic", 11: "Signals", 12: "Crypto"}
 # Statuses a grid cell can have, in the words the page uses.
 STATUSES = ("submitted", "fallback", "running", "failed", "skipped", "missed", "waiting")
-# How many recent runs the grids are built from.
 _RECENT_RUNS = 500
 
 
@@ -82,15 +81,14 @@ async def load_grids(runtime: Runtime, max_rounds: int = 8) -> tuple[list[Grid],
     round that opened with no run yet shows as waiting."""
     runs = await asyncio.to_thread(runtime.ledger.runs, limit=_RECENT_RUNS)
     rounds: dict[tuple[int, int], RoundInfo] = {}
-    current = runtime.rounds
     for tournament in sorted({m.tournament_id for m in runtime.config.models.values()}):
         numbers = [r.round_number for r in runs
                    if r.tournament == tournament and r.round_number is not None]
-        info = await current.latest(tournament, at_least=max(numbers, default=None))
+        info = await runtime.rounds.latest(tournament, at_least=max(numbers, default=None))
         if info is not None:
             rounds[(tournament, info.number)] = info
         for number in set(numbers):
-            known = current.known(tournament, number)
+            known = runtime.rounds.known(tournament, number)
             if known is not None:
                 rounds.setdefault((tournament, number), known)
     grids = build_grids(runtime.config, runs, rounds, datetime.now(UTC), max_rounds)
@@ -149,25 +147,6 @@ def cell(model: str, runs: list[Run], open_time: datetime | None,
     run = max(runs, key=lambda r: r.created_at)
     status = run.state.value if run.is_final else "running"
     return Cell(model, status, run.state.value, run.id, error=run.error)
-
-
-@dataclass(frozen=True)
-class StageRow:
-    """A row of a run page's stage table."""
-
-    state: str
-    attempt: int
-    started_at: datetime
-    ended_at: datetime | None
-    duration_s: float | None
-    outcome: str | None
-    error: str | None
-
-
-def stage_rows(stages: Iterable[StageRecord]) -> list[StageRow]:
-    """The run page's stage table, in the order the stages ran."""
-    return [StageRow(s.state.value, s.attempt, s.started_at, s.ended_at, s.duration_s,
-                      s.outcome, s.error) for s in stages]
 
 
 def validation_result(run: Run, stages: Iterable[StageRecord]) -> str:
