@@ -120,9 +120,11 @@ def _kill_worker_running(cluster: DaskProcesses, server: ClusterServer, model: s
     with cluster.client() as client:
         while time.monotonic() < deadline:
             runs = [r for r in server.runs() if r["model"] == model]
-            processing: dict[str, list[str]] = client.processing()
-            for address, keys in processing.items():
-                if runs and any(runs[0]["id"] in str(key) for key in keys):
+            # executing, not only assigned: a task queued behind another runs again elsewhere
+            executing: dict[str, list[str]] = client.run(  # a lambda travels by value
+                lambda dask_worker: [str(task.key) for task in dask_worker.state.executing])
+            for address, keys in executing.items():
+                if runs and any(runs[0]["id"] in key for key in keys):
                     time.sleep(0.5)  # inside the predictor's sleep, well past loading
                     pid: int = client.run(os.getpid, workers=[address])[address]
                     os.kill(pid, signal.SIGKILL)
