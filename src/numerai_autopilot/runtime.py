@@ -75,12 +75,6 @@ def load_predictors(config: AppConfig) -> dict[str, PredictorSpec]:
     return specs
 
 
-def _warm_up_imports() -> None:
-    """What a round's first steps import: in a thread at start-up, instead of on the event
-    loop between a round's webhooks and its predictions."""
-    warm_up_round_data()
-
-
 class Runtime:
     """The live parts of one server (or one `autopilot run`) process.
 
@@ -101,8 +95,6 @@ class Runtime:
     ) -> None:
         self.config = config
         self.owner = owner or lease_owner()
-        self._dry_run_dir = dry_run_dir
-        self._progress = progress
         self._dispatch = dispatch
         self.ledger = Ledger.from_url(config.ledger.url)
         self.http = httpx.AsyncClient(timeout=config.numerai.timeout)
@@ -158,7 +150,8 @@ class Runtime:
         self._background = asyncio.create_task(self._start_background(), name="runtime-start")
 
     async def _start_background(self) -> None:
-        imports = asyncio.create_task(asyncio.to_thread(_warm_up_imports))
+        # a round's first imports load in a thread now, not on the loop between its webhooks
+        imports = asyncio.create_task(asyncio.to_thread(warm_up_round_data))
         await self.executor.start()
         await imports
         try:

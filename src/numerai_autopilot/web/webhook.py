@@ -131,7 +131,7 @@ async def receive_webhook(
 ) -> WebhookAnswer:
     """Record the run the webhook asks for; 200 once it is committed."""
     requested = new_run(model, model_id, source="webhook", round_number=payload.round_number,
-                    trigger_id=payload.triggerId, is_test=payload.is_test)
+                        trigger_id=payload.triggerId, is_test=payload.is_test)
     try:
         run, created = await service.recorder.record(requested)
     except LedgerError as exc:
