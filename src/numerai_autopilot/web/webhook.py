@@ -138,6 +138,9 @@ async def receive_webhook(
         log.error("webhook for model id %s: the run could not be recorded: %s", model_id, exc)
         raise WebhookRefused(503, "the run could not be recorded (the ledger failed; the server "
                                   "log says why); nothing was kept, so send it again") from exc
+    except Exception as exc:  # answered like every refusal (JSON, counted), and logged
+        log.exception("webhook for model id %s failed", model_id)
+        raise WebhookRefused(500, "internal error; see the server log") from exc
     if created:
         service.dispatcher.wake()
         log.info("webhook for %s round %s: run %s", model.name,
