@@ -4,6 +4,7 @@ per tournament, remembered for a while, asked again for a newer round or a fresh
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -62,6 +63,21 @@ async def test_a_round_newer_than_the_remembered_one_is_looked_up(
     assert (await rounds.get(8)).number == before.number  # remembered
     assert (await rounds.get(8, at_least=opened)).number == opened
     assert (await rounds.get(8)).number == opened
+
+
+async def test_a_caller_arriving_after_a_lookup_started_gets_a_later_answer(
+    sandbox: RunningSandbox, rounds: CurrentRounds, counted: tuple[httpx.AsyncClient, Counted]
+) -> None:
+    sandbox.set_faults(operations={"rounds": {"latency_ms": 300}})
+    in_flight = asyncio.ensure_future(rounds.get(8))
+    await asyncio.sleep(0.1)  # the lookup has asked; then a round opens, then a run arrives
+    opened = await asyncio.to_thread(sandbox.open_round)
+    arrived = time.time()
+    assert (await rounds.get(8, asked_after=arrived)).number == opened["number"]
+    await in_flight
+    assert counted[1].sent == 2  # the lookup in flight asked before: not joined
+    assert (await rounds.get(8, asked_after=arrived)).number == opened["number"]  # remembered
+    assert counted[1].sent == 2
 
 
 async def test_a_caller_waits_only_as_long_as_it_chose(

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 from server_harness import StartServer, predictor, submitted
 
@@ -72,6 +73,28 @@ def test_the_round_data_downloads_while_numerai_is_asked_for_the_round(
     [live] = live_downloads(sandbox, opened["number"])
     # ... and the live data was already downloading before its last failure
     assert datetime.fromisoformat(live["started_at"]) < datetime.fromisoformat(errors[-1]["at"])
+
+
+def test_a_test_trigger_just_after_a_round_opens_predicts_on_the_new_round(
+    sandbox: RunningSandbox, start_server: StartServer
+) -> None:
+    """A trigger that names no round is for the round open now, though this process
+    looked the previous one up a moment ago (a second instance that saw no webhook of it)."""
+    server = start_server({"alpha": predictor("good")}, server_watch_after="1h")
+
+    def trigger(name: str) -> None:
+        answer = httpx.post(server.hook_url("alpha"), timeout=30,
+                            json={"roundNumber": "test", "triggerId": name})
+        assert answer.status_code == 200, answer.text
+
+    trigger("before")
+    server.wait_final(1)
+    opened = sandbox.open_round()  # no webhook registered: this instance is not told
+    trigger("after")
+    runs = server.wait_final(2)
+    assert [r.state for r in runs] == [RunState.SUBMITTED] * 2, [r.error for r in runs]
+    rounds = {s["trigger_id"]: s["round_number"] for s in sandbox.submissions()}
+    assert rounds == {"before": opened["number"] - 1, "after": opened["number"]}
 
 
 @pytest.fixture

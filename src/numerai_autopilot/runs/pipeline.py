@@ -135,8 +135,12 @@ class Pipeline:
             await self._log(run, "warning", f"resuming run interrupted while {run.state.value}")
         # The round's close (the run's deadline) is asked for while its data downloads: the
         # webhook names the round. Until the close is known, retries stop after an hour.
-        lookup = asyncio.ensure_future(
-            self._rounds.get(model.tournament_id, at_least=run.round_number))
+        # A run that names no round (a test trigger) is for the round open when it arrived:
+        # a remembered answer may predate a round opened since, whose ids the submission
+        # must match.
+        asked_after = run.created_at.timestamp() if run.round_number is None else None
+        lookup = asyncio.ensure_future(self._rounds.get(
+            model.tournament_id, at_least=run.round_number, asked_after=asked_after))
         try:
             if run.round_number is None or run.state is RunState.UPLOADING:
                 await asyncio.shield(lookup)  # the round's number or its close comes first

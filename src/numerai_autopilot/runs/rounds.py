@@ -47,30 +47,40 @@ class CurrentRounds:
 
     def __init__(self, client: NumeraiClient) -> None:
         self._client = client
+        # when Numerai was asked (wall clock), and its answer
         self._current: dict[int, tuple[float, RoundInfo]] = {}
         self._seen: dict[tuple[int, int], RoundInfo] = {}
-        self._lookups: dict[int, asyncio.Task[RoundInfo]] = {}
+        self._lookups: dict[int, asyncio.Task[tuple[float, RoundInfo]]] = {}
 
     async def get(self, tournament: int, *, at_least: int | None = None,
-                  max_age: float = ROUND_CACHE_S, wait: float | None = None) -> RoundInfo:
+                  asked_after: float | None = None, max_age: float = ROUND_CACHE_S,
+                  wait: float | None = None) -> RoundInfo:
         """The tournament's current round.
 
         :param at_least: a round number known to exist (a run's round): a remembered round
             older than it is looked up again, since the newer round opened after it.
+        :param asked_after: a wall-clock time (a run's arrival): only an answer Numerai was
+            asked for after it will do, since a round may have opened just before it.
         :param max_age: how old a remembered answer may be.
         :param wait: at most this many seconds of waiting for Numerai (the lookup goes on
             for the others); DeadlineExceeded after that. None waits for the lookup's end.
         :raises NumeraiError: what the client raises (NotFoundError: no open round).
         """
         cached = self._current.get(tournament)
-        if (cached is not None and time.monotonic() - cached[0] < max_age
-                and (at_least is None or cached[1].number >= at_least)):
+        if cached is not None and self._will_do(cached[0], cached[1], at_least, asked_after,
+                                                time.time() - max_age):
             return cached[1]
-        info, joined = await self._wait(tournament, wait)
-        if joined and at_least is not None and info.number < at_least:
-            # the lookup joined may have started before the run's round opened
-            info, _ = await self._wait(tournament, wait)
+        asked, info = await self._wait(tournament, wait)
+        if not self._will_do(asked, info, at_least, asked_after, float("-inf")):
+            # the lookup joined started before the run's round opened, or before it arrived
+            asked, info = await self._wait(tournament, wait)
         return info
+
+    @staticmethod
+    def _will_do(asked: float, info: RoundInfo, at_least: int | None,
+                 asked_after: float | None, not_before: float) -> bool:
+        return (asked >= not_before and (asked_after is None or asked >= asked_after)
+                and (at_least is None or info.number >= at_least))
 
     async def latest(self, tournament: int, *, at_least: int | None = None) -> RoundInfo | None:
         """The current round for a page or an alert: as `get`, but when Numerai cannot say
@@ -93,36 +103,37 @@ class CurrentRounds:
             lookup.cancel()
         await asyncio.gather(*lookups, return_exceptions=True)
 
-    async def _wait(self, tournament: int, wait: float | None) -> tuple[RoundInfo, bool]:
-        """The answer of the tournament's lookup in flight, or of a new one; whether it was
-        already in flight."""
+    async def _wait(self, tournament: int, wait: float | None) -> tuple[float, RoundInfo]:
+        """The answer of the tournament's lookup in flight, or of a new one, with when it
+        asked."""
         lookup = self._lookups.get(tournament)
-        joined = lookup is not None
         if lookup is None:
             lookup = asyncio.create_task(self._lookup(tournament), name=f"round-{tournament}")
             self._lookups[tournament] = lookup
             lookup.add_done_callback(lambda done: self._finished(tournament, done))
         try:
-            return await asyncio.wait_for(asyncio.shield(lookup), wait), joined
+            return await asyncio.wait_for(asyncio.shield(lookup), wait)
         except TimeoutError:
             raise DeadlineExceeded(
                 f"Numerai did not say tournament {tournament}'s current round within "
                 f"{wait:g} s; still asking"
             ) from None
 
-    def _finished(self, tournament: int, lookup: asyncio.Task[RoundInfo]) -> None:
+    def _finished(self, tournament: int,
+                  lookup: asyncio.Task[tuple[float, RoundInfo]]) -> None:
         if self._lookups.get(tournament) is lookup:
             del self._lookups[tournament]
         if not lookup.cancelled():
             lookup.exception()  # retrieved: its waiters, if any, raise it themselves
 
-    async def _lookup(self, tournament: int) -> RoundInfo:
+    async def _lookup(self, tournament: int) -> tuple[float, RoundInfo]:
+        asked = time.time()
         info = await self._client.current_round(
-            tournament=tournament, deadline=time.time() + NO_CLOSE_TIME_S
+            tournament=tournament, deadline=asked + NO_CLOSE_TIME_S
         )
-        self._current[tournament] = (time.monotonic(), info)
+        self._current[tournament] = (asked, info)
         self._seen[(tournament, info.number)] = info
-        return info
+        return asked, info
 
 
 def run_deadline(run: Run, model: ModelConfig, info: RoundInfo, round_number: int) -> float:
