@@ -79,7 +79,7 @@ def format_size(size: int) -> str:
     """
     for unit, scale in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
         if size >= scale:
-            return f"{size / scale:g} {unit}"
+            return f"{size / scale:.3g} {unit}"
     return f"{size} B"
 
 

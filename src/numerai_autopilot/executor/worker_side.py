@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from numerai_autopilot.config import format_size
 from numerai_autopilot.errors import PredictorError
 from numerai_autopilot.executor.errors import PredictorLoadError, PredictorRaised
 from numerai_autopilot.executor.jobs import PredictorInfo
@@ -166,11 +167,11 @@ class _MemoryWatchdog(threading.Thread):
         self._limits: list[tuple[int, str]] = []
         if request.memory_limit_bytes is not None:
             self._limits.append((baseline + request.memory_limit_bytes,
-                                 f"memory limit {format_bytes(request.memory_limit_bytes)}"))
+                                 f"memory limit {format_size(request.memory_limit_bytes)}"))
         worker_limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
         if worker_limit:
             self._limits.append((int(worker_limit * WORKER_LIMIT_FRACTION),
-                                 f"worker memory limit {format_bytes(int(worker_limit))}"))
+                                 f"worker memory limit {format_size(int(worker_limit))}"))
 
     def run(self) -> None:
         if not self._limits:
@@ -179,7 +180,7 @@ class _MemoryWatchdog(threading.Thread):
             rss = self._process.memory_info().rss
             for limit, reason in self._limits:
                 if rss > limit:
-                    self._die(f"{reason} (process at {format_bytes(rss)})")
+                    self._die(f"{reason} (process at {format_size(rss)})")
 
     def _die(self, reason: str) -> None:
         try:
@@ -200,14 +201,6 @@ async def kill_this_process() -> None:
     import signal
 
     os.kill(os.getpid(), signal.SIGKILL)
-
-
-def format_bytes(n: int) -> str:
-    """``n`` bytes for a message, e.g. ``1.5 GiB``."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if n >= size:
-            return f"{n / size:.3g} {unit}"
-    return f"{n} B"
 
 
 _materialised: dict[str, int] = {}

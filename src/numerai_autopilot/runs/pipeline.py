@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from numerai_autopilot.config import AppConfig, ModelConfig
-from numerai_autopilot.config.models import format_size
+from numerai_autopilot.config import AppConfig, ModelConfig, format_size
 from numerai_autopilot.errors import (
     AutopilotError,
     LedgerError,
