@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from numerai_autopilot.config import webhook_token
-from numerai_autopilot.ledger import Ledger, RunState
+from numerai_autopilot.ledger import Ledger, NewRun, RunState
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
 
@@ -66,9 +67,14 @@ def test_run_submits_and_runs_lists_it(project: tuple[Path, dict[str, str]], san
     (run,) = ledger.runs()
     assert run.state is RunState.SUBMITTED and run.submission_id == sub["id"]
     assert run.source == "manual"
-    listed = autopilot("runs", cwd=directory, env=env)
+    listed = autopilot("runs", cwd=directory, env={**env, "COLUMNS": "80"})
     assert listed.returncode == 0, listed.stderr
-    assert run.id in listed.stdout and "submitted" in listed.stdout and sub["id"][:8] in listed.stdout
+    assert max(map(len, listed.stdout.splitlines())) <= 80, listed.stdout
+    assert f"{run.id[:8]} " in listed.stdout and "submitted" in listed.stdout
+    as_json = autopilot("runs", "--json", cwd=directory, env=env)
+    [listed_run] = json.loads(as_json.stdout)
+    assert listed_run["id"] == run.id and listed_run["submission_id"] == sub["id"]
+    assert listed_run["state"] == "submitted" and listed_run["rows"] == 500
     # A second manual run of the same round is skipped, not submitted twice.
     again = autopilot("run", "alpha", cwd=directory, env=env)
     assert again.returncode == 0 and "skipped" in again.stdout
@@ -96,3 +102,27 @@ def test_errors_are_one_clear_line(tmp_path: Path) -> None:
     (tmp_path / "good.toml").write_text("[models.a]\npredictor = 'x.py:f'\n")
     unknown = autopilot("run", "zzz", "-c", str(tmp_path / "good.toml"), cwd=tmp_path)
     assert unknown.returncode == 2 and "no model named 'zzz' (configured: a)" in unknown.stderr
+
+
+def test_runs_fit_80_columns_with_unique_ids_and_errors_under_the_table(tmp_path: Path) -> None:
+    (tmp_path / "autopilot.toml").write_text(
+        "[models.a_model_with_a_long_name]\npredictor = 'x.py:f'\n")
+    ledger = Ledger.from_url(f"sqlite:///{tmp_path / '.autopilot/ledger.db'}")
+    ledger.migrate()
+    error = "predictor raised ValueError: bad\n  File \"x.py\", line 3, in f\n    raise ValueError('bad')"
+    ids = []
+    for i in range(2):
+        run, _ = ledger.record(NewRun("a_model_with_a_long_name", "m-1", tournament=11,
+                                      round_number=1100 + i, trigger_id=f"t-{i}",
+                                      data_version="v2.1", is_test=False, source="manual"))
+        claimed = ledger.claim_run(run.id, "me")
+        assert claimed is not None
+        ledger.advance(run.id, RunState.FAILED, owner="me", error=error)
+        ids.append(run.id)
+    listed = autopilot("runs", cwd=tmp_path, env={"COLUMNS": "80"})
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert max(map(len, lines)) <= 80, listed.stdout
+    assert "signals 1100" in listed.stdout and "a_model_with_a_long_name" in listed.stdout
+    assert listed.stdout.count("raise ValueError('bad')") == 2  # whole, under the table
+    assert "─" not in listed.stdout and "\x1b[" not in listed.stdout  # piped: plain text

@@ -78,7 +78,10 @@ def test_trigger_wait_follows_the_run_to_its_submission(served: Served) -> None:
     assert status.returncode == 0, status.stderr
     assert f"server {server.url}: ok, executor ready" in status.stdout
     row = next(x for x in status.stdout.splitlines() if " alpha " in x and "test" in x)
-    assert "submitted" in row and sub[0]["id"] in row
+    assert "submitted" in row
+    as_json = project.cli("status", "--json", "--server", server.url)
+    assert any(r["model"] == "alpha" and r["outcome"] == sub[0]["id"]
+               for r in json.loads(as_json.stdout))
     run_id = re.search(r"run (\S+): submitted", done.stdout).group(1)  # type: ignore[union-attr]
     logs = project.cli("logs", run_id, "--server", server.url)
     assert logs.returncode == 0, logs.stderr

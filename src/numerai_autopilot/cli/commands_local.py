@@ -11,26 +11,24 @@ from typing import Annotated
 
 import httpx
 import typer
-from rich.table import Table
 
 from numerai_autopilot.cli.registration import current_secret
 from numerai_autopilot.cli.shared import (
     DEFAULT_CONFIG,
     ConfigOption,
+    JsonOption,
     app,
-    colour,
     console,
     friendly,
     load,
 )
-from numerai_autopilot.config import TOURNAMENT_NAMES, AppConfig, webhook_url
+from numerai_autopilot.cli.tables import RunRow, print_runs
+from numerai_autopilot.config import AppConfig, webhook_url
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.ledger import Ledger, Run, RunState, StageRecord
 from numerai_autopilot.numerai import NumeraiClient
 from numerai_autopilot.observe import setup_logging
 from numerai_autopilot.runs import ModelIds, new_run
-
-STAGES = (RunState.DOWNLOADING, RunState.PREDICTING, RunState.VALIDATING, RunState.UPLOADING)
 
 
 @app.command()
@@ -73,13 +71,14 @@ def run(
     round_number: Annotated[int | None, typer.Option("--round", help="Round (default: current).")] = None,
     dry_run: Annotated[bool, typer.Option(help="Write the validated CSV instead of uploading.")] = False,
     out: Annotated[Path, typer.Option(help="Where --dry-run writes CSVs.")] = Path("predictions"),
+    as_json: JsonOption = False,
 ) -> None:
     """Run one model now, without a webhook."""
     setup_logging("WARNING")
     config = load(config_path)
     config.model(model)
     final = asyncio.run(_run_now(config, model, round_number, out if dry_run else None))
-    _print_runs(Ledger.from_url(config.ledger.url), [final])
+    _print_runs(Ledger.from_url(config.ledger.url), [final], as_json=as_json)
     if final.state is RunState.FAILED:
         raise typer.Exit(1)
 
@@ -145,37 +144,38 @@ def runs(
     config_path: ConfigOption = DEFAULT_CONFIG,
     limit: Annotated[int, typer.Option(help="How many runs.")] = 20,
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Recent runs with their stage timings."""
+    """Recent runs, newest first; errors under the table."""
     config = load(config_path)
     ledger = Ledger.from_url(config.ledger.url)
     ledger.migrate()
-    _print_runs(ledger, ledger.runs(limit=limit, model_name=model))
+    _print_runs(ledger, ledger.runs(limit=limit, model_name=model), as_json=as_json)
 
 
-def _print_runs(ledger: Ledger, runs: list[Run]) -> None:
-    table = Table("run", "model", "tournament", "round", "state", *(s.value for s in STAGES),
-                  "total", "rows", "submission / error")
-    for run in runs:
-        timings = _stage_seconds(ledger.stages(run.id))
-        total = (run.updated_at - run.created_at).total_seconds()
-        outcome = run.submission_id or run.error or run.detail.get("dry_run") or ""
-        table.add_row(
-            run.id, run.model_name, TOURNAMENT_NAMES.get(run.tournament, str(run.tournament)),
-            "test" if run.is_test else str(run.round_number),
-            colour(run.state.value), *(timings.get(s, "") for s in STAGES),
-            f"{total:.1f}s" if run.state.is_final else "", str(run.detail.get("rows", "")),
-            str(outcome),
-        )
-    console.print(table)
+def _print_runs(ledger: Ledger, runs: list[Run], *, as_json: bool = False) -> None:
+    print_runs([_row(run, ledger.stages(run.id)) for run in runs], as_json=as_json)
 
 
-def _stage_seconds(stages: list[StageRecord]) -> dict[RunState, str]:
+def _row(run: Run, stages: list[StageRecord]) -> RunRow:
     spent: dict[RunState, float] = {}
     for stage in stages:
         end = stage.ended_at or datetime.now(stage.started_at.tzinfo)
         spent[stage.state] = spent.get(stage.state, 0.0) + (end - stage.started_at).total_seconds()
-    return {state: f"{seconds:.2f}s" for state, seconds in spent.items()}
+    outcome = run.submission_id or run.error or run.detail.get("dry_run") or ""
+    rows = run.detail.get("rows")
+    return RunRow(
+        id=run.id, model=run.model_name, tournament=run.tournament, round=run.round_number,
+        is_test=run.is_test, state=run.state.value,
+        seconds=(run.updated_at - run.created_at).total_seconds() if run.state.is_final else None,
+        predict_s=spent.get(RunState.PREDICTING), rows=rows if isinstance(rows, int) else None,
+        outcome=str(outcome),
+        extra={"model_id": run.model_id, "trigger_id": run.trigger_id, "source": run.source,
+               "attempts": run.attempts, "submission_id": run.submission_id,
+               "error": run.error, "created_at": run.created_at.isoformat(),
+               "updated_at": run.updated_at.isoformat(),
+               "stage_seconds": {s.value: round(v, 3) for s, v in spent.items()}},
+    )
 
 
 @app.command("webhook-url")

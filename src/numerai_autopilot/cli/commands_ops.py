@@ -14,20 +14,20 @@ from typing import Annotated
 
 import httpx
 import typer
-from rich.table import Table
 
 from numerai_autopilot.cli.registration import current_secret, redact, registered_webhooks
 from numerai_autopilot.cli.remote import LogEntry, RemoteServer, RunSummary
 from numerai_autopilot.cli.shared import (
     DEFAULT_CONFIG,
     ConfigOption,
+    JsonOption,
     app,
-    colour,
     console,
     err,
     friendly,
     load,
 )
+from numerai_autopilot.cli.tables import RunRow, print_runs
 from numerai_autopilot.config import AppConfig, ServerSettings, webhook_url
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.ledger import RunState
@@ -173,35 +173,37 @@ def status(
     config_path: ConfigOption = DEFAULT_CONFIG,
     server: ServerOption = None,
     rounds: Annotated[int, typer.Option(help="How many recent rounds.")] = 3,
+    as_json: JsonOption = False,
 ) -> None:
-    """The server's health and each model's state in the recent rounds."""
+    """The server's health and each model's latest run in the recent rounds."""
     config = load(config_path)
-    asyncio.run(_status(config, server, rounds))
+    asyncio.run(_status(config, server, rounds, as_json))
 
 
-async def _status(config: AppConfig, server_url: str | None, rounds: int) -> None:
+async def _status(config: AppConfig, server_url: str | None, rounds: int, as_json: bool) -> None:
     async with httpx.AsyncClient() as http:
         server = _server(config.server, http, server_url)
         health = await server.health()
+        runs = await server.runs(limit=500)
+    if not as_json:
         ready = "ready" if health.get("executor_ready") else "starting"
         console.print(f"server {server.base_url}: {health.get('status')}, executor {ready}, "
                       f"{health.get('active_runs', 0)} active runs", soft_wrap=True)
-        runs = await server.runs(limit=500)
-    by_round: dict[str, dict[str, RunSummary]] = defaultdict(dict)
+    by_round: dict[tuple[int, int | None], dict[str, RunSummary]] = defaultdict(dict)
     for run in runs:  # newest first: the first run seen per (round, model) is its latest
-        key = "test" if run.is_test or run.round is None else str(run.round)
+        key = (run.tournament, None if run.is_test else run.round)
         by_round[key].setdefault(run.model, run)
-    table = Table("round", "model", "state", "run", "submission / error")
-    for key in list(by_round)[:rounds]:
-        seen = by_round[key]
-        for name in sorted(set(seen) | set(config.models)):
+    rows: list[RunRow] = []
+    for (tournament, number), seen in list(by_round.items())[:rounds]:
+        names = {n for n, m in config.models.items() if m.tournament_id == tournament}
+        for name in sorted(set(seen) | names):
             latest = seen.get(name)
-            if latest is None:
-                table.add_row(key, name, "[dim]no run[/]", "", "")
-                continue
-            table.add_row(key, name, colour(latest.state), latest.id,
-                          latest.submission_id or latest.error or "")
-    console.print(table if by_round else "no runs yet")
+            rows.append(RunRow(id="", model=name, tournament=tournament, round=number,
+                               is_test=number is None, state="no run") if latest is None else
+                        RunRow(id=latest.id, model=name, tournament=tournament, round=number,
+                               is_test=latest.is_test, state=latest.state.value,
+                               outcome=latest.submission_id or latest.error or ""))
+    print_runs(rows, as_json=as_json)
 
 
 @app.command()

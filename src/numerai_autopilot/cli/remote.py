@@ -30,6 +30,7 @@ class RunSummary(BaseModel):
 
     id: str
     model: str
+    tournament: int = 8
     round: int | None = None
     is_test: bool = False
     state: RunState

@@ -42,6 +42,7 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", envvar="AUTOPILOT_CONFIG", help="Path to autopilot.toml."),
 ]
 DEFAULT_CONFIG = Path("autopilot.toml")
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
 
 
 def load(path: Path) -> AppConfig:
