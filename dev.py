@@ -7,7 +7,8 @@
     python3 dev.py autopilot ARGS...   # the CLI inside the project's environment
 
 The first call creates `.venv/` and installs the project with the pinned versions in
-`constraints.txt`; later calls reinstall only when `pyproject.toml` or `constraints.txt` change.
+`constraints.txt` (`demo` and `autopilot` what the service needs; `test` and `bench` the test
+tools as well); later calls reinstall only when `pyproject.toml` or `constraints.txt` change.
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ def _fingerprint() -> str:
     return digest.hexdigest()
 
 
-def ensure_env() -> None:
+def ensure_env(extras: tuple[str, ...] = ()) -> None:
+    """Create or update `.venv` so it holds the project with `extras`, as pinned."""
     if sys.version_info < (3, 11):
         sys.exit(f"numerai-autopilot needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     wanted = _fingerprint()
-    if not (STAMP.exists() and STAMP.read_text() == wanted):
-        _install(wanted)
+    stamp = STAMP.read_text().split() if STAMP.exists() else []
+    have = set(stamp[1:]) if stamp[:1] == [wanted] else set()
+    if not stamp[:1] == [wanted] or not set(extras) <= have:
+        _install(wanted, tuple(sorted(have | set(extras))))
     _compile()
 
 
@@ -49,24 +53,26 @@ def _compile() -> None:
                    check=True, stdout=subprocess.DEVNULL)
 
 
-def _install(wanted: str) -> None:
+def _install(wanted: str, extras: tuple[str, ...]) -> None:
     if not (BIN / "python").exists():
         print("creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    print("installing pinned dependencies (constraints.txt) ...", flush=True)
-    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run(
-        [*pip, "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[dev]"], check=True
-    )
-    STAMP.write_text(wanted)
+    what = f"[{','.join(extras)}]" if extras else ""
+    print(f"installing the project{what} with the versions pinned in constraints.txt "
+          "(a minute or two the first time) ...", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check",
+           "--progress-bar", "on"]
+    subprocess.run([*pip, "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}{what}"],
+                   check=True)
+    STAMP.write_text(" ".join((wanted, *extras)))
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"demo", "test", "bench", "autopilot"}:
         print(__doc__)
         return 2
-    ensure_env()
     command, rest = argv[0], argv[1:]
+    ensure_env(("dev",) if command in {"test", "bench"} else ())
     python = str(BIN / "python")
     if command == "demo":
         return subprocess.call([str(BIN / "autopilot"), "demo", *rest])
