@@ -89,7 +89,7 @@ def test_webhook_url_resolves_the_model_by_name(project: tuple[Path, dict[str, s
                   if line.startswith("secret ="))
     model_id = sandbox.models["alpha"]
     assert done.stdout.strip() == (
-        f"https://example.run.app/pred/{model_id}?token={webhook_token(secret, model_id)}")
+        f"https://example.run.app/pred/{model_id}/{webhook_token(secret, model_id)}")
 
 
 def test_errors_are_one_clear_line(tmp_path: Path) -> None:
@@ -126,3 +126,23 @@ def test_runs_fit_80_columns_with_unique_ids_and_errors_under_the_table(tmp_path
     assert "signals 1100" in listed.stdout and "a_model_with_a_long_name" in listed.stdout
     assert listed.stdout.count("raise ValueError('bad')") == 2  # whole, under the table
     assert "─" not in listed.stdout and "\x1b[" not in listed.stdout  # piped: plain text
+
+
+def test_a_predictors_error_is_said_once_with_the_users_frames_first(
+    project: tuple[Path, dict[str, str]], sandbox: RunningSandbox
+) -> None:
+    directory, env = project
+    with (directory / "predictors/example.py").open("a") as module:
+        module.write("\n\ndef _pick(frame):\n    return frame.loc[:, ['missing_column']]\n\n\n"
+                     "def broken(live_features):\n    return _pick(live_features)\n")
+    config = directory / "autopilot.toml"
+    config.write_text(config.read_text().replace("example.py:predict", "example.py:broken"))
+    done = autopilot("run", "alpha", cwd=directory, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    output = done.stdout + done.stderr
+    assert output.count("predictor raised KeyError") == 1, output
+    assert "Compute Failed" not in output
+    user_frame = output.index("in broken")
+    assert user_frame < output.index("in _pick") < output.index("frames in pandas)")
+    assert "site-packages" not in output
+    assert sandbox.submissions() == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime
 from importlib import resources
@@ -25,7 +26,7 @@ from numerai_autopilot.cli.shared import (
 from numerai_autopilot.cli.tables import RunRow, print_runs
 from numerai_autopilot.config import AppConfig, webhook_url
 from numerai_autopilot.errors import ConfigError
-from numerai_autopilot.ledger import Ledger, Run, RunState, StageRecord
+from numerai_autopilot.ledger import Ledger, LogLine, Run, RunState, StageRecord
 from numerai_autopilot.numerai import NumeraiClient
 from numerai_autopilot.observe import setup_logging
 from numerai_autopilot.runs import ModelIds, new_run
@@ -75,6 +76,8 @@ def run(
 ) -> None:
     """Run one model now, without a webhook."""
     setup_logging("WARNING")
+    # the run's own lines are printed from the ledger below, once: not their log copies
+    logging.getLogger().handlers[0].addFilter(lambda record: not hasattr(record, "run"))
     config = load(config_path)
     config.model(model)
     final = asyncio.run(_run_now(config, model, round_number, out if dry_run else None))
@@ -122,8 +125,10 @@ class DownloadProgress:
 
 async def _follow_run(ledger: Ledger, run_id: str, task: asyncio.Task[Run],
                       download: DownloadProgress) -> None:
-    """Print each log line of `run_id` and keep a status line until `task` finishes."""
+    """Print each log line of `run_id` and keep a status line until `task` finishes; the
+    line that says why the run failed is left to the table's error line."""
     last_log = 0
+    held: list[LogLine] = []  # error lines: the run's own error is printed under the table
     with console.status("starting ...") as status:
         while True:
             run = await asyncio.to_thread(ledger.get, run_id)
@@ -132,10 +137,22 @@ async def _follow_run(ledger: Ledger, run_id: str, task: asyncio.Task[Run],
                 status.update(f"{run.model_name}: {run.state.value}{extra} ...")
             for line in await asyncio.to_thread(ledger.logs, run_id, after_id=last_log):
                 last_log = line.id
-                console.print(f"  {line.at:%H:%M:%S} {line.level:<7} {line.message}", soft_wrap=True)
+                if line.level == "error":
+                    held.append(line)
+                else:
+                    _print_line(line)
             if task.done():
-                return
+                break
             await asyncio.wait({task}, timeout=0.2)
+    final = await asyncio.to_thread(ledger.get, run_id)
+    for line in held:
+        if final is None or line.message != final.error:
+            _print_line(line)
+
+
+def _print_line(line: LogLine) -> None:
+    console.print(f"  {line.at:%H:%M:%S} {line.level:<7} {line.message}",
+                  soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()

@@ -189,7 +189,8 @@ class Executor:
         info = self.client.scheduler_info()
         return max(int(info.get("total_threads", 0) or 0), 1) * _IN_FLIGHT_PER_THREAD
 
-    async def _run(self, func: Callable[..., T], request: worker_side.TaskRequest,
+    async def _run(self, func: Callable[..., T | worker_side.Failed],
+                   request: worker_side.TaskRequest,
                    args: Callable[[], Awaitable[tuple[Any, ...]]], timeout_s: float,
                    label: str) -> T:
         # Tasks are handed to the scheduler only up to `_capacity()`: given them all, it
@@ -216,7 +217,8 @@ class Executor:
                 self._running -= 1
                 self._slots.notify_all()
 
-    async def _run_once(self, func: Callable[..., T], request: worker_side.TaskRequest,
+    async def _run_once(self, func: Callable[..., T | worker_side.Failed],
+                        request: worker_side.TaskRequest,
                         args: tuple[Any, ...], timeout_s: float, last_attempt: bool) -> T:
         from distributed import KilledWorker
         from distributed.client import FutureCancelledError
@@ -242,7 +244,7 @@ class Executor:
                         f"needs longer)"
                     )
             try:
-                return result.result()
+                value = result.result()
             except KilledWorker as exc:
                 if not started.done():
                     if last_attempt:
@@ -268,6 +270,9 @@ class Executor:
                     f"model {name!r}: the executor could not run the predictor: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
+            if isinstance(value, worker_side.Failed):
+                raise value.error
+            return value
         finally:
             if not result.done():
                 result.cancel()

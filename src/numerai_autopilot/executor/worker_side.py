@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sysconfig
 import threading
 import time
 import traceback
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from numerai_autopilot.config import format_size
-from numerai_autopilot.errors import PredictorError
+from numerai_autopilot.errors import PredictorError, ValidationError
 from numerai_autopilot.executor.errors import PredictorLoadError, PredictorRaised
 from numerai_autopilot.executor.jobs import PredictorInfo
 from numerai_autopilot.executor.outputs import as_predictions
@@ -72,6 +73,14 @@ class TaskResult:
     csv: bytes | None = None
     rows: int = 0
     validate_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A task's expected failure (the predictor's, or its output's), returned instead of
+    raised: Dask logs a raised one as a crash, a second copy of the message on stderr."""
+
+    error: PredictorError | ValidationError
 
 
 _lock = threading.Lock()
@@ -299,15 +308,23 @@ def _round_path(worker: Any, path: str | None, blob: bytes | None, token: str) -
 
 
 def run_prediction(request: TaskRequest, live_blob: bytes | None,
-                   benchmark_blob: bytes | None) -> TaskResult:
+                   benchmark_blob: bytes | None) -> TaskResult | Failed:
     """The Dask task: load (or reuse) the predictor, call it, return id + prediction.
 
     ``live_blob`` / ``benchmark_blob``: the round files' bytes when they were scattered
     (None: the request's paths are opened). With ``request.validate_for`` the result holds
-    the validated submission CSV instead of the frame. Raises PredictorLoadError,
-    PredictorRaised, PredictorOutputError or ValidationError; a memory limit ends the
-    process instead (the executor reports WorkerDied).
+    the validated submission CSV instead of the frame. PredictorLoadError, PredictorRaised,
+    PredictorOutputError and ValidationError come back as `Failed`; a memory limit ends
+    the process instead (the executor reports WorkerDied).
     """
+    try:
+        return _predict(request, live_blob, benchmark_blob)
+    except (PredictorError, ValidationError) as exc:
+        return Failed(exc)
+
+
+def _predict(request: TaskRequest, live_blob: bytes | None,
+             benchmark_blob: bytes | None) -> TaskResult:
     started_at = time.time()
     worker = _worker()
     announcement = _announce(worker, request)
@@ -346,8 +363,9 @@ def run_prediction(request: TaskRequest, live_blob: bytes | None,
     return TaskResult(predictions, compute_s, load_s, cold, worker.address, started_at)
 
 
-def inspect_predictor(request: TaskRequest) -> PredictorInfo:
-    """The Dask task behind ``Executor.check_loadable``: load it and read its signature."""
+def inspect_predictor(request: TaskRequest) -> PredictorInfo | Failed:
+    """The Dask task behind ``Executor.check_loadable``: load it and read its signature
+    (a PredictorLoadError comes back as `Failed`)."""
     worker = _worker()
     announcement = _announce(worker, request)
     watchdog = _MemoryWatchdog(worker, request)
@@ -355,6 +373,8 @@ def inspect_predictor(request: TaskRequest) -> PredictorInfo:
     try:
         announcement.wait()
         loaded, _, _ = _load(request)
+    except PredictorError as exc:
+        return Failed(exc)
     finally:
         watchdog.stop()
     return PredictorInfo(wants_benchmarks=loaded.wants_benchmarks, worker=worker.address)
@@ -373,7 +393,40 @@ def _load(request: TaskRequest) -> tuple[LoadedPredictor, float, bool]:
 
 
 def _raised_message(request: TaskRequest, exc: BaseException) -> str:
-    frames = traceback.format_exception(type(exc), exc, exc.__traceback__)
-    tail = "".join(frames[-4:]).rstrip()
-    return (f"model {request.model_name!r}: predictor raised {type(exc).__name__}: {exc}"
-            f"\n{tail}")
+    """The exception, then the traceback's frames in the user's own files, with the frames
+    in libraries (site-packages, the standard library) folded into one line."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if f.filename != __file__][-_MAX_FRAMES:]
+    lines = [f"model {request.model_name!r}: predictor raised {type(exc).__name__}: {exc}"]
+    folded: dict[str, int] = {}
+    for frame in frames:
+        library = _library_of(frame.filename)
+        if library is not None:
+            folded[library] = folded.get(library, 0) + 1
+            continue
+        lines.append(f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}')
+        if frame.line:
+            lines.append(f"    {frame.line}")
+    if folded:
+        lines.append("  (then " + ", ".join(f"{n} frame{'s' if n > 1 else ''} in {name}"
+                                           for name, n in folded.items()) + ")")
+    return "\n".join(lines)
+
+
+_MAX_FRAMES = 30
+
+
+def _library_of(filename: str) -> str | None:
+    """The installed package (or "the standard library") a frame's file belongs to; None
+    for the user's own code."""
+    path = Path(filename)
+    if "site-packages" in path.parts or "dist-packages" in path.parts:
+        where = max(i for i, part in enumerate(path.parts)
+                    if part in ("site-packages", "dist-packages"))
+        return path.parts[where + 1] if where + 1 < len(path.parts) else "site-packages"
+    if filename.startswith("<frozen") or path.is_relative_to(_STDLIB):
+        return "the standard library"
+    return None
+
+
+_STDLIB = Path(sysconfig.get_paths()["stdlib"])
