@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from numerai_autopilot.config import webhook_token
+from numerai_autopilot.config import webhook_token, webhook_url
 from numerai_autopilot.ledger import Ledger, NewRun, RunState
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
@@ -146,3 +146,17 @@ def test_a_predictors_error_is_said_once_with_the_users_frames_first(
     assert user_frame < output.index("in _pick") < output.index("frames in pandas)")
     assert "site-packages" not in output
     assert sandbox.submissions() == []
+
+
+def test_version_and_webhook_url_from_the_configs_public_url(tmp_path: Path) -> None:
+    version = autopilot("--version", cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("numerai-autopilot ")
+    text = ("[server]\nsecret = 's3cret-s3cret-s3cret'\npublic_url = 'https://x.run.app'\n"
+            "[models.a]\nmodel_id = 'm-1'\npredictor = 'x.py:f'\n")
+    (tmp_path / "autopilot.toml").write_text(text)
+    done = autopilot("webhook-url", "a", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == webhook_url("https://x.run.app", "m-1", "s3cret-s3cret-s3cret")
+    (tmp_path / "autopilot.toml").write_text(text.replace("public_url", "# public_url"))
+    missing = autopilot("webhook-url", "a", cwd=tmp_path)
+    assert missing.returncode == 2 and "--base-url" in missing.stderr

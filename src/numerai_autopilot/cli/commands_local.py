@@ -199,11 +199,15 @@ def _row(run: Run, stages: list[StageRecord]) -> RunRow:
 @friendly
 def webhook_url_command(
     model: Annotated[str, typer.Argument(help="The model's name in autopilot.toml.")],
-    base_url: Annotated[str, typer.Option(help="Where the server is reachable, e.g. https://x.run.app")],
+    base_url: Annotated[str | None, typer.Option(help="Where the server is reachable, e.g. https://x.run.app (default: server.public_url).")] = None,
     config_path: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Print the tokenized URL to register as the model's webhook on Numerai."""
     config = load(config_path)
+    base_url = base_url or config.server.public_url
+    if base_url is None:
+        raise ConfigError(f"{config.source}: where is the server reachable? Pass --base-url "
+                          "https://... or set server.public_url")
     chosen = config.model(model)
     secret = current_secret(config)
     model_id = chosen.model_id or asyncio.run(_resolve_id(config, model))

@@ -21,6 +21,7 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from numerai_autopilot import __version__
 from numerai_autopilot.config import AppConfig, load_config
 from numerai_autopilot.errors import AutopilotError, ConfigError
 
@@ -34,6 +35,22 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"numerai-autopilot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """A self-hosted Numerai Compute: one service answers Numerai's webhooks for all your models."""
+
+
 console = Console(stderr=False, highlight=False)
 err = Console(stderr=True, highlight=False)
 
