@@ -87,3 +87,22 @@ def sees_its_start(live_features: pd.DataFrame) -> pd.DataFrame:
     if not any(e.get("key") == key and e.get("event") == "started" for _, e in events):
         raise RuntimeError(f"predictor code ran before the scheduler had task {key}'s start")
     return good(live_features)
+
+
+def snoop(live_features: pd.DataFrame) -> pd.DataFrame:
+    """What a predictor can reach: its environment, and the scheduler's process (raised)."""
+    import json
+
+    from distributed import get_client
+
+    def ours(env: dict[str, str]) -> list[str]:
+        return sorted(k for k in env if k.startswith(("NUMERAI_", "AUTOPILOT_")))
+
+    def on_scheduler() -> dict[str, object]:
+        import sys
+        return {"pid": os.getpid(), "secrets": ours(dict(os.environ)),
+                "modules": sorted(m for m in sys.modules if m.startswith("numerai_autopilot"))}
+
+    found = {"worker": ours(dict(os.environ)),
+             "scheduler": get_client().run_on_scheduler(on_scheduler)}
+    raise RuntimeError("found " + json.dumps(found))

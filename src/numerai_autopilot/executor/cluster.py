@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import importlib
 import logging
 import os
-import re
 import signal
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from numerai_autopilot.executor.local_cluster import EXIT_TOPIC, LocalClusterProcess
 
 if TYPE_CHECKING:  # not at run time: worker processes import this package without pydantic
     from numerai_autopilot.config import ExecutorConfig
@@ -50,40 +50,8 @@ def _configure_scheduler(dask_scheduler: Any) -> None:
     dask_scheduler.WORKER_SATURATION = 1.0
 
 
-class ExitCodes(logging.Handler):
-    """Collects worker exit codes from the nannies' log records (local cluster only).
-
-    The nannies of a LocalCluster run in this process and log "Worker process 123 exited
-    with status 1" when a worker dies; nothing else exposes the code.
-    """
-
-    _pattern = re.compile(r"Worker process (\d+) (exited with status (-?\d+)|"
-                          r"was killed by signal (\d+)|was killed by unknown signal)")
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.INFO)
-        self.by_pid: dict[int, str] = {}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        match = self._pattern.search(record.getMessage())
-        if match is None:
-            return
-        pid = int(match.group(1))
-        if match.group(3) is not None:
-            self.by_pid[pid] = f"exit code {match.group(3)}"
-        elif match.group(4) is not None:
-            number = int(match.group(4))
-            try:
-                name = signal.Signals(number).name
-            except ValueError:
-                name = f"signal {number}"
-            self.by_pid[pid] = f"killed by {name}"
-        else:
-            self.by_pid[pid] = "killed by a signal"
-
-
 class Cluster:
-    """The Dask client, and the LocalCluster when we started one.
+    """The Dask client, and the local cluster's process when we started one (`local_cluster`).
 
     :param config: the ``[executor]`` table: a scheduler to join, or the local cluster's
         workers, threads and memory limit.
@@ -94,10 +62,11 @@ class Cluster:
     def __init__(self, config: ExecutorConfig, local_directory: Path | None = None) -> None:
         self.config = config
         self.local_directory = local_directory
-        # distributed's Client and LocalCluster are untyped: Any keeps mypy strict honest
+        # distributed's Client is untyped: Any keeps mypy strict honest
         self.client: Any = None
-        self.local: Any = None
-        self.exit_codes = ExitCodes()
+        self.local: LocalClusterProcess | None = None
+        # dead local workers' exit codes or signals, by pid, as their nannies reported them
+        self.exit_codes: dict[int, str] = {}
 
     async def start(self) -> Any:
         """Start the local cluster or join the scheduler; returns the (asynchronous) client.
@@ -110,33 +79,20 @@ class Cluster:
         import dask
         import distributed
 
-        # untyped constructors, used through Any
-        local_cluster: Any = distributed.LocalCluster
-        client_cls: Any = distributed.Client
+        client_cls: Any = distributed.Client  # untyped
 
         config = self.config
         if config.scheduler is None:
-            logging.getLogger("distributed.nanny").addHandler(self.exit_codes)
-            with dask.config.set(dict(CLUSTER_CONFIG)):
-                self.local = await local_cluster(
-                    n_workers=config.workers,
-                    threads_per_worker=config.threads_per_worker,
-                    processes=True,
-                    host="127.0.0.1",
-                    # None would still serve the scheduler's HTTP routes on port 8787
-                    dashboard_address="127.0.0.1:0",
-                    memory_limit=config.memory_limit,
-                    local_directory=str(self.local_directory) if self.local_directory else None,
-                    asynchronous=True,
-                    # for the nannies' worker processes, restarted ones included (a copy:
-                    # leaving the `with` restores the global config's nested dicts in place)
-                    config=copy.deepcopy(dask.config.config),
-                )
-                self.client = await client_cls(self.local, asynchronous=True,
-                                           set_as_default=False)
+            self.local = await LocalClusterProcess.start(
+                config.workers, config.threads_per_worker, config.memory_limit,
+                self.local_directory, CLUSTER_CONFIG)
+            address = self.local.address
         else:
-            self.client = await client_cls(config.scheduler, asynchronous=True,
-                                           set_as_default=False)
+            address = config.scheduler
+        with dask.config.set(dict(CLUSTER_CONFIG)):
+            self.client = await client_cls(address, asynchronous=True, set_as_default=False)
+        if self.local is not None:
+            self.client.subscribe_topic(EXIT_TOPIC, self._on_exit)
         await self.client.run_on_scheduler(_configure_scheduler)
         from numerai_autopilot.executor.worker_plugin import WarmImports
 
@@ -150,10 +106,12 @@ class Cluster:
         try:
             if client is not None:
                 await client.close()
-            if local is not None:
-                await local.close()
         finally:
-            logging.getLogger("distributed.nanny").removeHandler(self.exit_codes)
+            if local is not None:
+                await local.stop()
+
+    def _on_exit(self, event: tuple[float, dict[str, Any]]) -> None:
+        self.exit_codes[int(event[1]["pid"])] = str(event[1]["reason"])
 
     async def kill_worker(self, address: str, pid: int | None) -> None:
         """Stop a worker's process now; its nanny replaces it."""
@@ -188,6 +146,6 @@ class Cluster:
             return None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
-        while pid not in self.exit_codes.by_pid and loop.time() < deadline:
+        while pid not in self.exit_codes and loop.time() < deadline:
             await asyncio.sleep(0.02)
-        return self.exit_codes.by_pid.pop(pid, None)
+        return self.exit_codes.pop(pid, None)

@@ -288,7 +288,7 @@ class Executor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _REASON_WAIT_S
         while key not in self._reasons and loop.time() < deadline:
-            if self._cluster.exit_codes.by_pid.get(info.pid):
+            if self._cluster.exit_codes.get(info.pid):
                 break  # the nanny saw the exit and no reason was recorded: a crash
             await asyncio.sleep(0.02)
         code = await self._cluster.exit_reason(info.pid, wait_s=0.5)

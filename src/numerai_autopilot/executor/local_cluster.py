@@ -1,0 +1,156 @@
+"""The local Dask cluster (scheduler, nannies, workers) in a process of its own.
+
+    process = await LocalClusterProcess.start(config, local_directory)
+    client = await distributed.Client(process.address, asynchronous=True)
+    ...
+    await process.stop()
+
+The server never hosts the scheduler: a predictor's `get_client().run_on_scheduler(...)` runs
+in this process, which holds no configuration. It and its workers get the server's
+environment without `NUMERAI_*` and `AUTOPILOT_*` variables, so no predictor can read a key
+or a secret there. The nannies' reports of dead workers (exit code, signal), which only
+their own log says, are passed on as scheduler events on `EXIT_TOPIC`. The process ends
+when its stdin closes (the server stopped, or died) or on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from numerai_autopilot.errors import AutopilotError
+
+EXIT_TOPIC = "numerai-autopilot-worker-exit"
+_START_TIMEOUT_S = 180.0
+_STOP_TIMEOUT_S = 15.0
+_SECRET_PREFIXES = ("NUMERAI_", "AUTOPILOT_")
+
+
+def worker_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without the variables that hold our keys and secrets (`NUMERAI_*`,
+    `AUTOPILOT_*`); a predictor's own variables (cloud credentials for its model files,
+    thread counts) pass through.
+
+    >>> worker_environment({"PATH": "/bin", "NUMERAI_SECRET_KEY": "k", "AUTOPILOT_SECRET": "s"})
+    {'PATH': '/bin'}
+    """
+    return {k: v for k, v in env.items() if not k.upper().startswith(_SECRET_PREFIXES)}
+
+
+class LocalClusterProcess:
+    """The child process running the local cluster; `address` is its scheduler's."""
+
+    def __init__(self, process: asyncio.subprocess.Process, address: str) -> None:
+        self._process = process
+        self.address = address
+
+    @classmethod
+    async def start(cls, workers: int, threads_per_worker: int, memory_limit: int | str | None,
+                    local_directory: Path | None, config: Mapping[str, object]
+                    ) -> LocalClusterProcess:
+        """Start the cluster with these settings and Dask `config`; raises AutopilotError
+        when it does not come up (its own errors are on stderr, which it shares)."""
+        spec = {"workers": workers, "threads_per_worker": threads_per_worker,
+                "memory_limit": memory_limit, "config": dict(config),
+                "local_directory": str(local_directory) if local_directory else None,
+                # the workers import predictors by module name as this process would
+                "sys_path": sys.path}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "numerai_autopilot.executor.local_cluster", json.dumps(spec),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env=worker_environment(os.environ), start_new_session=False)
+        assert process.stdout is not None
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), _START_TIMEOUT_S)
+        except TimeoutError:
+            line = b""
+        if not line:
+            process.kill()
+            code = await process.wait()
+            raise AutopilotError(f"the local Dask cluster did not start (exit code {code}); "
+                                 "its errors are in the log above")
+        return cls(process, json.loads(line)["address"])
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    async def stop(self) -> None:
+        """Close the cluster (its workers first), or kill it after a grace period."""
+        if self._process.returncode is not None:
+            return
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        try:
+            await asyncio.wait_for(self._process.wait(), _STOP_TIMEOUT_S)
+        except TimeoutError:
+            self._process.kill()
+            await self._process.wait()
+
+
+class _NannyExits(logging.Handler):
+    """Passes the nannies' "Worker process 123 exited with status 1" lines on as events."""
+
+    _pattern = re.compile(r"Worker process (\d+) (exited with status (-?\d+)|"
+                          r"was killed by signal (\d+)|was killed by unknown signal)")
+
+    def __init__(self, scheduler: Any) -> None:
+        super().__init__(level=logging.INFO)
+        self._scheduler = scheduler
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self._pattern.search(record.getMessage())
+        if match is None:
+            return
+        if match.group(3) is not None:
+            reason = f"exit code {match.group(3)}"
+        elif match.group(4) is not None:
+            number = int(match.group(4))
+            try:
+                reason = f"killed by {signal.Signals(number).name}"
+            except ValueError:
+                reason = f"killed by signal {number}"
+        else:
+            reason = "killed by a signal"
+        self._scheduler.log_event(EXIT_TOPIC, {"pid": int(match.group(1)), "reason": reason})
+
+
+async def _serve(spec: dict[str, Any]) -> None:
+    sys.path[:] = spec["sys_path"]  # the nannies' worker processes start with it too
+    import dask
+    import distributed
+
+    local_cluster: Any = distributed.LocalCluster  # untyped
+    with dask.config.set(spec["config"]):
+        cluster = await local_cluster(
+            n_workers=spec["workers"], threads_per_worker=spec["threads_per_worker"],
+            processes=True, host="127.0.0.1",
+            # None would still serve the scheduler's HTTP routes on port 8787
+            dashboard_address="127.0.0.1:0", memory_limit=spec["memory_limit"],
+            local_directory=spec["local_directory"], asynchronous=True,
+            # for the nannies' worker processes, restarted ones included
+            config=copy.deepcopy(dask.config.config))
+    logging.getLogger("distributed.nanny").addHandler(_NannyExits(cluster.scheduler))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    print(json.dumps({"address": cluster.scheduler_address}), flush=True)
+    waiting = asyncio.ensure_future(reader.read())  # EOF: the server is gone
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    await cluster.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(json.loads(sys.argv[1])))
