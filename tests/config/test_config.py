@@ -155,3 +155,23 @@ def test_any_value_either_loads_or_gives_a_config_error(table: str, key: str, va
         parse(text)
     except ConfigError as exc:
         assert str(exc).startswith("autopilot.toml")
+
+
+def test_an_unknown_key_names_the_nearest_and_the_environment_is_blamed_for_its_values(
+    tmp_path: Path
+) -> None:
+    def error(text: str, env: dict[str, str] | None = None) -> str:
+        with pytest.raises(ConfigError) as raised:
+            parse_config(text, source="a.toml", base_dir=tmp_path, env=env)
+        return str(raised.value)
+
+    assert error("[server]\nprot = 9\n") == "a.toml: server.prot: unknown key; did you mean 'port'?"
+    assert "models.a.timout: unknown key; did you mean 'timeout'?" in error(
+        "[models.a]\npredictor = 'x.py:f'\ntimout = '1m'\n")
+    assert "did you mean 'executor'?" in error("[exector]\nworkers = 2\n")
+    blamed = error("[server]\nport = 8000\n", {"AUTOPILOT_SERVER_PORT": "abc"})
+    assert blamed.startswith("environment variable AUTOPILOT_SERVER_PORT (for server.port): ")
+    # an empty variable is unset: the file's value stands
+    config = parse_config("[server]\nport = 8001\n", source="a.toml", base_dir=tmp_path,
+                          env={"AUTOPILOT_SERVER_PORT": "", "AUTOPILOT_SECRET": ""})
+    assert config.server.port == 8001 and config.server.secret is None

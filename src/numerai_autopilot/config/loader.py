@@ -10,7 +10,9 @@ webhook secret. The environment wins over the file. Values written as
 
 from __future__ import annotations
 
+import difflib
 import tomllib
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -67,7 +69,7 @@ def parse_config(
     for reserved in ("base_dir", "source"):
         if reserved in data:
             raise ConfigError(f"{source}: '{reserved}' is not a setting; remove it")
-    _apply_env(data, env or {})
+    from_env = _apply_env(data, env or {})
     try:
         (secrets or SecretResolver()).resolve_tree(data)
     except ConfigError as exc:
@@ -75,30 +77,68 @@ def parse_config(
     try:
         return AppConfig.model_validate({**data, "base_dir": base_dir, "source": source})
     except pydantic.ValidationError as exc:
-        raise ConfigError(_explain(exc, source)) from None
+        raise ConfigError(_explain(exc, source, from_env)) from None
 
 
-def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[tuple[str, str], str]:
+    """Put `env`'s overrides into `data`; returns which variable set each (table, key). An
+    empty variable counts as unset (`AUTOPILOT_SERVER_SECRET=` overrides nothing)."""
+    applied: dict[tuple[str, str], str] = {}
     for name, (table, key) in _SHORTCUTS.items():
         if env.get(name):
             data.setdefault(table, {})[key] = env[name]
+            applied[(table, key)] = name
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name in _SHORTCUTS:
+        if not name.startswith(ENV_PREFIX) or name in _SHORTCUTS or not value:
             continue
         rest = name[len(ENV_PREFIX) :].lower()
         section = next((t for t in _TABLES if rest.startswith(t + "_")), None)
         if section is not None:
             data.setdefault(section, {})[rest[len(section) + 1 :]] = value
+            applied[(section, rest[len(section) + 1 :])] = name
+    return applied
 
 
-def _explain(exc: pydantic.ValidationError, source: str) -> str:
+def _explain(exc: pydantic.ValidationError, source: str,
+             from_env: Mapping[tuple[str, str], str]) -> str:
     lines = []
     for error in exc.errors(include_url=False, include_input=False):
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        loc = tuple(str(part) for part in error["loc"])
+        key = ".".join(loc) or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = "unknown key; check its spelling against the README's configuration table"
+            near = difflib.get_close_matches(loc[-1], _keys_at(loc[:-1]), n=1)
+            message = (f"unknown key; did you mean '{near[0]}'?" if near else
+                       "unknown key; check its spelling against the README's configuration "
+                       "table")
         elif error["type"] == "missing":
             message = "required; add it"
-        lines.append(f"{source}: {key}: {message}")
+        variable = from_env.get((loc[0], loc[1])) if len(loc) >= 2 else None
+        if variable is not None:  # the value came from the environment, not the file
+            lines.append(f"environment variable {variable} (for {key}): {message}")
+        else:
+            lines.append(f"{source}: {key}: {message}")
     return "\n".join(lines)
+
+
+def _keys_at(loc: tuple[str, ...]) -> list[str]:
+    """The valid keys of the table at `loc` (e.g. ("models", "alpha")), [] if unknown."""
+    model: type[pydantic.BaseModel] = AppConfig
+    named: type[pydantic.BaseModel] | None = None  # inside `models`: the next part is a name
+    for part in loc:
+        if named is not None:
+            model, named = named, None
+            continue
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field is not None else None
+        if typing.get_origin(annotation) is dict:
+            annotation = typing.get_args(annotation)[1]
+            if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+                named = annotation
+                continue
+        if not (isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel)):
+            return []
+        model = annotation
+    if named is not None:
+        return []
+    return [name for name in model.model_fields if name not in ("base_dir", "source", "name")]
