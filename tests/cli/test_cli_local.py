@@ -160,3 +160,15 @@ def test_version_and_webhook_url_from_the_configs_public_url(tmp_path: Path) -> 
     (tmp_path / "autopilot.toml").write_text(text.replace("public_url", "# public_url"))
     missing = autopilot("webhook-url", "a", cwd=tmp_path)
     assert missing.returncode == 2 and "--base-url" in missing.stderr
+
+
+def test_paths_follow_the_config_file_not_the_current_folder(tmp_path: Path) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / "autopilot.toml").write_text("[models.a]\npredictor = 'x.py:f'\n")
+    listed = autopilot("runs", "-c", "../project/autopilot.toml", cwd=elsewhere)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.strip() == "no runs yet"
+    assert list(elsewhere.iterdir()) == []  # nothing created where the command ran
+    assert (project / ".autopilot" / "ledger.db").exists()

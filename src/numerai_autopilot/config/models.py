@@ -299,6 +299,18 @@ class AppConfig(_Table):
                 seen[model.model_id] = name
         return self
 
+    @model_validator(mode="after")
+    def _paths_from_the_config_folder(self) -> AppConfig:
+        """A relative SQLite ledger and data cache are in the config file's folder, not the
+        current one, whichever folder a command runs from."""
+        ledger = _sqlite_in(self.ledger.url, self.base_dir)
+        cache = self.resolve_path(self.data.cache_dir)
+        if ledger == self.ledger.url and cache == self.data.cache_dir:
+            return self
+        return self.model_copy(update={
+            "ledger": self.ledger.model_copy(update={"url": ledger}),
+            "data": self.data.model_copy(update={"cache_dir": cache})})
+
     def model(self, name: str) -> ModelConfig:
         """The model configured as `name`; ConfigError lists the configured ones."""
         try:
@@ -312,3 +324,19 @@ class AppConfig(_Table):
     def resolve_path(self, path: Path) -> Path:
         """`path` as given when absolute, else relative to `base_dir` (the config's folder)."""
         return path if path.is_absolute() else (self.base_dir / path)
+
+def _sqlite_in(url: str, folder: Path) -> str:
+    """`url` with a relative SQLite file made relative to `folder`; other URLs as given.
+
+    >>> _sqlite_in("sqlite:///.autopilot/ledger.db", Path("/srv/project"))
+    'sqlite:////srv/project/.autopilot/ledger.db'
+    >>> _sqlite_in("sqlite:////var/ledger.db", Path("/srv/project"))
+    'sqlite:////var/ledger.db'
+    """
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    path, mark, query = url[len(prefix):].partition("?")
+    if not path or path.startswith(("/", ":memory:")) or Path(path).is_absolute():
+        return url
+    return f"{prefix}{folder / path}{mark}{query}"
