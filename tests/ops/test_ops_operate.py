@@ -38,13 +38,13 @@ def test_register_sets_every_webhook_and_shows_the_previous_ones_redacted(served
     expected = {name: webhook_url(server.url, mid, WEBHOOK_SECRET) for name, mid in sandbox.models.items()}
     assert _registered(sandbox) == expected  # done by the fixture's `autopilot register`
     first = project.outputs[0]
-    assert "alpha [" in first and "(was: (none))" in first and "token=***" in first
+    assert "alpha [" in first and "(was: (none))" in first and f"/pred/{sandbox.models['alpha']}/***" in first
 
     again = project.cli("register", "--base-url", server.url)
     assert again.returncode == 0, again.stderr
     line = next(x for x in again.stdout.splitlines() if x.startswith("alpha"))
     assert line == (f"alpha [{sandbox.models['alpha']}]: {server.url}/pred/{sandbox.models['alpha']}"
-                    f"?token=*** (was: {server.url}/pred/{sandbox.models['alpha']}?token=***)")
+                    f"/*** (was: {server.url}/pred/{sandbox.models['alpha']}/***)")
     assert _registered(sandbox) == expected
 
 
@@ -158,6 +158,9 @@ def test_json_logs_carry_labels_and_the_cloud_trace(served: Served) -> None:
     assert labelled and all(e["logging.googleapis.com/labels"] == {
         "run": run_id, "model": "alpha", "round": str(round_number)} for e in labelled)
     assert all(e["severity"] in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"} for e in entries)
+    # every line is JSON: the server's, Dask's, the cluster's and the workers' (beta raised)
+    lines = [line for line in server.log_text().splitlines() if line.strip()]
+    assert len(entries) == len(lines), [line for line in lines if not line.startswith("{")][:5]
     for secret in project.secrets() + [ADMIN_TOKEN]:
         assert secret not in server.log_text()
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from numerai_autopilot.executor.local_cluster import EXIT_TOPIC, LocalClusterProcess
+from numerai_autopilot.observe.logs import adopt_dask_loggers, logging_setup
 
 if TYPE_CHECKING:  # not at run time: worker processes import this package without pydantic
     from numerai_autopilot.config import ExecutorConfig
@@ -79,6 +80,8 @@ class Cluster:
         import dask
         import distributed
 
+        adopt_dask_loggers()  # distributed's import gave its loggers handlers of their own
+
         client_cls: Any = distributed.Client  # untyped
 
         config = self.config
@@ -94,8 +97,9 @@ class Cluster:
         if self.local is not None:
             self.client.subscribe_topic(EXIT_TOPIC, self._on_exit)
         await self.client.run_on_scheduler(_configure_scheduler)
-        from numerai_autopilot.executor.worker_plugin import WarmImports
+        from numerai_autopilot.executor.worker_plugin import LogSetup, WarmImports
 
+        await self.client.register_plugin(LogSetup(*logging_setup()))
         await self.client.register_plugin(WarmImports())
         return self.client
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from numerai_autopilot.errors import AutopilotError
+from numerai_autopilot.observe.logs import logging_setup, setup_logging
 
 EXIT_TOPIC = "numerai-autopilot-worker-exit"
 _START_TIMEOUT_S = 180.0
@@ -63,9 +64,9 @@ class LocalClusterProcess:
                 "memory_limit": memory_limit, "config": dict(config),
                 "local_directory": str(local_directory) if local_directory else None,
                 # the workers import predictors by module name as this process would
-                "sys_path": sys.path}
+                "sys_path": sys.path, "logging": logging_setup()}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "numerai_autopilot.executor.local_cluster", json.dumps(spec),
+            sys.executable, "-c", f"from {__name__} import main; main()", json.dumps(spec),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             env=worker_environment(os.environ), start_new_session=False)
         assert process.stdout is not None
@@ -129,6 +130,8 @@ async def _serve(spec: dict[str, Any]) -> None:
     import dask
     import distributed
 
+    setup_logging(*spec["logging"])  # after distributed's import: its loggers too
+
     local_cluster: Any = distributed.LocalCluster  # untyped
     with dask.config.set(spec["config"]):
         cluster = await local_cluster(
@@ -152,5 +155,6 @@ async def _serve(spec: dict[str, Any]) -> None:
     await cluster.close()
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The child process: `python -c "...; main()" SPEC`, SPEC the cluster's settings (JSON)."""
     asyncio.run(_serve(json.loads(sys.argv[1])))

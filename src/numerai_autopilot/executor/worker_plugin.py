@@ -1,7 +1,9 @@
-"""A Dask worker plugin: each worker imports what a prediction's validation needs as it
-starts, in a thread, so the first run on a worker does not wait for it (numerai-tools pulls
-in scipy). Registered once per cluster; Dask runs it on workers that join later too (a
-restarted worker included).
+"""Dask worker plugins, registered once per cluster; Dask runs them on workers that join
+later too (a restarted worker included).
+
+- `LogSetup`: the worker logs as the server does (text, or JSON for Cloud Logging).
+- `WarmImports`: the worker imports what a prediction's validation needs as it starts, in a
+  thread, so the first run on a worker does not wait for it (numerai-tools pulls in scipy).
 
 Imported only where the cluster starts: it imports `distributed` at module level.
 """
@@ -12,6 +14,20 @@ import threading
 from typing import Any
 
 from distributed import WorkerPlugin
+
+
+class LogSetup(WorkerPlugin):
+    """Sets the worker's logging up with the server's level and format."""
+
+    name = "numerai-autopilot-logging"
+
+    def __init__(self, level: str, fmt: str) -> None:
+        self.level, self.fmt = level, fmt
+
+    def setup(self, worker: Any) -> None:
+        from numerai_autopilot.observe.logs import setup_logging
+
+        setup_logging(self.level, self.fmt)
 
 
 class WarmImports(WorkerPlugin):

@@ -51,6 +51,10 @@ class CloudLoggingFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Log to stderr at `level`, as readable lines (`text`) or Cloud Logging's JSON (`json`);
+    Dask's loggers included. Processes this one starts (the cluster's, its workers) repeat it
+    with `logging_setup()`."""
+    global _setup
     # Dask configures its own loggers when imported (here and in worker processes, which
     # inherit the environment): keep its chatter at warnings unless asked otherwise.
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
@@ -66,3 +70,23 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpcore", "distributed", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    _setup = (level, fmt)
+    adopt_dask_loggers()
+
+
+def logging_setup() -> tuple[str, str]:
+    """The `(level, format)` this process's logging was set up with."""
+    return _setup
+
+
+def adopt_dask_loggers() -> None:
+    """Send Dask's log records through the root handler (one format for every line): Dask
+    gives its loggers handlers of their own when it is imported, possibly after
+    `setup_logging`, so this is called again once it is."""
+    for name in ("distributed", "dask"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+
+
+_setup: tuple[str, str] = ("INFO", "text")
