@@ -99,7 +99,8 @@ class LocalClusterProcess:
 
 
 class _NannyExits(logging.Handler):
-    """Passes the nannies' "Worker process 123 exited with status 1" lines on as events."""
+    """Passes the nannies' "Worker process 123 exited with status 1" lines (logged at INFO)
+    on as events, and the nannies' warnings and errors on to the root handlers."""
 
     _pattern = re.compile(r"Worker process (\d+) (exited with status (-?\d+)|"
                           r"was killed by signal (\d+)|was killed by unknown signal)")
@@ -109,6 +110,9 @@ class _NannyExits(logging.Handler):
         self._scheduler = scheduler
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            for handler in logging.getLogger().handlers:
+                handler.handle(record)
         match = self._pattern.search(record.getMessage())
         if match is None:
             return
@@ -142,7 +146,10 @@ async def _serve(spec: dict[str, Any]) -> None:
             local_directory=spec["local_directory"], asynchronous=True,
             # for the nannies' worker processes, restarted ones included
             config=copy.deepcopy(dask.config.config))
-    logging.getLogger("distributed.nanny").addHandler(_NannyExits(cluster.scheduler))
+    nanny = logging.getLogger("distributed.nanny")
+    nanny.setLevel(logging.INFO)  # the exit lines are INFO; the handler shows only warnings
+    nanny.propagate = False
+    nanny.handlers[:] = [_NannyExits(cluster.scheduler)]
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
