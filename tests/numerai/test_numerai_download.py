@@ -75,6 +75,43 @@ async def test_download_resumes_across_cut_connections(
     assert [r["status_code"] for r in records] == [200, 206, 206]
 
 
+async def test_a_redirected_download_completes(
+    client: NumeraiClient, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    sandbox.set_faults(operations={"download": {"redirects": 3, "redirect_status": 302}})
+    dest = tmp_path / "live.parquet"
+    await client.download(LIVE, dest)
+    assert dest.read_bytes() == original(sandbox)
+    (record,) = sandbox.downloads()  # the file was served once, at the end of the chain
+    assert record["completed"]
+    assert [f["kind"] for f in sandbox.sandbox.faults.view()["injected"]] == ["redirect"]
+
+
+async def test_a_redirected_download_resumes_through_the_redirects(
+    client: NumeraiClient, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    expected = original(sandbox)
+    cut = len(expected) // 2 + 1
+    sandbox.set_faults(cut_download_after_bytes=cut,
+                       operations={"download": {"redirects": 2}})
+    dest = tmp_path / "live.parquet"
+    await client.download(LIVE, dest)
+    assert dest.read_bytes() == expected
+    records = sandbox.downloads()
+    assert [(r["range_start"], r["status_code"]) for r in records] == [(0, 200), (cut, 206)]
+
+
+async def test_endless_redirects_are_refused(
+    client: NumeraiClient, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    # More than httpx's default max_redirects (20), which bounds how many are followed.
+    sandbox.set_faults(operations={"download": {"redirects": 25}})
+    with pytest.raises(NumeraiError, match="too many redirects") as info:
+        await client.download(LIVE, tmp_path / "live.parquet")
+    assert not isinstance(info.value, DeadlineExceeded)
+    assert sandbox.downloads() == []
+
+
 async def test_download_continues_a_part_file_left_by_an_earlier_process(
     client: NumeraiClient, sandbox: RunningSandbox, tmp_path: Path
 ) -> None:

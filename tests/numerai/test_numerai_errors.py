@@ -24,7 +24,7 @@ from numerai_autopilot.numerai import (
     TransientError,
     UploadError,
 )
-from numerai_autopilot.numerai.errors import translate_transport_error
+from numerai_autopilot.numerai.errors import classify_graphql_errors, translate_transport_error
 
 PUBLIC = "PUBLICIDPUBLICIDPUBLICID"
 SECRET = "s3cr3t-KEY-that-must-never-leak-0123456789"
@@ -167,8 +167,11 @@ def answer(status: int, body: object = None, text: str | None = None, **headers:
     return handler
 
 
-def errors(message: str) -> dict[str, object]:
-    return {"errors": [{"message": message, "path": ["account"]}], "data": None}
+def errors(message: str, code: str | None = None) -> dict[str, object]:
+    error: dict[str, object] = {"message": message, "path": ["account"]}
+    if code is not None:
+        error["extensions"] = {"code": code}
+    return {"errors": [error], "data": None}
 
 
 @pytest.mark.parametrize(
@@ -199,6 +202,78 @@ async def test_answers_map_to_errors(
     assert type(info.value) is expected
     assert (len(seen) > 1) is retried
     assert_no_secret(info.value)
+
+
+def entry(message: str, code: str | None = None) -> dict[str, object]:
+    return errors(message, code)["errors"][0]  # type: ignore[index,no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        # numerai/numerapi#15: HTTP 200 and this message, on submission_upload_auth.
+        ([entry("Internal server error")], TransientError),
+        # numerai-cli (node/test.py) matches this spelling.
+        ([entry("500 Internal Server Error")], TransientError),
+        ([entry("Something broke", "INTERNAL_SERVER_ERROR")], TransientError),
+        ([entry("Request timed out")], TransientError),
+        ([entry("upstream timeout")], TransientError),
+        ([entry("Rate limit exceeded, slow down")], TransientError),
+        ([entry("Too Many Requests")], TransientError),
+        ([entry("slow down", "RATE_LIMITED")], TransientError),
+        ([entry("Internal server error"), entry("Internal server error")], TransientError),
+        # A refusal of the request wins: retrying it cannot help.
+        ([entry("Internal server error"), entry("Model not found")], NotFoundError),
+        ([entry("Internal server error", "UNAUTHENTICATED")], AuthenticationError),
+        ([entry("timeout", "GRAPHQL_VALIDATION_FAILED")], GraphQLError),
+        ([entry("Unknown argument 'timeout' on field 'Query.rounds'.")], GraphQLError),
+        ([entry("Variable '$modelId' of type 'String' used in position expecting type "
+                "'String!'.")], GraphQLError),
+        ([entry("Internal server error"), entry("Invalid submission: 3 rows")], GraphQLError),
+        ([entry("Invalid submission: values outside [0, 1]")], GraphQLError),
+        ([entry("no such model", "NOT_FOUND")], NotFoundError),
+        ("a bare string", GraphQLError),
+    ],
+)
+def test_graphql_errors_are_sorted_into_refusals_and_failures_on_numerais_side(
+    entries: object, expected: type[NumeraiError]
+) -> None:
+    error = classify_graphql_errors("submission_upload_auth", entries)
+    assert type(error) is expected
+    assert "submission_upload_auth" in str(error)
+
+
+async def test_http_200_internal_errors_are_retried_until_the_answer_comes() -> None:
+    answers = iter([errors("Internal server error"), errors("x", "INTERNAL_SERVER_ERROR")])
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        body = next(answers, {"data": {"account": {"models": []}}})
+        return httpx.Response(200, json=body)
+
+    client, seen = client_for(flaky, retry=RetryPolicy(initial=0.001, maximum=0.002))
+    assert await client.models() == []
+    assert len(seen) == 3
+
+
+async def test_http_200_internal_errors_end_in_deadline_exceeded_naming_them() -> None:
+    client, seen = client_for(answer(200, errors("Internal server error")))
+    with pytest.raises(DeadlineExceeded) as info:
+        await client.models()
+    assert len(seen) > 1
+    assert "Internal server error" in str(info.value)
+    assert "Numerai account" in str(info.value.last_error)
+
+
+async def test_a_redirect_of_the_api_is_not_followed() -> None:
+    client, seen = client_for(
+        answer(301, text="", location="https://api.example.test/v2?key=secret")
+    )
+    with pytest.raises(NumeraiError) as info:
+        await client.models()
+    assert not isinstance(info.value, TransientError)
+    assert "HTTP 301" in str(info.value) and "https://api.example.test/v2" in str(info.value)
+    assert "key=secret" not in str(info.value)
+    assert len(seen) == 1
 
 
 async def test_graphql_error_names_operation_and_message() -> None:

@@ -1,9 +1,11 @@
-"""Retries and deadlines under the sandbox's injected faults; the failed-PUT rule."""
+"""Retries and deadlines under the sandbox's injected faults (5xx, drops, latency, Numerai's
+HTTP-200 GraphQL errors); the failed-PUT rule; one submission per trigger."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +13,7 @@ from numerai_helpers import SHORT_RETRY, assert_no_secret, classic_csv
 
 from numerai_autopilot.numerai import (
     DeadlineExceeded,
+    NotFoundError,
     NumeraiClient,
     NumeraiError,
     RetryPolicy,
@@ -122,6 +125,96 @@ async def test_non_transient_errors_are_not_retried(sandbox: RunningSandbox) -> 
             await client.dataset_url("v5.3/nope.parquet")
     assert not isinstance(info.value, TransientError)
     assert len(sent) == 1
+
+
+# -- errors Numerai answers with HTTP 200 ---------------------------------------------------
+
+
+async def test_http_200_internal_errors_are_retried(
+    client: NumeraiClient, sandbox: RunningSandbox
+) -> None:
+    sandbox.set_faults(operations={"rounds": {"graphql_error_rate": 1.0, "times": 2},
+                                   "listDatasets": {"graphql_error_rate": 1.0, "times": 2,
+                                                    "graphql_error_message": "Oops",
+                                                    "graphql_error_code": "INTERNAL_SERVER_ERROR"}})
+    assert (await client.current_round()).number == sandbox.settings.start_round
+    assert await client.list_datasets()
+    assert len(injected(sandbox, "graphql_error")) == 4
+
+
+async def test_http_200_refusals_are_not_retried(sandbox: RunningSandbox) -> None:
+    sent: list[httpx.Request] = []
+
+    async def count(request: httpx.Request) -> None:
+        sent.append(request)
+
+    sandbox.set_faults(operations={"account": {"graphql_error_rate": 1.0,
+                                               "graphql_error_message": "Model not found"}})
+    async with httpx.AsyncClient(event_hooks={"request": [count]}) as http:
+        with pytest.raises(NotFoundError, match="Model not found"):
+            await make_client(sandbox, http, SHORT_RETRY).models()
+    assert len(sent) == 1
+
+
+async def test_random_http_200_errors_on_every_operation(
+    client: NumeraiClient, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    sandbox.set_faults(seed=4, operations={"*": {"graphql_error_rate": 0.3}})
+    model_id = sandbox.models["alpha"]
+    round_number = (await client.current_round()).number
+    await client.download("v5.3/features.json", tmp_path / "features.json")
+    await client.upload_predictions(
+        model_id, classic_csv(sandbox, round_number), "a.csv", Tournament.CLASSIC, "trig"
+    )
+    assert [s["trigger_id"] for s in sandbox.submissions()] == ["trig"]
+    assert injected(sandbox, "graphql_error")
+    assert {f["operation"] for f in injected(sandbox)} <= {
+        "rounds", "dataset", "submission_upload_auth", "create_submission", "submissions"}
+
+
+async def _uploaded(client: NumeraiClient, sandbox: RunningSandbox) -> tuple[str, str]:
+    """(model id, filename) of a file PUT for alpha, ready for create_submission."""
+    model_id = sandbox.models["alpha"]
+    target = await client.upload_auth(model_id, "a.csv", Tournament.CLASSIC)
+    await client.put_file(target.url, classic_csv(sandbox, sandbox.settings.start_round))
+    return model_id, target.filename
+
+
+async def test_a_create_applied_before_an_internal_error_is_not_sent_again(
+    client: NumeraiClient, sandbox: RunningSandbox
+) -> None:
+    model_id, filename = await _uploaded(client, sandbox)
+    # The create takes effect, then its answer is an internal error; the listing meant to
+    # find it fails twice as well.
+    sandbox.set_faults(operations={
+        "create_submission": {"graphql_error_rate": 1.0, "graphql_error_after": True,
+                              "times": 1},
+        "submissions": {"graphql_error_rate": 1.0, "times": 2},
+    })
+    trigger_id = str(uuid.uuid4())
+    submission_id = await client.create_submission(
+        model_id, filename, Tournament.CLASSIC, trigger_id
+    )
+    recorded = sandbox.submissions()
+    assert [(s["id"], s["trigger_id"]) for s in recorded] == [(submission_id, trigger_id)]
+    assert [f["operation"] for f in injected(sandbox)] == [
+        "create_submission", "submissions", "submissions"]
+
+
+async def test_a_create_of_unknown_outcome_is_not_resent_blindly(
+    sandbox: RunningSandbox, http: httpx.AsyncClient
+) -> None:
+    client = make_client(sandbox, http, SHORT_RETRY)
+    model_id, filename = await _uploaded(client, sandbox)
+    sandbox.set_faults(operations={
+        "create_submission": {"graphql_error_rate": 1.0, "graphql_error_after": True},
+        "submissions": {"graphql_error_rate": 1.0},
+    })
+    with pytest.raises(DeadlineExceeded) as info:
+        await client.create_submission(model_id, filename, Tournament.CLASSIC, "trigger-x")
+    assert "not sending it again" in str(info.value)
+    assert len(sandbox.submissions()) == 1  # the one try that took effect; no second
+    assert len(injected(sandbox)) >= 2
 
 
 # -- uploads -----------------------------------------------------------------------------

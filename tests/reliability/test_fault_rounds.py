@@ -104,6 +104,16 @@ FAULTS: dict[str, dict[str, Any]] = {
     "put-failing-half": {"seed": 3, "put_failure_rate": 0.5},
     "download-cut-midway": {"cut_download_after_bytes": 20_000},
     "lost-create-answers": {"operations": {"create_submission": {"drop_rate": 1.0, "times": 3}}},
+    # Numerai's own failures come as HTTP 200 with {"errors": [{"message": "Internal server
+    # error"}]} (numerai/numerapi#15): retried like a 5xx.
+    "http-200-internal-errors-30pct-every-operation": {
+        "seed": 4, "operations": {"*": {"graphql_error_rate": 0.3}}},
+    # The first two creates take effect, then answer an internal error; the submissions
+    # listing that must find them fails 30% of the time too.
+    "creates-applied-then-internal-errors": {"seed": 28, "operations": {
+        "*": {"graphql_error_rate": 0.3},
+        "create_submission": {"graphql_error_rate": 1.0, "graphql_error_after": True,
+                              "times": 2}}},
 }
 
 
@@ -115,6 +125,9 @@ def test_every_model_submitted_once_under(rig: Rig, no_leaks: None, name: str) -
     assert_no_put_then_create(rig.sandbox)
     if name != "latency-2s":
         assert outcome.injected, "the faults were never hit: the test tested nothing"
+    if name == "creates-applied-then-internal-errors":
+        applied = [f for f in outcome.injected if f["operation"] == "create_submission"]
+        assert len(applied) == 2, outcome.injected
     if name == "download-cut-midway":
         live = [d for d in rig.sandbox.downloads()
                 if d["filename"].endswith("live.parquet") and d["round_number"] == runs[0].round_number]

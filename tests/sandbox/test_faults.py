@@ -1,17 +1,27 @@
-"""Fault injection: 5xx, dropped connections, latency, failing PUTs, throttled and cut
-downloads, downtime; deterministic from the seed; the control API is never faulted."""
+"""Fault injection: 5xx, dropped connections, latency, Numerai's HTTP-200 GraphQL errors,
+redirects, failing PUTs, throttled and cut downloads, downtime; deterministic from the seed;
+the control API is never faulted."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from sandbox_helpers import CREATE, CURRENT_ROUND, DATASET, UPLOAD_AUTH, error_message
+from sandbox_helpers import (
+    CREATE,
+    CURRENT_ROUND,
+    DATASET,
+    UPLOAD_AUTH,
+    error_message,
+    predictions_csv,
+)
 
 from numerai_autopilot.sandbox import SandboxSettings, create_app
-from numerai_autopilot.sandbox.faults import ConnectionDropped, FaultConfig
+from numerai_autopilot.sandbox.faults import FaultConfig
+from numerai_autopilot.sandbox.injection import ConnectionDropped
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
 ROUND = {"query": CURRENT_ROUND, "variables": {"tournament": 8}}
@@ -66,6 +76,59 @@ async def test_dropped_connection_in_process_raises(sandbox_settings: SandboxSet
         with pytest.raises(ConnectionDropped):
             await client.post("/", json=ROUND)
         assert (await client.post("/", json=LIST)).status_code == 200
+
+
+def test_graphql_errors_come_with_http_200(sandbox: RunningSandbox) -> None:
+    sandbox.set_faults(operations={"rounds": {"graphql_error_rate": 1.0, "times": 1}})
+    response = httpx.post(sandbox.url, json=ROUND)
+    # As numerai/numerapi#15 shows Numerai failing.
+    assert response.status_code == 200
+    assert response.json() == {"data": {"rounds": None}, "errors": [
+        {"message": "Internal server error", "path": ["rounds"]}]}
+    assert httpx.post(sandbox.url, json=ROUND).json()["data"]["rounds"]  # times: 1
+    sandbox.set_faults(operations={"*": {"graphql_error_rate": 1.0,
+                                         "graphql_error_message": "Request timed out",
+                                         "graphql_error_code": "TIMEOUT"}})
+    (error,) = httpx.post(sandbox.url, json=LIST).json()["errors"]
+    assert error == {"message": "Request timed out", "path": ["listDatasets"],
+                     "extensions": {"code": "TIMEOUT"}}
+    sandbox.clear_faults()
+    url = sandbox.graphql(DATASET, {"filename": "v5.3/features.json"})["data"]["dataset"]
+    sandbox.set_faults(operations={"*": {"graphql_error_rate": 1.0}})
+    assert httpx.get(url).status_code == 200  # GraphQL errors touch GraphQL requests only
+
+
+def test_a_graphql_error_after_the_operation_ran(sandbox: RunningSandbox) -> None:
+    auth = sandbox.graphql(UPLOAD_AUTH, {"filename": "p.csv", "tournament": 8,
+                                         "modelId": sandbox.models["alpha"]})
+    target = auth["data"]["submission_upload_auth"]
+    assert httpx.put(target["url"], content=predictions_csv(sandbox)).status_code == 200
+    sandbox.set_faults(operations={"create_submission": {"graphql_error_rate": 1.0,
+                                                         "graphql_error_after": True}})
+    body = sandbox.graphql(CREATE, {"filename": target["filename"], "tournament": 8,
+                                    "modelId": sandbox.models["alpha"], "triggerId": "t1"})
+    assert error_message(body) == "Internal server error"
+    assert [s["trigger_id"] for s in sandbox.submissions()] == ["t1"]  # it took effect
+
+
+def test_redirects_keep_the_query_and_end_at_the_file(sandbox: RunningSandbox) -> None:
+    url = sandbox.graphql(DATASET, {"filename": "v5.3/features.json"})["data"]["dataset"]
+    parts = urlsplit(url)
+    sandbox.set_faults(operations={"download": {"redirects": 2, "redirect_status": 302}})
+    first = httpx.get(url)
+    assert first.status_code == 302
+    assert first.headers["location"] == f"/_redirect/302/1{parts.path}?{parts.query}"
+    second = httpx.get(sandbox.url + first.headers["location"])
+    assert second.headers["location"] == f"/_redirect/302/0{parts.path}?{parts.query}"
+    followed = httpx.get(url, follow_redirects=True)
+    assert followed.status_code == 200 and followed.json()["feature_sets"]
+    assert len(followed.history) == 2
+    assert [d["query"] for d in sandbox.downloads()] == [parts.query]
+    sandbox.set_faults(operations={"put": {"redirects": 1}})
+    put = httpx.put(f"{sandbox.url}/uploads/m/n/p.csv?expires=1", content=b"x")
+    assert (put.status_code, put.headers["location"]) == (
+        307, "/_redirect/307/0/uploads/m/n/p.csv?expires=1")
+    assert httpx.get(f"{sandbox.url}/_redirect/x/0/files").status_code == 404
 
 
 def test_latency(sandbox: RunningSandbox) -> None:
@@ -155,6 +218,8 @@ def test_delete_clears_and_bad_config_is_refused(sandbox: RunningSandbox) -> Non
     sandbox.clear_faults()
     assert _status(sandbox, ROUND) == 200
     for bad in ({"operations": {"*": {"error_rate": 2}}}, {"nonsense": 1},
-                {"operations": {"rounds": {"error_status": 404}}}):
+                {"operations": {"rounds": {"error_status": 404}}},
+                {"operations": {"rounds": {"redirect_status": 200}}},
+                {"operations": {"rounds": {"graphql_error_message": ""}}}):
         response = httpx.post(f"{sandbox.url}/_sandbox/faults", json=bad)
         assert response.status_code == 422 and "invalid faults" in response.json()["error"]

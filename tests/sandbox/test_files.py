@@ -66,6 +66,21 @@ def test_forged_and_unsigned_urls_are_refused(sandbox: RunningSandbox) -> None:
     assert sandbox.downloads() == []
 
 
+def test_a_url_sent_other_than_as_given_is_refused(sandbox: RunningSandbox) -> None:
+    """The signature covers the query's bytes: decoding or re-encoding any of them (as a
+    client rebuilding the URL from its parameters would) breaks it."""
+    url = _url(sandbox)
+    query = urlsplit(url).query
+    for original, changed in (("%2F", "/"), ("%2B", "+"), ("%3D%3D", "=="), ("+", "%20"),
+                              ("%2F", "%2f"), ("==&", "%3D%3D&")):
+        assert original in query, original
+        response = httpx.get(url.replace(original, changed, 1))
+        assert response.status_code == 403 and "SignatureDoesNotMatch" in response.text
+    assert sandbox.downloads() == []
+    assert httpx.get(url).status_code == 200
+    assert [d["query"] for d in sandbox.downloads()] == [query]
+
+
 def test_expired_url_is_refused(sandbox: RunningSandbox) -> None:
     path = urlsplit(_url(sandbox)).path
     expired = sandbox.sandbox.signer.sign(sandbox.url, "GET", path, ttl_s=-5)

@@ -104,6 +104,46 @@ def test_invalid_documents_and_variables(sandbox: RunningSandbox) -> None:
     assert bad_json.status_code == 400 and "errors" in bad_json.json()
 
 
+def test_a_nullable_variable_in_a_required_slot_is_refused(sandbox: RunningSandbox) -> None:
+    """Where numerapi or numerai-cli declare an argument non-null, so does the sandbox."""
+    model_id = sandbox.models["alpha"]
+    body = sandbox.graphql("mutation($m: String $u: String) "
+                           "{ setSubmissionWebhook(modelId: $m newSubmissionWebhook: $u) }",
+                           {"m": model_id, "u": None})
+    assert error_message(body) == ("Variable '$m' of type 'String' used in position expecting "
+                                   "type 'String!'.")
+    body = sandbox.graphql(SIGNALS_UPLOAD_AUTH.replace("$tournament: Int!", "$tournament: Int"),
+                           {"filename": "p.csv", "tournament": 11,
+                            "modelId": sandbox.models["sig"]})
+    assert "expecting type 'Int!'" in error_message(body)
+    body = sandbox.graphql("mutation($m: String) { triggerModelWebhook(modelId: $m) }",
+                           {"m": model_id})
+    assert "expecting type 'String!'" in error_message(body)
+
+
+def test_what_no_reference_sends_is_refused(sandbox: RunningSandbox) -> None:
+    for query in (
+        'query { submissionUploadAuth(filename: "p.csv", tournament: 8) { url } }',
+        'mutation { createSubmission(filename: "p.csv", tournament: 8) { id } }',
+        'mutation { create_submission(filename: "p.csv", tournament: 8, version: 2) { id } }',
+        'mutation { createSignalsSubmission(filename: "p.csv", tournament: 11) { id } }',
+        'query { submissions(id: "x") { id } }',
+    ):
+        message = error_message(sandbox.graphql(query))
+        assert message.startswith(("Cannot query field", "Unknown argument")), (query, message)
+
+
+def test_the_sandboxs_own_fields_can_be_taken_away(sandbox: RunningSandbox) -> None:
+    query = "query { account { models { id submissionWebhook } } }"
+    assert sandbox.graphql(query)["data"]["account"]["models"]
+    sandbox.set_faults(numerai_fields_only=True)
+    assert error_message(sandbox.graphql(query)).startswith(
+        "Cannot query field 'submissionWebhook' on type 'Model'.")
+    assert sandbox.graphql(ACCOUNT)["data"]["account"]["models"]
+    sandbox.clear_faults()
+    assert sandbox.graphql(query)["data"]["account"]["models"]
+
+
 def test_list_datasets_per_tournament(sandbox: RunningSandbox) -> None:
     query = "query($t: Int $r: Int) { listDatasets(tournament: $t round: $r) }"
     classic = sandbox.graphql(query, {"t": 8})["data"]["listDatasets"]

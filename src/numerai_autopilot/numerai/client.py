@@ -8,6 +8,8 @@ calls for many models are safe.
         numerai = NumeraiClient(http, "https://api-tournament.numer.ai", public_id, secret_key)
         numerai = NumeraiClient.from_settings(http, config.numerai)   # the same, configured
         round_ = await numerai.current_round(Tournament.CLASSIC)
+
+The account's operations (models, submissions, webhooks) are in ``account.py``.
 """
 
 from __future__ import annotations
@@ -20,21 +22,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from numerai_autopilot.numerai import queries
+from numerai_autopilot.numerai.account import AccountOperations
 from numerai_autopilot.numerai.download import Progress, download_file
-from numerai_autopilot.numerai.errors import (
-    GraphQLError,
-    NotFoundError,
-    NumeraiError,
-    TransientError,
-    UploadError,
-    safe_url,
-)
+from numerai_autopilot.numerai.errors import NotFoundError, TransientError, UploadError, safe_url
 from numerai_autopilot.numerai.graphql import GraphQL
 from numerai_autopilot.numerai.results import (
     DownloadResult,
-    ModelInfo,
     RoundInfo,
-    SubmissionInfo,
     Tournament,
     UploadTarget,
     tournament_of,
@@ -47,12 +41,11 @@ if TYPE_CHECKING:  # not at run time: Dask workers unpickle this package's error
 
 
 log = logging.getLogger(__name__)
-_SOURCE = "numerai-autopilot"
 # Frozen, so one shared default instance is safe.
 _DEFAULT_RETRY = RetryPolicy()
 
 
-class NumeraiClient:
+class NumeraiClient(AccountOperations):
     """Numerai's GraphQL API, its presigned file URLs, and uploads; with retries.
 
     Every method takes a keyword ``deadline`` (an absolute ``time.time()``): no retry
@@ -190,84 +183,6 @@ class NumeraiClient:
             clock=self._clock,
         )
 
-    # -- the account ----------------------------------------------------------------------
-
-    async def models(
-        self, *, tournament: int | None = None, deadline: float | None = None
-    ) -> list[ModelInfo]:
-        """The account's models, optionally only those of one tournament."""
-        account = await self._gql.call("account", queries.MODELS, {}, auth=True, deadline=deadline)
-        models = [ModelInfo.from_json(raw) for raw in (account or {}).get("models") or []]
-        if tournament is not None:
-            models = [m for m in models if m.tournament == int(tournament_of(tournament))]
-        return models
-
-    async def submissions(
-        self, model_id: str, *, deadline: float | None = None
-    ) -> list[SubmissionInfo]:
-        """The model's past submissions, as Numerai lists them."""
-        raw = await self._gql.call(
-            "submissions",
-            queries.SUBMISSIONS,
-            {"modelId": model_id},
-            auth=True,
-            deadline=deadline,
-        )
-        return [SubmissionInfo.from_json(item) for item in raw or []]
-
-    async def submission_webhooks(
-        self, *, deadline: float | None = None
-    ) -> dict[str, str | None] | None:
-        """Model id -> the compute webhook registered for it (None: none), for every model
-        of the account; None when the API does not answer the field.
-
-        Numerai documents only the mutation (``set_submission_webhook``), not this field, so
-        a caller must cope with not knowing what is registered.
-        """
-        try:
-            account = await self._gql.call(
-                "account", queries.SUBMISSION_WEBHOOKS, {}, auth=True, deadline=deadline
-            )
-        except NumeraiError as exc:
-            if "submissionWebhook" in str(exc):  # the field is unknown to this API
-                return None
-            raise
-        return {
-            str(raw["id"]): raw.get("submissionWebhook") or None
-            for raw in (account or {}).get("models") or []
-        }
-
-    async def set_submission_webhook(
-        self, model_id: str, url: str | None, *, deadline: float | None = None
-    ) -> bool:
-        """Registers the model's compute webhook; ``None`` clears it. True when accepted."""
-        variables = {"modelId": model_id, "newSubmissionWebhook": url}
-        result = await self._gql.call(
-            "setSubmissionWebhook",
-            queries.SET_SUBMISSION_WEBHOOK,
-            variables,
-            auth=True,
-            deadline=deadline,
-        )
-        return result is True or str(result).lower() == "true"
-
-    async def trigger_model_webhook(self, model_id: str, *, deadline: float | None = None) -> str:
-        """Asks Numerai to POST the model's webhook as a test; returns the new trigger id.
-
-        Retried like the rest: a lost answer may mean two test webhooks, which is harmless
-        because each carries its own trigger id.
-        """
-        trigger_id = await self._gql.call(
-            "triggerModelWebhook",
-            queries.TRIGGER_MODEL_WEBHOOK,
-            {"modelId": model_id},
-            auth=True,
-            deadline=deadline,
-        )
-        if not trigger_id:
-            raise GraphQLError("triggerModelWebhook", "Numerai returned no trigger id")
-        return str(trigger_id)
-
     # -- submissions ----------------------------------------------------------------------
 
     async def upload_auth(
@@ -293,8 +208,9 @@ class NumeraiClient:
     async def put_file(self, url: str, data: bytes, *, deadline: float | None = None) -> None:
         """PUTs ``data`` to a presigned upload URL, checking the answer.
 
-        Raises UploadError whenever the file did not arrive: refused at once (4xx), or still
-        failing (5xx, dropped connections) at the deadline, then with ``retryable=True``.
+        Raises UploadError whenever the file did not arrive: refused at once (4xx, or a
+        redirect, which is not followed), or still failing (5xx, dropped connections) at the
+        deadline, then with ``retryable=True``.
         """
         await put_presigned(
             self._http,
@@ -319,16 +235,20 @@ class NumeraiClient:
         """Creates the submission of an uploaded file; returns its id.
 
         ``filename`` is the one ``upload_auth`` returned; ``trigger_id`` the webhook's, so
-        Numerai ties the submission to its trigger. If an answer is lost in transit, the
-        model's submissions are checked before sending again, so one trigger id is not
-        submitted twice by this call.
+        Numerai ties the submission to its trigger. A try that fails transiently may still
+        have been applied (its answer lost, or an internal error after the write), so before
+        each new try the model's submissions are listed (retried until they answer); if the
+        trigger id (without one: the file) is there, that submission is the answer. So this
+        call submits one trigger id once.
+
+        :raises DeadlineExceeded: no answer before the deadline, or the submissions could not
+            be listed in time to tell whether a failed try took effect (nothing is resent).
         """
         t = tournament_of(tournament)
         variables: dict[str, Any] = {
             "filename": filename,
             "modelId": model_id,
             "triggerId": trigger_id,
-            "source": _SOURCE,
         }
         if t is Tournament.SIGNALS:
             operation, query = "createSignalsSubmission", queries.CREATE_SIGNALS_SUBMISSION
@@ -343,7 +263,9 @@ class NumeraiClient:
             return str(raw["id"])
 
         async def already_created(_: TransientError, remaining: float) -> str | None:
-            return await self._find_submission(model_id, filename, trigger_id, remaining)
+            return await self.created_submission(
+                model_id, filename, trigger_id, deadline=self._clock.wall() + remaining
+            )
 
         return await retry_call(
             attempt,
@@ -388,29 +310,3 @@ class NumeraiClient:
         return await self.create_submission(
             model_id, target.filename, tournament, trigger_id, deadline=budget.wall_deadline()
         )
-
-    # -- helpers ----------------------------------------------------------------------------
-
-    async def _find_submission(
-        self, model_id: str, filename: str, trigger_id: str | None, remaining: float
-    ) -> str | None:
-        """The id of a submission this client's lost create_submission made, if any."""
-        if remaining <= 0:
-            return None
-        try:
-            raw = await self._gql.once(
-                "submissions",
-                queries.SUBMISSIONS,
-                {"modelId": model_id},
-                auth=True,
-                remaining=remaining,
-            )
-        except TransientError:
-            return None  # cannot tell: the retry goes ahead, as without this check
-        for item in raw or []:
-            sub = SubmissionInfo.from_json(item)
-            same_trigger = trigger_id is not None and sub.trigger_id == trigger_id
-            if same_trigger or (trigger_id is None and sub.filename == filename):
-                log.info("create_submission: the lost answer had created %s", sub.id)
-                return sub.id
-        return None

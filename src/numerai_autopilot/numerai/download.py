@@ -4,7 +4,9 @@ The bytes go to ``<dest>.part`` next to ``dest`` and are renamed into place only
 their size matches what the server announced, so ``dest`` is either absent, the old
 file, or complete. A dropped connection resumes from the ``.part`` file with an HTTP
 Range request, also across processes. One writer per ``dest`` is assumed: the round data
-cache downloads each file once (single flight).
+cache downloads each file once (single flight). Redirects are followed, as numerapi's
+``requests`` does, up to the HTTP client's ``max_redirects`` (httpx's default: 20); the URL
+is requested exactly as Numerai gave it.
 """
 
 from __future__ import annotations
@@ -143,7 +145,9 @@ async def _attempt(
     what = f"download of {name} from {safe_url(state.url)}"
     try:
         async with asyncio.timeout(_cap(budget.hard_remaining())):
-            async with http.stream("GET", state.url, headers=headers, timeout=timeout) as resp:
+            async with http.stream(
+                "GET", state.url, headers=headers, timeout=timeout, follow_redirects=True
+            ) as resp:
                 return await _receive(resp, state, part, offset, name, progress)
     except TimeoutError as exc:
         raise TransientError(f"{what}: the deadline cut the transfer short") from exc

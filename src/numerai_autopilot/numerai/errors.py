@@ -2,10 +2,13 @@
 
     NumeraiError                 (numerai_autopilot.errors.AutopilotError)
     ├── AuthenticationError      keys missing, or Numerai refused them
-    ├── GraphQLError             Numerai answered {"errors": [...]}: .operation, .message
+    ├── GraphQLError             Numerai refused the request ({"errors": [...]}): .operation,
+    │   │                        .message; not retried
     │   └── NotFoundError        unknown model, file or round
     ├── UploadError              the presigned PUT failed: never followed by create_submission
-    └── TransientError           5xx, 429, timeout, connection reset, malformed body: retried
+    └── TransientError           5xx, 429, timeout, connection reset, malformed body, or a
+        │                        GraphQL error on Numerai's side (internal error, timeout,
+        │                        rate limit; answered with HTTP 200): retried
         └── DeadlineExceeded     retries ran out of time: .last_error is the last cause
 
 Every message here is built by this package and passed through ``Redactor`` first, so no
@@ -125,13 +128,88 @@ _NOT_FOUND_PATTERNS = re.compile(
     r"could not find|couldn't find|no model|no round|no dataset|invalid (model|file ?name)",
     re.IGNORECASE,
 )
+# A document or variables the schema refuses: our mistake, never transient. The wording is
+# graphql-js's (and graphql-core's), which other GraphQL servers share.
+_INVALID_PATTERNS = re.compile(
+    r"syntax error|cannot query field|unknown argument|unknown type|used in position "
+    r"expecting|of (non-null|required) type|must not be null|expected (value of )?type|"
+    r"argument .{1,80} is required|was not provided",
+    re.IGNORECASE,
+)
+# Failures on Numerai's side that it answers with HTTP 200: "Internal server error"
+# (numerai/numerapi#15, on submission_upload_auth); numerai-cli matches "Internal Server
+# Error" in error text (numerai/cli/node/test.py). Timeouts and rate limits: no reference
+# shows Numerai's wording, so the usual words.
+_TRANSIENT_PATTERNS = re.compile(
+    r"internal (server )?error|timed? ?out\b|timeout|rate.?limit|too many requests|throttl",
+    re.IGNORECASE,
+)
+# extensions.code: no reference shows Numerai sending one; these are the GraphQL servers'
+# common codes (Apollo Server's list: apollographql.com/docs/apollo-server/v3/data/errors).
+_AUTH_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN"})
+_INVALID_CODES = frozenset(
+    {"GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED", "BAD_USER_INPUT", "BAD_REQUEST"}
+)
+_NOT_FOUND_CODES = frozenset({"NOT_FOUND"})
+_TRANSIENT_CODES = frozenset(
+    {"INTERNAL_SERVER_ERROR", "INTERNAL_ERROR", "TIMEOUT", "GATEWAY_TIMEOUT",
+     "RATE_LIMITED", "TOO_MANY_REQUESTS", "SERVICE_UNAVAILABLE"}
+)
 
 
-def classify_graphql_error(operation: str, message: str) -> NumeraiError:
-    """Maps one Numerai error message to the most specific error class."""
-    if _AUTH_PATTERNS.search(message):
+def _kind(error: object) -> str:
+    """What one entry of ``errors`` says: auth, invalid, not_found, transient or other;
+    by its ``extensions.code`` first, then by its message."""
+    code = ""
+    if isinstance(error, dict):
+        extensions = error.get("extensions")
+        if isinstance(extensions, dict):
+            code = str(extensions.get("code") or "").upper()
+    for codes, kind in ((_AUTH_CODES, "auth"), (_INVALID_CODES, "invalid"),
+                        (_NOT_FOUND_CODES, "not_found"), (_TRANSIENT_CODES, "transient")):
+        if code in codes:
+            return kind
+    message = _message(error)
+    for pattern, kind in ((_AUTH_PATTERNS, "auth"), (_INVALID_PATTERNS, "invalid"),
+                          (_NOT_FOUND_PATTERNS, "not_found"), (_TRANSIENT_PATTERNS, "transient")):
+        if pattern.search(message):
+            return kind
+    return "other"
+
+
+def _message(error: object) -> str:
+    if not isinstance(error, dict):
+        return str(error)
+    text = str(error.get("message", error))
+    extensions = error.get("extensions")
+    if isinstance(extensions, dict) and extensions.get("code"):
+        text += f" [{extensions['code']}]"
+    return text
+
+
+def classify_graphql_errors(
+    operation: str, errors: object, redact: Redactor | None = None
+) -> NumeraiError:
+    """The error for Numerai's ``{"errors": [...]}`` answer to ``operation``.
+
+    A refusal of our request (keys, the document, an unknown model) wins over a failure on
+    Numerai's side: the answer is a TransientError only when every entry of ``errors`` is an
+    internal error, a timeout or a rate limit (by ``extensions.code``, else by message).
+
+    >>> type(classify_graphql_errors("rounds", [{"message": "Internal server error"}]))
+    <class 'numerai_autopilot.numerai.errors.TransientError'>
+    """
+    entries = errors if isinstance(errors, list) and errors else [errors]
+    kinds = {_kind(entry) for entry in entries}
+    message = "; ".join(_message(entry) for entry in entries)[:500]
+    if redact is not None:
+        message = redact(message)
+    if "auth" in kinds:
         return AuthenticationError(f"Numerai refused the API keys on {operation}: {message}")
-    if _NOT_FOUND_PATTERNS.search(message):
+    if kinds == {"transient"}:
+        return TransientError(f"Numerai {operation}: {message} (an error on Numerai's side, "
+                              "answered as a GraphQL error; retried)")
+    if "not_found" in kinds and "invalid" not in kinds:
         return NotFoundError(operation, message)
     return GraphQLError(operation, message)
 
@@ -152,7 +230,10 @@ def translate_transport_error(exc: httpx.HTTPError | httpx.InvalidURL, what: str
         # Connection refused/reset, peer closed mid-body, proxy failures, bad gzip.
         return TransientError(f"{what}: connection failed ({type(exc).__name__}: {detail})")
     if isinstance(exc, httpx.TooManyRedirects):
-        return NumeraiError(f"{what}: too many redirects; check the API URL")
+        return NumeraiError(
+            f"{what}: too many redirects (more than the HTTP client's max_redirects); the URL "
+            "redirects in a loop"
+        )
     return NumeraiError(f"{what}: {type(exc).__name__}: {detail}")
 
 

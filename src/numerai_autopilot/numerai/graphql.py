@@ -1,7 +1,9 @@
 """One GraphQL call to Numerai: auth header, timeout, and the answer's translation.
 
-Numerai answers errors as HTTP 200 with ``{"errors": [...]}``; 5xx happen under load.
-This is the only place that sees the Authorization header.
+Numerai answers errors as HTTP 200 with ``{"errors": [...]}``, its own failures included
+("Internal server error": numerai/numerapi#15); 5xx happen under load. ``errors.py``
+sorts them into refusals and transient failures. This is the only place that sees the
+Authorization header.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from numerai_autopilot.numerai.errors import (
     NumeraiError,
     Redactor,
     TransientError,
-    classify_graphql_error,
+    classify_graphql_errors,
     retry_after_seconds,
+    safe_url,
     transient_status,
     translate_transport_error,
 )
@@ -82,7 +85,14 @@ class GraphQL:
         auth: bool,
         remaining: float,
     ) -> Any:
-        """One try, limited to ``min(timeout, remaining)`` seconds in total."""
+        """One try, limited to ``min(timeout, remaining)`` seconds in total.
+
+        :raises TransientError: 5xx, 429, a dropped connection, a timeout, an answer that is
+            not JSON, or a GraphQL error on Numerai's side (internal error, timeout, rate
+            limit), which may have been applied if the operation is a mutation.
+        :raises NumeraiError: a refusal (AuthenticationError, GraphQLError, NotFoundError),
+            or a redirect (the API URL is wrong).
+        """
         headers = {"Accept": "application/json"}
         if auth:
             if self._keys is None:
@@ -97,8 +107,10 @@ class GraphQL:
             # httpx's timeout bounds each network operation; this bounds the whole exchange,
             # so a server dripping bytes cannot hold the call past the deadline.
             async with asyncio.timeout(wait):
+                # A redirect is not followed: it means the configured URL is not the API's.
                 resp = await self._http.post(
-                    self._api_url, json=body, headers=headers, timeout=wait
+                    self._api_url, json=body, headers=headers, timeout=wait,
+                    follow_redirects=False,
                 )
         except TimeoutError as exc:
             raise TransientError(f"Numerai {operation}: no answer within {wait:.1f}s") from exc
@@ -111,6 +123,12 @@ class GraphQL:
         what = f"Numerai {operation}"
         if transient_status(status):
             raise TransientError(f"{what}: HTTP {status}", retry_after=retry_after_seconds(resp))
+        if resp.has_redirect_location:
+            location = safe_url(resp.headers["location"])
+            raise NumeraiError(
+                f"{what}: HTTP {status}, a redirect to {location}; set numerai.api_url to the "
+                "GraphQL endpoint itself (https://api-tournament.numer.ai)"
+            )
         if status in (401, 403):
             raise AuthenticationError(
                 f"Numerai refused the API keys on {operation} (HTTP {status}); "
@@ -130,20 +148,13 @@ class GraphQL:
             raise TransientError(f"{what}: the answer is not a JSON object")
         errors = payload.get("errors")
         if errors:
-            raise classify_graphql_error(operation, self.redact(_messages(errors)))
+            raise classify_graphql_errors(operation, errors, self.redact)
         if status >= 400:
             raise NumeraiError(f"{what}: HTTP {status}{_api_hint(status)}")
         data = payload.get("data")
         if not isinstance(data, dict) or operation not in data:
             raise TransientError(f"{what}: the answer has no data.{operation}")
         return data[operation]
-
-
-def _messages(errors: object) -> str:
-    if isinstance(errors, list):
-        texts = [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors]
-        return "; ".join(texts)[:500]
-    return str(errors)[:500]
 
 
 def _api_hint(status: int) -> str:

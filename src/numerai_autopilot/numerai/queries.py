@@ -1,6 +1,9 @@
 """The GraphQL documents the client sends, with Numerai's operation and argument names.
 
-Kept as plain strings so the sandbox's tests can replay exactly what the client sends.
+Each names only operations, arguments, types and fields a client known to work against
+Numerai sends (numerapi 3.1.1, numerai-cli), except where a comment says otherwise; the
+sandbox's schema marks what no reference shows. Kept as plain strings so the sandbox's
+tests can replay exactly what the client sends.
 """
 
 from __future__ import annotations
@@ -64,11 +67,12 @@ query($filename: String!, $tournament: Int!, $modelId: String) {
 }
 """
 
+# No `source`: numerapi 2.x sent none; 3.1.1 sends the literal "numerapi" (base_api.py,
+# upload_predictions), and no reference shows its type or what other values Numerai accepts.
 CREATE_SUBMISSION = """
-mutation($filename: String!, $tournament: Int!, $modelId: String, $triggerId: String,
-         $source: String) {
+mutation($filename: String!, $tournament: Int!, $modelId: String, $triggerId: String) {
   create_submission(filename: $filename, tournament: $tournament, modelId: $modelId,
-                    triggerId: $triggerId, source: $source) {
+                    triggerId: $triggerId) {
     id
   }
 }
@@ -83,19 +87,18 @@ query($filename: String!, $tournament: Int!, $modelId: String) {
 }
 """
 
-# Numerai's Signals mutation takes no tournament argument.
+# No tournament argument, as numerapi's signalsapi.py sends it; no `source` (see above).
 CREATE_SIGNALS_SUBMISSION = """
-mutation($filename: String!, $modelId: String, $triggerId: String, $source: String) {
-  createSignalsSubmission(filename: $filename, modelId: $modelId, triggerId: $triggerId,
-                          source: $source) {
+mutation($filename: String!, $modelId: String, $triggerId: String) {
+  createSignalsSubmission(filename: $filename, modelId: $modelId, triggerId: $triggerId) {
     id
     firstEffectiveDate
   }
 }
 """
 
-# `submissionWebhook` is not in Numerai's public documentation (only the mutation below is):
-# the client treats an API that does not answer it as "cannot tell".
+# `submissionWebhook`: no reference reads it (numerapi and numerai-cli only set it, with the
+# mutation below); the client treats an API that does not answer it as "cannot tell".
 SUBMISSION_WEBHOOKS = """
 query {
   account {

@@ -1,7 +1,9 @@
 """The PUT of a submission file to a presigned URL, with its answer checked.
 
 numerapi never looks at this answer, so a refused upload still gets a create_submission
-and the round is silently lost. Here every way the PUT can fail ends in UploadError.
+and the round is silently lost. Here every way the PUT can fail ends in UploadError. The URL
+is sent exactly as Numerai gave it: its query is the signature of a presigned URL, and
+httpx keeps its bytes (``%2F``, ``+``, ``=``) as they are.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ async def put_presigned(
 ) -> None:
     """PUTs ``data`` to ``url``; UploadError unless the server answered 2xx.
 
-    A refusal (4xx) raises at once; 5xx and dropped connections are retried (a PUT is
-    idempotent) and raise UploadError with ``retryable=True`` at the deadline.
+    A refusal (4xx) raises at once; so does a redirect (3xx), which is not followed: the
+    signature covers this URL, and a redirected PUT would resend the file to a place nobody
+    signed. 5xx and dropped connections are retried (a PUT is idempotent) and raise
+    UploadError with ``retryable=True`` at the deadline.
     """
     where = safe_url(url)
 
@@ -47,13 +51,23 @@ async def put_presigned(
             async with asyncio.timeout(remaining):
                 # No Authorization header: the URL carries its own signature, and the
                 # storage behind it is not Numerai's API.
-                resp = await http.put(url, content=data, timeout=timeout)
+                resp = await http.put(
+                    url, content=data, timeout=timeout, follow_redirects=False
+                )
         except TimeoutError as exc:
             raise TransientError(f"upload to {where}: the deadline cut the transfer") from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise translate_transport_error(exc, f"upload to {where}") from exc
         if resp.is_success:
             return
+        if resp.has_redirect_location:
+            raise UploadError(
+                f"upload to {where} answered HTTP {resp.status_code}, a redirect to "
+                f"{safe_url(resp.headers['location'])}; a presigned upload URL takes the PUT "
+                "itself, so the file was not sent on and the submission was not created "
+                "(ask Numerai for a new upload URL; if this repeats, a proxy is redirecting)",
+                status_code=resp.status_code,
+            )
         if transient_status(resp.status_code):
             raise TransientError(
                 f"upload to {where}: HTTP {resp.status_code}",

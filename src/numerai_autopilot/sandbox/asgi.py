@@ -17,7 +17,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from . import control, files, graphql_api
-from .faults import TRANSPORT_KEY, FaultMiddleware
+from .injection import TRANSPORT_KEY, FaultMiddleware
 from .settings import SandboxSettings
 from .state import Sandbox
 

@@ -60,6 +60,7 @@ class UploadRecord:
     row_count: int | None
     received_at: datetime
     error: str | None = None
+    query: str = ""  # the URL's query string as it arrived, byte for byte
 
 
 @dataclass
@@ -93,3 +94,4 @@ class DownloadRecord:
     completed: bool = False
     status_code: int = 200
     finished_at: datetime | None = None
+    query: str = ""  # the URL's query string as it arrived, byte for byte

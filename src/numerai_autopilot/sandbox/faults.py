@@ -1,4 +1,4 @@
-"""Fault injection, set at runtime through ``POST /_sandbox/faults``.
+"""Fault injection, set at runtime through ``POST /_sandbox/faults``; ``injection.py`` applies it.
 
 The JSON body (every key optional; a POST replaces the whole configuration, DELETE clears)::
 
@@ -11,39 +11,46 @@ The JSON body (every key optional; a POST replaces the whole configuration, DELE
           "drop_rate": 0.0,                   # close the connection without any answer
           "latency_ms": 200,                  # added before the operation runs
           "answer_delay_ms": 0,               # added after it ran, before its answer is sent
-          "times": 2                          # stop injecting errors/drops after this many
+          "graphql_error_rate": 0.0,          # GraphQL only: HTTP 200 with {"errors": [...]}
+          "graphql_error_message": "Internal server error",
+          "graphql_error_code": null,         # sent as errors[0].extensions.code
+          "graphql_error_after": false,       # the operation runs (a mutation takes effect),
+                                              # then the error replaces its answer
+          "redirects": 0,                     # answer N redirects before serving the request
+          "redirect_status": 307,             # 301, 302, 303, 307 or 308
+          "times": 2                          # stop injecting faults after this many
         }
       },
       "put_failure_rate": 0.0,                # PUTs answered 500 and not stored (still recorded)
       "bandwidth_bytes_per_s": null,          # throttle dataset downloads
       "cut_download_after_bytes": null,       # every download stops after N bytes (drop)
-      "down_for_s": 0                         # every Numerai call answers 503 for N seconds
+      "down_for_s": 0,                        # every Numerai call answers 503 for N seconds
+      "numerai_fields_only": false            # the schema without the sandbox's own fields
     }
 
-A specific operation's rule wins over ``"*"``. The control API is never faulted. Faults are
-drawn from a ``random.Random(seed)`` in request order, so sequential tests are deterministic.
+A specific operation's rule wins over ``"*"``; the GraphQL errors of a ``"*"`` rule touch
+GraphQL requests only. The control API is never faulted. Faults are drawn from a
+``random.Random(seed)`` in request order, so sequential tests are deterministic.
+
+The GraphQL error is Numerai's own way of failing: HTTP 200 and ``{"errors": [{"message":
+"Internal server error"}]}`` (numerai/numerapi#15, on ``submission_upload_auth``). A redirect
+sends the client to ``/_redirect/{status}/{left}{path}`` with the query unchanged, which
+serves the original request once ``left`` reaches 0 (as a storage service or CDN redirects).
+``numerai_fields_only`` answers with the schema of what the references show (see
+``schema.py``): a query naming a field only the sandbox has fails as on a Numerai
+without it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import random
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-import graphql
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from ..errors import AutopilotError
-
-
-class ConnectionDropped(AutopilotError):
-    """Raised to drop a connection when no real socket is at hand (in-process ASGI)."""
 
 
 class OperationFaults(BaseModel):
@@ -56,6 +63,12 @@ class OperationFaults(BaseModel):
     # The operation takes effect, then its answer is held back: a client that dies meanwhile
     # never learns the outcome (e.g. a submission created whose id was never received).
     answer_delay_ms: Annotated[float, Field(ge=0.0)] = 0.0
+    graphql_error_rate: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    graphql_error_message: Annotated[str, Field(min_length=1)] = "Internal server error"
+    graphql_error_code: str | None = None
+    graphql_error_after: bool = False
+    redirects: Annotated[int, Field(ge=0, le=100)] = 0
+    redirect_status: Literal[301, 302, 303, 307, 308] = 307
     times: Annotated[int | None, Field(ge=0)] = None
 
 
@@ -68,15 +81,17 @@ class FaultConfig(BaseModel):
     bandwidth_bytes_per_s: Annotated[int | None, Field(gt=0)] = None
     cut_download_after_bytes: Annotated[int | None, Field(ge=0)] = None
     down_for_s: Annotated[float, Field(ge=0.0)] = 0.0
+    numerai_fields_only: bool = False
 
 
 @dataclass(frozen=True)
 class Decision:
     latency_s: float = 0.0
-    action: str | None = None  # "error", "drop" or "down"
+    action: str | None = None  # "error", "drop", "down", "graphql_error" or "redirect"
     status: int = 503
     operation: str | None = None
     answer_delay_s: float = 0.0
+    rule: OperationFaults | None = None
 
 
 class FaultState:
@@ -110,8 +125,9 @@ class FaultState:
         self.injected.append({"operation": operation, "kind": kind,
                               "at": datetime.now(UTC).isoformat()})
 
-    def decide(self, operations: list[str]) -> Decision:
-        """What to do with a request touching these operations (in order of preference)."""
+    def decide(self, operations: list[str], *, graphql: bool = False) -> Decision:
+        """What to do with a request touching these operations (in order of preference);
+        ``graphql``: whether it is a GraphQL request (the only kind GraphQL errors touch)."""
         with self._lock:
             if self._down_until and time.monotonic() < self._down_until:
                 self._record(operations[0] if operations else "?", "down")
@@ -131,10 +147,20 @@ class FaultState:
                 action = "drop"
             elif rule.error_rate and self._rng.random() < rule.error_rate:
                 action = "error"
+            elif (graphql and rule.graphql_error_rate
+                  and self._rng.random() < rule.graphql_error_rate):
+                action = "graphql_error"
+            elif rule.redirects:
+                action = "redirect"
             if action is not None:
                 self._used[name] = self._used.get(name, 0) + 1
                 self._record(label, action)
-            return Decision(latency, action, rule.error_status, label, delay)
+            return Decision(latency, action, rule.error_status, label, delay, rule)
+
+    def numerai_fields_only(self) -> bool:
+        """Whether GraphQL answers with the schema of the references' fields only."""
+        with self._lock:
+            return self.config.numerai_fields_only
 
     def put_fails(self) -> bool:
         with self._lock:
@@ -152,144 +178,3 @@ class FaultState:
     def note_cut(self) -> None:
         with self._lock:
             self._record("download", "cut")
-
-
-def graphql_operations(body: bytes) -> list[str]:
-    """Top-level field names a GraphQL request asks for, e.g. ``["rounds"]``."""
-    try:
-        payload = json.loads(body)
-        document = graphql.parse(payload["query"])
-    except (ValueError, KeyError, TypeError, graphql.GraphQLError):
-        return []
-    wanted = payload.get("operationName")
-    names: list[str] = []
-    for definition in document.definitions:
-        if not isinstance(definition, graphql.OperationDefinitionNode):
-            continue
-        if wanted and (definition.name is None or definition.name.value != wanted):
-            continue
-        for selection in definition.selection_set.selections:
-            if isinstance(selection, graphql.FieldNode):
-                names.append(selection.name.value)
-    return names
-
-
-TRANSPORT_KEY = "sandbox.transport"
-
-
-async def drop_connection(scope: Scope, *, flush: bool = False) -> None:
-    """Close the client's connection without (finishing) an answer.
-
-    Under uvicorn the socket is closed (``flush`` sends what was already written first), so
-    the client sees "server disconnected" / a short body. Without a socket (in-process ASGI)
-    :class:`ConnectionDropped` is raised instead.
-    """
-    transport = scope.get(TRANSPORT_KEY)
-    if transport is None:
-        raise ConnectionDropped("the sandbox dropped the connection (fault injection)")
-    if flush:
-        transport.close()
-    else:
-        transport.abort()
-    # Let uvicorn see the disconnect before the app returns, or it logs an unfinished answer.
-    cycle = getattr(transport.get_protocol(), "cycle", None)
-    for _ in range(200):
-        await asyncio.sleep(0 if _ < 3 else 0.005)
-        if cycle is None or getattr(cycle, "disconnected", True):
-            break
-
-
-_HTML_5XX = "<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center></body></html>"
-_XML_5XX = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{0}</Code>"
-            "<Message>{1}</Message></Error>")
-_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-            504: "Gateway Timeout"}
-
-
-async def send_5xx(send: Send, status: int, *, xml: bool) -> None:
-    reason = _REASONS.get(status, "Server Error")
-    if xml:
-        code = "ServiceUnavailable" if status == 503 else "InternalError"
-        body, ctype = _XML_5XX.format(code, reason).encode(), b"application/xml"
-    else:
-        body, ctype = _HTML_5XX.format(f"{status} {reason}").encode(), b"text/html"
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", ctype),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-class FaultMiddleware:
-    """ASGI middleware: injects faults into Numerai-facing requests (not /_sandbox/)."""
-
-    def __init__(self, app: ASGIApp, faults: FaultState) -> None:
-        self.app = app
-        self.faults = faults
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path, method = scope["path"], scope["method"]
-        if path.startswith("/_sandbox"):
-            await self.app(scope, receive, send)
-            return
-        xml = True
-        if method == "POST" and path == "/":
-            body = await _read_body(receive)
-            operations, receive, xml = graphql_operations(body), _replay(body, receive), False
-        elif path.startswith("/files/"):
-            operations = ["download"]
-        elif method == "PUT" and path.startswith("/uploads/"):
-            operations = ["put"]
-        else:
-            operations = []
-        decision = self.faults.decide(operations)
-        if decision.latency_s:
-            await asyncio.sleep(decision.latency_s)
-        if decision.action == "drop":
-            await drop_connection(scope)
-            return
-        if decision.action in ("error", "down"):
-            await send_5xx(send, decision.status, xml=xml)
-            return
-        if decision.answer_delay_s:
-            send = _delayed(send, decision.answer_delay_s)
-        await self.app(scope, receive, send)
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _delayed(send: Send, delay_s: float) -> Send:
-    """Hold the answer's first message back for ``delay_s`` (the app has already acted)."""
-
-    async def delayed_send(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            await asyncio.sleep(delay_s)
-        await send(message)
-
-    return delayed_send
-
-
-def _replay(body: bytes, original: Receive) -> Receive:
-    """Hand the already-read body to the app, then pass on the real disconnect."""
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await original()
-
-    return receive

@@ -1,9 +1,15 @@
 """Presigned-style file URLs: dataset downloads (GET, with Range) and submission uploads (PUT).
 
-A URL carries ``expires`` (unix time) and ``signature`` (HMAC-SHA256 of method, path and
-expiry under a key that never leaves the process), like an S3 presigned URL, and the file
-endpoints answer like S3: 403 ``AccessDenied`` / ``SignatureDoesNotMatch`` XML for expired or
-forged URLs, 404 ``NoSuchKey``, 206 for ranges, 416 for impossible ranges. They need no API key.
+A URL carries ``expires`` (unix time), a credential and a session token, and last a
+``signature``: HMAC-SHA256 of the method, the path and the query's exact bytes before it,
+under a key that never leaves the process. Like an S3 presigned URL's, the query holds
+percent-escapes (``%2F``, ``%2B``, ``%3D``), and bare ``+`` and ``=`` too. Stricter than S3
+(whose signature covers a canonical form of the query), any change to those bytes is
+refused: a client must send a presigned URL exactly as it was given.
+
+The file endpoints answer like S3: 403 ``AccessDenied`` / ``SignatureDoesNotMatch`` XML for
+expired or forged URLs, 404 ``NoSuchKey``, 206 for ranges, 416 for impossible ranges. They
+need no API key. Each download and upload is recorded with the query as it arrived.
 """
 
 from __future__ import annotations
@@ -16,14 +22,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .faults import drop_connection
+from .injection import drop_connection
 from .submissions import check_upload
 
 if TYPE_CHECKING:
@@ -31,6 +37,11 @@ if TYPE_CHECKING:
     from .state import Sandbox
 
 CHUNK = 64 * 1024
+# What S3 puts in a presigned URL's query (X-Amz-Credential=AKIA...%2F20240101%2Fus-east-1
+# %2Fs3%2Faws4_request), plus a session token with the characters a re-encoding client
+# changes: the signature covers these bytes as sent.
+_CREDENTIAL = "credential=SANDBOX%2F{day}%2Fsandbox%2Fs3%2Faws4_request"
+_SESSION = "session=c2FuZGJveA%2Bc2Vzc2lvbg%3D%3D+dG9rZW4=="
 
 
 @dataclass(frozen=True)
@@ -42,27 +53,35 @@ class UrlSigner:
     def random(cls, ttl_s: float) -> UrlSigner:
         return cls(secrets.token_bytes(32), ttl_s)
 
-    def _mac(self, method: str, path: str, expires: int) -> str:
-        message = f"{method.upper()}\n{path}\n{expires}".encode()
+    def _mac(self, method: str, path: str, query: str) -> str:
+        message = f"{method.upper()}\n{path}\n{query}".encode()
         return hmac.new(self.key, message, hashlib.sha256).hexdigest()
 
     def sign(self, base_url: str, method: str, path: str, ttl_s: float | None = None) -> str:
         """A full URL for ``method`` on ``path`` (e.g. ``/files/8/1100/v5.3/live.parquet``)."""
         expires = int(time.time() + (self.ttl_s if ttl_s is None else ttl_s))
-        mac = self._mac(method, path, expires)
-        return f"{base_url.rstrip('/')}{quote(path)}?expires={expires}&signature={mac}"
+        day = time.strftime("%Y%m%d", time.gmtime())
+        query = f"expires={expires}&{_CREDENTIAL.format(day=day)}&{_SESSION}"
+        mac = self._mac(method, path, query)
+        return f"{base_url.rstrip('/')}{quote(path)}?{query}&signature={mac}"
 
-    def check(self, method: str, path: str, expires: str | None, signature: str | None
-              ) -> Response | None:
-        """None if the URL is good, else the S3-like refusal to send."""
-        if not expires or not signature:
+    def check(self, method: str, path: str, raw_query: bytes) -> Response | None:
+        """None if the URL is good, else the S3-like refusal to send.
+
+        ``raw_query`` is the query string as it arrived (ASGI's ``query_string``): the
+        signature covers its bytes before ``&signature=``, not their decoded meaning.
+        """
+        signed, found, signature = raw_query.decode("latin-1").rpartition("&signature=")
+        signature = signature.split("&", 1)[0]
+        expires = dict(parse_qsl(signed)).get("expires")
+        if not found or not signature or not expires:
             return s3_error(403, "AccessDenied", "Query-string authentication requires the "
                             "expires and signature parameters")
         try:
             when = int(expires)
         except ValueError:
             return s3_error(403, "AccessDenied", "Invalid date (should be seconds since epoch)")
-        if not hmac.compare_digest(self._mac(method, path, when), signature):
+        if not hmac.compare_digest(self._mac(method, path, signed), signature):
             return s3_error(403, "SignatureDoesNotMatch", "The request signature we calculated "
                             "does not match the signature you provided.")
         if time.time() > when:
@@ -146,8 +165,8 @@ async def download(request: Request) -> Response:
     """``GET /files/{tournament}/{round}/{filename}``: a dataset file."""
     sandbox: Sandbox = request.app.state.sandbox
     path = request.url.path
-    refusal = sandbox.signer.check("GET", path, request.query_params.get("expires"),
-                                   request.query_params.get("signature"))
+    query = request.scope["query_string"]
+    refusal = sandbox.signer.check("GET", path, query)
     if refusal is not None:
         return refusal
     parts = path.split("/", 4)  # "", "files", tournament, round, filename
@@ -178,7 +197,7 @@ async def download(request: Request) -> Response:
     if request.method == "GET":
         record = sandbox.start_download(
             filename, tournament, round_number if sandbox.data.is_live(filename) else None,
-            start, end - start + 1, size, status)
+            start, end - start + 1, size, status, query.decode("latin-1"))
     return FileStream(sandbox, file_path, start, end, status, headers, record)
 
 
@@ -188,17 +207,18 @@ async def upload(request: Request) -> Response:
     path = request.url.path
     key = path[len("/uploads/"):]
     body = await request.body()
-    refusal = sandbox.signer.check("PUT", path, request.query_params.get("expires"),
-                                   request.query_params.get("signature"))
+    query = request.scope["query_string"].decode("latin-1")
+    refusal = sandbox.signer.check("PUT", path, request.scope["query_string"])
     if refusal is not None:
-        sandbox.record_upload(key, body, refusal.status_code, None, "refused: bad or expired URL")
+        sandbox.record_upload(key, body, refusal.status_code, None, "refused: bad or expired URL",
+                              query=query)
         return refusal
     slot = sandbox.slots.get(key)
     if slot is None:
-        sandbox.record_upload(key, body, 404, None, "no such upload")
+        sandbox.record_upload(key, body, 404, None, "no such upload", query=query)
         return s3_error(404, "NoSuchUpload", "The specified upload does not exist.")
     if sandbox.faults.put_fails():
-        sandbox.record_upload(key, body, 500, None, "injected PUT failure")
+        sandbox.record_upload(key, body, 500, None, "injected PUT failure", query=query)
         return s3_error(500, "InternalError", "We encountered an internal error. Please try "
                         "again.")
 
@@ -210,7 +230,7 @@ async def upload(request: Request) -> Response:
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_bytes(body)
         os.replace(tmp, target)
-        sandbox.record_upload(key, body, 200, check)
+        sandbox.record_upload(key, body, 200, check, query=query)
 
     await anyio.to_thread.run_sync(inspect)
     etag = hashlib.md5(body, usedforsecurity=False).hexdigest()

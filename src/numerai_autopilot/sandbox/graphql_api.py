@@ -1,8 +1,10 @@
 """Numerai's GraphQL API, the part a compute service and ``numerapi`` use.
 
-The schema is written in SDL and executed by graphql-core, so a query string that parses and
-validates here does so on Numerai too (argument names and types follow what ``numerapi``
-3.1.1 sends). Errors are answered as Numerai does: HTTP 200 with
+The schema is written in SDL and executed by graphql-core. It is as strict as the references
+show Numerai to be: operation and argument names and types follow what ``numerapi`` 3.1.1
+and numerai-cli send (non-null where they send non-null), and nothing they do not show is
+accepted, except the fields described as OWN (``numerai_fields_only`` removes those too);
+the SDL is in ``schema.py``. Errors are answered as Numerai does: HTTP 200 with
 ``{"data": ..., "errors": [{"message", "locations", "path"}]}``.
 """
 
@@ -22,77 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .entities import Model, Round, Submission
+from .schema import REFERENCE_SCHEMA, SCHEMA
 from .state import Auth, Sandbox, SandboxError
-
-SDL = """
-enum RoundStatus { UPCOMING OPEN RESOLVING RESOLVED }
-
-type RoundScoreConfig {
-  id: ID  scoreConfigId: ID  roundNumberStart: Int  roundNumberEnd: Int  name: String
-  version: String  displayName: String  totalScoreDays: Int  returnsLagDays: Int
-  dataDelayDays: Int  universe: String  isCanonScore: Boolean  isPayout: Boolean
-  scoringStart: String  scoringEnd: String  minMultiplier: String  maxMultiplier: String
-  defaultMultiplier: String  clipThreshold: String  stakeThreshold: String  payoutFactor: String
-}
-
-type Round {
-  id: ID  tournament: Int  number: Int  target: String
-  openTime: String  closeTime: String  closeStakingTime: String  scoreTime: String
-  resolveTime: String  resolvedGeneral: Boolean  resolvedStaking: Boolean
-  payoutFactor: String  stakeThreshold: String  dataDatestamp: Int
-  status: RoundStatus  roundScoreConfigs: [RoundScoreConfig]
-}
-
-type SubmissionRound { number: Int  tournament: Int  openTime: String }
-
-type Submission {
-  id: ID  filename: String  insertedAt: String  triggerId: String  selected: Boolean
-  tournament: Int  modelId: String  firstEffectiveDate: String  round: SubmissionRound
-}
-
-type Stake { status: String  txHash: String  value: String }
-
-type Model {
-  id: ID  name: String  tournament: Int  submissions: [Submission]  v2Stake: Stake
-  submissionWebhook: String
-}
-
-type ApiToken { name: String  public_id: String  scopes: [String] }
-
-type Account {
-  id: ID  username: String  email: String  status: String  mfaEnabled: Boolean
-  insertedAt: String  walletAddress: String  availableNmr: String
-  models: [Model]  apiTokens: [ApiToken]
-}
-
-type UploadAuth { filename: String  url: String }
-
-type Query {
-  rounds(tournament: Int, number: Int, target: String, status: RoundStatus, limit: Int): [Round]
-  listDatasets(round: Int, tournament: Int): [String]
-  dataset(filename: String!, round: Int, tournament: Int): String
-  account: Account
-  model(modelId: String): Model
-  submissions(modelId: String, id: String): [Submission]
-  submission_upload_auth(filename: String!, tournament: Int!, modelId: String): UploadAuth
-  submissionUploadAuth(filename: String!, tournament: Int!, modelId: String): UploadAuth
-  submissionUploadSignalsAuth(filename: String!, tournament: Int, modelId: String): UploadAuth
-}
-
-type Mutation {
-  create_submission(filename: String!, tournament: Int!, modelId: String, triggerId: String,
-                    source: String, dataDatestamp: Int, version: Int): Submission
-  createSubmission(filename: String!, tournament: Int!, modelId: String, triggerId: String,
-                   source: String, dataDatestamp: Int, version: Int): Submission
-  createSignalsSubmission(filename: String!, tournament: Int, modelId: String,
-                          triggerId: String, source: String, dataDatestamp: Int,
-                          version: Int): Submission
-  setSubmissionWebhook(modelId: String, newSubmissionWebhook: String): String
-  triggerModelWebhook(modelId: String!): String
-}
-"""
-
-SCHEMA = graphql.build_schema(SDL)
 
 MISSING_AUTH = "You must be authenticated to perform this action: send an Authorization " \
                "header 'Token PUBLIC_ID$SECRET_KEY'"
@@ -225,7 +158,7 @@ def upload_auth(info: Info, /, **args: Any) -> dict[str, str]:
 
 
 def signals_upload_auth(info: Info, /, **args: Any) -> dict[str, str]:
-    tournament = args.get("tournament") or 11
+    tournament = args["tournament"]
     if tournament != 11:
         raise SandboxError(f"submissionUploadSignalsAuth is for Signals (11), not {tournament}")
     return _upload_auth(info, tournament, args)
@@ -249,10 +182,7 @@ def create_submission(info: Info, /, **args: Any) -> dict[str, Any]:
 
 
 def create_signals_submission(info: Info, /, **args: Any) -> dict[str, Any]:
-    tournament = args.get("tournament") or 11
-    if tournament != 11:
-        raise SandboxError(f"createSignalsSubmission is for Signals (11), not {tournament}")
-    return _create(info, tournament, args)
+    return _create(info, 11, args)
 
 
 def set_submission_webhook(info: Info, /, **args: Any) -> str:
@@ -267,8 +197,7 @@ def trigger_model_webhook(info: Info, /, **args: Any) -> str:
 ROOT: dict[str, Resolver] = {
     "rounds": rounds, "listDatasets": list_datasets, "dataset": dataset, "account": account,
     "model": model, "submissions": submissions, "submission_upload_auth": upload_auth,
-    "submissionUploadAuth": upload_auth, "submissionUploadSignalsAuth": signals_upload_auth,
-    "create_submission": create_submission, "createSubmission": create_submission,
+    "submissionUploadSignalsAuth": signals_upload_auth, "create_submission": create_submission,
     "createSignalsSubmission": create_signals_submission,
     "setSubmissionWebhook": set_submission_webhook, "triggerModelWebhook": trigger_model_webhook,
 }
@@ -285,14 +214,15 @@ def _bad_request(message: str) -> JSONResponse:
 
 
 @functools.lru_cache(maxsize=256)
-def _prepared(query: str) -> tuple[graphql.DocumentNode | None, tuple[graphql.GraphQLError, ...]]:
+def _prepared(query: str, schema: graphql.GraphQLSchema
+              ) -> tuple[graphql.DocumentNode | None, tuple[graphql.GraphQLError, ...]]:
     """A query parsed and validated once: clients send the same few documents every time,
     and the sandbox shares its machine's CPU with the server under test."""
     try:
         document = graphql.parse(query)
     except graphql.GraphQLError as error:
         return None, (error,)
-    errors = graphql.validate(SCHEMA, document)
+    errors = graphql.validate(schema, document)
     return (None, tuple(errors)) if errors else (document, ())
 
 
@@ -310,12 +240,13 @@ async def endpoint(request: Request) -> Response:
         return _bad_request("variables must be a JSON object")
     context = Context(sandbox, sandbox.check_auth(request.headers.get("authorization")),
                       str(request.base_url))
-    document, errors = _prepared(payload["query"])
+    schema = REFERENCE_SCHEMA if sandbox.faults.numerai_fields_only() else SCHEMA
+    document, errors = _prepared(payload["query"], schema)
     if document is None:
         result = graphql.ExecutionResult(data=None, errors=list(errors))
     else:
         executed = graphql.execute(
-            SCHEMA, document, context_value=context, variable_values=variables,
+            schema, document, context_value=context, variable_values=variables,
             operation_name=payload.get("operationName"), field_resolver=_root_resolver,
         )
         result = await executed if inspect.isawaitable(executed) else executed
