@@ -106,11 +106,25 @@ def test_concurrent_migrate_from_processes(ledger_url: str) -> None:
     assert sorted(versions) == list(range(1, LATEST_VERSION + 1))
 
 
+def _insert_v4_run(ledger: Ledger, run_id: str, trigger_id: str, round_number: int) -> None:
+    """A queued run as a v4 autopilot wrote it (no column of a later version)."""
+    with ledger.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO runs (id, model_name, model_id, tournament, round_number, trigger_id, "
+            "data_version, is_test, source, resubmit, state, attempts, created_at, updated_at) "
+            f"VALUES ('{run_id}', 'alpha', 'model-alpha', 8, {round_number}, '{trigger_id}', "
+            "'v5.0', false, 'webhook', false, 'queued', 0, '2026-01-01 13:00:00', "
+            "'2026-01-01 13:00:00')"
+        ))
+
+
 def test_v5_puts_the_round_first_drops_the_trigger_index_and_keeps_runs(ledger_url: str) -> None:
     with Ledger.from_url(ledger_url) as ledger:
         ledger.migrate(target=4)
-        old, _ = ledger.record(new_run(trigger_id="t-v4", round_number=500))
+        _insert_v4_run(ledger, "old-run", "t-v4", 500)
         ledger.migrate()
+        old = ledger.get("old-run")
+        assert old is not None
         indexes = {i["name"]: i["column_names"] for i in inspect(ledger.engine).get_indexes("runs")}
         assert indexes["ix_runs_round_model"] == ["round_number", "model_id"]
         assert "ix_runs_model_round" not in indexes and "ix_runs_trigger" not in indexes
@@ -124,3 +138,16 @@ def test_v5_puts_the_round_first_drops_the_trigger_index_and_keeps_runs(ledger_u
                     "EXPLAIN QUERY PLAN SELECT id FROM runs WHERE model_id IN ('a', 'b') "
                     "AND round_number IN (500) AND state != 'failed'"))
             assert "ix_runs_round_model" in plan, plan
+
+
+def test_v6_adds_the_webhook_body_and_keeps_runs(ledger_url: str) -> None:
+    with Ledger.from_url(ledger_url) as ledger:
+        ledger.migrate(target=5)
+        _insert_v4_run(ledger, "old-run", "t-v5", 500)
+        ledger.migrate()
+        old = ledger.get("old-run")
+        assert old is not None and old.webhook_body is None and old.state is RunState.QUEUED
+        body = '{"roundNumber": 501, "triggerId": "t-v6", "note": "é <b>"}'
+        run, created = ledger.record(new_run(trigger_id="t-v6", round_number=501,
+                                             webhook_body=body))
+        assert created and ledger.get(run.id) == run and run.webhook_body == body

@@ -101,6 +101,29 @@ def test_watcher_does_not_duplicate_a_webhook_run(ledger: Ledger) -> None:
     assert ledger.find("model-alpha", "watcher-512") is None
 
 
+def test_watcher_does_not_duplicate_a_webhook_run_that_will_learn_its_round(ledger: Ledger) -> None:
+    """A webhook whose round could not be read runs the current round: until it learns
+    which (on entering downloading), the watcher takes it for the round's run."""
+    learning, _ = ledger.record(new_run(round_number=None, webhook_body='{"roundNumber": -1}'))
+    assert learning.webhook_body == '{"roundNumber": -1}'
+    found, created = ledger.record_if_absent_for_round(new_run(source="watcher"))
+    assert not created and found == learning
+    ledger.claim("worker")
+    learnt = ledger.advance(learning.id, RunState.DOWNLOADING, owner="worker", round_number=512)
+    assert learnt.round_number == 512 and ledger.get(learning.id) == learnt
+    found, created = ledger.record_if_absent_for_round(new_run(source="watcher"))
+    assert not created and found == learnt
+    again = ledger.advance(learning.id, RunState.PREDICTING, owner="worker", round_number=513)
+    assert again.round_number == 512  # a run's round, once known, never changes
+    # a test trigger, or a run that failed before learning its round, takes no round
+    ledger.record(new_run(model_id="model-beta", round_number=None, is_test=True))
+    failed, _ = ledger.record(new_run(model_id="model-beta", round_number=None))
+    ledger.advance(failed.id, RunState.FAILED, error="Numerai down")
+    _watched, created = ledger.record_if_absent_for_round(new_run(model_id="model-beta",
+                                                                  source="watcher"))
+    assert created
+
+
 def test_watcher_records_when_round_missing_or_failed(ledger: Ledger) -> None:
     run, created = ledger.record_if_absent_for_round(new_run(source="watcher"))
     assert created and run.source == "watcher"

@@ -73,10 +73,9 @@ def _hooks(sandbox: RunningSandbox, round_number: int) -> list[Hook]:
         if i % 3 == 0:
             hooks.append(Hook("bad-token", model_id, webhook_token("not-our-secret", model_id),
                               payload(trigger), trigger))
-        elif i % 3 == 1:
-            body = rng.choice([payload(trigger, "next"), payload(trigger, -3),
-                               b'{"roundNumber": 1, "triggerId": "' + trigger.encode() + b'"',
-                               b"[" + payload(trigger) + b"]"])
+        elif i % 3 == 1:  # not a JSON object: the only bodies refused (an odd round is read)
+            body = rng.choice([b'{"roundNumber": 1, "triggerId": "' + trigger.encode() + b'"',
+                               b"[" + payload(trigger) + b"]", b"", b"<html>" + payload(trigger)])
             hooks.append(Hook("bad-body", model_id, token, body, trigger))
         else:
             unknown = str(uuid.uuid4())

@@ -113,5 +113,12 @@ def test_a_run_carries_numerais_trigger_or_one_of_ours(tmp_path: Path) -> None:
     assert webhook.numerai_trigger_id == "numerai-trigger" and webhook.resubmit
     assert manual.trigger_id.startswith("manual-") and manual.numerai_trigger_id is None
     assert watcher.trigger_id == "watcher-round-513" and watcher.numerai_trigger_id is None
-    with pytest.raises(ValueError, match="carries Numerai's trigger id"):
-        new_run(alpha, "m-1", source="webhook", round_number=512)
+    # a webhook body without a usable trigger id: one of ours, from the round when it is known
+    # and not a test (a repeated delivery is then one run), fresh otherwise; never sent back
+    assert new_run(alpha, "m-1", source="webhook", round_number=512).trigger_id == (
+        "webhook-round-512")
+    fresh = {new_run(alpha, "m-1", source="webhook", round_number=None).trigger_id,
+             new_run(alpha, "m-1", source="webhook", round_number=512, is_test=True).trigger_id}
+    assert len(fresh) == 2 and all(t.startswith("webhook-") and "round" not in t for t in fresh)
+    with pytest.raises(ValueError, match="keeps the trigger id of the run it repeats"):
+        new_run(alpha, "m-1", source="rerun", round_number=512)

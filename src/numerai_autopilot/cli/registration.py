@@ -20,16 +20,19 @@ from numerai_autopilot.config import AppConfig, NumeraiSettings, verify_token
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.numerai import NumeraiClient, RetryPolicy
 
-_TOKEN = re.compile(r"(token=)[^&#\s]+")
+_QUERY_TOKEN = re.compile(r"(token=)[^&#\s]+")
+_PATH_TOKEN = re.compile(r"(/pred/[^/?#\s]+/)[^/?#\s]+")
 
 
 def redact(url: str | None) -> str:
-    """A webhook URL fit to print: its token replaced by `***`.
+    """A webhook URL fit to print: its token (in the path or the query) replaced by `***`.
 
+    >>> redact("https://x.run.app/pred/abc/9f2e")
+    'https://x.run.app/pred/abc/***'
     >>> redact("https://x.run.app/pred/abc?token=9f2e")
     'https://x.run.app/pred/abc?token=***'
     """
-    return "(none)" if not url else _TOKEN.sub(r"\1***", url)
+    return "(none)" if not url else _QUERY_TOKEN.sub(r"\1***", _PATH_TOKEN.sub(r"\1***", url))
 
 
 def current_secret(config: AppConfig) -> str:
@@ -54,17 +57,32 @@ async def registered_webhooks(
 def check_webhook(url: str | None, model_id: str, secrets: list[str],
                   base_url: str | None = None) -> str | None:
     """What is wrong with a registered webhook (path, token made with `secrets[0]`, host),
-    or None when it is this server's webhook for the model."""
+    or None when it is this server's webhook for the model; the token may be in the path
+    (`/pred/{id}/{token}`) or, as registered by earlier versions, in the query."""
     if not url:
         return "no webhook registered"
-    parts = urlsplit(url)
-    if unquote(parts.path.rstrip("/").rsplit("/", 1)[-1]) != model_id or "/pred/" not in parts.path:
+    found = _model_and_token(url)
+    if found is None or found[0] != model_id:
         return f"registered {redact(url)} is not this model's /pred/ URL"
-    tokens = parse_qs(parts.query).get("token") or [""]
-    if not verify_token(tokens[0], model_id, secrets):
+    token = found[1]
+    if not verify_token(token, model_id, secrets):
         return "its token was not made with server.secret"
-    if not verify_token(tokens[0], model_id, secrets[:1]):
+    if not verify_token(token, model_id, secrets[:1]):
         return "its token uses a previous secret (rotation not finished)"
     if base_url and not url.startswith(base_url.rstrip("/") + "/pred/"):
         return f"registered {redact(url)} is not at {base_url}"
+    return None
+
+
+def _model_and_token(url: str) -> tuple[str, str] | None:
+    """The model id and token of a `.../pred/{id}/{token}` or `.../pred/{id}?token=` URL."""
+    parts = urlsplit(url)
+    segments = [unquote(s) for s in parts.path.rstrip("/").split("/")]
+    if "pred" not in segments:
+        return None
+    after = segments[len(segments) - segments[::-1].index("pred"):]
+    if len(after) == 2:
+        return after[0], after[1]
+    if len(after) == 1:
+        return after[0], (parse_qs(parts.query).get("token") or [""])[0]
     return None

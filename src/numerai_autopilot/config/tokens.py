@@ -1,8 +1,10 @@
 """Per-model webhook tokens.
 
 Numerai can neither sign a webhook nor send a header, so the URL carries the secret:
-`token = HMAC-SHA256(server secret, model id)`. Tokens are compared in constant time, and
-tokens made with a previous secret keep working during a rotation's grace period.
+`token = HMAC-SHA256(server secret, model id)`, in the path (`/pred/{id}/{token}`: whether
+Numerai keeps a registered URL's query string is not documented; the server still accepts
+`/pred/{id}?token=...` for URLs registered that way). Tokens are compared in constant time,
+and tokens made with a previous secret keep working during a rotation's grace period.
 
     >>> token = webhook_token("s3cret", "8a4b...")
     >>> verify_token(token, "8a4b...", ["s3cret"])
@@ -35,5 +37,10 @@ def verify_token(token: str | None, model_id: str, secrets: Iterable[str]) -> bo
 
 
 def webhook_url(base_url: str, model_id: str, secret: str) -> str:
-    """The URL to register on Numerai for a model: `{base}/pred/{id}?token=...`."""
-    return f"{base_url.rstrip('/')}/pred/{quote(model_id, safe='')}?token={webhook_token(secret, model_id)}"
+    """The URL to register on Numerai for a model: `{base}/pred/{id}/{token}`.
+
+    >>> webhook_url("https://x.run.app/", "m-1", "s3cret").startswith("https://x.run.app/pred/m-1/")
+    True
+    """
+    token = webhook_token(secret, model_id)
+    return f"{base_url.rstrip('/')}/pred/{quote(model_id, safe='')}/{token}"

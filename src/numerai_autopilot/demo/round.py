@@ -107,7 +107,7 @@ async def run_demo(workdir: Path, *, timeout: float = 300.0, keep_serving: bool 
                     model_id = sandbox.models[name]
                     url = webhook_url(base, model_id, config.server.secret.get_secret_value())
                     await client.set_submission_webhook(model_id, url)
-                console.print(f"   registered {len(MODELS)} webhooks: {base}/pred/<model id>?token=***")
+                console.print(f"   registered {len(MODELS)} webhooks: {base}/pred/<model id>/***")
                 console.print("[bold]4.[/] opening a round of Classic, Signals and Crypto: the "
                               "sandbox fires the webhooks ...")
                 rounds: dict[int, int] = {}

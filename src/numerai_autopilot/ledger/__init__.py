@@ -22,6 +22,7 @@ from numerai_autopilot.ledger.records import (
     Run,
     RunSource,
     StageRecord,
+    is_own_trigger_id,
     own_trigger_id,
     utcnow,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "RunState",
     "StageRecord",
     "can_transition",
+    "is_own_trigger_id",
     "own_trigger_id",
     "transition_hint",
     "utcnow",

@@ -2,8 +2,9 @@
 
 A change reads its run, checks the move (`check_advance`), closes the open stage row (its
 outcome is the state entered), opens the next (a `via` state is opened and closed on the
-way), appends its log line and updates the run. Every check comes before the change's first
-write, so a refused change fails alone and leaves nothing behind.
+way), appends its log line and updates the run (its round too, when it had none). Every
+check comes before the change's first write, so a refused change fails alone and leaves
+nothing behind.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def _apply(conn: Connection, change: Change, now: datetime) -> Run:
         error = passing.error
     after = dataclasses.replace(
         run, state=state, updated_at=now, error=error,
+        round_number=run.round_number if run.round_number is not None else change.round_number,
         submission_id=(change.submission_id if change.submission_id is not None
                        else run.submission_id),
         detail={**run.detail, **change.detail} if change.detail else run.detail,
@@ -70,7 +72,7 @@ def _apply(conn: Connection, change: Change, now: datetime) -> Run:
     )
     conn.execute(update(runs).where(runs.c.id == run.id).values(
         state=after.state.value, updated_at=now, error=after.error,
-        submission_id=after.submission_id, detail=after.detail,
+        round_number=after.round_number, submission_id=after.submission_id, detail=after.detail,
         lease_until=after.lease_until, owner=after.owner,
     ))
     return after

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, text
 
+from numerai_autopilot.ledger._reads import UNFINISHED
 from numerai_autopilot.ledger._rows import run_from_row
 from numerai_autopilot.ledger.records import NewRun, Run, utcnow
 from numerai_autopilot.ledger.schema import run_stages, runs
@@ -45,7 +46,8 @@ def record_runs(conn: Connection, recordings: Sequence[Recording], pg: bool
 
     A (model_id, trigger_id) already recorded gives back its run, not created. A recording
     `only_if_round_absent` gives back the (model, round)'s first run that did not fail, if
-    any. Otherwise a new run is queued, or skipped with the reason when its (model, round)
+    any, or else the model's unfinished run that will learn its round (`_learning`).
+    Otherwise a new run is queued, or skipped with the reason when its (model, round)
     already has a submitted run or one in progress (unless `resubmit` or a test round).
     On PostgreSQL the rounds' advisory locks serialise concurrent recorders of one round.
 
@@ -61,16 +63,18 @@ def record_runs(conn: Connection, recordings: Sequence[Recording], pg: bool
     by_round: dict[tuple[str, int | None], list[Run]] = {}
     for run in _by_round(conn, rounds):
         by_round.setdefault((run.model_id, run.round_number), []).append(run)
+    learning = _learning(conn, [r.new_run.model_id for r in recordings if r.only_if_round_absent])
     results: list[tuple[Run, bool]] = []
     created: list[Run] = []
     for recording in recordings:
         new_run = recording.new_run
         existing = known.get((new_run.model_id, new_run.trigger_id))
         same_round = by_round.setdefault((new_run.model_id, new_run.round_number), [])
+        taken = same_round[0] if same_round else learning.get(new_run.model_id)
         if existing is not None:
             results.append((existing, False))
-        elif recording.only_if_round_absent and same_round:
-            results.append((same_round[0], False))
+        elif recording.only_if_round_absent and taken is not None:
+            results.append((taken, False))
         else:
             run = _as_run(new_run, now, same_round)
             known[(new_run.model_id, new_run.trigger_id)] = run
@@ -112,6 +116,22 @@ def _by_round(conn: Connection, rounds: Sequence[tuple[str, int | None]]) -> lis
             if (run.model_id, run.round_number) in wanted]
 
 
+def _learning(conn: Connection, model_ids: Sequence[str]) -> dict[str, Run]:
+    """Per model, its oldest unfinished run that names no round and is not a test: a webhook
+    whose round could not be read, not yet told its round by Numerai. It will run the
+    current round, so the round watcher's run for that round would be a second one."""
+    if not model_ids:
+        return {}
+    query = (select(runs)
+             .where(runs.c.model_id.in_(sorted(set(model_ids))), runs.c.round_number.is_(None),
+                    runs.c.is_test.is_(False), runs.c.state.in_(UNFINISHED))
+             .order_by(runs.c.created_at, runs.c.id))
+    oldest: dict[str, Run] = {}
+    for run in map(run_from_row, conn.execute(query)):
+        oldest.setdefault(run.model_id, run)
+    return oldest
+
+
 def _run_values(run: Run) -> dict[str, Any]:
     """`run` as a row of `runs` (each column is a field of Run)."""
     values = {column.name: getattr(run, column.name) for column in runs.c}
@@ -145,6 +165,7 @@ def _as_run(new_run: NewRun, now: datetime, same_round: list[Run]) -> Run:
         close_time=new_run.close_time,
         detail={},
         resubmit=new_run.resubmit,
+        webhook_body=new_run.webhook_body,
     )
 
 

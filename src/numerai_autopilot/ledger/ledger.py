@@ -87,7 +87,9 @@ class Ledger(LedgerReader):
         return self._record(new_run, only_if_round_absent=False)
 
     def record_if_absent_for_round(self, new_run: NewRun) -> tuple[Run, bool]:
-        """Record ``new_run`` only if its (model, round) has no run that is not failed.
+        """Record ``new_run`` only if its (model, round) has no run that is not failed, and
+        the model has no unfinished run that will learn its round (a webhook whose round
+        could not be read, recorded without one: it runs the current round).
 
         For the round watcher: when a webhook-started run exists (or any run that did not
         fail), that run is returned with ``created=False``. Atomic against concurrent
@@ -279,6 +281,7 @@ class Ledger(LedgerReader):
         detail: dict[str, Any] | None = None,
         log: tuple[str, str] | None = None,
         via: RunState | None = None,
+        round_number: int | None = None,
     ) -> Run:
         """Move a run to ``state``; committed before it returns.
 
@@ -289,9 +292,11 @@ class Ledger(LedgerReader):
         ``via``: a state passed through on the way, recorded as a stage that starts and ends
         now (e.g. ``VALIDATING``, done on the worker, on the way from ``PREDICTING`` to
         ``UPLOADING``): one transaction instead of two.
+        ``round_number``: the round a run recorded without one is for, once known (a webhook
+        whose round could not be read runs the current round); ignored when it has one.
         """
-        [after] = self.advance_many(
-            [Change(run_id, RunState(state), owner, error, submission_id, detail, log, via)])
+        [after] = self.advance_many([Change(run_id, RunState(state), owner, error,
+                                            submission_id, detail, log, via, round_number)])
         if isinstance(after, LedgerError):
             raise after
         return after

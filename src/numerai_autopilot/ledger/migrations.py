@@ -143,6 +143,10 @@ def _v5_burst_indexes(conn: Connection) -> None:
     Index("ix_runs_trigger", runs.c.trigger_id).drop(conn)
 
 
+def _v6_webhook_body(conn: Connection) -> None:
+    _add_column(conn, "runs", "webhook_body", Text(), "NULL")
+
+
 def _add_column(
     conn: Connection, table: str, column: str, type_: TypeEngine[Any], constraint: str
 ) -> None:
@@ -162,6 +166,8 @@ STEPS: tuple[Step, ...] = (
     Step(4, "alerts_sent (each alert once, across restarts and instances)", _v4_alerts_sent),
     Step(5, "index on runs (round_number, model_id) instead of (model_id, round_number), "
             "none on trigger_id: a burst's new runs are written together", _v5_burst_indexes),
+    Step(6, "runs.webhook_body (the start of the webhook's body, for the record)",
+         _v6_webhook_body),
 )
 LATEST_VERSION = STEPS[-1].version
 

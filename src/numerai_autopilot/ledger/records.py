@@ -2,8 +2,9 @@
 LogLine), and the trigger ids of runs Numerai did not trigger.
 
 A run's trigger id is Numerai's (from its webhook) or ours (`own_trigger_id`: a run started
-by a person or by the round watcher). Only Numerai's goes back to Numerai with the
-submission (`Run.numerai_trigger_id`): Numerai matches it against the triggers it sent.
+by a person or by the round watcher, or a webhook whose body carried no usable trigger id).
+Only Numerai's goes back to Numerai with the submission (`Run.numerai_trigger_id`): Numerai
+matches it against the triggers it sent.
 """
 
 from __future__ import annotations
@@ -21,33 +22,56 @@ SOURCES: Final[frozenset[str]] = frozenset({"webhook", "manual", "watcher", "rer
 # The sources whose runs carry a trigger id of ours (`own_trigger_id`), never sent to Numerai.
 OWN_TRIGGER_SOURCES: Final[frozenset[str]] = frozenset({"manual", "watcher"})
 LOG_LEVELS: Final[frozenset[str]] = frozenset({"debug", "info", "warning", "error"})
+# How our trigger ids begin. Numerai's are UUIDs (hexadecimal digits and dashes), which never
+# begin with one of these.
+_OWN_PREFIXES: Final[tuple[str, ...]] = ("manual-", "watcher-", "webhook-")
 
 
 def own_trigger_id(source: RunSource, round_number: int | None = None) -> str:
-    """A trigger id for a run Numerai did not trigger (`source` "manual" or "watcher").
+    """A trigger id of ours, for a run Numerai gave none: a manual or watcher run, or a
+    webhook whose body had no usable `triggerId`.
 
-    A manual run gets a fresh one; the watcher's is derived from the round, so two watchers
-    (two instances sharing the ledger) make the same id and record the run once.
-    Raises ValueError for another source (its runs carry Numerai's trigger id) or for a
-    watcher run without a round.
+    A manual run gets a fresh one. The watcher's is derived from the round, so two watchers
+    (two instances sharing the ledger) make the same id and record the run once. A webhook's
+    is derived from the round when the body named one (so a delivery repeated gives back its
+    run, as a repeated Numerai trigger id does), and fresh otherwise (the run is for the
+    round current when it arrived). Raises ValueError for a "rerun" or a watcher run without
+    a round.
 
     >>> own_trigger_id("watcher", 512)
     'watcher-round-512'
+    >>> own_trigger_id("webhook", 512)
+    'webhook-round-512'
     >>> own_trigger_id("manual").startswith("manual-")
     True
     """
     if source == "manual":
         return f"manual-{uuid.uuid4()}"
+    if source == "webhook":
+        return (f"webhook-{uuid.uuid4()}" if round_number is None
+                else f"webhook-round-{round_number}")
     if source != "watcher":
-        raise ValueError(f"a {source} run carries Numerai's trigger id; pass it")
+        raise ValueError(f"a {source} run keeps the trigger id of the run it repeats; pass it")
     if round_number is None:
         raise ValueError("a watcher run's trigger id needs its round number")
     return f"watcher-round-{round_number}"
 
 
+def is_own_trigger_id(trigger_id: str) -> bool:
+    """True for a trigger id made by `own_trigger_id`, never for one of Numerai's.
+
+    >>> is_own_trigger_id("webhook-round-512"), is_own_trigger_id("99361e43-ab12-4cde")
+    (True, False)
+    """
+    return trigger_id.startswith(_OWN_PREFIXES)
+
+
 @dataclass(frozen=True, slots=True)
 class NewRun:
     """A run to record: one Numerai trigger (or a manual / watcher / re-run start) for a model.
+
+    `webhook_body` is the start of the body of the webhook that asked for it, as text (kept
+    for the record; None for a run no webhook started).
 
     >>> NewRun("alpha", "m-1", tournament=8, round_number=512, trigger_id="t-1",
     ...        data_version="v5.0", is_test=False, source="webhook")  # doctest: +ELLIPSIS
@@ -64,6 +88,7 @@ class NewRun:
     source: str
     resubmit: bool = False
     close_time: datetime | None = None
+    webhook_body: str | None = None
 
     def check(self) -> None:
         """Raise LedgerError naming the field when the run cannot be recorded."""
@@ -84,7 +109,11 @@ class NewRun:
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """One run as the ledger holds it. Datetimes are timezone-aware UTC."""
+    """One run as the ledger holds it. Datetimes are timezone-aware UTC.
+
+    `round_number` is None for a test trigger, and for a run whose round is the one current
+    when it arrived until the pipeline learns it; `webhook_body` is as in NewRun.
+    """
 
     id: str
     model_name: str
@@ -106,6 +135,7 @@ class Run:
     close_time: datetime | None
     detail: dict[str, Any] = field(default_factory=dict)
     resubmit: bool = False
+    webhook_body: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -115,7 +145,9 @@ class Run:
     def numerai_trigger_id(self) -> str | None:
         """The trigger id to send back to Numerai with the submission: Numerai's own (a
         webhook's), or None for a trigger id of ours (`own_trigger_id`)."""
-        return None if self.source in OWN_TRIGGER_SOURCES else self.trigger_id
+        if self.source in OWN_TRIGGER_SOURCES or is_own_trigger_id(self.trigger_id):
+            return None
+        return self.trigger_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +184,7 @@ class Change:
     detail: dict[str, Any] | None = None
     log: tuple[str, str] | None = None
     via: RunState | None = None
+    round_number: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,7 @@ runs = Table(
     # v2
     Column("close_time", UTCDateTime, nullable=True),
     Column("detail", JSON, nullable=False, server_default=text("'{}'")),
+    Column("webhook_body", Text, nullable=True),  # v6
     UniqueConstraint("model_id", "trigger_id", name="uq_runs_model_trigger"),
     Index("ix_runs_state_created", "state", "created_at"),
     Index("ix_runs_round_model", "round_number", "model_id"),

@@ -138,23 +138,28 @@ def new_run(
     is_test: bool = False,
     close_time: datetime | None = None,
     resubmit: bool | None = None,
+    webhook_body: str | None = None,
 ) -> NewRun:
     """The run to record for `model` (whose Numerai id is `model_id`).
 
-    `trigger_id` is Numerai's, from its webhook; without one (a manual or watcher run) the
-    run gets one of ours (`own_trigger_id`), which is never sent to Numerai. `close_time`
-    is the round's close when known (the run's deadline); `resubmit` defaults to the
-    model's setting. Raises ValueError for a webhook run without its trigger id.
+    `trigger_id` is Numerai's, from its webhook; without one (a manual or watcher run, or a
+    webhook body without a usable one) the run gets one of ours (`own_trigger_id`, from the
+    round unless it is a test), which is never sent to Numerai. `round_number` None is the
+    round current when the run arrives. `close_time` is the round's close when known (the
+    run's deadline); `resubmit` defaults to the model's setting; `webhook_body` is the
+    start of the webhook's body, kept for the record.
 
     >>> from numerai_autopilot.config import ModelConfig
     >>> alpha = ModelConfig(name="alpha", predictor="models.py:predict")
     >>> new_run(alpha, "m-1", source="watcher", round_number=512).trigger_id
     'watcher-round-512'
     """
+    if trigger_id is None:
+        trigger_id = own_trigger_id(source, None if is_test else round_number)
     return NewRun(
         model_name=model.name, model_id=model_id, tournament=model.tournament_id,
-        round_number=round_number,
-        trigger_id=trigger_id if trigger_id is not None else own_trigger_id(source, round_number),
-        data_version=model.data_version, is_test=is_test, source=source,
+        round_number=round_number, trigger_id=trigger_id, data_version=model.data_version,
+        is_test=is_test, source=source,
         resubmit=model.resubmit if resubmit is None else resubmit, close_time=close_time,
+        webhook_body=webhook_body,
     )

@@ -6,7 +6,7 @@ open for `after` seconds and a model (with `watch = true`, the default, and a kn
 no run for it, the watcher records one (source "watcher"), unless the round has closed and
 the model does not submit late. Recording goes through `Ledger.record_if_absent_for_round`,
 atomically, with a trigger id derived from the round, so it never duplicates a webhook's
-run, nor another instance's watcher run.
+run (one whose body did not say the round included), nor another instance's watcher run.
 
     watcher = RoundWatcher(ledger, rounds, model_ids, dispatcher.wake, after=600, interval=60)
     watcher.start(); ...; await watcher.stop()

@@ -10,6 +10,9 @@ the sandbox binds to 127.0.0.1 by default.
     GET    /_sandbox/uploads          PUTs received (accepted or refused)
     GET    /_sandbox/downloads        dataset downloads (file, round, bytes, completed)
     GET    /_sandbox/webhooks         webhook deliveries (url redacted, payload, status/error)
+    GET    /_sandbox/webhooks/body    the bodies' shapes: {"default": ..., "models": {id: ...}}
+    POST   /_sandbox/webhooks/body    {"body": "cli_mock", "model": "alpha"} -> the shapes; without
+                                      "model", every model without a shape of its own
     GET    /_sandbox/faults           current faults and the faults injected so far
     POST   /_sandbox/faults           set faults (JSON documented in faults.py)
     DELETE /_sandbox/faults           clear faults
@@ -32,6 +35,7 @@ from .faults import FaultConfig
 from .graphql_api import round_view
 from .settings import TOURNAMENTS
 from .state import ROUND_LENGTH, Sandbox
+from .webhooks import body_shape
 
 
 def to_json(value: Any) -> Any:
@@ -140,6 +144,37 @@ async def webhooks(request: Request) -> Response:
     return JSONResponse(to_json(_sandbox(request).webhooks.snapshot()))
 
 
+async def webhook_body(request: Request) -> Response:
+    """Read or set the shape of webhook bodies (`webhooks.BodyShape`), for one model (by
+    name or id) or as the default."""
+    sandbox = _sandbox(request)
+    if request.method == "POST":
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return _error(400, 'body must be JSON, e.g. {"body": "cli_mock", "model": "alpha"}')
+        if not isinstance(body, dict):
+            return _error(400, 'body must be a JSON object, e.g. {"body": "cli_mock"}')
+        try:
+            shape = body_shape(str(body.get("body", "")))
+        except ValueError as exc:
+            return _error(400, str(exc))
+        model = body.get("model")
+        model_id = None if model is None else _model_id(sandbox, str(model))
+        if model is not None and model_id is None:
+            return _error(400, f"no model named or with id {model!r} in this sandbox")
+        sandbox.webhooks.set_shape(shape, model_id)
+    return JSONResponse(sandbox.webhooks.shapes_view())
+
+
+def _model_id(sandbox: Sandbox, name_or_id: str) -> str | None:
+    with sandbox.lock:
+        for model in sandbox.models.values():
+            if name_or_id in (model.name, model.id):
+                return model.id
+    return None
+
+
 async def faults(request: Request) -> Response:
     sandbox = _sandbox(request)
     if request.method == "DELETE":
@@ -166,5 +201,6 @@ ROUTES = [
     Route("/_sandbox/uploads", uploads, methods=["GET"]),
     Route("/_sandbox/downloads", downloads, methods=["GET"]),
     Route("/_sandbox/webhooks", webhooks, methods=["GET"]),
+    Route("/_sandbox/webhooks/body", webhook_body, methods=["GET", "POST"]),
     Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
 ]

@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .webhooks import BodyShape, body_shape
+
 CLASSIC, SIGNALS, CRYPTO = 8, 11, 12
 TOURNAMENTS: dict[int, str] = {CLASSIC: "Classic", SIGNALS: "Signals", CRYPTO: "Crypto"}
 
@@ -95,6 +97,8 @@ class SandboxSettings:
     """Everything a sandbox needs; passed to :func:`create_app` and :func:`serve`.
 
     ``url_ttl_s`` is the life of a presigned URL; ``webhook_timeout_s`` bounds each webhook POST;
+    ``webhook_body`` names the shape of webhook bodies (a ``webhooks.BodyShape``: "standard",
+    "string_round", "cli_mock", ...; a model may be given its own through the control API);
     ``validate_submissions`` makes ``create_submission`` refuse files Numerai would refuse
     (wrong columns, missing live ids, values outside [0, 1]).
     """
@@ -111,6 +115,7 @@ class SandboxSettings:
     start_round: int = 1100
     url_ttl_s: float = 3600.0
     webhook_timeout_s: float = 10.0
+    webhook_body: str = BodyShape.STANDARD.value
     validate_submissions: bool = True
     username: str = "sandbox_user"
 
@@ -130,6 +135,7 @@ class SandboxSettings:
                 )
         if not self.data_versions:
             raise ValueError("sandbox settings: data_versions must name at least one version")
+        body_shape(self.webhook_body)  # ValueError naming the known shapes
 
     def model_ids(self) -> dict[str, str]:
         """Model name -> model id."""

@@ -24,7 +24,7 @@ from .faults import FaultState
 from .files import UrlSigner
 from .settings import TOURNAMENTS, SandboxSettings
 from .submissions import UploadCheck
-from .webhooks import WebhookDelivery, WebhookDispatcher, redact_url
+from .webhooks import WebhookDelivery, WebhookDispatcher, body_shape, redact_url
 
 ROUND_LENGTH = timedelta(hours=1)
 
@@ -74,7 +74,9 @@ class Sandbox:
         }
         return cls(
             settings=settings, data=data, signer=UrlSigner.random(settings.url_ttl_s),
-            faults=FaultState(), webhooks=WebhookDispatcher(settings.webhook_timeout_s),
+            faults=FaultState(),
+            webhooks=WebhookDispatcher(settings.webhook_timeout_s,
+                                       body_shape(settings.webhook_body)),
             models=models, rounds=rounds,
         )
 
@@ -230,7 +232,8 @@ class Sandbox:
         return slot
 
     def record_upload(self, filename: str, body: bytes, status_code: int,
-                      check: UploadCheck | None, error: str | None = None) -> UploadRecord:
+                      check: UploadCheck | None, error: str | None = None, *, query: str = ""
+                      ) -> UploadRecord:
         slot = self.slots.get(filename)
         with self.lock:
             record = UploadRecord(
@@ -238,7 +241,7 @@ class Sandbox:
                 model_id=slot.model_id if slot else None, status_code=status_code,
                 size=len(body), sha256=hashlib.sha256(body).hexdigest() if body else None,
                 row_count=check.row_count if check else None, received_at=datetime.now(UTC),
-                error=error,
+                error=error, query=query,
             )
             self.uploads.append(record)
             if slot is not None and check is not None and status_code == 200:
@@ -287,13 +290,14 @@ class Sandbox:
 
     # ---- downloads --------------------------------------------------------------------
     def start_download(self, filename: str, tournament: int, round_number: int | None,
-                       range_start: int, expected: int, total: int, status: int
+                       range_start: int, expected: int, total: int, status: int, query: str = ""
                        ) -> DownloadRecord:
         with self.lock:
             record = DownloadRecord(
                 id=len(self.downloads) + 1, filename=filename, tournament=tournament,
                 round_number=round_number, range_start=range_start, bytes_expected=expected,
                 total_size=total, started_at=datetime.now(UTC), status_code=status,
+                query=query,
             )
             self.downloads.append(record)
         return record

@@ -6,6 +6,7 @@
     with running_sandbox(settings) as sb:   # the sandbox, plus helpers over its control API
         sb.url; sb.public_id; sb.secret_key; sb.models["alpha"]
         sb.open_round(); sb.wait_for_webhooks(1); sb.submissions()
+        sb.set_webhook_body("cli_mock", model="alpha")   # the shape of alpha's webhook bodies
 """
 
 from __future__ import annotations
@@ -157,6 +158,15 @@ class RunningSandbox:
 
     def webhooks(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = self._control("GET", "webhooks")
+        return result
+
+    def set_webhook_body(self, body: str, model: str | None = None) -> dict[str, Any]:
+        """Send webhook bodies of shape `body` (a `webhooks.BodyShape` value, e.g.
+        "cli_mock") to the model named `model`, or by default to every model."""
+        request: dict[str, Any] = {"body": body}
+        if model is not None:
+            request["model"] = model
+        result: dict[str, Any] = self._control("POST", "webhooks/body", request)
         return result
 
     def wait_for_webhooks(self, count: int, timeout: float = 10.0) -> list[WebhookDelivery]:

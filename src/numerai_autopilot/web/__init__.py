@@ -3,11 +3,12 @@
     from numerai_autopilot.web import create_app
     uvicorn.run(create_app(config), host="127.0.0.1", port=8000)
 
-`app` builds the FastAPI app, `webhook` is `POST /pred/{model_id}` (its body checked by
-`payload`), `api` what programs read, `auth` who may read it, `dashboard/` the pages.
+`app` builds the FastAPI app, `webhook` is `POST /pred/{model_id}/{token}` (its body read
+by `payload`), `api` what programs read, `auth` who may read it, `state` the runtime the
+routes share, `dashboard/` the pages.
 """
 
 from numerai_autopilot.web.app import create_app
-from numerai_autopilot.web.payload import PayloadError, WebhookPayload, parse_payload
+from numerai_autopilot.web.payload import PayloadError, WebhookBody, WebhookPayload, parse_payload
 
-__all__ = ["PayloadError", "WebhookPayload", "create_app", "parse_payload"]
+__all__ = ["PayloadError", "WebhookBody", "WebhookPayload", "create_app", "parse_payload"]

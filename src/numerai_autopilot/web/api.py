@@ -27,8 +27,8 @@ from pydantic import BaseModel
 
 from numerai_autopilot.ledger import Run, RunState
 from numerai_autopilot.web.auth import require_admin
-from numerai_autopilot.web.dashboard.pages import runtime as _runtime
 from numerai_autopilot.web.dashboard.views import STATUSES, load_grids, public_settings
+from numerai_autopilot.web.state import runtime as _runtime
 
 # Larger integers overflow the databases' BIGINT (an answer of 500, not 422): refuse them here.
 _MAX_DB_INT = 2**63 - 1
@@ -46,7 +46,8 @@ class Health(BaseModel):
 
 
 class RunView(BaseModel):
-    """A run as the API shows it (no owner or lease internals)."""
+    """A run as the API shows it (no owner or lease internals); `webhook_body` is the start
+    of the body of the webhook that asked for it (None for other runs)."""
 
     id: str
     model: str
@@ -63,6 +64,7 @@ class RunView(BaseModel):
     created_at: datetime
     updated_at: datetime
     detail: dict[str, Any]
+    webhook_body: str | None
 
     @classmethod
     def of(cls, run: Run) -> RunView:
@@ -71,7 +73,7 @@ class RunView(BaseModel):
             round=run.round_number, trigger_id=run.trigger_id, is_test=run.is_test,
             source=run.source, state=run.state.value, attempts=run.attempts, error=run.error,
             submission_id=run.submission_id, created_at=run.created_at,
-            updated_at=run.updated_at, detail=run.detail,
+            updated_at=run.updated_at, detail=run.detail, webhook_body=run.webhook_body,
         )
 
 

@@ -70,7 +70,7 @@ def test_two_apps_in_one_process_keep_their_own_metrics(
     (tmp_path / "b").mkdir()
     with running_app(tmp_path / "a", sandbox, {"alpha": pool("good")}) as first, \
             running_app(tmp_path / "b", sandbox, {"alpha": pool("good")}) as second:
-        httpx.post(first.hook_url("alpha"), content=b"{}")
+        httpx.post(first.hook_url("alpha"), content=b"not json")  # a 422: not a JSON object
         one, two = scrape(first.url), scrape(second.url)
     assert one[("autopilot_webhook_answer_seconds_count", (("status", "422"),))] == 1
     assert ("autopilot_webhook_answer_seconds_count", (("status", "422"),)) not in two

@@ -19,8 +19,9 @@ from numerai_autopilot.errors import AutopilotError
 from numerai_autopilot.ledger import RunState
 from numerai_autopilot.runs import new_run
 from numerai_autopilot.runtime import Runtime
-from numerai_autopilot.web.dashboard.pages import Dashboard, dashboard, runtime, safe_next
+from numerai_autopilot.web.dashboard.pages import Dashboard, dashboard, safe_next
 from numerai_autopilot.web.dashboard.session import Session
+from numerai_autopilot.web.state import runtime
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)

@@ -22,7 +22,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from numerai_autopilot.config import AppConfig
-from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.web.dashboard.session import Session, Sessions
 from numerai_autopilot.web.dashboard.views import countdown, duration
 
@@ -103,12 +102,6 @@ def dashboard(request: Request) -> Dashboard:
     """The app's dashboard (`install` put it on `app.state`)."""
     dash: Dashboard = request.app.state.dashboard
     return dash
-
-
-def runtime(request: Request) -> Runtime:
-    """The app's runtime (its lifespan put it on `app.state`)."""
-    rt: Runtime = request.app.state.runtime
-    return rt
 
 
 def secured(response: Response) -> Response:

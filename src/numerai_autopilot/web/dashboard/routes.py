@@ -19,8 +19,9 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from numerai_autopilot.web.dashboard.pages import dashboard, runtime
+from numerai_autopilot.web.dashboard.pages import dashboard
 from numerai_autopilot.web.dashboard.views import load_grids, public_settings, validation_result
+from numerai_autopilot.web.state import runtime
 
 router = APIRouter(include_in_schema=False)
 
