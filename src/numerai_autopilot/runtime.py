@@ -3,8 +3,11 @@
 The composition root: every part gets what it uses from here, and the parts several others
 share are made once (the ledger, the Numerai client, the current-round cache `rounds`, the
 model ids `model_ids`). The webhook path needs only the ledger, so `open()` makes that
-first; the Dask cluster comes up in the background and the dispatcher starts claiming runs
-once it is ready, so a server answers webhooks before its executor is up.
+first; the Dask cluster comes up in the background, meanwhile the current rounds Numerai
+already has submissions for are recorded (`runs/recovery.py`), and the dispatcher starts
+claiming runs once both are done, so a server answers webhooks before its executor is up.
+While runs are unfinished, `keep_busy` holds a request to the server itself open (for Cloud
+Run's request-based CPU); `drain` (at SIGTERM) and `close` leave every run resumable.
 
     async with Runtime(config) as runtime:   # ledger, client, data cache, executor, dispatcher
         ...
@@ -36,6 +39,7 @@ from numerai_autopilot.runs import (
     BatchRecorder,
     CurrentRounds,
     Dispatcher,
+    KeepBusy,
     ModelIds,
     Pipeline,
     Progress,
@@ -44,11 +48,19 @@ from numerai_autopilot.runs import (
     Services,
     fallback_key,
     is_benchmark,
+    keep_busy_token,
+    recover_submissions,
     warm_up_round_data,
 )
 
 log = logging.getLogger(__name__)
 RETRY_CAP_S = 6 * 3600.0
+# At start, how long Numerai may take to say which current rounds it has submissions for
+# (the dispatcher waits for it).
+RECOVERY_WAIT_S = 60.0
+# At close, the time the best-effort steps (alerts in flight, the Dask cluster) may take: a
+# SIGTERM leaves 10 s in all, and the steps that keep runs resumable come first.
+_BEST_EFFORT_S = 6.0
 
 
 def lease_owner() -> str:
@@ -81,7 +93,9 @@ class Runtime:
     `owner` names the process in the ledger's leases; `dry_run_dir` makes runs write their
     validated CSVs there instead of uploading; `progress` reports round data downloads;
     `dispatch=False` (for `autopilot run`, which drives its one run itself) starts no
-    dispatcher, monitor or watcher. Raises ConfigError when a predictor reference is bad.
+    dispatcher, monitor, watcher or recovery; `keep_busy_url` is where keep-busy requests
+    go (`runs.keepbusy.keep_busy_url`; None sends none). Raises ConfigError when a predictor
+    reference is bad, or for `keep_busy_url` without `server.secret`.
     """
 
     def __init__(
@@ -92,12 +106,21 @@ class Runtime:
         dry_run_dir: Path | None = None,
         progress: Progress | None = None,
         dispatch: bool = True,
+        keep_busy_url: str | None = None,
     ) -> None:
         self.config = config
         self.owner = owner or lease_owner()
         self._dispatch = dispatch
         self.ledger = Ledger.from_url(config.ledger.url)
         self.http = httpx.AsyncClient(timeout=config.numerai.timeout)
+        secret = config.server.secret
+        if keep_busy_url is not None and secret is None:
+            raise ConfigError(f"{config.source}: server.secret: required to keep busy "
+                              "(it signs the keep-busy requests); set it or keep_busy = 'off'")
+        self.keep_busy = KeepBusy(
+            self.ledger, self.owner, self.http, url=keep_busy_url,
+            token=keep_busy_token(secret.get_secret_value()) if secret is not None else None)
+        self.draining = False
         # Runs pass the round's close as their deadline; the policy's cap only has to be longer.
         self.client = NumeraiClient.from_settings(
             self.http, config.numerai, RetryPolicy(deadline_s=RETRY_CAP_S))
@@ -124,6 +147,7 @@ class Runtime:
         # Alerts, stage metrics and round summaries; hooked in after the ledger commits.
         self.monitor = Monitor(config, self.ledger, self.rounds, self.services.rounddata)
         self.metrics = self.monitor.metrics
+        self.metrics.watch_keep_busy(lambda: self.keep_busy.holding)
         self.services.notify = self.monitor.notify
         self.services.on_change = self.monitor.changed
         self.pipeline = Pipeline(self.services, self.owner, dry_run_dir=dry_run_dir)
@@ -136,6 +160,7 @@ class Runtime:
             max_concurrent=config.server.max_concurrent_runs,
             lease_s=config.server.run_lease,
             quiet=self.recorder.quiet,
+            on_work=self.keep_busy.poke,
         )
         self.watcher = RoundWatcher(
             self.ledger, self.rounds, self.model_ids, self.dispatcher.wake,
@@ -147,38 +172,98 @@ class Runtime:
     async def open(self) -> None:
         """Make the ledger usable now; start the executor and dispatcher in the background."""
         await asyncio.to_thread(self.ledger.migrate)
+        if self.keep_busy.url is not None:
+            log.info("keep-busy: while runs are unfinished, a request to %s is held open",
+                     self.keep_busy.url)
         self._background = asyncio.create_task(self._start_background(), name="runtime-start")
 
     async def _start_background(self) -> None:
         # a round's first imports load in a thread now, not on the loop between its webhooks
         imports = asyncio.create_task(asyncio.to_thread(warm_up_round_data))
-        await self.executor.start()
-        await imports
+        executor = asyncio.create_task(self.executor.start(), name="executor-start")
         try:
-            await self.model_ids.resolve(self.client, deadline=time.time() + 60)
-        except Exception as exc:  # noqa: BLE001  (Numerai unreachable: retried on a webhook)
-            log.warning("could not resolve model ids by name yet: %s", exc)
-        if self._dispatch:
+            try:
+                await self.model_ids.resolve(self.client, deadline=time.time() + 60)
+            except Exception as exc:  # noqa: BLE001  (Numerai unreachable: retried on a webhook)
+                log.warning("could not resolve model ids by name yet: %s", exc)
+            if self._dispatch:
+                self.keep_busy.poke(check=True)  # runs an earlier process left unfinished
+                await self._recover()  # before anything is claimed
+            await executor
+        finally:
+            if not executor.done():  # cancelled (closed while starting): stop the cluster too
+                executor.cancel()
+                await asyncio.gather(executor, return_exceptions=True)
+        await imports
+        if self._dispatch and not self.draining:
             self.dispatcher.start()
             self.monitor.start()
             self.watcher.start()
         self.ready.set()
         log.info("executor ready; dispatching runs as %s", self.owner)
 
+    async def _recover(self) -> None:
+        """Record the current rounds Numerai already has submissions for and the ledger has
+        no submitted run of (`runs.recovery`): a lost ledger neither resubmits nor skips a
+        model."""
+        try:
+            recovered = await recover_submissions(
+                self.ledger, self.client, self.rounds, self.model_ids, wait_s=RECOVERY_WAIT_S)
+        except Exception:  # the server runs on without it; each upload checks the ledger
+            log.exception("recovering Numerai's submissions of the current rounds failed")
+            return
+        if recovered:
+            log.warning("recorded %d submission(s) Numerai had and the ledger did not: %s",
+                        len(recovered), ", ".join(f"{r.model_name} round {r.round_number}"
+                                                  for r in recovered))
+
     async def wait_ready(self) -> None:
         """Wait until the executor is up (raises what starting it raised)."""
         assert self._background is not None, "call open() first"
         await asyncio.shield(self._background)
 
+    def drain(self) -> None:
+        """Begin stopping, at once: claim no more runs, send no more keep-busy requests and
+        answer the held ones (the HTTP server waits for open requests before it shuts the
+        app down). Synchronous and idempotent, for SIGTERM's own moment (Cloud Run sends it
+        10 s before SIGKILL); `close` does the rest."""
+        if self.draining:
+            return
+        self.draining = True
+        log.info("stopping: claiming no more runs")
+        self.dispatcher.stop_claiming()
+        self.keep_busy.stop()
+
     async def close(self) -> None:
-        """Stop what `open` started, the run tasks first, the ledger last."""
-        if self._background is not None and not self._background.done():
+        """Stop what `open` started, in this order (after SIGTERM, all of it fits Cloud
+        Run's 10 s; the steps that keep runs resumable come first):
+
+        1. `drain`; the start-up (recovery included) is cancelled; the watcher and the
+           keep-busy requests stop.
+        2. The runs in flight are cancelled where they are (each stays in its state), their
+           state changes already made are committed, and their leases released, so the
+           next process resumes them at once (`Dispatcher.stop`).
+        3. The webhooks' runs still being written are committed (`BatchRecorder.flush`).
+        4. Best effort, within `_BEST_EFFORT_S`: alerts in flight, the Dask cluster.
+        5. Round lookups and the HTTP client stop; the ledger closes last.
+        """
+        self.drain()
+        if self._background is not None:  # what starting raised was `wait_ready`'s to say
             self._background.cancel()
             await asyncio.gather(self._background, return_exceptions=True)
         await self.watcher.stop()
+        await self.keep_busy.close()
         await self.dispatcher.stop()
-        await self.monitor.close()
-        await self.executor.close()
+        await self.recorder.flush()
+        log.info("stopped: no run in flight, the ledger's writes committed")
+        loop = asyncio.get_running_loop()
+        until = loop.time() + _BEST_EFFORT_S
+        await self.monitor.close(timeout=_BEST_EFFORT_S / 3)
+        try:
+            await asyncio.wait_for(self.executor.close(), max(until - loop.time(), 0.1))
+        except TimeoutError:
+            log.warning("the Dask cluster did not stop within %.0f s; its workers end with "
+                        "this process", _BEST_EFFORT_S)
         await self.rounds.close()
         await self.http.aclose()
         self.record_pool.shutdown(wait=True)

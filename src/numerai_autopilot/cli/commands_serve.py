@@ -7,14 +7,21 @@ every model submitted. A bad config exits 2 (`shared.friendly`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from numerai_autopilot.cli.shared import DEFAULT_CONFIG, ConfigOption, app, friendly, load
 from numerai_autopilot.observe import setup_logging
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 @app.command()
@@ -26,30 +33,68 @@ def serve(
     log_format: Annotated[str, typer.Option(help="text, or json for Cloud Logging.")] = "text",
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "INFO",
 ) -> None:
-    """Answer Numerai's webhooks and run every model's round."""
+    """Answer Numerai's webhooks and run every model's round.
+
+    On SIGTERM (or Ctrl-C) it claims no more runs at once, then leaves every run in flight
+    resumable and exits (`Runtime.drain`, `Runtime.close`).
+    """
     import uvicorn
 
+    from numerai_autopilot.runs.keepbusy import keep_busy_url
+    from numerai_autopilot.runtime import Runtime
     from numerai_autopilot.web import create_app
 
     setup_logging(log_level, log_format)
     config = load(config_path)
+    bind_host = host or config.server.host
     bind_port = port if port is not None else int(os.environ.get("PORT", config.server.port))
-    uvicorn.run(
-        create_app(config),
-        host=host or config.server.host,
+    runtime = Runtime(config, keep_busy_url=keep_busy_url(
+        config.server, os.environ, host=bind_host, port=bind_port, source=config.source))
+    settings = uvicorn.Config(
+        create_app(config, runtime=runtime),
+        host=bind_host,
         port=bind_port,
         # uvicorn's loggers go through the process's logging (text, or JSON for Cloud
         # Logging), set up above, instead of a configuration of their own.
         log_config=None,
         # An access log would print each webhook's URL, and with it the model's token.
         access_log=False,
-        # A request still open 10 s after SIGTERM is cut, so no client can hold up the
-        # runtime's shutdown (leases released, workers stopped).
-        timeout_graceful_shutdown=10,
+        # Cloud Run kills the container 10 s after SIGTERM: open requests (webhooks take
+        # milliseconds; held keep-busy requests are answered at the signal) get a little of
+        # that, the runtime's shutdown the rest.
+        timeout_graceful_shutdown=2,
         # Idle connections are kept longer than a proxy in front keeps its own (nginx: 60 s
         # to its upstreams), so it never reuses one just as the server closes it.
         timeout_keep_alive=75,
     )
+    _run(settings, on_signal=runtime.drain)
+
+
+def _run(config: uvicorn.Config, *, on_signal: Callable[[], None]) -> None:
+    """Run uvicorn's server, calling `on_signal` on its event loop as soon as SIGTERM or
+    SIGINT arrives.
+
+    uvicorn waits for open requests before it shuts the app down (its lifespan); the
+    runtime must stop claiming and answer its held keep-busy requests before that, at the
+    signal itself (https://cloud.google.com/run/docs/container-contract: SIGTERM, then
+    SIGKILL 10 s later).
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        loop: asyncio.AbstractEventLoop | None = None
+
+        async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+            self.loop = asyncio.get_running_loop()
+            await super().serve(sockets)
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            if self.loop is not None:  # in a signal handler: hand it to the event loop
+                with contextlib.suppress(RuntimeError):  # the loop has already closed
+                    self.loop.call_soon_threadsafe(on_signal)
+
+    Server(config).run()
 
 
 @app.command()
@@ -62,6 +107,10 @@ def sandbox(
     secret_key: Annotated[str | None, typer.Option(help="The account's secret key.")] = None,
     models: Annotated[str, typer.Option(help="Model names, comma separated (name:11 for Signals).")] = "alpha,beta,gamma",
     seed: Annotated[int, typer.Option(help="Seed of the synthetic data.")] = 0,
+    webhook_body: Annotated[str, typer.Option(
+        help="Shape of webhook bodies: standard, string_round, float_round, null_is_test, "
+             "string_is_test, null_fields, no_trigger, trigger_only, cli_mock, extra_fields.",
+    )] = "standard",
 ) -> None:
     """Run a local Numerai sandbox (GraphQL API, data, uploads, webhooks) for testing."""
     from numerai_autopilot.sandbox import (
@@ -73,13 +122,17 @@ def sandbox(
     from numerai_autopilot.sandbox import serve as serve_sandbox
 
     setup_logging("INFO")
-    settings = SandboxSettings(
-        data_dir=data_dir,
-        public_id=public_id or DEFAULT_PUBLIC_ID,
-        secret_key=secret_key or DEFAULT_SECRET_KEY,
-        models=parse_models(models),
-        seed=seed,
-    )
+    try:
+        settings = SandboxSettings(
+            data_dir=data_dir,
+            public_id=public_id or DEFAULT_PUBLIC_ID,
+            secret_key=secret_key or DEFAULT_SECRET_KEY,
+            models=parse_models(models),
+            seed=seed,
+            webhook_body=webhook_body,
+        )
+    except ValueError as exc:  # the message names the option and what it takes
+        raise typer.BadParameter(str(exc)) from None
     serve_sandbox(settings, host=host, port=port)
 
 

@@ -8,6 +8,7 @@ several apps in one process, as in tests, do not clash).
 | `autopilot_stage_duration_seconds{stage,outcome}` | histogram | each stage a run leaves |
 | `autopilot_webhook_answer_seconds{status}` | histogram | the webhook route (`web/webhook.py`) |
 | `autopilot_download_bytes_total`, `autopilot_downloads_total` | counter | RoundData |
+| `autopilot_keep_busy_requests` | gauge | keep-busy requests the server is holding (`runs/keepbusy.py`) |
 
     metrics = Metrics(ledger, config, rounddata)
     text = await metrics.render()       # the /metrics body
@@ -17,10 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -86,6 +87,12 @@ class Metrics:
             "autopilot_webhook_answer_seconds", "Time to answer Numerai's webhook",
             ["status"], buckets=_ANSWER_BUCKETS, registry=self.registry,
         )
+
+    def watch_keep_busy(self, holding: Callable[[], int]) -> None:
+        """Report `holding()` (the keep-busy requests held now) at each scrape."""
+        gauge = Gauge("autopilot_keep_busy_requests",
+                      "Keep-busy requests the server is holding open", registry=self.registry)
+        gauge.set_function(lambda: float(holding()))
 
     def webhook_answered(self, status: int, seconds: float) -> None:
         """One webhook answer (its HTTP status, the seconds it took) into `webhook_seconds`."""

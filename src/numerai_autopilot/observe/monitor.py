@@ -163,14 +163,18 @@ class Monitor:
                     f"(closes {info.close_time:%Y-%m-%d %H:%M} UTC, in {minutes} min). {state}",
                 )
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop watching; wait up to `timeout` seconds in all for the alerts and summaries
+        in flight (what is left then is dropped: best effort)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + timeout
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
-        await self.alerter.drain()
+            await asyncio.wait(list(self._tasks), timeout=max(until - loop.time(), 0.0) / 2)
+        await self.alerter.drain(timeout=max(until - loop.time(), 0.0))
 
 
 def _config_secrets(config: AppConfig) -> list[str]:

@@ -97,6 +97,11 @@ class Pipeline:
         self._upload_locks: KeyedLocks[tuple[str, int | None]] = KeyedLocks()
         self._advancer = BatchAdvancer(services.ledger)
 
+    async def flush(self) -> None:
+        """Return once the state changes already made are committed (runs cancelled at
+        shutdown may have left one queued)."""
+        await self._advancer.flush()
+
     async def execute(self, run: Run) -> Run:
         """Drive `run` to a final state (or back to queued for its one retry)."""
         model = self._services.config.model(run.model_name)
@@ -134,9 +139,9 @@ class Pipeline:
             await self._log(run, "warning", f"resuming run interrupted while {run.state.value}")
         # The round's close (the run's deadline) is asked for while its data downloads: the
         # webhook names the round. Until the close is known, retries stop after an hour.
-        # A run that names no round (a test trigger) is for the round open when it arrived:
-        # a remembered answer may predate a round opened since, whose ids the submission
-        # must match.
+        # A run that names no round (a test trigger, a webhook whose round could not be
+        # read) is for the round open when it arrived: a remembered answer may predate a
+        # round opened since, whose ids the submission must match.
         asked_after = run.created_at.timestamp() if run.round_number is None else None
         lookup = asyncio.ensure_future(self._rounds.get(
             model.tournament_id, at_least=run.round_number, asked_after=asked_after))
@@ -154,7 +159,10 @@ class Pipeline:
                     await self._log(run, "info", f"Numerai already has submission {existing} "
                                     "from the interrupted attempt; not uploading again")
                     return await self._advance(run, RunState.SUBMITTED, submission_id=existing)
-            run = await self._enter(run, RunState.DOWNLOADING)
+            # A run that named no round is for the one current when it arrived: recorded on
+            # the run, so the watcher and later triggers of that round see it.
+            learnt = round_number if run.round_number is None and not run.is_test else None
+            run = await self._enter(run, RunState.DOWNLOADING, round_number=learnt)
             files = await self._services.rounddata.get(
                 tournament=model.tournament_id,
                 round_number=round_number,
@@ -328,27 +336,29 @@ class Pipeline:
         return None
 
     async def _enter(self, run: Run, state: RunState, *, log: tuple[str, str] | None = None,
-                     detail: dict[str, object] | None = None, via: RunState | None = None
-                     ) -> Run:
+                     detail: dict[str, object] | None = None, via: RunState | None = None,
+                     round_number: int | None = None) -> Run:
         """Advance to `state` unless a resumed run is already there or beyond; `log` is
         written either way."""
         if PIPELINE.index(run.state) >= PIPELINE.index(state):
             if log is not None:
                 await self._log(run, *log)
             return run
-        return await self._advance(run, state, log=log, detail=detail, via=via)
+        return await self._advance(run, state, log=log, detail=detail, via=via,
+                                   round_number=round_number)
 
     async def _advance(self, run: Run, state: RunState, *, log: tuple[str, str] | None = None,
                        error: str | None = None, submission_id: str | None = None,
-                       detail: dict[str, object] | None = None, via: RunState | None = None
-                       ) -> Run:
+                       detail: dict[str, object] | None = None, via: RunState | None = None,
+                       round_number: int | None = None) -> Run:
         """Move the run on (and write `log` with it, in one transaction; with the changes
-        of other runs made in the same turn of the loop)."""
+        of other runs made in the same turn of the loop); `round_number`: the round of a
+        run that had none (`Ledger.advance`)."""
         if log is not None:
             self._say(run, *log)
         after = await self._advancer.advance(Change(
             run.id, state, owner=self._owner, error=error, submission_id=submission_id,
-            detail=detail, log=log, via=via))
+            detail=detail, log=log, via=via, round_number=round_number))
         if self._services.on_change is not None:  # committed above; the hook only schedules work
             self._services.on_change(run, after)
         return after

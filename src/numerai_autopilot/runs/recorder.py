@@ -50,6 +50,12 @@ class Batcher(Generic[T, R]):
             self._writer = loop.create_task(self._write_all())
         return await future
 
+    async def flush(self) -> None:
+        """Return once everything queued so far is written (committed, or failed and handed
+        to its caller): at shutdown, before the ledger closes."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait({self._writer})
+
     @property
     def busy(self) -> bool:
         """Something is queued or being written."""

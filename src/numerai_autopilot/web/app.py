@@ -5,7 +5,8 @@
 
 The app serves the webhook (`web.webhook`), `/healthz`, `/metrics` and the JSON API
 (`web.api`) and the dashboard (`web.dashboard`); its lifespan opens and closes the
-`Runtime` that does the work, so building an app starts nothing.
+`Runtime` that does the work (the routes read it with `web.state.runtime`), so building an
+app starts nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -22,7 +23,8 @@ from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.observe import cloud_trace, current_trace
 from numerai_autopilot.runtime import Runtime
-from numerai_autopilot.web import api, dashboard, webhook
+from numerai_autopilot.web import api, dashboard, keepalive, webhook
+from numerai_autopilot.web.state import ServerStarting
 
 
 def create_app(config: AppConfig, *, runtime: Runtime | None = None) -> FastAPI:
@@ -52,12 +54,18 @@ def create_app(config: AppConfig, *, runtime: Runtime | None = None) -> FastAPI:
     app = FastAPI(title="numerai-autopilot", version=__version__, lifespan=lifespan,
                   redoc_url=None)  # /docs is enough
     app.state.config = config
-    webhook.install(app)  # POST /pred/{model_id}
+    app.add_exception_handler(ServerStarting, _starting)  # type: ignore[arg-type]
+    webhook.install(app)  # POST /pred/{model_id}/{token}, /pred/{model_id}?token=
     app.include_router(api.router)  # /healthz, /metrics, /api/...
+    app.include_router(keepalive.router)  # POST /internal/keepalive (keep-busy)
     dashboard.install(app, config)  # `/`, its pages and forms, /static
     app.add_middleware(TraceContext)
     app.add_middleware(RefuseNul)  # outermost last
     return app
+
+
+async def _starting(request: Request, exc: ServerStarting) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=503)
 
 
 class RefuseNul:
