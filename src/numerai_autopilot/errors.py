@@ -4,14 +4,18 @@
     ├── ConfigError                  config file or environment is wrong (names key and file)
     ├── NumeraiError                 numerai_autopilot.numerai.errors
     │   ├── AuthenticationError      keys missing or refused
-    │   ├── GraphQLError             Numerai answered with {"errors": [...]} (operation, message)
+    │   ├── GraphQLError             Numerai refused it: {"errors": [...]} (operation, message)
     │   │   └── NotFoundError        the thing asked for does not exist (model, file, round)
     │   ├── UploadError              the presigned PUT failed; never followed by create_submission
-    │   └── TransientError           5xx, timeout, connection reset, malformed JSON: retried
+    │   └── TransientError           5xx, timeout, connection reset, malformed JSON, Numerai's
+    │       │                        internal error/timeout/rate limit as a GraphQL error: retried
     │       └── DeadlineExceeded     retries ran out of time; carries the last transient cause
     ├── LedgerError                  the run ledger refused an operation
     ├── PredictorError               user code failed: load, raise, timeout, crash, memory
-    └── ValidationError              predictions are not a valid submission (says what and how many)
+    ├── ValidationError              predictions are not a valid submission (says what and how many)
+    ├── CommandError                 numerai_autopilot.deploy.runner: gcloud / litestream failed
+    └── ServiceCheckError            numerai_autopilot.deploy.health: the deployed service is not
+                                     reachable without credentials (what it answered, the fix)
 
 Third-party exceptions are translated at each boundary with ``raise ... from exc``.
 """

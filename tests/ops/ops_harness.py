@@ -1,7 +1,7 @@
 """Helpers for the ops tests: the CLI as a subprocess, a server process, a project folder.
 
 Everything runs for real: `python -m numerai_autopilot ...` processes, the server on
-127.0.0.1, the sandbox over HTTP. Only `gcloud` is a stand-in (fake_gcloud.py).
+127.0.0.1, the sandbox over HTTP; `gcloud` is the real one, against fake_google.py.
 """
 
 from __future__ import annotations

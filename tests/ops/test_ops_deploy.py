@@ -1,168 +1,270 @@
-"""`autopilot deploy cloudrun` with `gcloud` replaced by a recording stand-in on PATH:
-the exact commands, --setup idempotent, --dry-run runs nothing, no secret on any command line."""
+"""`autopilot deploy cloudrun` with the real `gcloud`, pointed at a fake of Google's APIs on
+127.0.0.1 (fake_google.py): the exact service spec gcloud sends, the IAM calls, retries of
+bindings IAM has not propagated, the check that the service answers without credentials, and
+the deploy's refusals. Where gcloud is missing these tests skip, except under CI=true.
+
+What this cannot cover: `--source` builds (gcloud uploads the folder and runs Cloud Build;
+the fake stops at the build), and Google's own behaviour behind each API.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
-import stat
-import sys
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_gcloud import SERVICE_URL
+from fake_google import Call, FakeGoogle
 from ops_harness import ADMIN_TOKEN, WEBHOOK_SECRET, Project, write_project
 
 from numerai_autopilot.config import webhook_url
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
-SA = "autopilot-run@proj-1.iam.gserviceaccount.com"
-SECRETS = ("numerai-public-id", "numerai-secret-key", "webhook-secret", "admin-token")
-ACCESSOR = "roles/secretmanager.secretAccessor"
+P = "proj-1"
+SA = f"autopilot-run@{P}.iam.gserviceaccount.com"
+BUILD_SA = f"autopilot-build@{P}.iam.gserviceaccount.com"
+IMAGE = f"europe-docker.pkg.dev/{P}/r/autopilot:1"
+BASE = ("deploy", "cloudrun", "--project", P, "--region", "europe-west1")
+SECRETS = {"NUMERAI_PUBLIC_ID": "autopilot-numerai-public-id",
+           "NUMERAI_SECRET_KEY": "autopilot-numerai-secret-key",
+           "AUTOPILOT_SECRET": "autopilot-webhook-secret",
+           "AUTOPILOT_ADMIN_TOKEN": "autopilot-admin-token"}
+KNATIVE = f"/apis/serving.knative.dev/v1/namespaces/{P}/services"
 
 
-class Gcloud:
-    def __init__(self, folder: Path) -> None:
-        self.record = folder / "calls.jsonl"
-        self.state = folder / "state.json"
-        bin_dir = folder / "bin"
-        bin_dir.mkdir()
-        script = bin_dir / "gcloud"
-        script.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-                          "from fake_gcloud import main\nsys.exit(main(sys.argv[1:]))\n")
-        script.chmod(script.stat().st_mode | stat.S_IEXEC)
-        self.env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-                    "GCLOUD_RECORD": str(self.record), "GCLOUD_STATE": str(self.state)}
-
-    def calls(self) -> list[dict[str, Any]]:
-        if not self.record.exists():
-            return []
-        calls = [json.loads(line) for line in self.record.read_text().splitlines()]
-        self.record.unlink()
-        return calls
+def real_gcloud() -> None:
+    if shutil.which("gcloud") is None:
+        reason = "the real gcloud is not installed (https://cloud.google.com/sdk/docs/install)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 @pytest.fixture
-def gcloud(tmp_path: Path) -> Gcloud:
-    return Gcloud(tmp_path)
+def google(tmp_path: Path) -> Iterator[FakeGoogle]:
+    real_gcloud()
+    with FakeGoogle(project=P).serve() as fake:
+        yield fake
+    assert fake.unexpected == [], "gcloud called APIs the fake does not stand in for"
 
 
 @pytest.fixture
 def project(tmp_path: Path, sandbox: RunningSandbox) -> Project:
+    # Two workers of 2 GiB and the server need 4.5 GiB: deploys here ask for 6Gi.
     project = write_project(tmp_path / "project", sandbox, {"alpha": "good", "beta": "good"})
     (project.path / "Dockerfile").write_text("FROM python:3.11-slim\n")
     return project
 
 
-def deploy_argv(origin: list[str]) -> list[str]:
-    secrets = ",".join(f"{env}=autopilot-{name}:latest" for env, name in zip(
-        ("NUMERAI_PUBLIC_ID", "NUMERAI_SECRET_KEY", "AUTOPILOT_SECRET", "AUTOPILOT_ADMIN_TOKEN"),
-        SECRETS, strict=True))
-    return ["run", "deploy", "autopilot", "--project", "proj-1", "--region", "europe-west1",
-            *origin, "--service-account", SA, "--memory", "4Gi", "--cpu", "2",
-            "--min-instances", "0", "--max-instances", "1", "--no-cpu-throttling",
-            "--timeout", "3600", "--allow-unauthenticated", "--set-secrets", secrets,
-            "--set-env-vars", "GOOGLE_CLOUD_PROJECT=proj-1,AUTOPILOT_CONFIG=/app/autopilot.toml",
-            "--args", "serve,--host,0.0.0.0,--log-format,json", "--quiet"]
+def deployed_specs(calls: list[Call]) -> list[dict[str, Any]]:
+    """Each service body gcloud sent to Cloud Run (create or replace), in order."""
+    return [c.body for c in calls if c.api == "run" and c.path.startswith(KNATIVE)
+            and c.method in ("POST", "PUT")]
 
 
-DESCRIBE_URL = ["run", "services", "describe", "autopilot", "--project", "proj-1", "--region",
-                "europe-west1", "--format", "value(status.url)"]
-BASE = ("deploy", "cloudrun", "--project", "proj-1", "--region", "europe-west1")
+def env_of(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = spec["spec"]["template"]["spec"]["containers"][0]["env"]
+    return result
 
 
-def test_setup_then_deploy_runs_the_exact_commands_and_registers_the_webhooks(
-    project: Project, gcloud: Gcloud, sandbox: RunningSandbox
+def secret_env(names: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"name": env, "valueFrom": {"secretKeyRef": {"key": "latest", "name": name}}}
+            for env, name in names.items()]
+
+
+def bindings(fake: FakeGoogle, key: str) -> dict[str, list[str]]:
+    return {b["role"]: b["members"] for b in fake.policies.get(key, {}).get("bindings", [])}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_setup_and_deploy_send_the_exact_service_and_iam_calls_then_register(
+    project: Project, google: FakeGoogle, sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
-    done = project.cli(*BASE, "--setup", env=gcloud.env)
+    google.unpropagated = 1  # the first binding naming a new account: "does not exist"
+    gcloud_env = google.env(tmp_path)
+    done = project.cli(*BASE, "--setup", "--image", IMAGE, "--memory", "6Gi", env=gcloud_env,
+                       timeout=800)
     assert done.returncode == 0, done.stdout + done.stderr
-    calls = gcloud.calls()
-    argvs = [c["argv"] for c in calls]
-    p = ["--project", "proj-1"]
-    expected = [
-        ["services", "list", "--enabled", *p, "--format", "value(config.name)"],
-        ["services", "enable", "run.googleapis.com", "cloudbuild.googleapis.com",
-         "artifactregistry.googleapis.com", "secretmanager.googleapis.com", *p],
-        ["iam", "service-accounts", "describe", SA, *p],
-        ["iam", "service-accounts", "create", "autopilot-run", *p,
-         "--display-name", "numerai-autopilot (autopilot)"],
-    ]
-    for name in SECRETS:
-        secret = f"autopilot-{name}"
-        expected += [
-            ["secrets", "describe", secret, *p],
-            ["secrets", "create", secret, *p, "--replication-policy", "automatic"],
-            ["secrets", "versions", "add", secret, *p, "--data-file=-"],
-            ["secrets", "get-iam-policy", secret, *p, "--format", "json"],
-            ["secrets", "add-iam-policy-binding", secret, *p, "--member",
-             f"serviceAccount:{SA}", "--role", ACCESSOR],
-        ]
-    expected += [deploy_argv(["--source", str(project.path)]), DESCRIBE_URL]
-    assert argvs == expected
-    # Secret values went through stdin only, each to its own secret.
-    values = {c["argv"][3]: c["stdin"] for c in calls if c["argv"][:3] == ["secrets", "versions", "add"]}
-    assert values == {"autopilot-numerai-public-id": sandbox.public_id,
-                      "autopilot-numerai-secret-key": sandbox.secret_key,
-                      "autopilot-webhook-secret": WEBHOOK_SECRET,
-                      "autopilot-admin-token": ADMIN_TOKEN}
+    calls = google.take_calls()
+    url = google.service_url("autopilot")
+
+    # --setup: APIs (IAM's included), both accounts, the builder role, secrets, the bucket.
+    assert {"run.googleapis.com", "iam.googleapis.com", "secretmanager.googleapis.com",
+            "storage.googleapis.com", "cloudbuild.googleapis.com",
+            "artifactregistry.googleapis.com"} <= google.enabled
+    assert google.service_accounts == {SA, BUILD_SA}
+    assert bindings(google, f"projects/{P}") == {"roles/run.builder": [f"serviceAccount:{BUILD_SA}"]}
+    values = {"NUMERAI_PUBLIC_ID": sandbox.public_id, "NUMERAI_SECRET_KEY": sandbox.secret_key,
+              "AUTOPILOT_SECRET": WEBHOOK_SECRET, "AUTOPILOT_ADMIN_TOKEN": ADMIN_TOKEN}
+    for env, name in SECRETS.items():
+        assert google.secrets[name] == [values[env].encode()]
+        assert bindings(google, f"secrets/{name}") == {
+            "roles/secretmanager.secretAccessor": [f"serviceAccount:{SA}"]}
+    bucket = google.buckets[f"{P}-autopilot-ledger"]
+    assert bucket["location"] == "europe-west1"
+    assert bucket["iamConfiguration"] == {"publicAccessPrevention": "enforced",
+                                          "uniformBucketLevelAccess": {"enabled": True}}
+    # The service's account may use that bucket's objects, and nothing else of Storage.
+    assert bindings(google, f"buckets/{P}-autopilot-ledger") == {
+        "roles/storage.objectAdmin": [f"serviceAccount:{SA}"]}
+    refused = [c for c in calls if c.path.endswith((":setIamPolicy", "/iam"))
+               and c.method in ("POST", "PUT")]
+    assert len(refused) == 1 + 1 + 4 + 1 + 1, [c.line for c in refused]  # +1: the retry
+    assert "IAM has not propagated the new service account yet" in done.stdout
+
+    # The service, exactly as gcloud sent it.
+    first, update = deployed_specs(calls)
+    template = first["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert {k: v for k, v in annotations.items() if "client-" not in k} == {
+        "autoscaling.knative.dev/maxScale": "1",
+        "run.googleapis.com/cpu-throttling": "True",  # request-based billing
+        "run.googleapis.com/execution-environment": "gen2",
+        "run.googleapis.com/startup-cpu-boost": "True",
+    }
+    assert template["spec"] == {
+        "containers": [{
+            "args": ["litestream", "serve", "--host", "0.0.0.0", "--log-format", "json"],
+            "env": [
+                {"name": "GOOGLE_CLOUD_PROJECT", "value": P},
+                {"name": "AUTOPILOT_CONFIG", "value": "/app/autopilot.toml"},
+                {"name": "AUTOPILOT_LEDGER_REPLICA", "value": f"gs://{P}-autopilot-ledger/ledger"},
+                *secret_env(SECRETS),
+            ],
+            "image": IMAGE,
+            "name": "",
+            "resources": {"limits": {"cpu": "2", "memory": "6Gi"}, "requests": {}},
+        }],
+        "nodeSelector": {},
+        "serviceAccountName": SA,
+        "timeoutSeconds": 3600,
+    }
+    # Then the server learns its own URL (server.public_url), in a revision of its own.
+    assert {"name": "AUTOPILOT_SERVER_PUBLIC_URL", "value": url} in env_of(update)
+    assert bindings(google, "run/autopilot") == {"roles/run.invoker": ["allUsers"]}
+    # Nothing secret in any request but the secrets' own payloads.
     for call in calls:
-        for secret in project.secrets():
-            assert not any(secret in arg for arg in call["argv"])
-    # The URL is printed and every model's webhook registered there.
-    assert f"service URL: {SERVICE_URL}" in done.stdout
-    body = sandbox.graphql("query { account { models { id submissionWebhook } } }")
-    hooks = {m["id"]: m["submissionWebhook"] for m in body["data"]["account"]["models"]}
+        text = json.dumps(call.body) + call.path + json.dumps(call.query)
+        assert not any(secret in text for secret in project.secrets()), call.line
+    added = [c.body["payload"]["data"] for c in calls if c.path.endswith(":addVersion")]
+    assert sorted(base64.b64decode(d).decode() for d in added) == sorted(values.values())
+
+    assert "ok: /healthz answered 200" in done.stdout
+    assert f"service URL: {url}" in done.stdout
+    hooks = {m["id"]: m["submissionWebhook"] for m in sandbox.graphql(
+        "query { account { models { id submissionWebhook } } }")["data"]["account"]["models"]}
     for name in ("alpha", "beta"):
         mid = sandbox.models[name]
-        assert hooks[mid] == webhook_url(SERVICE_URL, mid, WEBHOOK_SECRET)
+        assert hooks[mid] == webhook_url(url, mid, WEBHOOK_SECRET)
 
-    # A second --setup finds everything: it only looks, then deploys again.
-    again = project.cli(*BASE, "--setup", env=gcloud.env)
+    # Again: --setup only looks, and the service's URL goes into the new revision at once.
+    again = project.cli(*BASE, "--setup", "--image", IMAGE, "--memory", "6Gi", "--no-register",
+                        env=gcloud_env, timeout=800)
     assert again.returncode == 0, again.stdout + again.stderr
-    verbs = [tuple(c["argv"][:3]) for c in gcloud.calls()]
-    assert not [v for v in verbs if set(v) & {"create", "enable", "add", "add-iam-policy-binding"}]
-    assert ("run", "deploy", "autopilot") in verbs
+    calls = google.take_calls()
+    created = [c.line for c in calls if c.method == "POST" and c.path.endswith(
+        ("/serviceAccounts", "/secrets", "/b", ":batchEnable", ":addVersion"))]
+    assert created == []
+    [spec] = deployed_specs(calls)
+    assert {"name": "AUTOPILOT_SERVER_PUBLIC_URL", "value": url} in env_of(spec)
     project.assert_no_secret_printed()
 
 
-def test_deploy_from_an_image_with_sizes(project: Project, gcloud: Gcloud) -> None:
-    done = project.cli(*BASE, "--image", "europe-docker.pkg.dev/proj-1/r/autopilot:1",
-                       "--memory", "8Gi", "--cpu", "4", "--min-instances", "1", "--no-register",
-                       env=gcloud.env)
+def test_an_organisation_policy_refusing_all_users_stops_the_deploy_before_registering(
+    project: Project, google: FakeGoogle, sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    google.refuse_all_users = True
+    done = project.cli(*BASE, "--image", IMAGE, "--memory", "6Gi", env=google.env(tmp_path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    # gcloud said so and exited 0; the deploy read it, and /healthz without credentials: 403.
+    assert "Setting IAM policy failed" in done.stderr
+    assert "answered HTTP 403" in done.stderr and "organisation policy" in done.stderr
+    assert "no webhook was registered" in done.stderr and "--no-invoker-iam-check" in done.stderr
+    assert all(m["submissionWebhook"] is None for m in sandbox.graphql(
+        "query { account { models { submissionWebhook } } }")["data"]["account"]["models"])
+    project.assert_no_secret_printed()
+
+
+def test_cloudsql_ledger_spec_several_instances_and_the_password_as_a_secret(
+    project: Project, google: FakeGoogle, tmp_path: Path
+) -> None:
+    # As --setup leaves it: without the Cloud SQL APIs, gcloud asks to enable them (and,
+    # unable to ask, aborts).
+    google.enabled |= {"run.googleapis.com", "sql-component.googleapis.com",
+                       "sqladmin.googleapis.com"}
+    done = project.cli(*BASE, "--image", IMAGE, "--memory", "6Gi", "--cloudsql", "ledger-db",
+                       "--max-instances", "3", "--no-register", env=google.env(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
-    argvs = [c["argv"] for c in gcloud.calls()]
-    expected = deploy_argv(["--image", "europe-docker.pkg.dev/proj-1/r/autopilot:1"])
-    for flag, value in (("--memory", "8Gi"), ("--cpu", "4"), ("--min-instances", "1")):
-        expected[expected.index(flag) + 1] = value
-    assert argvs == [expected, DESCRIBE_URL]
-    project.assert_no_secret_printed()
+    spec, _update = deployed_specs(google.take_calls())
+    template = spec["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["run.googleapis.com/cloudsql-instances"] == f"{P}:europe-west1:ledger-db"
+    assert annotations["autoscaling.knative.dev/maxScale"] == "3"
+    [container] = template["spec"]["containers"]
+    assert container["args"] == ["serve", "--host", "0.0.0.0", "--log-format", "json"]
+    assert container["env"] == [
+        {"name": "GOOGLE_CLOUD_PROJECT", "value": P},
+        {"name": "AUTOPILOT_CONFIG", "value": "/app/autopilot.toml"},
+        {"name": "AUTOPILOT_LEDGER_URL", "value": "postgresql+psycopg://autopilot@/autopilot"
+                                                  f"?host=/cloudsql/{P}:europe-west1:ledger-db"},
+        *secret_env({**SECRETS, "PGPASSWORD": "autopilot-ledger-password"}),
+    ]
 
 
-def test_dry_run_prints_every_command_and_runs_none(project: Project, gcloud: Gcloud,
+def test_deploy_refuses_workers_that_do_not_fit_the_instance(project: Project) -> None:
+    done = project.cli(*BASE, "--dry-run")  # 2 workers x 2 GiB + 0.5 GiB > 4Gi
+    assert done.returncode == 2
+    message = " ".join(done.stderr.split())
+    assert "executor: 2 workers x 2 GiB + 512 MiB for the server = 4.5 GiB" in message
+    assert "more than the instance's --memory 4Gi (4 GiB)" in message
+    assert 'set executor.memory_limit = "1.75GiB"' in message and "--memory 5Gi" in message
+
+
+def test_dry_run_prints_every_command_and_runs_none(project: Project, tmp_path: Path,
                                                     sandbox: RunningSandbox) -> None:
-    done = project.cli(*BASE, "--setup", "--dry-run", env=gcloud.env)
+    done = project.cli(*BASE, "--setup", "--dry-run", "--memory", "6Gi",
+                       env={"PATH": str(tmp_path / "no-gcloud-here")})
     assert done.returncode == 0, done.stdout + done.stderr
-    assert gcloud.calls() == []
     printed = [line[2:] for line in done.stdout.splitlines() if line.startswith("$ ")]
-    assert printed[0] == "gcloud services list --enabled --project proj-1 --format 'value(config.name)'"
-    assert any(line.startswith("gcloud secrets versions add autopilot-numerai-secret-key "
-                               "--project proj-1 --data-file=-") for line in printed)
-    assert any(line.startswith("gcloud run deploy autopilot --project proj-1") for line in printed)
-    assert "--no-cpu-throttling" in done.stdout and "autopilot register --base-url" in done.stdout
+    assert printed[0] == f"gcloud services list --enabled --project {P} --format 'value(config.name)'"
+    expected = [
+        f"gcloud iam service-accounts create autopilot-build --project {P}",
+        (f"gcloud projects add-iam-policy-binding {P} --member serviceAccount:{BUILD_SA} "
+        "--role roles/run.builder --condition=None"),
+        f"gcloud secrets versions add autopilot-numerai-secret-key --project {P} --data-file=-",
+        (f"gcloud storage buckets create gs://{P}-autopilot-ledger --project {P} "
+        "--location europe-west1 --uniform-bucket-level-access --public-access-prevention"),
+        (f"gcloud storage buckets add-iam-policy-binding gs://{P}-autopilot-ledger --project {P} "
+        f"--member serviceAccount:{SA} --role roles/storage.objectAdmin"),
+    ]
+    for start in expected:
+        assert any(line.startswith(start) for line in printed), start
+    [deploy] = [line for line in printed if line.startswith("gcloud run deploy")]
+    for part in (f"--source {project.path}", ("--build-service-account "
+                 f"projects/{P}/serviceAccounts/{BUILD_SA}"), "--execution-environment gen2",
+                 "--cpu-throttling", "--min-instances 0", "--max-instances 1",
+                 "--args litestream,serve,--host,0.0.0.0,--log-format,json"):
+        assert part in deploy, part
     assert all(m["submissionWebhook"] is None for m in sandbox.graphql(
         "query { account { models { submissionWebhook } } }")["data"]["account"]["models"])
     project.assert_no_secret_printed()
 
 
 def test_deploy_explains_missing_gcloud_dockerfile_and_sqlite_with_many_instances(
-    project: Project, gcloud: Gcloud, tmp_path: Path
+    project: Project, tmp_path: Path
 ) -> None:
-    no_gcloud = project.cli(*BASE, "--no-register", env={"PATH": str(tmp_path / "empty")})
+    no_gcloud = project.cli(*BASE, "--memory", "6Gi", "--no-register",
+                            env={"PATH": str(tmp_path / "empty")})
     assert no_gcloud.returncode == 1 and "gcloud not found on PATH" in no_gcloud.stderr
-    many = project.cli(*BASE, "--max-instances", "3", env=gcloud.env)
-    assert many.returncode == 2 and "PostgreSQL" in many.stderr
+    many = project.cli(*BASE, "--memory", "6Gi", "--max-instances", "3")
+    assert many.returncode == 2 and "--cloudsql" in many.stderr
+    bad = project.cli(*BASE, "--memory", "6Gi", "--cloudsql", "a:b")
+    assert bad.returncode == 2 and "PROJECT:REGION:INSTANCE" in bad.stderr
     (project.path / "Dockerfile").unlink()
-    no_dockerfile = project.cli(*BASE, env=gcloud.env)
+    no_dockerfile = project.cli(*BASE, "--memory", "6Gi")
     assert no_dockerfile.returncode == 2 and "no Dockerfile" in no_dockerfile.stderr
-    assert gcloud.calls() == []

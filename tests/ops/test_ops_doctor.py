@@ -35,7 +35,7 @@ def test_doctor_all_ok(tmp_path: Path, sandbox: RunningSandbox) -> None:
                           "predictor beta"}, done.stdout
     assert all(v.startswith("ok") for v in found.values()), done.stdout
     assert found["model alpha"] == f"ok {sandbox.models['alpha']} (classic)"
-    assert found["webhook alpha"] == f"ok https://ap.example/pred/{sandbox.models['alpha']}?token=***"
+    assert found["webhook alpha"] == f"ok https://ap.example/pred/{sandbox.models['alpha']}/***"
     assert found["predictor beta"] == f"ok {PREDICTORS}:good loads in a worker"
     assert found["round (classic)"].startswith("ok ") and " open until " in found["round (classic)"]
     project.assert_no_secret_printed()
@@ -65,9 +65,11 @@ def test_doctor_names_each_problem_and_its_fix(tmp_path: Path, sandbox: RunningS
 
 def test_doctor_reports_refused_keys_and_a_bad_config(tmp_path: Path, sandbox: RunningSandbox) -> None:
     project = write_project(tmp_path, sandbox, {"alpha": "good"})
-    refused = project.cli("doctor", env={"NUMERAI_SECRET_KEY": "wrong-key-value"})
+    refused = project.cli("doctor", env={"NUMERAI_SECRET_KEY": "wrong-key-value",
+                                         "AUTOPILOT_LEDGER_REPLICA": "file:///backups/ledger"})
     assert refused.returncode == 1
     found = lines(refused.stdout)
+    assert found["ledger replica"].startswith(f"ok {tmp_path / 'ledger.db'} -> file:///backups/ledger")
     assert found["keys"].startswith("FAIL refused by Numerai") and "NUMERAI_SECRET_KEY" in found["keys"]
     assert "wrong-key-value" not in refused.stdout + refused.stderr
     assert found["ledger"].startswith("ok") and found["predictor alpha"].startswith("ok")

@@ -1,6 +1,6 @@
 """`autopilot doctor`'s checks: one line each, `ok` or `FAIL` with what to fix.
 
-Config, ledger, keys (one authenticated call), every model id on the account, the webhooks
+Config, ledger (and its Litestream replica, when set), keys (one authenticated call), every model id on the account, the webhooks
 registered on Numerai against ours, each predictor loaded in a real worker, and whether each
 tournament's round is open. Later checks that need an earlier one (keys) are skipped.
 """
@@ -46,6 +46,8 @@ class Doctor:
         self.line(secret, "server.secret",
                   "set" if secret else "missing; set AUTOPILOT_SECRET (webhook tokens need it)")
         await asyncio.to_thread(self._ledger)
+        if config.ledger.replica:
+            self._replica()
         async with httpx.AsyncClient() as http:
             client = NumeraiClient.from_settings(http, config.numerai)
             account = await self._keys(client)
@@ -66,6 +68,20 @@ class Doctor:
             self.line(False, "ledger", f"{url}: {exc}")
         else:
             self.line(True, "ledger", f"{url} reachable")
+
+    def _replica(self) -> None:
+        """`ledger.replica`: the ledger is a SQLite file and the litestream binary is here (a
+        replica's contents are checked by `litestream restore` when the server starts)."""
+        from numerai_autopilot.deploy.litestream import find_litestream, sqlite_path
+
+        try:
+            db = sqlite_path(self.config.ledger)
+            binary = find_litestream()
+        except ConfigError as exc:
+            self.line(False, "ledger replica", str(exc))
+        else:
+            self.line(True, "ledger replica", f"{db} -> {self.config.ledger.replica} "
+                      f"(run the server as `autopilot litestream serve`; {binary})")
 
     async def _keys(self, client: NumeraiClient) -> list[ModelInfo] | None:
         keys = self.config.numerai

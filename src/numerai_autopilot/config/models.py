@@ -25,6 +25,7 @@ from numerai_autopilot.errors import ConfigError
 
 TournamentName = Literal["classic", "signals", "crypto"]
 DataTransfer = Literal["scatter", "shared"]
+KeepBusyMode = Literal["auto", "on", "off"]
 TOURNAMENT_IDS: dict[str, int] = {"classic": 8, "signals": 11, "crypto": 12}
 TOURNAMENT_NAMES: dict[int, str] = {number: name for name, number in TOURNAMENT_IDS.items()}
 # Each tournament's current data version: the default of `models.NAME.data_version`.
@@ -121,6 +122,10 @@ class ServerSettings(_Table):
     # after the round opened; it polls Numerai's current round every `watch_interval`.
     watch_after: Duration = 600.0
     watch_interval: Duration = 60.0
+    # While runs are unfinished, hold a request to the server's own front door open, so a
+    # platform that allocates CPU only during requests (Cloud Run's request-based billing)
+    # counts the work after the webhook's answer: "auto" under Cloud Run with `public_url`.
+    keep_busy: KeepBusyMode = "auto"
 
     def webhook_secrets(self) -> list[str]:
         """The secrets a webhook token may be made with: `secret` (empty when unset) first,
@@ -130,9 +135,25 @@ class ServerSettings(_Table):
 
 
 class LedgerSettings(_Table):
-    """`[ledger]`: where runs are recorded (SQLite file by default, PostgreSQL for several instances)."""
+    """`[ledger]`: where runs are recorded (SQLite file by default, PostgreSQL for several instances).
+
+    `replica`: a Litestream replica URL (`gs://BUCKET/PATH`, `file:///path`) the SQLite
+    ledger is restored from and replicated to when the server runs under
+    `autopilot litestream serve` (what a Cloud Run deploy does).
+    """
 
     url: str = "sqlite:///.autopilot/ledger.db"
+    replica: str | None = None
+
+    @field_validator("replica")
+    @classmethod
+    def _replica_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if "://" not in value:
+            raise ValueError(f"{value!r} is not a replica URL; write e.g. 'gs://BUCKET/ledger' "
+                             "or 'file:///var/backups/ledger'")
+        return value
 
 
 class DataSettings(_Table):
@@ -324,6 +345,7 @@ class AppConfig(_Table):
     def resolve_path(self, path: Path) -> Path:
         """`path` as given when absolute, else relative to `base_dir` (the config's folder)."""
         return path if path.is_absolute() else (self.base_dir / path)
+
 
 def _sqlite_in(url: str, folder: Path) -> str:
     """`url` with a relative SQLite file made relative to `folder`; other URLs as given.

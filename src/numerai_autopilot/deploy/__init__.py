@@ -1,23 +1,42 @@
-"""Deploying the server: Google Cloud Run commands and the one-time set-up steps.
+"""Deploying the server: Google Cloud Run commands, the one-time set-up steps, the checks
+around a deploy (memory, public access), and the Litestream-replicated SQLite ledger.
 
     from numerai_autopilot.deploy import CloudRunOptions, Runner, deploy_command, run_setup
 """
 
 from numerai_autopilot.deploy.cloudrun import (
+    PASSWORD_ENV,
+    PASSWORD_SOURCE_ENV,
+    PUBLIC_URL_ENV,
     SECRET_ENV,
     CloudRunOptions,
+    CloudSQL,
     deploy_command,
     describe_url_command,
+    set_public_url_command,
 )
+from numerai_autopilot.deploy.health import IAM_FAILED, ServiceCheckError, check_public
+from numerai_autopilot.deploy.litestream import run_replicated
 from numerai_autopilot.deploy.runner import CommandError, Runner
 from numerai_autopilot.deploy.setup import run_setup
+from numerai_autopilot.deploy.sizing import check_memory_fits
 
 __all__ = [
+    "IAM_FAILED",
+    "PASSWORD_ENV",
+    "PASSWORD_SOURCE_ENV",
+    "PUBLIC_URL_ENV",
     "SECRET_ENV",
     "CloudRunOptions",
+    "CloudSQL",
     "CommandError",
     "Runner",
+    "ServiceCheckError",
+    "check_memory_fits",
+    "check_public",
     "deploy_command",
     "describe_url_command",
+    "run_replicated",
     "run_setup",
+    "set_public_url_command",
 ]

