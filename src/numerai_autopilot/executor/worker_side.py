@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sysconfig
 import threading
 import time
-import traceback
 from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from numerai_autopilot.executor.errors import PredictorLoadError, PredictorRaise
 from numerai_autopilot.executor.jobs import PredictorInfo
 from numerai_autopilot.executor.outputs import as_predictions
 from numerai_autopilot.executor.predictors import LoadedPredictor, PredictorSpec, load_predictor
+from numerai_autopilot.executor.tracebacks import raised_message
 from numerai_autopilot.validation import submission_csv
 
 if TYPE_CHECKING:
@@ -349,7 +348,7 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
         try:
             output = loaded.function(*args)
         except BaseException as exc:  # noqa: BLE001  user code's SystemExit is a failure too
-            raise PredictorRaised(_raised_message(request, exc)) from None
+            raise PredictorRaised(raised_message(request.model_name, exc, __file__)) from None
         compute_s = time.perf_counter() - start
         predictions = as_predictions(request.model_name, output)
         if request.validate_for is not None:
@@ -390,43 +389,3 @@ def _load(request: TaskRequest) -> tuple[LoadedPredictor, float, bool]:
             f"model {request.model_name!r}: loading {request.spec.ref!r} failed: "
             f"{type(exc).__name__}: {exc}"
         ) from None
-
-
-def _raised_message(request: TaskRequest, exc: BaseException) -> str:
-    """The exception, then the traceback's frames in the user's own files, with the frames
-    in libraries (site-packages, the standard library) folded into one line."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if f.filename != __file__][-_MAX_FRAMES:]
-    lines = [f"model {request.model_name!r}: predictor raised {type(exc).__name__}: {exc}"]
-    folded: dict[str, int] = {}
-    for frame in frames:
-        library = _library_of(frame.filename)
-        if library is not None:
-            folded[library] = folded.get(library, 0) + 1
-            continue
-        lines.append(f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}')
-        if frame.line:
-            lines.append(f"    {frame.line}")
-    if folded:
-        lines.append("  (then " + ", ".join(f"{n} frame{'s' if n > 1 else ''} in {name}"
-                                           for name, n in folded.items()) + ")")
-    return "\n".join(lines)
-
-
-_MAX_FRAMES = 30
-
-
-def _library_of(filename: str) -> str | None:
-    """The installed package (or "the standard library") a frame's file belongs to; None
-    for the user's own code."""
-    path = Path(filename)
-    if "site-packages" in path.parts or "dist-packages" in path.parts:
-        where = max(i for i, part in enumerate(path.parts)
-                    if part in ("site-packages", "dist-packages"))
-        return path.parts[where + 1] if where + 1 < len(path.parts) else "site-packages"
-    if filename.startswith("<frozen") or path.is_relative_to(_STDLIB):
-        return "the standard library"
-    return None
-
-
-_STDLIB = Path(sysconfig.get_paths()["stdlib"])
