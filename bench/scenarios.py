@@ -28,7 +28,7 @@ from numerai_autopilot.sandbox.settings import DEFAULT_PUBLIC_ID, DEFAULT_SECRET
 from numerai_autopilot.sandbox.testing import free_port
 
 KEYS = (DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY)
-SECRET = "bench-webhook-secret"
+SECRET = "bench-webhook-secret-at-least-32-bytes-long"
 ENV = {"NUMERAI_PUBLIC_ID": KEYS[0], "NUMERAI_SECRET_KEY": KEYS[1], "AUTOPILOT_SECRET": SECRET}
 
 
