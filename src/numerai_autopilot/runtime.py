@@ -32,7 +32,7 @@ from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.executor import Executor
 from numerai_autopilot.executor.predictors import PredictorSpec, parse_predictor
-from numerai_autopilot.ledger import Ledger
+from numerai_autopilot.ledger import Ledger, RunState
 from numerai_autopilot.numerai import NumeraiClient, RetryPolicy
 from numerai_autopilot.observe import Monitor
 from numerai_autopilot.runs import (
@@ -85,6 +85,17 @@ def load_predictors(config: AppConfig) -> dict[str, PredictorSpec]:
     if problems:
         raise ConfigError("\n".join(problems))
     return specs
+
+
+def last_predict_times(ledger: Ledger, models: int) -> dict[str, float]:
+    """Each model's predict time (`compute_s`) in its latest submitted run among the recent
+    ones, by model name: the executor starts the longest first."""
+    times: dict[str, float] = {}
+    for run in ledger.runs(limit=20 * models + 50, states=[RunState.SUBMITTED]):
+        compute_s = run.detail.get("compute_s")
+        if isinstance(compute_s, int | float) and run.model_name not in times:
+            times[run.model_name] = float(compute_s)
+    return times
 
 
 class Runtime:
@@ -188,6 +199,8 @@ class Runtime:
                 log.warning("could not resolve model ids by name yet: %s", exc)
             if self._dispatch:
                 self.keep_busy.poke(check=True)  # runs an earlier process left unfinished
+                self.executor.predict_times.update(
+                    await asyncio.to_thread(last_predict_times, self.ledger, len(self.config.models)))
                 await self._recover()  # before anything is claimed
             await executor
         finally:

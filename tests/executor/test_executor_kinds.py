@@ -135,13 +135,13 @@ async def test_loaded_predictor_stays_warm(executor: Executor, data: tuple[Path,
     assert out.cold
 
 
-async def test_check_loadable(executor: Executor) -> None:
-    await executor.check_loadable(parse_predictor("predictors_fixture:good", HERE))
+async def test_inspect_refuses_what_cannot_load(executor: Executor) -> None:
+    await executor.inspect(parse_predictor("predictors_fixture:good", HERE))
     with pytest.raises(PredictorLoadError, match="model 'predictors_fixture:nope'.*has no "
                                                  "attribute 'nope'"):
-        await executor.check_loadable(parse_predictor("predictors_fixture:nope", HERE))
+        await executor.inspect(parse_predictor("predictors_fixture:nope", HERE))
     with pytest.raises(PredictorLoadError, match="cannot import 'no_such_pkg_abc'"):
-        await executor.check_loadable(parse_predictor("no_such_pkg_abc:predict", HERE))
+        await executor.inspect(parse_predictor("no_such_pkg_abc:predict", HERE))
 
 
 @pytest.mark.parametrize(

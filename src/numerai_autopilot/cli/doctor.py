@@ -165,7 +165,7 @@ class Doctor:
             async with Executor(one_worker, local_directory=Path(scratch)) as executor:
                 for name, spec in specs.items():
                     try:
-                        await executor.check_loadable(spec, timeout_s=120.0)
+                        await executor.inspect(spec, model_name=name, timeout_s=120.0)
                     except AutopilotError as exc:
                         self.line(False, f"predictor {name}", str(exc))
                     else:

@@ -183,6 +183,9 @@ class ExecutorConfig(_Table):
     # "shared" passes its path (the data cache_dir is mounted at the same path on every
     # worker). Default: `round_file_transfer`.
     data_transfer: DataTransfer | None = None
+    # What the predictors kept loaded between rounds may take in each worker (least
+    # recently used dropped first); unset: half the worker's memory limit.
+    warm_budget: Size | None = None
 
     @property
     def round_file_transfer(self) -> DataTransfer:

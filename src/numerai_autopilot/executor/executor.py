@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import heapq
+import itertools
 import time
 import uuid
 from collections import OrderedDict
@@ -31,6 +33,7 @@ from numerai_autopilot.executor.cluster import Cluster
 from numerai_autopilot.executor.errors import PredictorTimeout, WorkerDied
 from numerai_autopilot.executor.jobs import PredictJob, PredictorInfo, PredictOutcome
 from numerai_autopilot.executor.predictors import PredictorSpec
+from numerai_autopilot.executor.threads import machine_cores, threads_for
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -70,7 +73,14 @@ class Executor:
         self._reasons: dict[str, str] = {}
         self._scattered: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()
         self._running = 0
+        self._demand = 0  # tasks running or waiting for a slot
         self._slots = asyncio.Condition()
+        self._queue: list[tuple[float, int]] = []  # waiting tasks, longest expected first
+        self._tickets = itertools.count()
+        self._notifying: set[asyncio.Future[None]] = set()
+        # Each model's last predict time in seconds (seeded from the ledger by the runtime):
+        # the longest models go first, so the slowest does not start last.
+        self.predict_times: dict[str, float] = {}
 
     async def start(self) -> None:
         """Start or join the cluster (once); raises what distributed raises if it cannot."""
@@ -138,16 +148,18 @@ class Executor:
             benchmark_path=(str(job.benchmark_path) if job.benchmark_path and not bench_token
                             else None),
             benchmark_token=bench_token, memory_limit_bytes=job.memory_limit_bytes,
-            validate_for=job.validate_for,
+            validate_for=job.validate_for, warm_budget_bytes=self.config.warm_budget,
         )
         result: worker_side.TaskResult = await self._run(
             worker_side.run_prediction, request, round_files, job.timeout_s,
-            f"predict-{job.run_id}",
+            f"predict-{job.run_id}", expected_s=self.predict_times.get(job.model_name),
         )
+        self.predict_times[job.model_name] = result.compute_s
         return PredictOutcome(predictions=result.predictions, compute_s=result.compute_s,
                               worker=result.worker, load_s=result.load_s, cold=result.cold,
                               queued_s=max(result.started_at - asked_at, 0.0),
-                              csv=result.csv, rows=result.rows, validate_s=result.validate_s)
+                              csv=result.csv, rows=result.rows, validate_s=result.validate_s,
+                              peak_rss=result.peak_rss, model_size=result.model_size)
 
     async def inspect(self, spec: PredictorSpec, model_name: str = "",
                       timeout_s: float = 300.0) -> PredictorInfo:
@@ -160,10 +172,6 @@ class Executor:
         info: PredictorInfo = await self._run(worker_side.inspect_predictor, request, _no_args,
                                               timeout_s, "inspect")
         return info
-
-    async def check_loadable(self, spec: PredictorSpec, timeout_s: float = 300.0) -> None:
-        """Raise PredictorLoadError (or a timeout / crash error) if a worker cannot load it."""
-        await self.inspect(spec, timeout_s=timeout_s)
 
     async def cache_stats(self) -> dict[str, dict[str, int]]:
         """Per worker: how many times each predictor key was loaded there."""
@@ -189,20 +197,48 @@ class Executor:
         info = self.client.scheduler_info()
         return max(int(info.get("total_threads", 0) or 0), 1) * _IN_FLIGHT_PER_THREAD
 
+    async def _notify(self) -> None:
+        async with self._slots:
+            self._slots.notify_all()
+
+    def _cores(self) -> int:
+        """This machine's cores (local cluster), or an external cluster's Dask threads."""
+        if self.config.scheduler is None:
+            return machine_cores()
+        return max(int(self.client.scheduler_info().get("total_threads", 0) or 0), 1)
+
     async def _run(self, func: Callable[..., T | worker_side.Failed],
                    request: worker_side.TaskRequest,
                    args: Callable[[], Awaitable[tuple[Any, ...]]], timeout_s: float,
-                   label: str) -> T:
+                   label: str, expected_s: float | None = None) -> T:
         # Tasks are handed to the scheduler only up to `_capacity()`: given them all, it
         # would queue some on busy workers, behind a task that may hang, and blame them
         # when that worker is killed. A task that still dies before it started was only
         # queued on the dead worker: it is innocent and gets another go, as does a task
         # cancelled because the scattered round data was lost with the workers holding it
         # (other runs' workers). A task whose own worker died while it ran is never re-run
-        # here (it may be what kills workers; the ledger decides about retries).
-        async with self._slots:
-            await self._slots.wait_for(lambda: self._running < self._capacity())
-            self._running += 1
+        # here (it may be what kills workers; the ledger decides about retries). Waiting
+        # tasks take slots longest expected first; unknown times first of all.
+        ticket = (-(expected_s if expected_s is not None else float("inf")),
+                  next(self._tickets))
+        self._demand += 1
+        heapq.heappush(self._queue, ticket)
+        try:
+            await asyncio.sleep(0)  # tasks asked for in the same turn see each other
+            async with self._slots:
+                await self._slots.wait_for(
+                    lambda: self._queue[0] == ticket and self._running < self._capacity())
+                self._running += 1
+            request = replace(request, threads=threads_for(self._cores(), self._demand))
+        except BaseException:
+            self._demand -= 1
+            raise
+        finally:  # the next in line may go now
+            self._queue.remove(ticket)
+            heapq.heapify(self._queue)
+            notify = asyncio.ensure_future(self._notify())
+            self._notifying.add(notify)
+            notify.add_done_callback(self._notifying.discard)
         try:
             for attempt in range(1, _START_ATTEMPTS + 1):
                 key = f"autopilot-{label}-{uuid.uuid4().hex[:12]}"
@@ -213,6 +249,7 @@ class Executor:
                     continue
             raise AssertionError("unreachable")
         finally:
+            self._demand -= 1
             async with self._slots:
                 self._running -= 1
                 self._slots.notify_all()

@@ -52,6 +52,8 @@ class PredictOutcome:
     csv: bytes | None = None  # the validated submission, when the job asked for it
     rows: int = 0  # rows in `csv`
     validate_s: float = 0.0  # validation and serialisation on the worker
+    peak_rss: int = 0  # the worker process's peak memory (bytes) while the task ran
+    model_size: int = 0  # what the predictor took in memory when it was loaded (bytes)
 
 
 @dataclass(frozen=True)

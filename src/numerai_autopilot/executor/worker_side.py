@@ -24,8 +24,10 @@ from numerai_autopilot.errors import PredictorError, ValidationError
 from numerai_autopilot.executor.errors import PredictorLoadError, PredictorRaised
 from numerai_autopilot.executor.jobs import PredictorInfo
 from numerai_autopilot.executor.outputs import as_predictions
-from numerai_autopilot.executor.predictors import LoadedPredictor, PredictorSpec, load_predictor
+from numerai_autopilot.executor.predictors import LoadedPredictor, PredictorSpec
+from numerai_autopilot.executor.threads import native_threads
 from numerai_autopilot.executor.tracebacks import raised_message
+from numerai_autopilot.executor.warm import WarmModels
 from numerai_autopilot.validation import submission_csv
 
 if TYPE_CHECKING:
@@ -42,6 +44,9 @@ _KEEP_ROUND_FILES = 4
 # frame is opened again if ever asked for.
 _KEEP_FRAMES = 2
 _PUBLISH_WAIT_S = 10.0
+# Without `executor.warm_budget`: the share of the worker's memory limit its warm models may
+# take; the rest is for a prediction's own arrays.
+WARM_BUDGET_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ class TaskRequest:
     benchmark_token: str = ""
     memory_limit_bytes: int | None = None
     validate_for: int | None = None  # a tournament: validate here, return the CSV
+    warm_budget_bytes: int | None = None  # what this worker's warm models may take
+    threads: int = 1  # native threads (OpenMP, BLAS) the predictor may use
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,8 @@ class TaskResult:
     csv: bytes | None = None
     rows: int = 0
     validate_s: float = 0.0
+    peak_rss: int = 0  # the process's peak memory while the task ran
+    model_size: int = 0  # the predictor's memory when it was loaded
 
 
 @dataclass(frozen=True)
@@ -83,31 +92,17 @@ class Failed:
 
 
 _lock = threading.Lock()
-_cache: dict[str, LoadedPredictor] = {}
-_loads: dict[str, int] = {}
+WARM = WarmModels()
 
 
 def cache_stats() -> dict[str, int]:
     """How many times each predictor key was loaded in this worker process."""
-    with _lock:
-        return dict(_loads)
+    return WARM.stats()
 
 
-def _loaded(spec: PredictorSpec) -> tuple[LoadedPredictor, float, bool]:
-    with _lock:
-        hit = _cache.get(spec.key)
-        if hit is not None:
-            return hit, 0.0, False
-        start = time.perf_counter()
-        loaded = load_predictor(spec)
-        # an edited file replaces its old version instead of piling up next to it
-        stale = [k for k, v in _cache.items() if v.spec.kind is spec.kind
-                 and v.spec.target == spec.target and v.spec.function == spec.function]
-        for k in stale:
-            del _cache[k]
-        _cache[spec.key] = loaded
-        _loads[spec.key] = _loads.get(spec.key, 0) + 1
-        return loaded, time.perf_counter() - start, True
+def warm_sizes() -> dict[str, int]:
+    """The predictors warm in this worker process and their sizes in bytes."""
+    return WARM.sizes()
 
 
 def _worker() -> Any:
@@ -172,6 +167,7 @@ class _MemoryWatchdog(threading.Thread):
         self._key = request.key
         self._stop_event = threading.Event()
         baseline = self._process.memory_info().rss
+        self.peak = baseline
         self._limits: list[tuple[int, str]] = []
         if request.memory_limit_bytes is not None:
             self._limits.append((baseline + request.memory_limit_bytes,
@@ -182,10 +178,9 @@ class _MemoryWatchdog(threading.Thread):
                                  f"worker memory limit {format_size(int(worker_limit))}"))
 
     def run(self) -> None:
-        if not self._limits:
-            return
         while not self._stop_event.wait(_SAMPLE_S):
             rss = self._process.memory_info().rss
+            self.peak = max(self.peak, rss)
             for limit, reason in self._limits:
                 if rss > limit:
                     self._die(f"{reason} (process at {format_size(rss)})")
@@ -198,6 +193,9 @@ class _MemoryWatchdog(threading.Thread):
                 time.sleep(0.25)  # let the worker's batched stream carry the event out
         finally:
             os._exit(MEMORY_EXIT_CODE)
+
+    def rss(self) -> int:
+        return int(self._process.memory_info().rss)
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -333,7 +331,7 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
         live_path = _round_path(worker, request.live_path, live_blob, request.live_token)
         live = round_frame(live_path)
         announcement.wait()
-        loaded, load_s, cold = _load(request)
+        loaded, load_s, cold = _load(worker, request)
         args: list[pd.DataFrame] = [live]
         if loaded.wants_benchmarks:
             if request.benchmark_path is None and benchmark_blob is None:
@@ -346,7 +344,8 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
                                                benchmark_blob, request.benchmark_token)))
         start = time.perf_counter()
         try:
-            output = loaded.function(*args)
+            with native_threads(request.threads):
+                output = loaded.function(*args)
         except BaseException as exc:  # noqa: BLE001  user code's SystemExit is a failure too
             raise PredictorRaised(raised_message(request.model_name, exc, __file__)) from None
         compute_s = time.perf_counter() - start
@@ -355,15 +354,18 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
             start = time.perf_counter()
             csv, rows = submission_csv(predictions, live_path, request.model_name,
                                        request.validate_for)
-            return TaskResult(None, compute_s, load_s, cold, worker.address, started_at,
-                              csv, rows, time.perf_counter() - start)
+            validate_s = time.perf_counter() - start
+        else:
+            csv, rows, validate_s = None, 0, 0.0
     finally:
         watchdog.stop()
-    return TaskResult(predictions, compute_s, load_s, cold, worker.address, started_at)
+    return TaskResult(None if csv is not None else predictions, compute_s, load_s, cold,
+                      worker.address, started_at, csv, rows, validate_s,
+                      max(watchdog.peak, watchdog.rss()), WARM.measured(request.spec))
 
 
 def inspect_predictor(request: TaskRequest) -> PredictorInfo | Failed:
-    """The Dask task behind ``Executor.check_loadable``: load it and read its signature
+    """The Dask task behind ``Executor.inspect``: load it and read its signature
     (a PredictorLoadError comes back as `Failed`)."""
     worker = _worker()
     announcement = _announce(worker, request)
@@ -371,7 +373,7 @@ def inspect_predictor(request: TaskRequest) -> PredictorInfo | Failed:
     watchdog.start()
     try:
         announcement.wait()
-        loaded, _, _ = _load(request)
+        loaded, _, _ = _load(worker, request)
     except PredictorError as exc:
         return Failed(exc)
     finally:
@@ -379,9 +381,14 @@ def inspect_predictor(request: TaskRequest) -> PredictorInfo | Failed:
     return PredictorInfo(wants_benchmarks=loaded.wants_benchmarks, worker=worker.address)
 
 
-def _load(request: TaskRequest) -> tuple[LoadedPredictor, float, bool]:
+def _load(worker: Any, request: TaskRequest) -> tuple[LoadedPredictor, float, bool]:
+    limit = getattr(getattr(worker, "memory_manager", None), "memory_limit", None)
+    limit = int(limit) if limit else None
+    budget = request.warm_budget_bytes
+    if budget is None and limit is not None:
+        budget = int(limit * WARM_BUDGET_FRACTION)
     try:
-        return _loaded(request.spec)
+        return WARM.get(request.spec, budget=budget, limit=limit)
     except PredictorError as exc:
         raise PredictorLoadError(f"model {request.model_name!r}: {exc}") from None
     except BaseException as exc:  # noqa: BLE001  whatever user code raises while loading

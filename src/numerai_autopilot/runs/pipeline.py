@@ -257,8 +257,8 @@ class Pipeline:
     async def _validated(self, run: Run, prediction: Awaitable[PredictOutcome]
                          ) -> tuple[Run, bytes, int, dict[str, float]]:
         """The predictor's validated submission: the worker validates and serialises it.
-        The timings: the predictor's own time, its load, the wait for a free worker and the
-        validation (what the benchmark's overhead figure leaves out)."""
+        The timings: the predictor's own time, its load, the wait for a free worker, the
+        validation; the worker's peak memory and the model's own (MiB)."""
         try:
             outcome = await prediction
         except ValidationError:
@@ -266,7 +266,8 @@ class Pipeline:
             raise
         assert outcome.csv is not None  # the job asked the worker to validate
         timings = {"compute_s": outcome.compute_s, "load_s": outcome.load_s,
-                   "queued_s": outcome.queued_s, "validate_s": outcome.validate_s}
+                   "queued_s": outcome.queued_s, "validate_s": outcome.validate_s,
+                   "peak_mb": outcome.peak_rss / 2**20, "model_mb": outcome.model_size / 2**20}
         return run, outcome.csv, outcome.rows, {k: round(v, 3) for k, v in timings.items()}
 
     async def _predict(

@@ -1,0 +1,175 @@
+"""Warm models within a memory budget, a model over its worker's limit, and native threads
+that follow the free cores: on real LocalCluster workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+import pytest
+import pytest_asyncio
+from executor_data import write_live
+
+from numerai_autopilot.config import ExecutorConfig
+from numerai_autopilot.executor import Executor, PredictJob, PredictorLoadError, parse_predictor
+from numerai_autopilot.executor.threads import machine_cores
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+MiB = 2**20
+
+
+def _weights_predictor(mib: int) -> object:
+    """A Model Upload style predict() that closes over `mib` MiB of weights."""
+    weights = np.ones(mib * MiB, dtype=np.uint8)
+
+    def predict(live: pd.DataFrame) -> pd.Series:
+        return live["feature_0"].rank(pct=True) * float(weights[0])
+
+    return predict
+
+
+def _pickle(path: Path, mib: int) -> Path:
+    path.write_bytes(cloudpickle.dumps(_weights_predictor(mib)))
+    return path
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def one_worker(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Executor]:
+    """One worker, 1 GiB, whose warm models may take 100 MiB together."""
+    config = ExecutorConfig(workers=1, memory_limit="1GiB", warm_budget="100MiB")
+    async with Executor(config, local_directory=tmp_path_factory.mktemp("dask")) as ex:
+        yield ex
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_live(tmp_path_factory.mktemp("round") / "live.arrow")
+
+
+def _job(ref: str, base: Path, live: Path, name: str) -> PredictJob:
+    return PredictJob(run_id=f"run-{name}", model_name=name,
+                      predictor=parse_predictor(ref, base), live_path=live, timeout_s=120)
+
+
+async def test_warm_models_stay_within_the_budget(one_worker: Executor, live: Path,
+                                                  tmp_path: Path) -> None:
+    _pickle(tmp_path / "a.pkl", 60)
+    _pickle(tmp_path / "b.pkl", 60)
+    key_a = parse_predictor("a.pkl", tmp_path).key
+    key_b = parse_predictor("b.pkl", tmp_path).key
+
+    first = await one_worker.predict(_job("a.pkl", tmp_path, live, "a"))
+    again = await one_worker.predict(_job("a.pkl", tmp_path, live, "a"))
+    assert first.cold and not again.cold  # 60 MiB fits the 100 MiB budget: kept warm
+    sizes = next(iter((await one_worker.client.run(_warm_sizes)).values()))
+    assert list(sizes) == [key_a] and 55 * MiB <= sizes[key_a] <= 80 * MiB
+
+    # b does not fit beside a: the least recently used (a) is dropped for it
+    assert (await one_worker.predict(_job("b.pkl", tmp_path, live, "b"))).cold
+    sizes = next(iter((await one_worker.client.run(_warm_sizes)).values()))
+    assert list(sizes) == [key_b]
+
+    # a is loaded again when it is needed again, and b makes room for it
+    assert (await one_worker.predict(_job("a.pkl", tmp_path, live, "a"))).cold
+    loads = next(iter((await one_worker.cache_stats()).values()))
+    assert loads[key_a] == 2 and loads[key_b] == 1
+    sizes = next(iter((await one_worker.client.run(_warm_sizes)).values()))
+    assert list(sizes) == [key_a]
+
+
+async def test_a_model_over_the_workers_limit_fails_alone(tmp_path: Path, live: Path) -> None:
+    _pickle(tmp_path / "huge.pkl", 420)
+    (tmp_path / "small.py").write_text(
+        "def predict(live):\n    return live['feature_1'].rank(pct=True)\n")
+    config = ExecutorConfig(workers=1, memory_limit="400MiB")
+    async with Executor(config, local_directory=tmp_path / "dask") as ex:
+        pids = await ex.client.run(_pid)
+        huge, small = await asyncio.gather(
+            ex.predict(_job("huge.pkl", tmp_path, live, "huge")),
+            ex.predict(_job("small.py:predict", tmp_path, live, "small")),
+            return_exceptions=True)
+        assert isinstance(huge, PredictorLoadError), huge
+        message = str(huge)
+        assert "model 'huge'" in message and "huge.pkl" in message
+        assert "420 MiB (on disk)" in message and "memory limit of 400 MiB" in message
+        assert "executor.memory_limit" in message
+        assert not isinstance(small, BaseException) and small.predictions is not None
+        assert await ex.client.run(_pid) == pids  # refused before loading: no worker died
+
+
+async def test_native_threads_follow_the_free_cores(tmp_path: Path, live: Path) -> None:
+    cores = machine_cores()
+    if cores < 2:
+        pytest.skip("needs at least 2 cores to tell 1 thread from all of them")
+    (tmp_path / "probe.py").write_text(
+        "import json, threadpoolctl\n"
+        "def predict(live):\n"
+        "    blas = [p['num_threads'] for p in threadpoolctl.threadpool_info()\n"
+        "            if p['user_api'] == 'blas']\n"
+        f"    with open({str(tmp_path)!r} + '/threads.jsonl', 'a') as fh:\n"
+        "        fh.write(json.dumps(max(blas)) + '\\n')\n"
+        "    return live['feature_2'].rank(pct=True)\n")
+    config = ExecutorConfig(workers=2, memory_limit="1GiB")
+    log = tmp_path / "threads.jsonl"
+    async with Executor(config, local_directory=tmp_path / "dask") as ex:
+        await ex.predict(_job("probe.py:predict", tmp_path, live, "alone"))
+        alone = [json.loads(line) for line in log.read_text().split()]
+        assert alone == [cores]  # one prediction in flight: every core
+        log.unlink()
+
+        many = 4 * cores
+        await asyncio.gather(*(ex.predict(_job("probe.py:predict", tmp_path, live, f"m{i}"))
+                               for i in range(many)))
+        counts = [json.loads(line) for line in log.read_text().split()]
+        assert len(counts) == many
+        # asked for together: each its share of the cores, never more than all of them
+        assert counts[0] == 1 and max(counts) <= cores
+        # the worker's own limit is back after each prediction
+        after = await ex.client.run(_blas_threads)
+        assert set(after.values()) == {1}
+
+
+def _warm_sizes() -> dict[str, int]:
+    from numerai_autopilot.executor.worker_side import warm_sizes
+
+    return warm_sizes()
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def _blas_threads() -> int:
+    import threadpoolctl
+
+    return max(p["num_threads"] for p in threadpoolctl.threadpool_info()
+               if p["user_api"] == "blas")
+
+
+async def test_the_longest_models_start_first(one_worker: Executor, live: Path,
+                                              tmp_path: Path) -> None:
+    (tmp_path / "order.py").write_text(
+        "import time\n"
+        "def predict(live):\n"
+        "    time.sleep(0.2)\n"
+        "    return live['feature_3'].rank(pct=True)\n")
+    # earlier rounds' predict times, as the runtime seeds them from the ledger
+    known = {"quick": 0.1, "slow": 30.0, "medium": 5.0, "slowest": 90.0}
+    one_worker.predict_times.update(known)
+    names = ["quick", "medium", "new", "slow", "slowest"]
+    outs = await asyncio.gather(*(one_worker.predict(_job("order.py:predict", tmp_path, live, n))
+                                  for n in names))
+    started = sorted(zip((o.queued_s for o in outs), names, strict=True))
+    # one worker thread, two tasks in flight at once: the first two go to the scheduler
+    # together, the rest wait in line by expected time (a model never seen first of all)
+    order = [name for _, name in started]
+    assert set(order[:2]) == {"new", "slowest"} and order[2:] == ["slow", "medium", "quick"]
+    # what this round took is what the next round goes by
+    assert all(0.15 < one_worker.predict_times[n] < 5 for n in names)
