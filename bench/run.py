@@ -18,7 +18,10 @@ Measured (see docs/performance.md for what each figure means and how it is taken
 - baseline_wall_20_s, ratio_vs_baseline_20: the template's way (bench/baseline_app.py);
 - rss_peak_1_mb, rss_peak_20_mb, rss_ratio_20_vs_1; cold_start_s;
 - the same wall figures with LightGBM on the medium feature set (*_lgbm_*);
-- wall_20_cluster_s: the 20-model round on an external `dask scheduler` + 2 `dask worker`s.
+- wall_20_cluster_s: the 20-model round on an external `dask scheduler` + 2 `dask worker`s;
+- per heavy portfolio P (`--portfolio`, bench/portfolios.py): limit_s_P, wall_s_P,
+  limit_ratio_P (wall over the machine's limit), peak_rss_mb_P, submitted_P,
+  worker_restarts_P; single_deep_ratio: one deep model alone against its limit.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import DaskCluster, Sandbox, allow_open_files
+from portfolios import NAMES as PORTFOLIO_NAMES
+from portfolios import PORTFOLIOS, portfolio_scenario
 from scenarios import (
     ack_scenario,
     baseline_scenario,
@@ -59,6 +64,12 @@ TARGETS: dict[str, tuple[str, float]] = {
     "ratio_vs_baseline_20": ("<=", 0.1),
     "rss_ratio_20_vs_1": ("<=", 1.5),
     "cold_start_s": ("<=", 1.5),
+    "limit_ratio_standard": ("<=", 1.15),
+    "limit_ratio_ensemble": ("<=", 1.15),
+    "limit_ratio_deep": ("<=", 1.2),
+    "limit_ratio_big": ("<=", 1.3),
+    "single_deep_ratio": ("<=", 1.2),
+    "worker_restarts_big": ("<=", 0),
 }
 
 
@@ -76,7 +87,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = ROOT / ".autopilot" / f"bench-sandbox-{'quick' if args.quick else 'full'}"
     names = [f"{k}_{i:02d}" for k in ("light", "lgbm") for i in range(n)]
-    names += [f"burst_{i:04d}" for i in range(BIG_BURST)]
+    names += [f"burst_{i:04d}" for i in range(BIG_BURST)] + PORTFOLIO_NAMES
     out: dict[str, Any] = {"quick": args.quick, "models": n,
                            "bandwidth_bytes_per_s": BANDWIDTH, "api_latency_ms": LATENCY_MS,
                            "machine": f"{platform.machine()}, {_cpus()} cpus, "
@@ -156,6 +167,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out.update(wall_20_cluster_s=round(on_cluster.wall_s, 3),
                        downloads_per_round_cluster=on_cluster.downloads,
                        submitted_20_cluster=on_cluster.submitted)
+        for kind in args.portfolio:
+            step(f"portfolio {kind}: building (cached), one cold round, each model alone")
+            heavy = portfolio_scenario(kind, workdir / f"portfolio-{kind}", sandbox, data_dir,
+                                       args.quick)
+            out.update({f"limit_s_{kind}": round(heavy.limit_s, 3),
+                        f"wall_s_{kind}": round(heavy.wall_s, 3),
+                        f"limit_ratio_{kind}": round(heavy.ratio, 3),
+                        f"peak_rss_mb_{kind}": round(heavy.peak_rss_mb),
+                        f"submitted_{kind}": heavy.submitted,
+                        f"worker_restarts_{kind}": heavy.worker_restarts})
+            if kind == "deep":
+                step("one deep model alone")
+                single = portfolio_scenario(kind, workdir / "portfolio-deep-1", sandbox,
+                                            data_dir, args.quick, only=["deep_0"])
+                out["single_deep_ratio"] = round(single.ratio, 3)
     finally:
         sandbox.close()
     out["bench_s"] = round(time.monotonic() - began, 1)
@@ -198,10 +224,15 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument("--quick", action="store_true", help="small data (1,000 x 300)")
     parser.add_argument("--models", type=int, default=20, help="models per round (20)")
+    parser.add_argument("--portfolio", action="append", choices=(*PORTFOLIOS, "all", "none"),
+                        help="heavy portfolios to run (repeatable; all by default)")
     parser.add_argument("--workdir", type=Path, help="keep the run's files here")
     parser.add_argument("--skip-lgbm", action="store_true")
     parser.add_argument("--skip-cluster", action="store_true")
     args = parser.parse_args()
+    chosen = args.portfolio or ["all"]
+    args.portfolio = [] if "none" in chosen else (
+        list(PORTFOLIOS) if "all" in chosen else list(dict.fromkeys(chosen)))
     result = run(args)
     print(table(result))
     if args.json:

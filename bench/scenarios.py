@@ -29,7 +29,9 @@ from numerai_autopilot.sandbox.testing import free_port
 
 KEYS = (DEFAULT_PUBLIC_ID, DEFAULT_SECRET_KEY)
 SECRET = "bench-webhook-secret-at-least-32-bytes-long"
-ENV = {"NUMERAI_PUBLIC_ID": KEYS[0], "NUMERAI_SECRET_KEY": KEYS[1], "AUTOPILOT_SECRET": SECRET}
+ADMIN_TOKEN = "bench-admin-token-7c41e9a05d2b86f3e1a7"  # the JSON API needs it
+ENV = {"NUMERAI_PUBLIC_ID": KEYS[0], "NUMERAI_SECRET_KEY": KEYS[1], "AUTOPILOT_SECRET": SECRET,
+       "AUTOPILOT_ADMIN_TOKEN": ADMIN_TOKEN}
 
 
 def parse_time(text: str) -> float:
@@ -48,6 +50,9 @@ class RoundResult:
     overhead_ms: list[float] = field(default_factory=list)
     submitted: int = 0  # in the round that submitted the fewest
     runs: list[dict[str, Any]] = field(default_factory=list)
+    download_s: float = 0.0  # the live data's download stage, median over the rounds
+    upload_s: float = 0.0  # one upload (Numerai's answers), median over the runs
+    worker_restarts: int = 0  # workers the nannies started again (a crash, a memory kill)
 
     @property
     def wall_s(self) -> float:
@@ -58,19 +63,22 @@ class Server:
     """Our server as a real process for `models` (name -> predictor reference)."""
 
     def __init__(self, workdir: Path, sandbox: Sandbox, models: dict[str, str],
-                 scheduler: str | None = None) -> None:
+                 scheduler: str | None = None, executor: str | None = None) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.sandbox = sandbox
         self.models = models
-        executor = f'scheduler = "{scheduler}"\n' if scheduler else "workers = 2\n"
+        if executor is None:  # the [executor] table's lines
+            executor = (f'scheduler = "{scheduler}"\n' if scheduler else "workers = 2\n"
+                        ) + 'memory_limit = "3GiB"\n'
+        self.workdir = workdir
         text = (f'[numerai]\napi_url = "{sandbox.url}"\ntimeout = 30\n'
                 f'[server]\nhost = "127.0.0.1"\nport = {self.port}\n'
                 f'[ledger]\nurl = "sqlite:///{workdir / "ledger.db"}"\n'
                 f'[data]\ncache_dir = "{workdir / "data"}"\n'
-                f'[executor]\n{executor}memory_limit = "3GiB"\n')
+                f'[executor]\n{executor}')
         for name, ref in models.items():
             text += (f'\n[models.{name}]\nmodel_id = "{sandbox.models[name]}"\n'
                      f'predictor = "{ref}"\ntimeout = "300s"\n')
@@ -81,7 +89,7 @@ class Server:
                          workdir / "server.log", ENV, cwd=workdir)
         self.cold_start_s = wait_http(f"{self.url}/healthz", self.proc)
         self.sampler = TreeSampler(self.proc.pid)
-        self.http = httpx.Client(timeout=60)
+        self.http = httpx.Client(timeout=60, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         deadline = time.monotonic() + 120
         while not self.http.get(f"{self.url}/healthz").json()["executor_ready"]:
             self.proc.check()
@@ -125,6 +133,11 @@ class Server:
             # and the ledger's clocks, not from when this loop notices the end
             time.sleep(0.25)
 
+    def worker_restarts(self) -> int:
+        """Workers the local cluster's nannies started again, as its log says."""
+        return (self.workdir / "server.log").read_text(errors="replace").count(
+            "Restarting worker")
+
     def stop(self) -> None:
         self.sampler.close()
         self.http.close()
@@ -143,12 +156,12 @@ def overhead_ms(run: dict[str, Any], stages: list[dict[str, Any]]) -> float:
 
 
 def round_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
-                   scheduler: str | None = None, warmup: bool = True,
+                   scheduler: str | None = None, warmup: bool = True, executor: str | None = None,
                    rounds: int = 3) -> RoundResult:
     """A warm-up round, then `rounds` measured rounds on the same server, each once the
     server is idle again (walls are reported per round; the figure is their median, steadier
     than one round's). The overhead figure pools every run of every measured round."""
-    server = Server(workdir, sandbox, models, scheduler)
+    server = Server(workdir, sandbox, models, scheduler, executor)
     try:
         server.register()
         if warmup:
@@ -159,6 +172,7 @@ def round_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
         submitted: list[int] = []
         overheads: list[float] = []
         runs: list[dict[str, Any]] = []
+        downloads_s: list[float] = []
         server.sampler.wait_idle()
         server.sampler.reset()
         for _ in range(rounds):
@@ -173,14 +187,22 @@ def round_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
             downloads.append(sum(1 for d in sandbox.downloads(number)
                                  if d["filename"].endswith("/live.parquet")))
             submitted.append(sum(1 for r in done if r["state"] == "submitted"))
-            overheads += [overhead_ms(r, server.stages(r["id"])) for r in done
-                          if r["state"] == "submitted"]
+            stages = {r["id"]: server.stages(r["id"]) for r in done if r["state"] == "submitted"}
+            overheads += [overhead_ms(r, stages[r["id"]]) for r in done if r["id"] in stages]
+            downloads_s.append(max((parse_time(s["ended_at"]) - parse_time(s["started_at"])
+                                    for st in stages.values() for s in st
+                                    if s["state"] == "downloading" and s["ended_at"]),
+                                   default=0.0))
             runs += done
             server.sampler.wait_idle()
         result = RoundResult(walls_s=walls, downloads=max(downloads),
                              rss_peak_mb=server.sampler.peak_mb(),
                              cold_start_s=server.cold_start_s, overhead_ms=overheads,
-                             submitted=min(submitted), runs=runs)
+                             submitted=min(submitted), runs=runs,
+                             download_s=median(downloads_s),
+                             upload_s=median([float(r["detail"].get("upload_s", 0.0))
+                                              for r in runs if r["state"] == "submitted"]),
+                             worker_restarts=server.worker_restarts())
         server.unregister()
         return result
     finally:
