@@ -1,7 +1,8 @@
 # numerai-autopilot: one container that answers Numerai's webhooks for all your models.
 #
 # Your files go in the build folder next to this Dockerfile and are copied in below:
-#   autopilot.toml   the configuration (no keys in it: they come from the environment)
+#   autopilot.toml   the configuration (no secret in it: they come from the environment;
+#                    the build refuses a config that holds one)
 #   predictors/      your predictor code (`predictors/alpha.py:predict`)
 #   models/          trained models and Model Upload pickles (may be empty)
 #
@@ -50,7 +51,10 @@ RUN pip install --no-deps -c constraints.txt . && rm -rf build
 
 # Your models: the config and the folders its predictor paths point into, owned by root, so
 # the service's user can read them and change none of them (nor can user code it runs).
+# The config must hold no secret (they come from the environment): the build stops, naming
+# each key that holds one. The .env file beside it is never copied (nor in the context).
 COPY autopilot.toml /app/autopilot.toml
+RUN autopilot deploy check-config --config /app/autopilot.toml
 COPY predictors/ /app/predictors/
 COPY models/ /app/models/
 RUN bad="$(find /app/autopilot.toml /app/predictors /app/models \

@@ -11,6 +11,7 @@
     │       │                        internal error/timeout/rate limit as a GraphQL error: retried
     │       └── DeadlineExceeded     retries ran out of time; carries the last transient cause
     ├── LedgerError                  the run ledger refused an operation
+    │   └── AmbiguousRunId           a run id prefix that several runs' ids start with
     ├── PredictorError               user code failed: load, raise, timeout, crash, memory
     ├── ValidationError              predictions are not a valid submission (says what and how many)
     ├── CommandError                 numerai_autopilot.deploy.runner: gcloud / litestream failed
@@ -31,6 +32,17 @@ class ConfigError(AutopilotError):
 
 class LedgerError(AutopilotError):
     """The ledger refused an operation (unknown run, illegal state change)."""
+
+
+class AmbiguousRunId(LedgerError):
+    """A shortened run id that several runs' ids start with; the message says how many."""
+
+    def __init__(self, prefix: str, matches: int) -> None:
+        super().__init__(f"run id {prefix!r} is the start of {matches} runs' ids; give more "
+                         "of its characters (`autopilot runs` shows each id's shortest "
+                         "unique start)")
+        self.prefix = prefix
+        self.matches = matches
 
 
 class PredictorError(AutopilotError):

@@ -72,14 +72,15 @@ def load_predictors(config: AppConfig) -> dict[str, PredictorSpec]:
     """Parse every model's predictor reference; one error lists every bad model."""
     specs: dict[str, PredictorSpec] = {}
     problems: list[str] = []
+    base, pickle_dirs = config.base_dir, config.executor.pickle_dirs
     for name, model in config.models.items():
         try:
-            specs[name] = parse_predictor(model.predictor, base_dir=config.base_dir)
+            specs[name] = parse_predictor(model.predictor, base, pickle_dirs)
         except ConfigError as exc:
             problems.append(f"{config.source}: models.{name}.predictor: {exc}")
         if model.fallback is not None and not is_benchmark(model.fallback):
             try:
-                specs[fallback_key(name)] = parse_predictor(model.fallback, base_dir=config.base_dir)
+                specs[fallback_key(name)] = parse_predictor(model.fallback, base, pickle_dirs)
             except ConfigError as exc:
                 problems.append(f"{config.source}: models.{name}.fallback: {exc}")
     if problems:

@@ -11,9 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from numerai_autopilot.config import webhook_token, webhook_url
+from numerai_autopilot.config import read_env_file, webhook_token, webhook_url
 from numerai_autopilot.ledger import Ledger, NewRun, RunState
 from numerai_autopilot.sandbox.testing import RunningSandbox
+
+SECRET = "cli-test-webhook-secret-7b3e9d1f5a2c8460"
 
 
 def autopilot(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -31,8 +33,10 @@ def project(tmp_path: Path, sandbox: RunningSandbox) -> tuple[Path, dict[str, st
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "autopilot.toml").exists() and (tmp_path / "predictors/example.py").exists()
     config = (tmp_path / "autopilot.toml").read_text().replace("[models.my_model]", "[models.alpha]")
-    config = f'[numerai]\napi_url = "{sandbox.url}"\n\n' + config
-    (tmp_path / "autopilot.toml").write_text(config)
+    commented = '# api_url = "http://127.0.0.1:8700"'
+    assert commented in config  # a user uncomments it to try the sandbox
+    (tmp_path / "autopilot.toml").write_text(
+        config.replace(commented, f'api_url = "{sandbox.url}"'))
     env = {"NUMERAI_PUBLIC_ID": sandbox.public_id, "NUMERAI_SECRET_KEY": sandbox.secret_key}
     return tmp_path, env
 
@@ -75,6 +79,12 @@ def test_run_submits_and_runs_lists_it(project: tuple[Path, dict[str, str]], san
     [listed_run] = json.loads(as_json.stdout)
     assert listed_run["id"] == run.id and listed_run["submission_id"] == sub["id"]
     assert listed_run["state"] == "submitted" and listed_run["rows"] == 500
+    # where the time and the memory went, per run: which model to slim down
+    assert listed_run["predict_s"] > 0 and listed_run["compute_s"] >= 0
+    assert listed_run["load_s"] > 0  # loaded in this run's fresh worker
+    assert 50 < listed_run["peak_mb"] < 4096 and listed_run["model_mb"] >= 0
+    header, row = listed.stdout.splitlines()[:2]
+    assert "memory" in header and f"{listed_run['peak_mb']:.0f}M" in row
     # A second manual run of the same round is skipped, not submitted twice.
     again = autopilot("run", "alpha", cwd=directory, env=env)
     assert again.returncode == 0 and "skipped" in again.stdout
@@ -85,8 +95,7 @@ def test_webhook_url_resolves_the_model_by_name(project: tuple[Path, dict[str, s
     directory, env = project
     done = autopilot("webhook-url", "alpha", "--base-url", "https://example.run.app/", cwd=directory, env=env)
     assert done.returncode == 0, done.stderr
-    secret = next(line.split('"')[1] for line in (directory / "autopilot.toml").read_text().splitlines()
-                  if line.startswith("secret ="))
+    secret = read_env_file(directory / ".env")["AUTOPILOT_SECRET"]  # what `init` made
     model_id = sandbox.models["alpha"]
     assert done.stdout.strip() == (
         f"https://example.run.app/pred/{model_id}/{webhook_token(secret, model_id)}")
@@ -151,12 +160,12 @@ def test_a_predictors_error_is_said_once_with_the_users_frames_first(
 def test_version_and_webhook_url_from_the_configs_public_url(tmp_path: Path) -> None:
     version = autopilot("--version", cwd=tmp_path)
     assert version.returncode == 0 and version.stdout.startswith("numerai-autopilot ")
-    text = ("[server]\nsecret = 's3cret-s3cret-s3cret'\npublic_url = 'https://x.run.app'\n"
+    text = (f"[server]\nsecret = '{SECRET}'\npublic_url = 'https://x.run.app'\n"
             "[models.a]\nmodel_id = 'm-1'\npredictor = 'x.py:f'\n")
     (tmp_path / "autopilot.toml").write_text(text)
     done = autopilot("webhook-url", "a", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == webhook_url("https://x.run.app", "m-1", "s3cret-s3cret-s3cret")
+    assert done.stdout.strip() == webhook_url("https://x.run.app", "m-1", SECRET)
     (tmp_path / "autopilot.toml").write_text(text.replace("public_url", "# public_url"))
     missing = autopilot("webhook-url", "a", cwd=tmp_path)
     assert missing.returncode == 2 and "--base-url" in missing.stderr

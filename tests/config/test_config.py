@@ -21,7 +21,7 @@ from numerai_autopilot.errors import ConfigError
 GOOD = """
 [server]
 port = 9000
-secret = "abc"
+secret = "a-webhook-secret-of-32-bytes-or-more-1c5e9b"
 
 [executor]
 workers = 3
@@ -65,12 +65,14 @@ def test_round_files_are_shared_locally_and_scattered_to_a_scheduler() -> None:
 def test_environment_overrides_the_file_and_secrets_stay_hidden() -> None:
     env = {"NUMERAI_PUBLIC_ID": "PUB", "NUMERAI_SECRET_KEY": "very-secret",
            "AUTOPILOT_SERVER_PORT": "7000", "AUTOPILOT_LEDGER_URL": "sqlite:///x.db",
-           "AUTOPILOT_SECRET": "hook-secret", "UNRELATED": "1"}
+           "AUTOPILOT_SECRET": "hook-secret-6d2f8a0c4e1b9357-e0a4", "UNRELATED": "1"}
     config = parse_config(GOOD, source="autopilot.toml", base_dir=Path("."), env=env)
     assert config.server.port == 7000 and config.ledger.url == "sqlite:///x.db"
     assert config.numerai.secret_key is not None
     assert config.numerai.secret_key.get_secret_value() == "very-secret"
     assert "very-secret" not in repr(config) and "hook-secret" not in repr(config)
+    assert config.server.secret is not None
+    assert config.server.secret.get_secret_value() == env["AUTOPILOT_SECRET"]
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ S = RunState
 
 
 def test_final_states() -> None:
-    assert {s for s in S if s.is_final} == {S.SUBMITTED, S.FAILED, S.SKIPPED} == FINAL_STATES
+    assert {s for s in S if s.is_final} == {S.SUBMITTED, S.FAILED, S.SKIPPED, S.DRY_RUN} \
+        == FINAL_STATES
     assert S("queued") is S.QUEUED and isinstance(S.QUEUED, str) and str(S.QUEUED) == "queued"
 
 
@@ -20,8 +21,8 @@ def test_forward_one_step_is_legal(current: RunState, target: RunState) -> None:
 
 
 @pytest.mark.parametrize("current", [s for s in S if not s.is_final])
-def test_unfinished_may_fail_skip_retry_or_resume(current: RunState) -> None:
-    for target in (S.FAILED, S.SKIPPED, S.QUEUED, current):
+def test_unfinished_may_fail_skip_end_dry_retry_or_resume(current: RunState) -> None:
+    for target in (S.FAILED, S.SKIPPED, S.DRY_RUN, S.QUEUED, current):
         assert can_transition(current, target)
 
 
@@ -38,6 +39,8 @@ def test_unfinished_may_fail_skip_retry_or_resume(current: RunState) -> None:
         (S.SUBMITTED, S.FAILED),
         (S.SKIPPED, S.QUEUED),
         (S.SKIPPED, S.SKIPPED),
+        (S.DRY_RUN, S.QUEUED),  # a dry run is final: run it again as a new one
+        (S.DRY_RUN, S.UPLOADING),
         (S.FAILED, S.FAILED),
         (S.FAILED, S.DOWNLOADING),
     ],

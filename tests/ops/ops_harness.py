@@ -18,8 +18,8 @@ from server_process import ServerProcess
 from numerai_autopilot.config import webhook_token
 
 PREDICTORS = Path(__file__).with_name("ops_predictors.py")
-WEBHOOK_SECRET = "ops-test-webhook-secret"
-ADMIN_TOKEN = "ops-test-admin-token"
+WEBHOOK_SECRET = "ops-test-webhook-secret-0c2adb28f019b2f3"
+ADMIN_TOKEN = "ops-test-admin-token-04783349c01968a6"
 
 
 @dataclass

@@ -87,6 +87,10 @@ def test_setup_and_deploy_send_the_exact_service_and_iam_calls_then_register(
 ) -> None:
     google.unpropagated = 1  # the first binding naming a new account: "does not exist"
     gcloud_env = google.env(tmp_path)
+    # The server's secrets as `autopilot init` leaves them: in .env, not in the environment.
+    (project.path / ".env").write_text(
+        f"AUTOPILOT_SECRET={project.env.pop('AUTOPILOT_SECRET')}\n"
+        f"AUTOPILOT_ADMIN_TOKEN={project.env.pop('AUTOPILOT_ADMIN_TOKEN')}\n")
     done = project.cli(*BASE, "--setup", "--image", IMAGE, "--memory", "6Gi", env=gcloud_env,
                        timeout=800)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -198,7 +202,8 @@ def test_cloudsql_ledger_spec_several_instances_and_the_password_as_a_secret(
     google.enabled |= {"run.googleapis.com", "sql-component.googleapis.com",
                        "sqladmin.googleapis.com"}
     done = project.cli(*BASE, "--image", IMAGE, "--memory", "6Gi", "--cloudsql", "ledger-db",
-                       "--max-instances", "3", "--no-register", env=google.env(tmp_path))
+                       "--max-instances", "3", "--no-register", "--previous-secret-version", "3",
+                       env=google.env(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
     spec, _update = deployed_specs(google.take_calls())
     template = spec["spec"]["template"]
@@ -213,6 +218,9 @@ def test_cloudsql_ledger_spec_several_instances_and_the_password_as_a_secret(
         {"name": "AUTOPILOT_LEDGER_URL", "value": "postgresql+psycopg://autopilot@/autopilot"
                                                   f"?host=/cloudsql/{P}:europe-west1:ledger-db"},
         *secret_env({**SECRETS, "PGPASSWORD": "autopilot-ledger-password"}),
+        # a rotation's old webhook secret: its version 3 (--previous-secret-version)
+        {"name": "AUTOPILOT_PREVIOUS_SECRETS",
+         "valueFrom": {"secretKeyRef": {"key": "3", "name": "autopilot-webhook-secret"}}},
     ]
 
 

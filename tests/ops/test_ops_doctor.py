@@ -70,7 +70,8 @@ def test_doctor_reports_refused_keys_and_a_bad_config(tmp_path: Path, sandbox: R
     assert refused.returncode == 1
     found = lines(refused.stdout)
     assert found["ledger replica"].startswith(f"ok {tmp_path / 'ledger.db'} -> file:///backups/ledger")
-    assert found["keys"].startswith("FAIL refused by Numerai") and "NUMERAI_SECRET_KEY" in found["keys"]
+    assert found["keys"].startswith("FAIL Numerai refused the API keys")
+    assert "NUMERAI_PUBLIC_ID and NUMERAI_SECRET_KEY" in found["keys"]
     assert "wrong-key-value" not in refused.stdout + refused.stderr
     assert found["ledger"].startswith("ok") and found["predictor alpha"].startswith("ok")
     project.config.write_text(project.config.read_text() + '\n[server]\nport = "eighty"\n')

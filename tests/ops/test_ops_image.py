@@ -1,6 +1,7 @@
 """The Dockerfile, read (no Docker daemon here): the dependency layer does not hold the README,
 the image has psycopg and litestream, the app's files are root's and the service runs as
-another user, and the build context keeps what the Dockerfile copies."""
+another user, the build context keeps what the Dockerfile copies, no secret can go in, and
+the dependency floors exclude versions with known advisories."""
 
 from __future__ import annotations
 
@@ -56,3 +57,38 @@ def test_the_build_context_keeps_what_the_dockerfile_copies() -> None:
                    "predictors", "models"):
         assert needed not in ignored
     assert {"*.db", ".autopilot", ".env", ".venv"} <= ignored
+
+
+def test_the_image_cannot_carry_a_secret() -> None:
+    steps = instructions()
+    copies = [s for s in steps if s.startswith(("COPY", "ADD"))]
+    sources = {part for s in copies for part in s.split()[1:-1]}
+    assert sources == {"pyproject.toml", "constraints.txt", "README.md", "src/",
+                       "autopilot.toml", "predictors/", "models/"}, copies  # never ".", never .env
+    config = steps.index("COPY autopilot.toml /app/autopilot.toml")
+    assert steps[config + 1] == "RUN autopilot deploy check-config --config /app/autopilot.toml"
+    assert not [s for s in steps if s.startswith(("ARG", "ENV")) and "SECRET" in s.upper()]
+
+
+def test_dependency_floors_exclude_versions_with_advisories_and_the_pins_meet_them() -> None:
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = [Requirement(r) for r in project["dependencies"]]
+    floors = {r.name: r.specifier for r in requirements}
+    # Starlette < 1.3.1: Host header poisoning request.url (GHSA-86qp-5c8j-p5mr), form limits
+    # not enforced (GHSA-82w8-qh3p-5jfq); python-multipart < 0.0.31: quadratic querystring
+    # parsing (GHSA-5rvq-cxj2-64vf), negative Content-Length (GHSA-v9pg-7xvm-68hf).
+    for name, vulnerable in (("starlette", "1.3.0"), ("python-multipart", "0.0.30")):
+        assert not floors[name].contains(vulnerable), f"{name} {vulnerable} is allowed"
+    assert not floors["fastapi"].contains("0.132.0")  # the last that keeps Starlette below 1.0
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep:
+            pins[name.strip().lower().replace("_", "-")] = Version(version.split(";")[0].strip())
+    for requirement in requirements:
+        pinned = pins.get(requirement.name.lower().replace("_", "-"))
+        if pinned is not None:
+            assert requirement.specifier.contains(pinned), f"{requirement} vs pin {pinned}"

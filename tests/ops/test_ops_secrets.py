@@ -16,7 +16,7 @@ TEXT = """
 secret_key = "sm://projects/p1/secrets/numerai-secret-key/versions/latest"
 [server]
 secret = "sm://projects/p1/secrets/webhook-secret"
-previous_secrets = ["sm://projects/p1/secrets/webhook-secret/versions/3", "plain-old"]
+previous_secrets = ["sm://projects/p1/secrets/webhook-secret/versions/3", "plain-old-secret-f0759e3930039082"]
 [models.alpha]
 predictor = "x.py:f"
 """
@@ -49,9 +49,9 @@ class RecordingClient:
 def test_sm_references_are_read_once_each_from_secret_manager() -> None:
     client = RecordingClient({
         "projects/p1/secrets/numerai-secret-key/versions/latest": "the-secret-key",
-        "projects/p1/secrets/webhook-secret/versions/latest": "hook-secret",
-        "projects/p1/secrets/webhook-secret/versions/3": "older-hook-secret",
-        "projects/p1/secrets/public-id/versions/latest": "PUBLICID",
+        "projects/p1/secrets/webhook-secret/versions/latest": "hook-secret-5b0e8d2a9c4f7163-9d2e",
+        "projects/p1/secrets/webhook-secret/versions/3": "older-hook-secret-a4c9e1f07d3b5286",
+        "projects/p1/secrets/public-id/versions/latest": "PUBLICID-7c3f0a9e5d1b8246-a1f30b9e",
     })
     env = {"NUMERAI_PUBLIC_ID": "sm://projects/p1/secrets/public-id",
            "AUTOPILOT_ADMIN_TOKEN": "sm://projects/p1/secrets/public-id/versions/latest"}
@@ -59,11 +59,11 @@ def test_sm_references_are_read_once_each_from_secret_manager() -> None:
                           secrets=SecretResolver(client))
     assert config.numerai.secret_key is not None and config.numerai.public_id is not None
     assert config.numerai.secret_key.get_secret_value() == "the-secret-key"
-    assert config.numerai.public_id.get_secret_value() == "PUBLICID"
+    assert config.numerai.public_id.get_secret_value() == "PUBLICID-7c3f0a9e5d1b8246-a1f30b9e"
     assert config.server.admin_token is not None
-    assert config.server.admin_token.get_secret_value() == "PUBLICID"
+    assert config.server.admin_token.get_secret_value() == "PUBLICID-7c3f0a9e5d1b8246-a1f30b9e"
     assert [s.get_secret_value() for s in config.server.previous_secrets] == [
-        "older-hook-secret", "plain-old"]
+        "older-hook-secret-a4c9e1f07d3b5286", "plain-old-secret-f0759e3930039082"]
     assert sorted(r["name"] for r in client.requests) == [  # one request per version
         "projects/p1/secrets/numerai-secret-key/versions/latest",
         "projects/p1/secrets/public-id/versions/latest",

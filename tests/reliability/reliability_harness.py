@@ -36,8 +36,10 @@ from numerai_autopilot.sandbox.testing import RunningSandbox
 T = TypeVar("T")
 
 PREDICTORS = Path(__file__).with_name("reliability_predictors.py")
-SECRET = "rel-webhook-secret-3c9e0f6a"
-OLD_SECRET = "rel-old-webhook-secret-77d2b1"
+SECRET = "rel-webhook-secret-3c9e0f6a-b582201d18f139f3"
+OLD_SECRET = "rel-old-webhook-secret-77d2b1-3ae2043a7362243e"
+ADMIN_TOKEN = "rel-admin-token-9e4c2b7a1d60f835e2c4"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # the JSON API and /metrics
 # Distinctive keys, so that grepping for them cannot match anything by accident.
 PUBLIC_ID = "RELPUBLICIDQ7X4Z9"
 SECRET_KEY = "rel-numerai-secret-key-b81f2e9d4c"
@@ -74,7 +76,8 @@ def write_config(
     Keys stay out of the file (they come from `sandbox_env`), as the README advises.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    server_table = {"secret": SECRET, "run_lease": "2s", "max_concurrent_runs": 8, **(server or {})}
+    server_table = {"secret": SECRET, "admin_token": ADMIN_TOKEN, "run_lease": "2s",
+                    "max_concurrent_runs": 8, **(server or {})}
     lines = [
         "[numerai]", f"api_url = {_toml(sandbox.url)}", "timeout = 10",
         "[server]", *(f"{k} = {_toml(v)}" for k, v in server_table.items()),
@@ -210,7 +213,7 @@ class Capture:
 
     def add_api(self, url: str) -> None:
         """The JSON API's answers: every run, its stages and its log lines."""
-        with httpx.Client(base_url=url, timeout=30) as client:
+        with httpx.Client(base_url=url, timeout=30, headers=AUTH) as client:
             listing = client.get("/api/runs", params={"limit": 1000})
             self.add(f"api {url} /api/runs", listing.text)
             if listing.status_code != 200:
@@ -249,6 +252,7 @@ def secret_values(sandbox: RunningSandbox, extra_secrets: Iterable[str] = ()) ->
         "numerai auth header": f"Token {sandbox.public_id}",
         "webhook secret": SECRET,
         "old webhook secret": OLD_SECRET,
+        "admin token": ADMIN_TOKEN,
     }
     for secret in (SECRET, OLD_SECRET, *extra_secrets):
         for name, model_id in sandbox.models.items():

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from reliability_harness import (
+    AUTH,
     PG_URL,
     Servers,
     assert_submitted_once,
@@ -126,5 +127,5 @@ def test_two_instances_share_the_ledger_and_run_each_trigger_once(
 
     # strings PostgreSQL cannot hold (NUL) are answered, not crashed on
     for path in ("/api/runs/%00", "/api/runs?model=%00", "/api/runs/%00/logs"):
-        assert httpx.get(f"{a.url}{path}", timeout=30).status_code < 500, path
+        assert httpx.get(f"{a.url}{path}", headers=AUTH, timeout=30).status_code < 500, path
     ledger.close()

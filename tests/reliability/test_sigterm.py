@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from reliability_harness import (
+    AUTH,
     Capture,
     Servers,
     assert_no_secrets,
@@ -35,7 +36,7 @@ GRACE_S = 10
 
 
 def _keep_busy_requests(url: str) -> float:
-    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    metrics = httpx.get(f"{url}/metrics", headers=AUTH, timeout=10).text
     line = next(m for m in metrics.splitlines() if m.startswith("autopilot_keep_busy_requests "))
     return float(line.split()[1])
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_harness import SECRET, make_config, predictor, sandbox_env
+from server_harness import AUTH, SECRET, make_config, predictor, sandbox_env
 from server_process import ServerProcess
 
 from numerai_autopilot.config import ServerSettings
@@ -57,7 +57,7 @@ def test_the_token_is_not_a_webhook_token() -> None:
 
 
 def _held(url: str) -> float:
-    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    metrics = httpx.get(f"{url}/metrics", headers=AUTH, timeout=10).text
     line = next(m for m in metrics.splitlines() if m.startswith("autopilot_keep_busy_requests "))
     return float(line.split()[1])
 

@@ -19,7 +19,7 @@ from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.sandbox.testing import RunningSandbox, serve_asgi
 from numerai_autopilot.web import create_app
 
-SECRET = "dashboard-test-webhook-secret"
+SECRET = "dashboard-test-webhook-secret-089977a5094b05ca"
 ADMIN_TOKEN = "dashboard-test-admin-token-0123456789"
 USER = "ada"
 PASSWORD = "correct horse battery staple"

@@ -13,7 +13,9 @@ from numerai_autopilot.ledger import Run, RunState
 from numerai_autopilot.runtime import Runtime
 
 POOL = Path(__file__).with_name("pool_predictors.py")
-SECRET = "test-webhook-secret"
+SECRET = "test-webhook-secret-e38b5e495663060e"
+ADMIN_TOKEN = "test-admin-token-5f0c81d2a9e34b76c1d8"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # the JSON API, /metrics, the dashboard
 
 
 def predictor(name: str) -> str:
@@ -64,12 +66,14 @@ def make_config(
     """Write `tmp_path/autopilot.toml` for these models against `sandbox`, and load it.
 
     `models` maps a sandbox model name to a predictor reference, or to a dict of that model's
-    settings (with `predictor`). Keyword `server_X=...` sets `[server] X`; any other keyword
-    is a setting of every model.
+    settings (with `predictor`). Keyword `server_X=...` sets `[server] X` (None: unset, e.g.
+    `server_admin_token=None`); any other keyword is a setting of every model.
     """
-    server = {"secret": SECRET, "run_lease": settings.pop("run_lease", "30s")}
+    server = {"secret": SECRET, "admin_token": ADMIN_TOKEN,
+              "run_lease": settings.pop("run_lease", "30s")}
     server.update({k.removeprefix("server_"): settings.pop(k) for k in list(settings)
                    if k.startswith("server_")})
+    server = {k: v for k, v in server.items() if v is not None}
     tables = ""
     for name, spec in models.items():
         table = {"predictor": spec} if isinstance(spec, str) else dict(spec)

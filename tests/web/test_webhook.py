@@ -12,7 +12,15 @@ from typing import Any
 
 import httpx
 import pytest
-from server_harness import SECRET, RunningServer, StartServer, make_config, predictor, submitted
+from server_harness import (
+    AUTH,
+    SECRET,
+    RunningServer,
+    StartServer,
+    make_config,
+    predictor,
+    submitted,
+)
 
 from numerai_autopilot.config import webhook_token, webhook_url
 from numerai_autopilot.web import create_app
@@ -237,7 +245,7 @@ async def test_a_request_before_the_runtime_is_open_is_503_on_every_route(
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         hook = webhook_url("http://127.0.0.1", sandbox.models["alpha"], SECRET)
         answers = [await client.post(hook, json=payload()), await client.get("/healthz"),
-                   await client.get("/api/runs")]
+                   await client.get("/api/runs", headers=AUTH)]
     for answer in answers:
         assert answer.status_code == 503, answer.text
         assert answer.json() == {"error": "the server is starting; send the request again in "

@@ -6,6 +6,7 @@ on the run; the token in the path never reaches the server's log."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,16 @@ from typing import Any
 import httpx
 import pytest
 from markupsafe import escape
-from server_harness import SECRET, RunningServer, StartServer, make_config, predictor, sandbox_env
+from server_harness import (
+    ADMIN_TOKEN,
+    AUTH,
+    SECRET,
+    RunningServer,
+    StartServer,
+    make_config,
+    predictor,
+    sandbox_env,
+)
 from server_process import ServerProcess
 
 from numerai_autopilot.config import webhook_token
@@ -168,9 +178,13 @@ def test_the_body_is_kept_on_the_run_and_shown_escaped(
     run = server.runtime.ledger.get(answer["run_id"])
     sent = httpx.Request("POST", "/", json=body).content.decode()
     assert run is not None and run.webhook_body == sent
-    view = httpx.get(f"{server.url}/api/runs/{run.id}").json()  # loopback: no admin token set
+    view = httpx.get(f"{server.url}/api/runs/{run.id}", headers=AUTH).json()
     assert view["webhook_body"] == run.webhook_body
-    page = httpx.get(f"{server.url}/runs/{run.id}").text  # loopback: no sign-in configured
+    with httpx.Client(base_url=server.url) as browser:  # signed in with the admin token
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
+        assert csrf is not None
+        browser.post("/login", data={"csrf": csrf.group(1), "password": ADMIN_TOKEN})
+        page = browser.get(f"/runs/{run.id}").text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
     assert str(escape(run.webhook_body)) in page
     server.wait_final(1)
@@ -193,8 +207,9 @@ def test_a_path_token_never_reaches_the_server_log(tmp_path: Path, sandbox: Runn
         assert httpx.get(url).status_code == 405
         assert httpx.post(url, content=b"not json").status_code == 422
         deadline = time.monotonic() + 90
-        while httpx.get(f"{server.url}/api/runs/{accepted.json()['run_id']}").json()["state"] \
-                not in ("submitted", "failed", "skipped"):
+        run_url = f"{server.url}/api/runs/{accepted.json()['run_id']}"
+        final = ("submitted", "failed", "skipped")
+        while httpx.get(run_url, headers=AUTH).json()["state"] not in final:
             assert time.monotonic() < deadline, "the run did not finish"
             time.sleep(0.2)
     finally:

@@ -3,15 +3,19 @@
 
 The gcloud commands are built in `numerai_autopilot.deploy` and run one by one (`--dry-run`
 prints them); a failed one stops the deploy with its output (exit 1). Secrets reach gcloud
-on standard input, never on a command line. Before anything runs, the config must fit the
-instance (memory); after the deploy, the service must answer `/healthz` without credentials
-before any webhook is registered.
+on standard input, never on a command line. Before anything runs, the config must hold no
+secret (it goes into the image; secrets come from the environment and Secret Manager), a
+source deploy must not upload the `.env` file, and the config must fit the instance
+(memory); after the deploy, the service must answer `/healthz` without credentials before
+any webhook is registered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +24,7 @@ import typer
 
 from numerai_autopilot.cli.commands_ops import register_webhooks
 from numerai_autopilot.cli.shared import DEFAULT_CONFIG, ConfigOption, app, console, friendly, load
-from numerai_autopilot.config import AppConfig
+from numerai_autopilot.config import AppConfig, environment
 from numerai_autopilot.deploy import (
     IAM_FAILED,
     PASSWORD_ENV,
@@ -29,7 +33,9 @@ from numerai_autopilot.deploy import (
     CloudSQL,
     CommandError,
     Runner,
+    check_env_file_not_uploaded,
     check_memory_fits,
+    check_no_literal_secrets,
     check_public,
     deploy_command,
     describe_url_command,
@@ -63,9 +69,11 @@ def cloudrun(
     setup: Annotated[bool, typer.Option("--setup", help="First make the one-time resources (idempotent).")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print every command; run none.")] = False,
     register: Annotated[bool, typer.Option(help="Register the webhooks at the service's URL.")] = True,
+    previous_secret_version: Annotated[str | None, typer.Option(help="During a rotation: the webhook secret's old version (a number) in Secret Manager, still accepted.")] = None,
 ) -> None:
     """Deploy to Cloud Run (scale to zero, durable ledger, keys from Secret Manager), check the
     service answers without credentials, then register the webhooks."""
+    check_no_literal_secrets(config_path)
     config = load(config_path)
     folder = source or config.base_dir
     if image is None and not dry_run and not (folder / "Dockerfile").is_file():
@@ -73,6 +81,11 @@ def cloudrun(
             f"{folder}: no Dockerfile; deploy from the folder that has one (--source DIR) "
             "or pass --image"
         )
+    if image is None:
+        check_env_file_not_uploaded(folder)
+    if previous_secret_version is not None and not previous_secret_version.isdigit():
+        raise ConfigError(f"--previous-secret-version {previous_secret_version!r}: write the "
+                          "version's number (`gcloud secrets versions list SECRET`)")
     sqlite = config.ledger.url.startswith("sqlite")
     if max_instances > 1 and sqlite and cloudsql is None:
         raise ConfigError(
@@ -86,12 +99,13 @@ def cloudrun(
         sqlite_ledger=sqlite, ledger_bucket=bucket,
         cloudsql=None if cloudsql is None else CloudSQL(
             _connection_name(cloudsql, project, region), cloudsql_database, cloudsql_user),
+        previous_secret_version=previous_secret_version,
     )
     runner = Runner(dry_run=dry_run, echo=lambda line: console.print(line, soft_wrap=True,
                                                                      markup=False))
     if setup:
         console.print("one-time set-up (skips what exists):")
-        run_setup(options, runner, _secret_values(config))
+        run_setup(options, runner, _secret_values(config, environment(config_path, os.environ)))
 
     # An existing service's URL is known before the deploy: the new revision gets it at once.
     known = None if dry_run else _service_url(runner, options, quiet=True)
@@ -118,6 +132,15 @@ def cloudrun(
     if register:
         asyncio.run(register_webhooks(config, url, clear=False))
         console.print(f"next: autopilot trigger MODEL --wait --server {url}", soft_wrap=True)
+
+
+@deploy_app.command("check-config")
+@friendly
+def check_config(config_path: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Refuse a config that holds a secret (exit 2, naming each key): what the Dockerfile
+    runs on the config it copies into the image."""
+    check_no_literal_secrets(config_path)
+    console.print(f"{config_path}: holds no secret")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -159,11 +182,10 @@ def _connection_name(instance: str, project: str, region: str) -> str:
     return instance
 
 
-def _secret_values(config: AppConfig) -> dict[str, str | None]:
-    """The value of each secret environment variable from the config (None when unset);
-    the Cloud SQL password from AUTOPILOT_LEDGER_PASSWORD."""
-    import os
-
+def _secret_values(config: AppConfig, env: Mapping[str, str]) -> dict[str, str | None]:
+    """The value of each secret environment variable (None when unset), as loaded: from the
+    environment or the `.env` file (the config file holds none: `check_no_literal_secrets`);
+    the Cloud SQL password from AUTOPILOT_LEDGER_PASSWORD in `env`."""
     secrets = {
         "NUMERAI_PUBLIC_ID": config.numerai.public_id,
         "NUMERAI_SECRET_KEY": config.numerai.secret_key,
@@ -171,5 +193,5 @@ def _secret_values(config: AppConfig) -> dict[str, str | None]:
         "AUTOPILOT_ADMIN_TOKEN": config.server.admin_token,
     }
     values = {env: s.get_secret_value() if s is not None else None for env, s in secrets.items()}
-    values[PASSWORD_ENV] = os.environ.get(PASSWORD_SOURCE_ENV) or None
+    values[PASSWORD_ENV] = env.get(PASSWORD_SOURCE_ENV) or None
     return values

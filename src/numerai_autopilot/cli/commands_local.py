@@ -24,7 +24,8 @@ from numerai_autopilot.cli.shared import (
     load,
 )
 from numerai_autopilot.cli.tables import RunRow, print_runs
-from numerai_autopilot.config import AppConfig, webhook_url
+from numerai_autopilot.config import ENV_FILE, AppConfig, webhook_url, write_env_file
+from numerai_autopilot.demo.examples import EXAMPLE_MODEL
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.ledger import Ledger, LogLine, Run, RunState, StageRecord
 from numerai_autopilot.numerai import NumeraiClient
@@ -38,26 +39,61 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Where to write the files.")] = Path("."),
     force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
 ) -> None:
-    """Write an autopilot.toml and an example predictor to edit."""
+    """Write an autopilot.toml, an example predictor to edit, and a .env file with a new
+    server secret and admin token (mode 600; the commands read it)."""
     import secrets
 
+    env_path = directory / ENV_FILE
     targets = {
-        directory / "autopilot.toml": _example("autopilot.toml").replace(
-            "CHANGE-ME", secrets.token_hex(32)
-        ),
+        directory / "autopilot.toml": _example("autopilot.toml"),
         directory / "predictors" / "example.py": _example("example_predictor.py"),
     }
-    for path, text in targets.items():
+    for path in (*targets, env_path):
         if path.exists() and not force:
             raise ConfigError(f"{path} exists; pass --force to overwrite it")
     for path, text in targets.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         console.print(f"wrote {path}")
+    write_env_file(env_path, {"AUTOPILOT_SECRET": secrets.token_urlsafe(32),
+                              "AUTOPILOT_ADMIN_TOKEN": secrets.token_urlsafe(32)}, _ENV_COMMENT)
+    console.print(f"wrote {env_path} (mode 600): a new server secret and admin token, which "
+                  "every `autopilot` command given this autopilot.toml reads. Keep a copy (a "
+                  "password manager); keep it out of git and images. To have it in a shell: "
+                  f"set -a; . {_sourceable(env_path)}; set +a", soft_wrap=True, markup=False)
+    _ignore_env_file(directory / ".gitignore")
     console.print(
-        "next: put your model ids (or names) in autopilot.toml, export NUMERAI_PUBLIC_ID and "
-        "NUMERAI_SECRET_KEY, then `autopilot run MODEL --dry-run`"
+        f"next: rename [models.{EXAMPLE_MODEL}] in autopilot.toml to your model's name on "
+        f"Numerai, put NUMERAI_PUBLIC_ID and NUMERAI_SECRET_KEY in {env_path} (or export "
+        f"them), then `autopilot doctor` and `autopilot run MODEL --dry-run`", soft_wrap=True,
+        markup=False,
     )
+
+
+_ENV_COMMENT = """\
+numerai-autopilot's secrets, read by every `autopilot` command given the autopilot.toml
+in this folder (variables set in the environment win). Never commit this file or copy
+it into an image; deploys take these values from the environment or Secret Manager.
+To export them in a shell: set -a; . ./.env; set +a
+Your Numerai API keys (https://numer.ai/account), if not in the environment:
+NUMERAI_PUBLIC_ID=
+NUMERAI_SECRET_KEY="""
+
+
+def _sourceable(path: Path) -> str:
+    """`path` as `.` (source) takes it: with a slash, or sh looks it up on PATH."""
+    return str(path) if path.is_absolute() else f"./{path}"
+
+
+def _ignore_env_file(gitignore: Path) -> None:
+    """Make `gitignore` name the .env file (and the local state), so git never takes it,
+    nor `gcloud run deploy --source`, which skips what .gitignore names."""
+    lines = gitignore.read_text().splitlines() if gitignore.exists() else []
+    if any(line.strip() in {ENV_FILE, f"/{ENV_FILE}", "*.env"} for line in lines):
+        return
+    added = [ENV_FILE] if lines else [ENV_FILE, ".autopilot/", "predictions/"]
+    gitignore.write_text("\n".join([*lines, *added]) + "\n")
+    console.print(f"{'added .env to' if lines else 'wrote'} {gitignore}")
 
 
 def _example(name: str) -> str:
@@ -80,7 +116,7 @@ def run(
     logging.getLogger().handlers[0].addFilter(lambda record: not hasattr(record, "run"))
     config = load(config_path)
     config.model(model)
-    final = asyncio.run(_run_now(config, model, round_number, out if dry_run else None))
+    final = asyncio.run(_run_now(config, model, round_number, out.resolve() if dry_run else None))
     _print_runs(Ledger.from_url(config.ledger.url), [final], as_json=as_json)
     if final.state is RunState.FAILED:
         raise typer.Exit(1)
@@ -96,13 +132,16 @@ async def _run_now(
     async with Runtime(config, dry_run_dir=dry_dir, dispatch=False, progress=download) as runtime:
         await runtime.wait_ready()
         await runtime.model_ids.resolve(runtime.client, deadline=time.time() + 60)
+        close_time = None
         if round_number is None:
             info = await runtime.rounds.get(model.tournament_id, wait=120)
-            round_number = info.number
+            round_number, close_time = info.number, info.close_time
+        # A dry run is no round's run: it neither skips nor is skipped by the round's others.
         run, _ = await asyncio.to_thread(
             runtime.ledger.record,
-            new_run(model, runtime.model_ids.id_of(name), source="manual",
-                    round_number=round_number, resubmit=model.resubmit or dry_dir is not None),
+            new_run(model, runtime.model_ids.id_of(name),
+                    source="manual" if dry_dir is None else "dry-run", round_number=round_number,
+                    close_time=close_time, resubmit=model.resubmit or dry_dir is not None),
         )
         claimed = await asyncio.to_thread(runtime.ledger.claim_run, run.id, runtime.owner)
         if claimed is None:
@@ -186,12 +225,15 @@ def _row(run: Run, stages: list[StageRecord]) -> RunRow:
         is_test=run.is_test, state=run.state.value,
         seconds=(run.updated_at - run.created_at).total_seconds() if run.state.is_final else None,
         predict_s=spent.get(RunState.PREDICTING), rows=rows if isinstance(rows, int) else None,
+        peak_mb=peak if isinstance(peak := run.detail.get("peak_mb"), int | float) else None,
         outcome=str(outcome),
         extra={"model_id": run.model_id, "trigger_id": run.trigger_id, "source": run.source,
                "attempts": run.attempts, "submission_id": run.submission_id,
                "error": run.error, "created_at": run.created_at.isoformat(),
                "updated_at": run.updated_at.isoformat(),
-               "stage_seconds": {s.value: round(v, 3) for s, v in spent.items()}},
+               "stage_seconds": {s.value: round(v, 3) for s, v in spent.items()},
+               **{key: run.detail[key] for key in ("compute_s", "load_s", "model_mb")
+                  if key in run.detail}},
     )
 
 

@@ -2,7 +2,9 @@
 
 `status`, `logs` and `trigger --wait` talk to a running server's JSON API (local by default,
 or `--server https://....run.app`) with the admin token from `server.admin_token` or
-`AUTOPILOT_ADMIN_TOKEN`. No command prints a key, a token or a webhook secret.
+`AUTOPILOT_ADMIN_TOKEN`. Without `--server`, when no server answers, `status` and `logs`
+read the config's ledger instead and say so on stderr. No command prints a key, a token or
+a webhook secret.
 """
 
 from __future__ import annotations
@@ -10,13 +12,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from typing import Annotated
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
 import httpx
 import typer
 
 from numerai_autopilot.cli.registration import current_secret, redact, registered_webhooks
-from numerai_autopilot.cli.remote import LogEntry, RemoteServer, RunSummary
+from numerai_autopilot.cli.remote import (
+    LocalRuns,
+    LogEntry,
+    RemoteServer,
+    RunReader,
+    RunSummary,
+    ServerUnreachable,
+)
 from numerai_autopilot.cli.shared import (
     DEFAULT_CONFIG,
     ConfigOption,
@@ -30,7 +41,7 @@ from numerai_autopilot.cli.shared import (
 from numerai_autopilot.cli.tables import RunRow, print_runs
 from numerai_autopilot.config import AppConfig, ServerSettings, webhook_url
 from numerai_autopilot.errors import ConfigError
-from numerai_autopilot.ledger import RunState
+from numerai_autopilot.ledger import Ledger, RunState
 from numerai_autopilot.numerai import NumeraiClient
 from numerai_autopilot.runs import ModelIds
 
@@ -48,6 +59,29 @@ def _server(settings: ServerSettings, http: httpx.AsyncClient, url: str | None) 
     token = settings.admin_token
     return RemoteServer(http, url or settings.public_url or f"http://127.0.0.1:{settings.port}",
                         token.get_secret_value() if token is not None else None)
+
+
+@asynccontextmanager
+async def _reader(config: AppConfig, server_url: str | None
+                  ) -> AsyncIterator[tuple[RunReader, dict[str, Any] | None]]:
+    """The server's API and its health; without `server_url`, when no server answers, the
+    config's ledger (said on stderr) and None."""
+    async with httpx.AsyncClient() as http:
+        server = _server(config.server, http, server_url)
+        try:
+            health = await server.health()
+        except ServerUnreachable:
+            if server_url is not None:
+                raise
+        else:
+            yield server, health
+            return
+        with Ledger.from_url(config.ledger.url) as ledger:
+            ledger.migrate()
+            local = LocalRuns(ledger)
+            err.print(f"no server answers at {server.base_url}: reading {local.where}",
+                      soft_wrap=True, markup=False)
+            yield local, None
 
 
 @app.command()
@@ -175,19 +209,18 @@ def status(
     rounds: Annotated[int, typer.Option(help="How many recent rounds.")] = 3,
     as_json: JsonOption = False,
 ) -> None:
-    """The server's health and each model's latest run in the recent rounds."""
+    """The server's health and each model's latest run in the recent rounds (from the local
+    ledger when no server answers)."""
     config = load(config_path)
     asyncio.run(_status(config, server, rounds, as_json))
 
 
 async def _status(config: AppConfig, server_url: str | None, rounds: int, as_json: bool) -> None:
-    async with httpx.AsyncClient() as http:
-        server = _server(config.server, http, server_url)
-        health = await server.health()
+    async with _reader(config, server_url) as (server, health):
         runs = await server.runs(limit=500)
-    if not as_json:
+    if not as_json and health is not None:
         ready = "ready" if health.get("executor_ready") else "starting"
-        console.print(f"server {server.base_url}: {health.get('status')}, executor {ready}, "
+        console.print(f"server {server.where}: {health.get('status')}, executor {ready}, "
                       f"{health.get('active_runs', 0)} active runs", soft_wrap=True)
     by_round: dict[tuple[int, int | None], dict[str, RunSummary]] = defaultdict(dict)
     for run in runs:  # newest first: the first run seen per (round, model) is its latest
@@ -209,22 +242,22 @@ async def _status(config: AppConfig, server_url: str | None, rounds: int, as_jso
 @app.command()
 @friendly
 def logs(
-    run_id: Annotated[str, typer.Argument(help="The run's id (see `autopilot status`).")],
+    run_id: Annotated[str, typer.Argument(help="The run's id, or its start as `autopilot runs` shows it.")],
     config_path: ConfigOption = DEFAULT_CONFIG,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the run is final.")] = False,
     server: ServerOption = None,
     timeout: Annotated[float, typer.Option(help="Stop following after this many seconds.")] = 3600.0,
 ) -> None:
-    """The log lines of one run."""
+    """The log lines of one run (from the server, else from the local ledger)."""
     config = load(config_path)
     raise typer.Exit(asyncio.run(_logs(config, run_id, follow, server, timeout)))
 
 
 async def _logs(config: AppConfig, run_id: str, follow: bool, server_url: str | None,
                 timeout: float) -> int:
-    async with httpx.AsyncClient() as http:
-        server = _server(config.server, http, server_url)
+    async with _reader(config, server_url) as (server, _):
         run = await server.run(run_id)
+        run_id = run.id  # the whole id, when given its start
         last = 0
         try:
             async with asyncio.timeout(timeout):

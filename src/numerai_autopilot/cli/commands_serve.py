@@ -8,20 +8,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import ipaddress
+import logging
 import os
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from numerai_autopilot.cli.shared import DEFAULT_CONFIG, ConfigOption, app, friendly, load
+from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.observe import setup_logging
 
 if TYPE_CHECKING:
     import uvicorn
+
+    from numerai_autopilot.config.models import ServerSettings
+
+log = logging.getLogger(__name__)
+# A connection that has not sent a whole request's headers this long after it opened is
+# closed (slowloris); uvicorn's keep-alive timeout covers only the wait after a response.
+HEADER_TIMEOUT_S = 10.0
 
 
 @app.command()
@@ -35,8 +47,10 @@ def serve(
 ) -> None:
     """Answer Numerai's webhooks and run every model's round.
 
-    On SIGTERM (or Ctrl-C) it claims no more runs at once, then leaves every run in flight
-    resumable and exits (`Runtime.drain`, `Runtime.close`).
+    With neither server.admin_token nor server.dashboard_user, on a loopback address it
+    prints a sign-in link to the dashboard that works once. On SIGTERM (or Ctrl-C) it claims
+    no more runs at once, then leaves every run in flight resumable and exits
+    (`Runtime.drain`, `Runtime.close`).
     """
     import uvicorn
 
@@ -48,10 +62,12 @@ def serve(
     config = load(config_path)
     bind_host = host or config.server.host
     bind_port = port if port is not None else int(os.environ.get("PORT", config.server.port))
+    listener = listen(bind_host, bind_port)  # a port in use is said before anything else
+    login_code = _login_code(config.server, bind_host)
     runtime = Runtime(config, keep_busy_url=keep_busy_url(
         config.server, os.environ, host=bind_host, port=bind_port, source=config.source))
     settings = uvicorn.Config(
-        create_app(config, runtime=runtime),
+        create_app(config, runtime=runtime, login_code=login_code),
         host=bind_host,
         port=bind_port,
         # uvicorn's loggers go through the process's logging (text, or JSON for Cloud
@@ -67,12 +83,62 @@ def serve(
         # to its upstreams), so it never reuses one just as the server closes it.
         timeout_keep_alive=75,
     )
-    _run(settings, on_signal=runtime.drain)
+    banner = None
+    if login_code is not None:
+        host = f"[{bind_host}]" if ":" in bind_host else bind_host
+        port_number = listener.getsockname()[1]
+        banner = (f"dashboard: sign in at http://{host}:{port_number}/login?code={login_code} "
+                  "(works once; printed here only)")
+    _run(settings, on_signal=runtime.drain, sockets=[listener], banner=banner)
 
 
-def _run(config: uvicorn.Config, *, on_signal: Callable[[], None]) -> None:
-    """Run uvicorn's server, calling `on_signal` on its event loop as soon as SIGTERM or
-    SIGINT arrives.
+def _login_code(server: ServerSettings, host: str) -> str | None:
+    """A one-time dashboard sign-in code when no sign-in is configured and `host` is a
+    loopback address (only this machine's users can open the link); None otherwise, with a
+    warning when nobody could sign in at all."""
+    from numerai_autopilot.web.dashboard import new_login_code
+
+    if server.admin_token is not None or server.dashboard_user is not None:
+        return None
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return new_login_code()
+    log.warning("no server.admin_token or server.dashboard_user is set and the server listens "
+                "on %s: the dashboard, the JSON API and /metrics refuse every request; set "
+                "AUTOPILOT_ADMIN_TOKEN (e.g. python -c \"import secrets; "
+                "print(secrets.token_urlsafe(32))\")", host)
+    return None
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to `host`:`port` (as uvicorn binds one) for the server to serve on.
+
+    :raises ConfigError: the port is in use, or the address cannot be bound; one line naming
+        the port and how to choose another.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {port} on {host} is already in use (another server?); "
+                              "choose another with --port or $PORT") from None
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose the "
+                          "address with --host and the port with --port or $PORT") from None
+    return sock
+
+
+def _run(config: uvicorn.Config, *, on_signal: Callable[[], None],
+         sockets: list[socket.socket], banner: str | None = None) -> None:
+    """Run uvicorn's server on `sockets`, calling `on_signal` on its event loop as soon as
+    SIGTERM or SIGINT arrives, closing connections that send no request's headers within
+    `HEADER_TIMEOUT_S`, and printing `banner` to stdout once it serves.
 
     uvicorn waits for open requests before it shuts the app down (its lifespan); the
     runtime must stop claiming and answer its held keep-busy requests before that, at the
@@ -84,9 +150,23 @@ def _run(config: uvicorn.Config, *, on_signal: Callable[[], None]) -> None:
     class Server(uvicorn.Server):
         loop: asyncio.AbstractEventLoop | None = None
 
+        def __init__(self, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            self.opened: dict[Any, float] = {}  # connection -> first seen with no request
+
         async def serve(self, sockets: list[socket.socket] | None = None) -> None:
             self.loop = asyncio.get_running_loop()
             await super().serve(sockets)
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if banner is not None and self.started:
+                print(banner, flush=True)
+
+        async def on_tick(self, counter: int) -> bool:
+            if counter % 10 == 0:  # a tick is 0.1 s
+                close_stalled(self.server_state.connections, self.opened, time.monotonic())
+            return await super().on_tick(counter)
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             super().handle_exit(sig, frame)
@@ -94,7 +174,24 @@ def _run(config: uvicorn.Config, *, on_signal: Callable[[], None]) -> None:
                 with contextlib.suppress(RuntimeError):  # the loop has already closed
                     self.loop.call_soon_threadsafe(on_signal)
 
-    Server(config).run()
+    Server(config).run(sockets=sockets)
+
+
+def close_stalled(connections: Collection[Any], opened: dict[Any, float], now: float,
+                  timeout: float = HEADER_TIMEOUT_S) -> None:
+    """Close each of uvicorn's `connections` (its protocol objects) still without a whole
+    request's headers `timeout` s after it was first seen; `opened` keeps when, between calls.
+
+    uvicorn starts a connection's request cycle once the headers are parsed: until then its
+    `cycle` is None.
+    """
+    for connection in [c for c in opened if c not in connections]:
+        del opened[connection]
+    for connection in connections:
+        if getattr(connection, "cycle", None) is not None:
+            opened.pop(connection, None)
+        elif now - opened.setdefault(connection, now) >= timeout:
+            connection.transport.close()
 
 
 @app.command()

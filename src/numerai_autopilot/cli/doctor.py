@@ -17,6 +17,7 @@ import httpx
 from numerai_autopilot.cli.registration import check_webhook, redact, registered_webhooks
 from numerai_autopilot.cli.shared import console
 from numerai_autopilot.config import TOURNAMENT_NAMES, AppConfig
+from numerai_autopilot.demo.examples import EXAMPLE_MODEL
 from numerai_autopilot.errors import AutopilotError, ConfigError
 from numerai_autopilot.executor import Executor, PredictorSpec, parse_predictor
 from numerai_autopilot.ledger import Ledger
@@ -90,9 +91,8 @@ class Doctor:
             return None
         try:
             account = await client.models()
-        except AuthenticationError as exc:
-            self.line(False, "keys", f"refused by Numerai ({exc}); check NUMERAI_PUBLIC_ID and "
-                      "NUMERAI_SECRET_KEY")
+        except AuthenticationError as exc:  # its message says which variables to set
+            self.line(False, "keys", str(exc))
             return None
         except AutopilotError as exc:
             self.line(False, "keys", f"could not ask Numerai ({keys.api_url}): {exc}")
@@ -107,10 +107,7 @@ class Doctor:
         for name, model in self.config.models.items():
             found = model_ids.find(name, account)
             if found is None:
-                wanted = f"id {model.model_id}" if model.model_id else f"name {name!r}"
-                known = ", ".join(sorted(m.name for m in account)) or "none"
-                self.line(False, f"model {name}", f"no model with {wanted} on this account "
-                          f"(it has: {known}); fix models.{name}.model_id")
+                self.line(False, f"model {name}", _not_found(name, model.model_id, account))
             elif found.tournament != model.tournament_id:
                 actual = TOURNAMENT_NAMES.get(found.tournament)
                 self.line(False, f"model {name}", f"{found.id} is a {actual} model; set "
@@ -154,7 +151,8 @@ class Doctor:
         specs: dict[str, PredictorSpec] = {}
         for name, model in self.config.models.items():
             try:
-                specs[name] = parse_predictor(model.predictor, base_dir=self.config.base_dir)
+                specs[name] = parse_predictor(model.predictor, base_dir=self.config.base_dir,
+                                              pickle_dirs=self.config.executor.pickle_dirs)
             except ConfigError as exc:
                 self.line(False, f"predictor {name}", f"{exc}; fix models.{name}.predictor")
         if not specs:
@@ -166,7 +164,22 @@ class Doctor:
                 for name, spec in specs.items():
                     try:
                         await executor.inspect(spec, model_name=name, timeout_s=120.0)
-                    except AutopilotError as exc:
-                        self.line(False, f"predictor {name}", str(exc))
+                    except AutopilotError as exc:  # "model 'NAME': ...": the line names it
+                        self.line(False, f"predictor {name}",
+                                  str(exc).removeprefix(f"model {name!r}: "))
                     else:
                         self.line(True, f"predictor {name}", f"{spec.ref} loads in a worker")
+
+
+def _not_found(name: str, model_id: str | None, account: list[ModelInfo]) -> str:
+    """What to fix when the account has no model `name` (or `model_id`): the table's name,
+    which `autopilot init` sets to its example's, or the id."""
+    known = ", ".join(sorted(m.name for m in account)) or "none"
+    if model_id:
+        return (f"no model with id {model_id} on this account (it has: {known}); fix "
+                f"models.{name}.model_id")
+    if name == EXAMPLE_MODEL:
+        return (f"'{name}' is `autopilot init`'s example name; rename [models.{name}] in the "
+                f"config to your model's name on Numerai (this account has: {known})")
+    return (f"no model named {name!r} on this account (it has: {known}); rename "
+            f"[models.{name}] to the model's name on Numerai, or set models.{name}.model_id")

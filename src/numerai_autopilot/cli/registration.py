@@ -39,8 +39,9 @@ def current_secret(config: AppConfig) -> str:
     """The secret new webhook tokens are made with; ConfigError when it is not set."""
     if config.server.secret is None:
         raise ConfigError(
-            f"{config.source}: server.secret: required to make webhook tokens; set it or "
-            "AUTOPILOT_SECRET"
+            f"{config.source}: server.secret: required to make webhook tokens; set "
+            "AUTOPILOT_SECRET in the environment or the .env file beside the config (`autopilot "
+            "init` writes one)"
         )
     return config.server.secret.get_secret_value()
 

@@ -1,8 +1,10 @@
-"""A small client for a running server's JSON API (`/healthz`, `/api/runs...`).
+"""A small client for a running server's JSON API (`/healthz`, `/api/runs...`), and the
+local ledger read the same way.
 
 Used by `autopilot status`, `logs` and `trigger --wait`, against a local server or a Cloud
 Run URL. The admin token (`server.admin_token`, env `AUTOPILOT_ADMIN_TOKEN`) is sent as a
-Bearer header and appears in no message.
+Bearer header and appears in no message. When no server answers, `status` and `logs` read
+this machine's ledger with `LocalRuns`, which answers as `RemoteServer` does.
 
     async with httpx.AsyncClient() as http:
         server = RemoteServer(http, "https://autopilot-xyz.a.run.app", token)
@@ -11,18 +13,23 @@ Bearer header and appears in no message.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import BaseModel
 
 from numerai_autopilot.errors import AutopilotError
-from numerai_autopilot.ledger import RunState
+from numerai_autopilot.ledger import Ledger, Run, RunState
 
 
 class RemoteError(AutopilotError):
     """The server could not be reached or refused a request; the message says what to do."""
+
+
+class ServerUnreachable(RemoteError):
+    """No server answers at the URL (nothing listens there, or the host is unknown)."""
 
 
 class RunSummary(BaseModel):
@@ -37,12 +44,32 @@ class RunSummary(BaseModel):
     error: str | None = None
     submission_id: str | None = None
 
+    @classmethod
+    def of(cls, run: Run) -> RunSummary:
+        return cls(id=run.id, model=run.model_name, tournament=run.tournament,
+                   round=run.round_number, is_test=run.is_test, state=run.state,
+                   error=run.error, submission_id=run.submission_id)
+
 
 class LogEntry(BaseModel):
     id: int
     at: datetime
     level: str
     message: str
+
+
+class RunReader(Protocol):
+    """What `status` and `logs` read: a server's API (`RemoteServer`) or the local ledger
+    (`LocalRuns`). `where` says which, for messages."""
+
+    @property
+    def where(self) -> str: ...
+
+    async def runs(self, *, limit: int = 50) -> list[RunSummary]: ...
+
+    async def run(self, run_id: str) -> RunSummary: ...
+
+    async def logs(self, run_id: str, after: int = 0) -> list[LogEntry]: ...
 
 
 class RemoteServer:
@@ -57,6 +84,10 @@ class RemoteServer:
         self._headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
         self._timeout = timeout
 
+    @property
+    def where(self) -> str:
+        return self.base_url
+
     async def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         try:
             response = await self._http.get(
@@ -67,7 +98,7 @@ class RemoteServer:
             raise RemoteError(f"{self.base_url} did not answer {path} within "
                               f"{self._timeout:g} s; is the server overloaded?") from exc
         except httpx.TransportError as exc:
-            raise RemoteError(
+            raise ServerUnreachable(
                 f"no server answers at {self.base_url} ({type(exc).__name__}); start one with "
                 "`autopilot serve` or pass --server URL"
             ) from exc
@@ -76,8 +107,10 @@ class RemoteServer:
                 f"{self.base_url} refused the admin token: set AUTOPILOT_ADMIN_TOKEN (or "
                 "server.admin_token) to the server's admin token"
             )
-        if response.status_code == 404:
-            raise RemoteError(f"{self.base_url}{path}: not found")
+        if response.status_code in (400, 404):
+            detail = _detail(response)
+            raise RemoteError(f"{self.base_url}: {detail}" if detail
+                              else f"{self.base_url}{path}: not found")
         if response.status_code >= 400:
             raise RemoteError(f"{self.base_url}{path} answered HTTP {response.status_code}")
         try:
@@ -98,6 +131,7 @@ class RemoteServer:
         return [RunSummary.model_validate(item) for item in raw]
 
     async def run(self, run_id: str) -> RunSummary:
+        """The run with this id, or the one whose id starts with it."""
         return RunSummary.model_validate(await self._get(f"/api/runs/{run_id}"))
 
     async def logs(self, run_id: str, after: int = 0) -> list[LogEntry]:
@@ -110,3 +144,40 @@ class RemoteServer:
         with_error = [str(s["state"]) for s in stages if s.get("error")]
         entered = [str(s["state"]) for s in stages if not RunState(s["state"]).is_final]
         return (with_error or entered or ["queued"])[-1]
+
+
+class LocalRuns:
+    """The local ledger, read as `RemoteServer` reads a server's API (same answers, same
+    errors): for `status` and `logs` when no server answers."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    @property
+    def where(self) -> str:
+        return "the local ledger " + self._ledger.engine.url.render_as_string(hide_password=True)
+
+    async def runs(self, *, limit: int = 50) -> list[RunSummary]:
+        found = await asyncio.to_thread(self._ledger.runs, limit=limit)
+        return [RunSummary.of(run) for run in found]
+
+    async def run(self, run_id: str) -> RunSummary:
+        """The run with this id, or the one whose id starts with it; RemoteError if none."""
+        run = await asyncio.to_thread(self._ledger.get_by_prefix, run_id)
+        if run is None:
+            raise RemoteError(f"no run {run_id!r} in {self.where}")
+        return RunSummary.of(run)
+
+    async def logs(self, run_id: str, after: int = 0) -> list[LogEntry]:
+        lines = await asyncio.to_thread(self._ledger.logs, run_id, after_id=after)
+        return [LogEntry(id=line.id, at=line.at, level=line.level, message=line.message)
+                for line in lines]
+
+
+def _detail(response: httpx.Response) -> str | None:
+    """The `detail` of a FastAPI error answer, if it is one."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        return None
+    return detail if isinstance(detail, str) else None

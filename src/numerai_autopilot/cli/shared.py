@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 
 from numerai_autopilot import __version__
-from numerai_autopilot.config import AppConfig, load_config
+from numerai_autopilot.config import AppConfig, environment, load_config
 from numerai_autopilot.errors import AutopilotError, ConfigError
 
 P = ParamSpec("P")
@@ -63,8 +63,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON, for script
 
 
 def load(path: Path) -> AppConfig:
-    """The config at `path` with this process's environment; raises ConfigError."""
-    return load_config(path, env=os.environ)
+    """The config at `path` with this process's environment over the `.env` file beside
+    it; raises ConfigError."""
+    return load_config(path, env=environment(path, os.environ))
 
 
 def friendly(func: Callable[P, R]) -> Callable[P, R]:
@@ -88,6 +89,7 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def colour(state: str) -> str:
-    """A run state in Rich markup: green submitted, red failed, yellow skipped, else cyan."""
-    colours = {"submitted": "green", "failed": "red", "skipped": "yellow"}
+    """A run state in Rich markup: green submitted, red failed, yellow skipped, magenta
+    dry-run, else cyan."""
+    colours = {"submitted": "green", "failed": "red", "skipped": "yellow", "dry-run": "magenta"}
     return f"[{colours.get(state, 'cyan')}]{state}[/]"

@@ -35,6 +35,7 @@ class RunRow:
     state: str
     seconds: float | None = None  # the whole run, once final
     predict_s: float | None = None
+    peak_mb: float | None = None  # the worker's peak memory while it predicted
     rows: int | None = None
     outcome: str = ""  # the submission id, or the error / skip reason
     extra: dict[str, Any] = field(default_factory=dict)
@@ -74,11 +75,11 @@ def print_runs(rows: Sequence[RunRow], *, as_json: bool = False, empty: str = "n
         console.print(empty)
         return
     ids = short_ids([row.id for row in rows])
-    table = Table("run", "model", "round", "state", "predict", "total", "rows",
+    table = Table("run", "model", "round", "state", "predict", "memory", "total", "rows",
                   box=None, pad_edge=False)
     for row in rows:
         table.add_row(ids[row.id], row.model, row.round_label(), colour(row.state),
-                      _seconds(row.predict_s), _seconds(row.seconds),
+                      _seconds(row.predict_s), _mib(row.peak_mb), _seconds(row.seconds),
                       "" if row.rows is None else str(row.rows))
     console.print(table)
     for row in rows:
@@ -91,8 +92,15 @@ def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}s"
 
 
+def _mib(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value / 1024:.1f}G" if value >= 1024 else f"{value:.0f}M"
+
+
 def _as_dict(row: RunRow) -> dict[str, Any]:
     return {"id": row.id, "model": row.model, "tournament": row.tournament,
             "round": row.round, "is_test": row.is_test, "state": row.state,
-            "seconds": row.seconds, "predict_s": row.predict_s, "rows": row.rows,
+            "seconds": row.seconds, "predict_s": row.predict_s, "peak_mb": row.peak_mb,
+            "rows": row.rows,
             "outcome": row.outcome or None, **row.extra}

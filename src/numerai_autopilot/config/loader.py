@@ -2,10 +2,16 @@
 
 Environment overrides: `AUTOPILOT_<TABLE>_<KEY>` (e.g. `AUTOPILOT_SERVER_PORT=9000`,
 `AUTOPILOT_LEDGER_URL=postgresql+psycopg://...`), plus the conventional
-`NUMERAI_PUBLIC_ID` / `NUMERAI_SECRET_KEY` for the keys and `AUTOPILOT_SECRET` for the
-webhook secret. The environment wins over the file. Values written as
-`sm://projects/P/secrets/NAME/versions/latest` are then read from Secret Manager
-(`secret_manager.py`). Every mistake is a ConfigError naming the file, the key and the fix.
+`NUMERAI_PUBLIC_ID` / `NUMERAI_SECRET_KEY` for the keys, `AUTOPILOT_SECRET` for the
+webhook secret, `AUTOPILOT_PREVIOUS_SECRETS` (comma separated) for the secrets of a rotation
+and `AUTOPILOT_ADMIN_TOKEN`. The environment wins over the file; an empty variable is unset.
+The commands pass this process's environment over the `.env` file beside the config
+(`env_file.py`). Values written as `sm://projects/P/secrets/NAME/versions/latest` are then
+read from Secret Manager (`secret_manager.py`). Every mistake is a ConfigError naming the
+file, the key and the fix.
+
+Secrets belong in the environment, not in the file: `literal_secrets` names the keys of a
+file that hold one (a deploy refuses such a file, which would go into the image).
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pydantic
 
 from numerai_autopilot.config.models import AppConfig
-from numerai_autopilot.config.secret_manager import SecretResolver
+from numerai_autopilot.config.secret_manager import PREFIX, SecretResolver
 from numerai_autopilot.errors import ConfigError
 
 ENV_PREFIX = "AUTOPILOT_"
@@ -29,8 +36,11 @@ _SHORTCUTS = {
     "NUMERAI_PUBLIC_ID": ("numerai", "public_id"),
     "NUMERAI_SECRET_KEY": ("numerai", "secret_key"),
     "AUTOPILOT_SECRET": ("server", "secret"),
+    "AUTOPILOT_PREVIOUS_SECRETS": ("server", "previous_secrets"),
     "AUTOPILOT_ADMIN_TOKEN": ("server", "admin_token"),
 }
+# Read by `autopilot deploy cloudrun --setup` (the Cloud SQL password), not a config key.
+_NOT_SETTINGS = frozenset({"AUTOPILOT_LEDGER_PASSWORD"})
 
 
 def load_config(
@@ -80,6 +90,40 @@ def parse_config(
         raise ConfigError(_explain(exc, source, from_env)) from None
 
 
+def literal_secrets(path: Path) -> dict[str, str]:
+    """The keys of the config at `path` that hold a secret's value (not a `sm://` reference)
+    -> the environment variable to set instead, e.g. {"server.secret": "AUTOPILOT_SECRET"}.
+
+    A ledger URL with a password counts (its password belongs in PGPASSWORD).
+    :raises ConfigError: the file cannot be read or is not TOML.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    def table(name: str) -> dict[str, Any]:
+        value = data.get(name)
+        return value if isinstance(value, dict) else {}
+
+    found: dict[str, str] = {}
+    for variable, (name, key) in _SHORTCUTS.items():
+        value = table(name).get(key)
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and v and not v.startswith(PREFIX) for v in values):
+            found[f"{name}.{key}"] = variable
+    if table("server").get("dashboard_password"):
+        found["server.dashboard_password"] = "AUTOPILOT_SERVER_DASHBOARD_PASSWORD"
+    url = table("ledger").get("url")
+    try:
+        if isinstance(url, str) and "://" in url and urlsplit(url).password:
+            found["ledger.url"] = "PGPASSWORD"
+    except ValueError:  # not a URL urllib can read: load_config says what is wrong with it
+        pass
+    return found
+
+
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[tuple[str, str], str]:
     """Put `env`'s overrides into `data`; returns which variable set each (table, key). An
     empty variable counts as unset (`AUTOPILOT_SERVER_SECRET=` overrides nothing)."""
@@ -89,7 +133,8 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[tuple[str, 
             data.setdefault(table, {})[key] = env[name]
             applied[(table, key)] = name
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name in _SHORTCUTS or not value:
+        if not name.startswith(ENV_PREFIX) or name in _SHORTCUTS or name in _NOT_SETTINGS \
+                or not value:
             continue
         rest = name[len(ENV_PREFIX) :].lower()
         section = next((t for t in _TABLES if rest.startswith(t + "_")), None)

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from numerai_autopilot.config.strength import check_secret, check_secrets
 from numerai_autopilot.errors import ConfigError
 
 TournamentName = Literal["classic", "signals", "crypto"]
@@ -106,6 +107,7 @@ class ServerSettings(_Table):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # secret, previous_secrets and admin_token: at least 32 random bytes (config/strength.py).
     secret: SecretStr | None = None
     previous_secrets: tuple[SecretStr, ...] = ()
     public_url: str | None = None
@@ -126,6 +128,29 @@ class ServerSettings(_Table):
     # platform that allocates CPU only during requests (Cloud Run's request-based billing)
     # counts the work after the webhook's answer: "auto" under Cloud Run with `public_url`.
     keep_busy: KeepBusyMode = "auto"
+    # `/metrics` without a credential, for a Prometheus scraper that sends no token.
+    metrics_public: bool = False
+
+    @field_validator("previous_secrets", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # From the environment (AUTOPILOT_PREVIOUS_SECRETS): "old1,old2".
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("secret", "admin_token")
+    @classmethod
+    def _strong(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_secret(value.get_secret_value())
+        return value
+
+    @field_validator("previous_secrets")
+    @classmethod
+    def _strong_each(cls, values: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        check_secrets([value.get_secret_value() for value in values])
+        return values
 
     def webhook_secrets(self) -> list[str]:
         """The secrets a webhook token may be made with: `secret` (empty when unset) first,
@@ -183,6 +208,9 @@ class ExecutorConfig(_Table):
     # "shared" passes its path (the data cache_dir is mounted at the same path on every
     # worker). Default: `round_file_transfer`.
     data_transfer: DataTransfer | None = None
+    # The folders Model Upload pickles may load from (a pickle is code: treat them as
+    # source), relative to the config's folder; empty: the config's folder only.
+    pickle_dirs: tuple[Path, ...] = ()
     # What the predictors kept loaded between rounds may take in each worker (least
     # recently used dropped first); unset: half the worker's memory limit.
     warm_budget: Size | None = None

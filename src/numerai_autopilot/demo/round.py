@@ -33,6 +33,7 @@ from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.sandbox import ModelSpec, SandboxSettings
 from numerai_autopilot.sandbox.testing import free_port, running_sandbox
 from numerai_autopilot.web import create_app
+from numerai_autopilot.web.dashboard import new_login_code
 
 console = Console(highlight=False)
 # model name -> tournament (Classic 8, Signals 11, Crypto 12)
@@ -93,11 +94,13 @@ async def run_demo(workdir: Path, *, timeout: float = 300.0, keep_serving: bool 
                                  dict(sandbox.models), predictors, port)
             console.print(f"[bold]3.[/] starting the server on 127.0.0.1:{port} (config: {config.source})")
             runtime = Runtime(config)
+            # No sign-in is configured: the dashboard opens with a one-time link, shown once.
+            login_code = new_login_code() if keep_serving else None
             # As `autopilot serve`: no logging configuration of uvicorn's own (the demo's
             # output stays its table), no access log (webhook URLs carry tokens).
             server = uvicorn.Server(uvicorn.Config(
-                create_app(config, runtime=runtime), host="127.0.0.1", port=port,
-                log_config=None, access_log=False))
+                create_app(config, runtime=runtime, login_code=login_code), host="127.0.0.1",
+                port=port, log_config=None, access_log=False))
             serving = asyncio.create_task(server.serve())
             try:
                 await _wait_healthy(http, port, runtime)
@@ -118,9 +121,13 @@ async def run_demo(workdir: Path, *, timeout: float = 300.0, keep_serving: bool 
                 runs = await _watch(runtime, rounds, started + timeout)
                 submissions = (await http.get(f"{sandbox.url}/_sandbox/submissions")).json()
                 code = _summary(runs, submissions, rounds, time.monotonic() - started)
+                console.print(f"The demo's files are in {_shown(workdir)}. Inspect the runs: "
+                              f"`{_cli()} runs -c {_shown(workdir / 'autopilot.toml')}`",
+                              soft_wrap=True)
                 if keep_serving:
-                    console.print(f"\ndashboard: {base}/  (sandbox: {sandbox.url}); "
-                                  "Ctrl-C to stop")
+                    console.print(f"\ndashboard: sign in at {base}/login?code={login_code} "
+                                  f"(works once; sandbox: {sandbox.url}); Ctrl-C to stop",
+                                  soft_wrap=True)
                     with contextlib.suppress(asyncio.CancelledError):
                         await asyncio.Event().wait()
             finally:
@@ -185,6 +192,19 @@ def _summary(runs: list[Run], submissions: list[dict[str, object]], rounds: dict
                           str(sub.get("trigger_id")), str(sub.get("id")))
     console.print(table)
     verdict = "[green]all models submitted[/]" if ok else "[red]some models did not submit[/]"
-    console.print(f"{verdict} in {elapsed:.1f} s. Inspect the runs: "
-                  "`autopilot runs -c .autopilot/demo/autopilot.toml`")
+    console.print(f"{verdict} in {elapsed:.1f} s.")
     return 0 if ok else 1
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the current folder when inside it, else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _cli() -> str:
+    """How to run the CLI from here: through dev.py in a checkout (the README's way), else
+    the installed `autopilot`."""
+    return "python3 dev.py autopilot" if Path("dev.py").is_file() else "autopilot"

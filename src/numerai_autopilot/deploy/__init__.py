@@ -1,5 +1,6 @@
 """Deploying the server: Google Cloud Run commands, the one-time set-up steps, the checks
-around a deploy (memory, public access), and the Litestream-replicated SQLite ledger.
+around a deploy (memory, public access, no secret in the image), and the
+Litestream-replicated SQLite ledger.
 
     from numerai_autopilot.deploy import CloudRunOptions, Runner, deploy_command, run_setup
 """
@@ -14,6 +15,10 @@ from numerai_autopilot.deploy.cloudrun import (
     deploy_command,
     describe_url_command,
     set_public_url_command,
+)
+from numerai_autopilot.deploy.contents import (
+    check_env_file_not_uploaded,
+    check_no_literal_secrets,
 )
 from numerai_autopilot.deploy.health import IAM_FAILED, ServiceCheckError, check_public
 from numerai_autopilot.deploy.litestream import run_replicated
@@ -32,7 +37,9 @@ __all__ = [
     "CommandError",
     "Runner",
     "ServiceCheckError",
+    "check_env_file_not_uploaded",
     "check_memory_fits",
+    "check_no_literal_secrets",
     "check_public",
     "deploy_command",
     "describe_url_command",

@@ -6,7 +6,8 @@ The service runs `autopilot serve` (see the Dockerfile) with:
 - `--execution-environment gen2`, `--timeout 3600`, a dedicated service account, and
   unauthenticated invocation (Numerai cannot authenticate: the per-model token in the URL
   guards the webhook, the admin token the API);
-- the keys and secrets as `--set-secrets` from Secret Manager, never as plain env vars;
+- the keys and secrets as `--set-secrets` from Secret Manager, never as plain env vars (during
+  a rotation, an older version of the webhook secret as `AUTOPILOT_PREVIOUS_SECRETS`);
 - a ledger that outlives the instance: the SQLite file restored from and replicated to a
   Cloud Storage bucket by Litestream (`autopilot litestream serve ...`), or with `cloudsql`
   PostgreSQL on Cloud SQL through the instance's Unix socket under `/cloudsql/`;
@@ -28,6 +29,8 @@ SECRET_ENV = {
     "AUTOPILOT_SECRET": "webhook-secret",
     "AUTOPILOT_ADMIN_TOKEN": "admin-token",
 }
+# During a rotation: the webhook secret's previous version, still accepted.
+PREVIOUS_SECRETS_ENV = "AUTOPILOT_PREVIOUS_SECRETS"
 # The Cloud SQL user's password reaches libpq (psycopg) as PGPASSWORD, from this secret; --setup
 # reads its value from AUTOPILOT_LEDGER_PASSWORD.
 PASSWORD_ENV = "PGPASSWORD"
@@ -81,6 +84,8 @@ class CloudRunOptions:
         then replicated to `bucket` with Litestream.
     :param public_url: the service's URL when known (an existing service), set on it as
         `AUTOPILOT_SERVER_PUBLIC_URL`.
+    :param previous_secret_version: during a rotation, the version (a number) of the webhook
+        secret whose tokens stay valid, handed in as `AUTOPILOT_PREVIOUS_SECRETS`.
     """
 
     project: str
@@ -97,6 +102,7 @@ class CloudRunOptions:
     cloudsql: CloudSQL | None = None
     ledger_bucket: str | None = None
     public_url: str | None = None
+    previous_secret_version: str | None = None
 
     @property
     def service_account(self) -> str:
@@ -139,6 +145,14 @@ class CloudRunOptions:
         if self.cloudsql is not None:
             names[PASSWORD_ENV] = f"{self.service}-{PASSWORD_SECRET}"
         return names
+
+    def secret_refs(self) -> dict[str, str]:
+        """Each secret environment variable of the service -> `SECRET:VERSION`."""
+        refs = {env: f"{name}:latest" for env, name in self.secrets().items()}
+        if self.previous_secret_version:
+            webhook_secret = self.secrets()["AUTOPILOT_SECRET"]
+            refs[PREVIOUS_SECRETS_ENV] = f"{webhook_secret}:{self.previous_secret_version}"
+        return refs
 
     def env_vars(self) -> dict[str, str]:
         """The plain environment variables of the service (no secret among them)."""
@@ -184,7 +198,7 @@ def deploy_command(o: CloudRunOptions) -> list[str]:
         "--timeout", "3600",
         "--allow-unauthenticated",
         *cloudsql,
-        "--set-secrets", ",".join(f"{env}={name}:latest" for env, name in o.secrets().items()),
+        "--set-secrets", ",".join(f"{env}={ref}" for env, ref in o.secret_refs().items()),
         "--set-env-vars", ",".join(f"{key}={value}" for key, value in o.env_vars().items()),
         "--args", ",".join(args),
         "--quiet",

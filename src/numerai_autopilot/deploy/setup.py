@@ -54,7 +54,8 @@ def run_setup(o: CloudRunOptions, runner: Runner, values: Mapping[str, str | Non
             if not value and not runner.dry_run:
                 raise CommandError(
                     f"secret {name} does not exist and {source} has no value here; set "
-                    f"{source} in the environment (or autopilot.toml) and run --setup again"
+                    f"{source} in the environment (or the .env file beside autopilot.toml) "
+                    "and run --setup again"
                 )
             runner.run(["gcloud", "secrets", "create", name, *project,
                         "--replication-policy", "automatic"])

@@ -12,7 +12,8 @@ unpickles anything, so the server can call it without running user code.
 
 Security: a pickle *is* code. Unpickling one runs whatever its author put in it, with this
 process's rights. Pickles are therefore loaded only from the directories you configure
-(``pickle_dirs``, by default the config's directory); treat those directories like source.
+(``executor.pickle_dirs``, by default the config's directory); treat those directories like
+source.
 """
 
 from __future__ import annotations
@@ -122,8 +123,9 @@ def parse_predictor(
     >>> parse_predictor("models/alpha.pkl", Path("/srv/autopilot")).kind
     <PredictorKind.PICKLE: 'pickle'>
 
-    Pickles must resolve (symlinks followed) inside one of ``pickle_dirs`` (default:
-    ``[base_dir]``), because loading a pickle runs arbitrary code.
+    Pickles must resolve (symlinks followed) inside one of ``pickle_dirs`` (relative ones
+    are relative to ``base_dir``; default: ``[base_dir]``), because loading a pickle runs
+    arbitrary code.
     Raises ConfigError naming the reference and the fix.
     """
     text = ref.strip()
@@ -160,13 +162,13 @@ def parse_predictor(
 
 def _parse_pickle(text: str, base: Path, pickle_dirs: Sequence[Path] | None) -> PredictorSpec:
     path = (base / Path(text).expanduser()).resolve()
-    allowed = [d.expanduser().resolve() for d in (pickle_dirs if pickle_dirs else [base])]
+    allowed = [(base / d.expanduser()).resolve() for d in (pickle_dirs or [base])]
     if not any(path.is_relative_to(d) for d in allowed):
         dirs = ", ".join(str(d) for d in allowed)
         raise ConfigError(
             f"predictor {text!r}: pickle {path} is outside the allowed pickle directories "
-            f"({dirs}); a pickle is code, so move it into one of them or add its directory "
-            f"to the allowed pickle directories"
+            f"({dirs}); a pickle is code, so move it into one of them or name its folder in "
+            f"executor.pickle_dirs"
         )
     if not path.is_file():
         raise ConfigError(f"predictor {text!r}: pickle {path} not found")

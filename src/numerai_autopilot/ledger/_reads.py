@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from numerai_autopilot.errors import LedgerError
+from numerai_autopilot.errors import AmbiguousRunId, LedgerError
 from numerai_autopilot.ledger._engine import configure_sqlite, is_postgres, write_transaction
 from numerai_autopilot.ledger._rows import log_from_row, run_from_row, stage_from_row
 from numerai_autopilot.ledger.records import LogLine, Run, StageRecord
@@ -54,6 +54,23 @@ class LedgerReader:
     def get(self, run_id: str) -> Run | None:
         """The run with this id, or None."""
         return self._one("read a run", select(runs).where(runs.c.id == run_id))
+
+    def get_by_prefix(self, prefix: str) -> Run | None:
+        """The run whose id is `prefix` or, failing that, the one run whose id starts with
+        it (as `autopilot runs` shortens ids); None when no run's does.
+
+        :raises AmbiguousRunId: several runs' ids start with `prefix`.
+        """
+        exact = self.get(prefix)
+        if exact is not None or not prefix:
+            return exact
+        # LIKE ignores case on SQLite: the ids are checked again here, exactly.
+        query = select(runs.c.id).where(runs.c.id.startswith(prefix, autoescape=True))
+        with self._translate("look a run id up"), self._engine.connect() as conn:
+            ids = [run_id for run_id in conn.scalars(query) if run_id.startswith(prefix)]
+        if len(ids) > 1:
+            raise AmbiguousRunId(prefix, len(ids))
+        return self.get(ids[0]) if ids else None
 
     def find(self, model_id: str, trigger_id: str) -> Run | None:
         """The run recorded for this model and Numerai trigger id, if any."""

@@ -103,13 +103,14 @@ def _by_trigger(conn: Connection, recordings: Sequence[Recording]) -> list[Run]:
 
 
 def _by_round(conn: Connection, rounds: Sequence[tuple[str, int | None]]) -> list[Run]:
-    """The runs of these (model_id, round) pairs that did not fail, oldest first."""
+    """The runs of these (model_id, round) pairs that did not fail, oldest first; dry runs
+    are no round's runs."""
     if not rounds:
         return []
     query = (select(runs)
              .where(runs.c.model_id.in_(sorted({m for m, _ in rounds})),
                     runs.c.round_number.in_(sorted({n for _, n in rounds if n is not None})),
-                    runs.c.state != RunState.FAILED.value)
+                    runs.c.state != RunState.FAILED.value, runs.c.source != "dry-run")
              .order_by(runs.c.created_at, runs.c.id))
     wanted = set(rounds)
     return [run for run in map(run_from_row, conn.execute(query))
@@ -124,7 +125,8 @@ def _learning(conn: Connection, model_ids: Sequence[str]) -> dict[str, Run]:
         return {}
     query = (select(runs)
              .where(runs.c.model_id.in_(sorted(set(model_ids))), runs.c.round_number.is_(None),
-                    runs.c.is_test.is_(False), runs.c.state.in_(UNFINISHED))
+                    runs.c.is_test.is_(False), runs.c.state.in_(UNFINISHED),
+                    runs.c.source != "dry-run")
              .order_by(runs.c.created_at, runs.c.id))
     oldest: dict[str, Run] = {}
     for run in map(run_from_row, conn.execute(query)):

@@ -33,6 +33,7 @@ from sqlalchemy import (
     insert,
     select,
     text,
+    update,
 )
 from sqlalchemy.types import TypeEngine
 
@@ -147,6 +148,22 @@ def _v6_webhook_body(conn: Connection) -> None:
     _add_column(conn, "runs", "webhook_body", Text(), "NULL")
 
 
+def _v7_dry_runs(conn: Connection) -> None:
+    # Dry runs were recorded as manual runs ending "skipped" with detail.dry_run (the CSV's
+    # path): they become dry runs, their own source and final state.
+    md = MetaData()
+    runs = Table("runs", md, Column("id", String(36), primary_key=True),
+                 Column("source", String(20)), Column("state", String(20)),
+                 Column("detail", JSON))
+    stages = Table("run_stages", md, Column("id", Integer, primary_key=True),
+                   Column("run_id", String(36)), Column("outcome", String(20)))
+    dry = select(runs.c.id).where(
+        runs.c.state == "skipped", runs.c.detail["dry_run"].as_string().is_not(None))
+    conn.execute(update(stages).where(stages.c.run_id.in_(dry), stages.c.outcome == "skipped")
+                 .values(outcome="dry-run"))
+    conn.execute(update(runs).where(runs.c.id.in_(dry)).values(state="dry-run", source="dry-run"))
+
+
 def _add_column(
     conn: Connection, table: str, column: str, type_: TypeEngine[Any], constraint: str
 ) -> None:
@@ -168,6 +185,8 @@ STEPS: tuple[Step, ...] = (
             "none on trigger_id: a burst's new runs are written together", _v5_burst_indexes),
     Step(6, "runs.webhook_body (the start of the webhook's body, for the record)",
          _v6_webhook_body),
+    Step(7, "dry runs: source and state 'dry-run' instead of a skipped manual run",
+         _v7_dry_runs),
 )
 LATEST_VERSION = STEPS[-1].version
 

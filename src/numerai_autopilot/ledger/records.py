@@ -2,7 +2,8 @@
 LogLine), and the trigger ids of runs Numerai did not trigger.
 
 A run's trigger id is Numerai's (from its webhook) or ours (`own_trigger_id`: a run started
-by a person or by the round watcher, or a webhook whose body carried no usable trigger id).
+by a person or by the round watcher, a dry run, or a webhook whose body carried no usable
+trigger id).
 Only Numerai's goes back to Numerai with the submission (`Run.numerai_trigger_id`): Numerai
 matches it against the triggers it sent.
 """
@@ -17,21 +18,23 @@ from typing import Any, Final, Literal
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger.states import RunState
 
-RunSource = Literal["webhook", "manual", "watcher", "rerun"]
-SOURCES: Final[frozenset[str]] = frozenset({"webhook", "manual", "watcher", "rerun"})
+# "dry-run": `autopilot run --dry-run`, which writes the validated CSV instead of uploading;
+# such a run is no round's run (it neither skips nor is skipped by the round's others).
+RunSource = Literal["webhook", "manual", "watcher", "rerun", "dry-run"]
+SOURCES: Final[frozenset[str]] = frozenset({"webhook", "manual", "watcher", "rerun", "dry-run"})
 # The sources whose runs carry a trigger id of ours (`own_trigger_id`), never sent to Numerai.
-OWN_TRIGGER_SOURCES: Final[frozenset[str]] = frozenset({"manual", "watcher"})
+OWN_TRIGGER_SOURCES: Final[frozenset[str]] = frozenset({"manual", "watcher", "dry-run"})
 LOG_LEVELS: Final[frozenset[str]] = frozenset({"debug", "info", "warning", "error"})
 # How our trigger ids begin. Numerai's are UUIDs (hexadecimal digits and dashes), which never
 # begin with one of these.
-_OWN_PREFIXES: Final[tuple[str, ...]] = ("manual-", "watcher-", "webhook-")
+_OWN_PREFIXES: Final[tuple[str, ...]] = ("manual-", "watcher-", "webhook-", "dry-run-")
 
 
 def own_trigger_id(source: RunSource, round_number: int | None = None) -> str:
-    """A trigger id of ours, for a run Numerai gave none: a manual or watcher run, or a
-    webhook whose body had no usable `triggerId`.
+    """A trigger id of ours, for a run Numerai gave none: a manual, dry or watcher run, or
+    a webhook whose body had no usable `triggerId`.
 
-    A manual run gets a fresh one. The watcher's is derived from the round, so two watchers
+    A manual or dry run gets a fresh one. The watcher's is derived from the round, so two watchers
     (two instances sharing the ledger) make the same id and record the run once. A webhook's
     is derived from the round when the body named one (so a delivery repeated gives back its
     run, as a repeated Numerai trigger id does), and fresh otherwise (the run is for the
@@ -45,8 +48,8 @@ def own_trigger_id(source: RunSource, round_number: int | None = None) -> str:
     >>> own_trigger_id("manual").startswith("manual-")
     True
     """
-    if source == "manual":
-        return f"manual-{uuid.uuid4()}"
+    if source in ("manual", "dry-run"):
+        return f"{source}-{uuid.uuid4()}"
     if source == "webhook":
         return (f"webhook-{uuid.uuid4()}" if round_number is None
                 else f"webhook-round-{round_number}")
@@ -140,6 +143,11 @@ class Run:
     @property
     def is_final(self) -> bool:
         return self.state.is_final
+
+    @property
+    def is_dry_run(self) -> bool:
+        """A dry run (`autopilot run --dry-run`): it uploads nothing and is no round's run."""
+        return self.source == "dry-run"
 
     @property
     def numerai_trigger_id(self) -> str | None:

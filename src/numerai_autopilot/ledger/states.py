@@ -4,8 +4,9 @@ A run moves forward one stage at a time::
 
     queued -> downloading -> predicting -> validating -> uploading -> submitted
 
-Any unfinished run may end as ``failed`` or ``skipped`` or go back to ``queued`` (a retry);
-a ``failed`` run may be queued again by a person (an admin re-run). Re-entering the current
+Any unfinished run may end as ``failed``, ``skipped`` or ``dry-run`` (a dry run wrote its
+validated CSV instead of uploading) or go back to ``queued`` (a retry); a ``failed`` run may
+be queued again by a person (an admin re-run). Re-entering the current
 unfinished state is allowed: that is how a process resumes a stage after a crash.
 """
 
@@ -25,15 +26,20 @@ class RunState(StrEnum):
     SUBMITTED = "submitted"
     FAILED = "failed"
     SKIPPED = "skipped"
+    DRY_RUN = "dry-run"
 
     @property
     def is_final(self) -> bool:
-        """True for submitted, failed and skipped: nothing more happens to the run."""
+        """True for submitted, failed, skipped and dry-run: nothing more happens to the run."""
         return self in FINAL_STATES
 
 
 FINAL_STATES: frozenset[RunState] = frozenset(
-    {RunState.SUBMITTED, RunState.FAILED, RunState.SKIPPED}
+    {RunState.SUBMITTED, RunState.FAILED, RunState.SKIPPED, RunState.DRY_RUN}
+)
+# The ends any unfinished run may reach from any stage.
+_ENDS: frozenset[RunState] = frozenset(
+    {RunState.FAILED, RunState.SKIPPED, RunState.DRY_RUN, RunState.QUEUED}
 )
 UNFINISHED_STATES: tuple[RunState, ...] = tuple(s for s in RunState if s not in FINAL_STATES)
 
@@ -60,7 +66,7 @@ def can_transition(current: RunState, target: RunState) -> bool:
         return target is RunState.QUEUED
     if current.is_final:
         return False
-    if target in (RunState.FAILED, RunState.SKIPPED, RunState.QUEUED) or target is current:
+    if target in _ENDS or target is current:
         return True
     return PIPELINE.index(target) == PIPELINE.index(current) + 1
 

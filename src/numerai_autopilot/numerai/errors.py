@@ -33,6 +33,12 @@ class AuthenticationError(NumeraiError):
     """API keys are missing, or Numerai refused them (wrong, revoked, lacking a scope)."""
 
 
+# How a person gives the service the account's keys; the end of every refusal's message.
+KEYS_HINT = ("set NUMERAI_PUBLIC_ID and NUMERAI_SECRET_KEY (or numerai.public_id and "
+             "numerai.secret_key) to an API key of the account, made at numer.ai under "
+             "Account > API keys")
+
+
 class GraphQLError(NumeraiError):
     """Numerai answered a GraphQL operation with an error."""
 
@@ -205,7 +211,8 @@ def classify_graphql_errors(
     if redact is not None:
         message = redact(message)
     if "auth" in kinds:
-        return AuthenticationError(f"Numerai refused the API keys on {operation}: {message}")
+        return AuthenticationError(
+            f"Numerai refused the API keys on {operation}: {message}; {KEYS_HINT}")
     if kinds == {"transient"}:
         return TransientError(f"Numerai {operation}: {message} (an error on Numerai's side, "
                               "answered as a GraphQL error; retried)")

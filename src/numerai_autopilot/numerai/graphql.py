@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from numerai_autopilot.numerai.errors import (
+    KEYS_HINT,
     AuthenticationError,
     NumeraiError,
     Redactor,
@@ -96,10 +97,7 @@ class GraphQL:
         headers = {"Accept": "application/json"}
         if auth:
             if self._keys is None:
-                raise AuthenticationError(
-                    f"Numerai {operation} needs API keys: pass public_id and secret_key "
-                    "(create them at numer.ai under Account > API keys)"
-                )
+                raise AuthenticationError(f"Numerai {operation} needs API keys: {KEYS_HINT}")
             headers["Authorization"] = f"Token {self._keys[0]}${self._keys[1]}"
         wait = min(self.timeout, remaining)
         body = {"query": query, "variables": variables}
@@ -131,8 +129,7 @@ class GraphQL:
             )
         if status in (401, 403):
             raise AuthenticationError(
-                f"Numerai refused the API keys on {operation} (HTTP {status}); "
-                "check public_id and secret_key"
+                f"Numerai refused the API keys on {operation} (HTTP {status}); {KEYS_HINT}"
             )
         try:
             payload = resp.json()

@@ -98,7 +98,8 @@ class Monitor:
                     self.metrics.stage_seconds.labels(
                         stage.state.value, stage.outcome or after.state.value
                     ).observe(stage.duration_s)
-            if after.state.is_final and not after.is_test and after.round_number is not None:
+            if (after.state.is_final and not after.is_test and not after.is_dry_run
+                    and after.round_number is not None):
                 await self._maybe_summarise(after.tournament, after.round_number)
         except Exception:
             log.exception("recording run %s's change failed (ignored)", after.id)
@@ -113,7 +114,7 @@ class Monitor:
         latest: dict[str, Run] = {}  # each model's run: its submission, else its latest
         for run in sorted(runs, key=lambda r: r.created_at):
             kept = latest.get(run.model_name)
-            if run.tournament == tournament and not run.is_test and (
+            if run.tournament == tournament and not run.is_test and not run.is_dry_run and (
                     kept is None or kept.state is not RunState.SUBMITTED):
                 latest[run.model_name] = run
         models = self._models(tournament)

@@ -1,7 +1,7 @@
 """One run, stage by stage: round data -> predict (in a worker) -> validate -> upload.
 
     pipeline = Pipeline(services, owner)
-    run = await pipeline.execute(claimed)   # submitted, failed or skipped; or queued again
+    run = await pipeline.execute(claimed)   # submitted, failed, skipped, dry-run; or queued again
 
 `execute` takes a run its caller has claimed and returns it final, or queued again for its
 one retry after its worker died. What goes wrong with the run itself is recorded on it
@@ -87,7 +87,9 @@ class Services:
 
 
 class Pipeline:
-    """Executes claimed runs. `dry_run_dir` writes validated CSVs there instead of uploading."""
+    """Executes claimed runs. With `dry_run_dir`, a dry run (`Run.is_dry_run`) writes its
+    validated CSV there instead of uploading; without it, a dry run (resumed after its
+    process died) fails: only the process that has somewhere to write it runs one."""
 
     def __init__(self, services: Services, owner: str, dry_run_dir: Path | None = None) -> None:
         self._services = services
@@ -105,6 +107,9 @@ class Pipeline:
     async def execute(self, run: Run) -> Run:
         """Drive `run` to a final state (or back to queued for its one retry)."""
         model = self._services.config.model(run.model_name)
+        if run.is_dry_run and self._dry_run_dir is None:
+            return await self._fail(run, "dry run interrupted (its process stopped); run "
+                                         f"`autopilot run {run.model_name} --dry-run` again")
         try:
             return await self._stages(run, model)
         except WorkerDied as exc:
@@ -203,21 +208,20 @@ class Pipeline:
         run, data, rows, timings = await self._predictions(run, model, files, started)
         # validated on the worker: passing through validating costs no second transaction
         via = RunState.VALIDATING if run.state is RunState.PREDICTING else None
-        run = await self._enter(run, RunState.UPLOADING, detail={**timings, "rows": rows},
-                                via=via)
         if self._dry_run_dir is not None:
             path = self._dry_run_dir / _filename(model, round_number)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-            await self._log(run, "info", f"dry run: wrote {rows} validated rows to {path}")
-            return await self._advance(run, RunState.SKIPPED, detail={"dry_run": str(path)})
+            return await self._advance(
+                run, RunState.DRY_RUN, via=via, detail={**timings, "rows": rows,
+                                                        "dry_run": str(path)},
+                log=("info", f"dry run: wrote {rows} validated rows to {path}"))
+        run = await self._enter(run, RunState.UPLOADING, detail={**timings, "rows": rows},
+                                via=via)
         upload_started = time.perf_counter()
         target = await early if early is not None else None
-        submission_id = await self._upload(run, model, round_number, data, deadline, target)
-        upload_s = round(time.perf_counter() - upload_started, 3)
-        return await self._advance(
-            run, RunState.SUBMITTED, submission_id=submission_id, detail={"upload_s": upload_s},
-            log=("info", f"submitted {rows} rows as submission {submission_id}"))
+        return await self._upload(run, model, round_number, data, rows, deadline, target,
+                                  upload_started)
 
     async def _predictions(
         self, run: Run, model: ModelConfig, files: RoundFiles,
@@ -299,30 +303,32 @@ class Pipeline:
             return None
 
     async def _upload(
-        self, run: Run, model: ModelConfig, round_number: int, data: bytes, deadline: float,
-        target: UploadTarget | None = None,
-    ) -> str:
+        self, run: Run, model: ModelConfig, round_number: int, data: bytes, rows: int,
+        deadline: float, target: UploadTarget | None, started: float,
+    ) -> Run:
+        """Upload and mark the run submitted, both under its (model, round)'s lock: another
+        run of the round checks the ledger only once this one's submission is committed."""
         model_id = run.model_id
-        key = (model_id, None if run.is_test else round_number)
-        async with self._upload_locks.hold(key):
+        async with self._upload_locks.hold((model_id, None if run.is_test else round_number)):
             if not run.is_test and not model.resubmit:
                 earlier = await asyncio.to_thread(
                     self._services.ledger.submitted_run, model_id, round_number)
                 if earlier is not None and earlier.id != run.id:
-                    raise RunSkipped(
-                        f"round {round_number} already submitted by run {earlier.id}; "
-                        "set resubmit = true to submit again"
-                    )
-            if run.attempts > 1:  # an earlier attempt may have uploaded before dying
-                existing = await self._numerai_submission(run, round_number, deadline)
-                if existing is not None:
-                    await self._log(run, "info", f"Numerai already has submission {existing} "
-                                    "for this trigger; not uploading again")
-                    return existing
-            return await self._services.client.upload_predictions(
+                    raise RunSkipped(f"round {round_number} already submitted by run "
+                                     f"{earlier.id}; set resubmit = true to submit again")
+            # an earlier attempt may have uploaded before dying
+            existing = (await self._numerai_submission(run, round_number, deadline)
+                        if run.attempts > 1 else None)
+            if existing is not None:
+                await self._log(run, "info", f"Numerai already has submission {existing} "
+                                "for this trigger; not uploading again")
+            submission_id = existing or await self._services.client.upload_predictions(
                 model_id, data, _filename(model, round_number), model.tournament_id,
-                run.numerai_trigger_id, deadline=deadline, target=target,
-            )
+                run.numerai_trigger_id, deadline=deadline, target=target)
+            return await self._advance(
+                run, RunState.SUBMITTED, submission_id=submission_id,
+                detail={"upload_s": round(time.perf_counter() - started, 3)},
+                log=("info", f"submitted {rows} rows as submission {submission_id}"))
 
     async def _numerai_submission(self, run: Run, round_number: int, deadline: float) -> str | None:
         """Numerai's submission made by an earlier attempt of `run`, if any."""

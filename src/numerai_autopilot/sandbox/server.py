@@ -7,6 +7,7 @@ The control API needs no key, so keep the default host 127.0.0.1 unless the netw
 
 from __future__ import annotations
 
+import shlex
 import sys
 from typing import TextIO
 
@@ -32,6 +33,11 @@ def describe(sandbox: Sandbox, url: str) -> str:
     lines.append("  rounds:      " + ", ".join(
         f"{TOURNAMENTS[t]} {rs[-1].number}" for t, rs in sandbox.rounds.items()))
     lines.append(f"  use numerapi: numerapi.base_api.API_TOURNAMENT_URL = {url!r}")
+    lines.append("  use autopilot: paste into the shell you run it from (or uncomment "
+                 "[numerai] api_url in autopilot.toml):")
+    lines += [f"    export {name}={shlex.quote(value)}" for name, value in (
+        ("NUMERAI_PUBLIC_ID", s.public_id), ("NUMERAI_SECRET_KEY", s.secret_key),
+        ("AUTOPILOT_NUMERAI_API_URL", url))]
     return "\n".join(lines)
 
 

@@ -4,10 +4,11 @@
   balancer's probe).
 - `GET /metrics`: Prometheus' text format.
 - `GET /api/runs[/{id}[/stages|/logs]]`, `/api/rounds`, `/api/models`: the runs, the recent
-  rounds with each model's status, the configured models.
+  rounds with each model's status, the configured models. `{id}` may be the start of a run's
+  id that no other run's id starts with (as `autopilot runs` shows ids): 400 when several do.
 
-`/metrics` and `/api` need the admin token, or a loopback client when none is set
-(`web.auth.require_admin`; a signed-in dashboard session may read them too). Each answer is
+`/metrics` and `/api` need the admin token or a signed-in dashboard session
+(`web.auth.require_admin`); `/metrics` is open with `server.metrics_public`. Each answer is
 a view of its own (`RunView`, `RoundView`, ...), so leases, owners and secrets stay out.
 Unknown ids answer 404; out-of-range query values 422.
 
@@ -25,8 +26,9 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
+from numerai_autopilot.errors import AmbiguousRunId
 from numerai_autopilot.ledger import Run, RunState
-from numerai_autopilot.web.auth import require_admin
+from numerai_autopilot.web.auth import require_admin, require_metrics_reader
 from numerai_autopilot.web.dashboard.views import STATUSES, load_grids, public_settings
 from numerai_autopilot.web.state import runtime as _runtime
 
@@ -144,7 +146,7 @@ async def health(request: Request) -> Health:
 
 
 @router.get(
-    "/metrics", dependencies=[Depends(require_admin)], response_class=PlainTextResponse,
+    "/metrics", dependencies=[Depends(require_metrics_reader)], response_class=PlainTextResponse,
     summary="Prometheus metrics (text format)", tags=["metrics"],
 )
 async def metrics(request: Request) -> Response:
@@ -176,19 +178,30 @@ async def list_runs(
     return [RunView.of(run) for run in runs]
 
 
-@api.get("/runs/{run_id}", response_model=RunView)
-async def get_run(request: Request, run_id: str) -> RunView:
-    """One run; 404 if there is none with this id."""
-    run = await asyncio.to_thread(_runtime(request).ledger.get, run_id)
+async def _run_of(request: Request, run_id: str) -> Run:
+    """The run `run_id` is the id of, or the start of (HTTPException 404 or 400 when
+    ambiguous)."""
+    try:
+        run = await asyncio.to_thread(_runtime(request).ledger.get_by_prefix, run_id)
+    except AmbiguousRunId as exc:
+        raise HTTPException(400, str(exc)) from exc
     if run is None:
         raise HTTPException(404, f"no run {run_id!r}")
-    return RunView.of(run)
+    return run
+
+
+@api.get("/runs/{run_id}", response_model=RunView)
+async def get_run(request: Request, run_id: str) -> RunView:
+    """One run, by its id or the start of it; 404 if there is none, 400 if several runs'
+    ids start with it."""
+    return RunView.of(await _run_of(request, run_id))
 
 
 @api.get("/runs/{run_id}/stages", response_model=list[StageView])
 async def get_stages(request: Request, run_id: str) -> list[StageView]:
     """The stages the run went through, in order (a retried stage once per attempt)."""
-    stages = await asyncio.to_thread(_runtime(request).ledger.stages, run_id)
+    run = await _run_of(request, run_id)
+    stages = await asyncio.to_thread(_runtime(request).ledger.stages, run.id)
     return [StageView(state=s.state.value, attempt=s.attempt, started_at=s.started_at,
                       ended_at=s.ended_at, error=s.error) for s in stages]
 
@@ -198,7 +211,8 @@ async def get_logs(
     request: Request, run_id: str, after: Annotated[int, Query(ge=0, le=_MAX_DB_INT)] = 0
 ) -> list[LogView]:
     """The run's log lines with an id above `after` (to follow a run, pass the last id seen)."""
-    lines = await asyncio.to_thread(_runtime(request).ledger.logs, run_id, after_id=after)
+    run = await _run_of(request, run_id)
+    lines = await asyncio.to_thread(_runtime(request).ledger.logs, run.id, after_id=after)
     return [LogView(id=line.id, at=line.at, level=line.level, message=line.message) for line in lines]
 
 

@@ -27,11 +27,15 @@ from numerai_autopilot.web import api, dashboard, keepalive, webhook
 from numerai_autopilot.web.state import ServerStarting
 
 
-def create_app(config: AppConfig, *, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    config: AppConfig, *, runtime: Runtime | None = None, login_code: str | None = None
+) -> FastAPI:
     """Build the ASGI app for `config`.
 
     :param runtime: the runtime its lifespan opens and closes; by default one made from
         `config` when the app starts (tests and the demo pass their own to look inside).
+    :param login_code: a one-time code that signs in to the dashboard at `/login?code=...`
+        (`autopilot serve` prints the link; `web.dashboard.session`).
     :raises ConfigError: without `server.secret`, which webhook tokens and dashboard
         sessions need, or with incomplete dashboard credentials.
     """
@@ -50,15 +54,18 @@ def create_app(config: AppConfig, *, runtime: Runtime | None = None) -> FastAPI:
             yield
         finally:
             await service.close()
+            app.state.dashboard.sessions.close()
 
+    # No /docs or /redoc: they load their scripts from a CDN (blank offline, and a third
+    # party on the admin's pages); the schema is at /openapi.json for any OpenAPI viewer.
     app = FastAPI(title="numerai-autopilot", version=__version__, lifespan=lifespan,
-                  redoc_url=None)  # /docs is enough
+                  docs_url=None, redoc_url=None)
     app.state.config = config
     app.add_exception_handler(ServerStarting, _starting)  # type: ignore[arg-type]
     webhook.install(app)  # POST /pred/{model_id}/{token}, /pred/{model_id}?token=
     app.include_router(api.router)  # /healthz, /metrics, /api/...
     app.include_router(keepalive.router)  # POST /internal/keepalive (keep-busy)
-    dashboard.install(app, config)  # `/`, its pages and forms, /static
+    dashboard.install(app, config, login_code=login_code)  # `/`, its pages and forms, /static
     app.add_middleware(TraceContext)
     app.add_middleware(RefuseNul)  # outermost last
     return app

@@ -3,8 +3,10 @@ webhook, recorded before it is answered.
 
 A request with a valid token for a configured model is a round for that model. The checks
 run in this order, so a refused request records nothing and tells nothing:
-1. the token, in the path or the query (401, the same answer whether or not the model exists);
-2. the model is configured (404);
+1. the token, in the path or the query (401): an HMAC of the model id from the URL, compared
+   in constant time before the model is looked up, so a wrong token for a configured model
+   and any token for an unknown id take the same path, time and answer;
+2. the model is configured (404: only a request with a valid token gets this far);
 3. the body is at most 64 KiB (413);
 4. the body is a JSON object (422, saying why and what to send); its fields are read as
    `web.payload` says, and none of them is a reason to refuse it.

@@ -23,7 +23,8 @@ from server_process import ServerProcess, free_port
 
 from numerai_autopilot.config import webhook_url
 
-SECRET = "cluster-test-secret"
+SECRET = "cluster-test-secret-136d42729c7d0a0f"
+ADMIN_TOKEN = "cluster-test-admin-token-58e1a9c3f7024bd6"
 PREDICTORS = Path(__file__).with_name("cluster_predictors.py")
 # The executor also sets both on a running scheduler; set at start they hold from the first task.
 SCHEDULER_ENV = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
@@ -113,7 +114,7 @@ def write_config(tmp_path: Path, sandbox: Any, models: dict[str, str], scheduler
                  data_transfer: str | None = None) -> Path:
     """autopilot.toml for `models` (sandbox name -> cluster_predictors function)."""
     text = (f'[numerai]\napi_url = "{sandbox.url}"\ntimeout = 10\n'
-            f'[server]\nsecret = "{SECRET}"\nrun_lease = "30s"\n'
+            f'[server]\nsecret = "{SECRET}"\nadmin_token = "{ADMIN_TOKEN}"\nrun_lease = "30s"\n'
             f'[ledger]\nurl = "sqlite:///{tmp_path / "ledger.db"}"\n'
             f'[data]\ncache_dir = "{tmp_path / "data"}"\n'
             f'[executor]\nscheduler = "{scheduler}"\n')
@@ -139,8 +140,9 @@ class ClusterServer(ServerProcess):
         return webhook_url(self.url, model_id, SECRET)
 
     def runs(self) -> list[dict[str, Any]]:
-        runs: list[dict[str, Any]] = httpx.get(f"{self.url}/api/runs",
-                                               params={"limit": 1000}).json()
+        runs: list[dict[str, Any]] = httpx.get(
+            f"{self.url}/api/runs", params={"limit": 1000},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
         return runs
 
     def wait_final(self, count: int, timeout: float = 90.0) -> list[dict[str, Any]]:

@@ -3,8 +3,6 @@ re-run it after fixing the model, sign out. Screenshots go to test-artifacts/das
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,10 +10,7 @@ from app_harness import PASSWORD, USER, StartApp, pool
 
 from numerai_autopilot.ledger import RunState
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "dashboard"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 FLAKY = '''
 from pathlib import Path
@@ -44,21 +39,6 @@ WATCH = """() => {
   new MutationObserver(note).observe(grid, {childList: true, subtree: true});
 }"""
 
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{CHROMIUM} is missing; CI must install it (apt-get install chromium)")
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.mark.browser

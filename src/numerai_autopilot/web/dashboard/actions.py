@@ -1,7 +1,11 @@
 """The dashboard's forms: sign in and out, run a model now, fire a test trigger, re-run.
 
-Every POST carries the session's CSRF token (403 without it); each action answers with a
-redirect (303) to the page that shows its result, and a one-time message.
+A form is bounded before it is read: 411 when chunked (no Content-Length), 413 over
+`MAX_FORM_BYTES`, 400 with more than `MAX_FORM_FIELDS` fields or a file. Every POST carries
+the session's CSRF token (403 without it), checked right after; each action answers with a
+redirect (303) to the page that shows its result, and a one-time message. Too many failed
+sign-ins answer 429 with `Retry-After` (`session.Sessions.sign_in`); `GET /login?code=...`
+exchanges the one-time code `autopilot serve` printed for a signed-in session.
 """
 
 from __future__ import annotations
@@ -21,14 +25,24 @@ from numerai_autopilot.runs import new_run
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.web.dashboard.pages import Dashboard, dashboard, safe_next
 from numerai_autopilot.web.dashboard.session import Session
+from numerai_autopilot.web.dashboard.throttle import TooManySignIns
 from numerai_autopilot.web.state import runtime
 
 log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
+MAX_FORM_BYTES = 4096
+MAX_FORM_FIELDS = 8
 
 
 async def _form(request: Request, session: Session) -> dict[str, Any]:
-    form = dict(await request.form())
+    """The POST's form, bounded before it is read, once its CSRF token is checked."""
+    if "transfer-encoding" in request.headers:  # no length to check before reading
+        raise HTTPException(411, "a dashboard form is sent with a Content-Length")
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
+        raise HTTPException(413, f"a dashboard form is at most {MAX_FORM_BYTES} bytes")
+    form = dict(await request.form(max_files=0, max_fields=MAX_FORM_FIELDS,
+                                   max_part_size=MAX_FORM_BYTES))
     dashboard(request).sessions.check_csrf(session, form.get("csrf"))
     return form
 
@@ -38,7 +52,16 @@ async def login_page(request: Request) -> Response:
     dash = dashboard(request)
     session = dash.sessions.load(request)
     target = safe_next(request.query_params.get("next"))
-    if dash.sessions.user(request, session) is not None:
+    code = request.query_params.get("code")
+    if code is not None:
+        signed_in = dash.sessions.redeem(code)
+        if signed_in is not None:
+            log.info("dashboard: signed in with the one-time sign-in link")
+            return dash.redirect(request, target, signed_in, None)
+        context = {"next": target, "error": "This sign-in link is used up or not this "
+                   "server's: restart the server for a new one, or sign in below."}
+        return dash.render(request, "login.html", context, session, None, status=401)
+    if dash.sessions.user(session) is not None:
         return dash.redirect(request, target, session, session.flash)
     return dash.render(request, "login.html", {"next": target, "error": None}, session, None)
 
@@ -49,8 +72,15 @@ async def login(request: Request) -> Response:
     session = dash.sessions.load(request)
     form = await _form(request, session)
     target = safe_next(form.get("next"))
-    signed_in = await dash.sessions.sign_in(str(form.get("username", "")).strip(),
-                                            str(form.get("password", "")))
+    address = request.client.host if request.client else "unknown"
+    try:
+        signed_in = await dash.sessions.sign_in(str(form.get("username", "")).strip(),
+                                                str(form.get("password", "")), address)
+    except TooManySignIns as exc:
+        refused = dash.render(request, "login.html", {"next": target, "error": str(exc)},
+                              session, None, status=429)
+        refused.headers["Retry-After"] = str(exc.retry_after)
+        return refused
     if signed_in is None:
         context = {"next": target, "error": "Wrong user name, password or token."}
         return dash.render(request, "login.html", context, session, None, status=401)
@@ -60,9 +90,11 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    """End the session (a saved copy of its cookie no longer signs in)."""
     dash = dashboard(request)
     session = dash.sessions.load(request)
     await _form(request, session)
+    dash.sessions.sign_out(session)
     return dash.redirect(request, "/login", Session(), "Signed out.")
 
 

@@ -49,9 +49,9 @@ class LoginRequired(Exception):
 class Dashboard:
     """The dashboard's per-app state: sessions and templates."""
 
-    def __init__(self, config: AppConfig) -> None:
+    def __init__(self, config: AppConfig, *, login_code: str | None = None) -> None:
         self.config = config
-        self.sessions = Sessions(config)
+        self.sessions = Sessions(config, login_code=login_code)
         self.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
         env = self.templates.env
         env.filters.update(duration=duration, when=_when, clock=_clock)
@@ -63,7 +63,7 @@ class Dashboard:
         """The signed-in user and the session; raises LoginRequired (a redirect to the sign-in
         page, or a 401 for a `fragment`) without one."""
         session = self.sessions.load(request)
-        user = self.sessions.user(request, session)
+        user = self.sessions.user(session)
         if user is None:
             raise LoginRequired(request.url.path, fragment)
         return user, session
@@ -84,8 +84,7 @@ class Dashboard:
         it is."""
         now = datetime.now(UTC)
         context = {**context, "csrf": session.csrf, "user": user, "now": now,
-                   "flash": None if fragment else session.flash,
-                   "open_locally": self.sessions.open_locally}
+                   "flash": None if fragment else session.flash}
         response = self.templates.TemplateResponse(request, template, context, status_code=status)
         if not fragment:
             self.sessions.save(response, request, replace(session, flash=None))

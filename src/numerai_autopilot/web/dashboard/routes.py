@@ -1,7 +1,8 @@
 """The dashboard's pages: the round grid at `/`, a run, a model, and their live fragments.
 
     GET /                       the round grid and the recent runs
-    GET /runs/{run_id}          a run: its stages, validation, log lines (404 if unknown)
+    GET /runs/{run_id}          a run (or the one whose id starts so): its stages,
+                                validation, log lines (404 if unknown, 400 if ambiguous)
     GET /models/{name}          a configured model: settings (secrets masked), its runs (404)
     GET /fragments/grid, /fragments/runs/{run_id}    the parts of those pages that change
 
@@ -14,13 +15,20 @@ server simple and works through any proxy).
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
+from numerai_autopilot.errors import AmbiguousRunId
 from numerai_autopilot.web.dashboard.pages import dashboard
-from numerai_autopilot.web.dashboard.views import load_grids, public_settings, validation_result
+from numerai_autopilot.web.dashboard.views import (
+    load_grids,
+    predict_time,
+    settings_rows,
+    validation_result,
+)
 from numerai_autopilot.web.state import runtime
 
 router = APIRouter(include_in_schema=False)
@@ -48,13 +56,17 @@ async def grid_fragment(request: Request) -> Response:
 
 async def _run_context(request: Request, run_id: str) -> dict[str, Any]:
     ledger = runtime(request).ledger
-    run = await asyncio.to_thread(ledger.get, run_id)
+    try:
+        run = await asyncio.to_thread(ledger.get_by_prefix, run_id)
+    except AmbiguousRunId as exc:
+        raise HTTPException(400, str(exc)) from exc
     if run is None:
         raise HTTPException(404, f"no run {run_id!r}")
-    stages = await asyncio.to_thread(ledger.stages, run_id)
-    logs = await asyncio.to_thread(ledger.logs, run_id)
+    stages = await asyncio.to_thread(ledger.stages, run.id)
+    logs = await asyncio.to_thread(ledger.logs, run.id)
     return {"run": run, "stages": stages, "logs": logs,
-            "validation": validation_result(run, stages)}
+            "validation": validation_result(run, stages),
+            "predict_time": predict_time(run, stages, datetime.now(UTC))}
 
 
 @router.get("/runs/{run_id}")
@@ -81,6 +93,7 @@ async def model_page(request: Request, name: str) -> Response:
     if model is None:
         raise HTTPException(404, f"no model named {name!r} in the configuration")
     runs = await asyncio.to_thread(rt.ledger.runs, limit=30, model_name=name)
-    context = {"model": model, "settings": public_settings(model),
+    # the name is the page's title and the id its first row (resolved when configured by name)
+    context = {"model": model, "settings": settings_rows(model, leave_out=("name", "model_id")),
                "model_id": rt.model_ids.get(name), "runs": runs}
     return dash.render(request, "model.html", context, session, user)

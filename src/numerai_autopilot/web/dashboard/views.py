@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, BeforeValidator, SecretStr
+from pydantic.fields import FieldInfo
 
-from numerai_autopilot.config import AppConfig
+from numerai_autopilot.config import AppConfig, format_size, parse_duration, parse_size
 from numerai_autopilot.ledger import Run, RunState, StageRecord
 from numerai_autopilot.numerai import RoundInfo
 from numerai_autopilot.runtime import Runtime
@@ -78,12 +80,12 @@ class Grid:
 async def load_grids(runtime: Runtime, max_rounds: int = 8) -> tuple[list[Grid], list[Run]]:
     """The round grids (`build_grids`) of the ledger's recent runs, and those runs (newest
     first). Each tournament's current round comes from the runtime's current rounds, so a
-    round that opened with no run yet shows as waiting."""
+    round that opened with no run yet shows as waiting; dry runs make no round appear."""
     runs = await asyncio.to_thread(runtime.ledger.runs, limit=_RECENT_RUNS)
     rounds: dict[tuple[int, int], RoundInfo] = {}
     for tournament in sorted({m.tournament_id for m in runtime.config.models.values()}):
-        numbers = [r.round_number for r in runs
-                   if r.tournament == tournament and r.round_number is not None]
+        numbers = [r.round_number for r in runs if r.tournament == tournament
+                   and r.round_number is not None and not r.is_dry_run]
         info = await runtime.rounds.latest(tournament, at_least=max(numbers, default=None))
         if info is not None:
             rounds[(tournament, info.number)] = info
@@ -103,11 +105,18 @@ def build_grids(
     max_rounds: int = 8,
 ) -> list[Grid]:
     """One grid per tournament that has configured models, its rounds newest first (at most
-    `max_rounds`): the rounds of `runs` (test runs left out) and of `rounds` (number ->
-    the round's times, from Numerai)."""
+    `max_rounds`): the rounds of `runs` (test runs and dry runs left out: they are no
+    round's runs) and of `rounds` (number -> the round's times, from Numerai). A round's
+    open time is Numerai's, else its first run's arrival; its close time Numerai's, else
+    the one any of its runs was given (a dry run's too: it is the round's all the same)."""
     by_round: dict[tuple[int, int], list[Run]] = {}
+    closes: dict[tuple[int, int], datetime] = {}
     for run in runs:
-        if run.round_number is not None and not run.is_test:
+        if run.round_number is None or run.is_test:
+            continue
+        if run.close_time is not None:
+            closes.setdefault((run.tournament, run.round_number), run.close_time)
+        if not run.is_dry_run:
             by_round.setdefault((run.tournament, run.round_number), []).append(run)
     grids = []
     for tournament in sorted({m.tournament_id for m in config.models.values()}):
@@ -120,8 +129,8 @@ def build_grids(
             info = rounds.get((tournament, number))
             open_time = info.open_time if info and info.open_time else (
                 min(r.created_at for r in round_runs) if round_runs else None)
-            close_time = info.close_time if info and info.close_time else next(
-                (r.close_time for r in round_runs if r.close_time), None)
+            close_time = (info.close_time if info and info.close_time
+                          else closes.get((tournament, number)))
             cells = tuple(
                 cell(name, [r for r in round_runs if r.model_name == name], open_time,
                      close_time, now)
@@ -158,6 +167,62 @@ def validation_result(run: Run, stages: Iterable[StageRecord]) -> str:
     if failed:
         return f"failed: {failed[-1].error}"
     return "running" if validating and validating[-1].ended_at is None else "not reached"
+
+
+def predict_time(run: Run, stages: Iterable[StageRecord], now: datetime) -> str:
+    """The predicting stage's time as the stage table shows it (its last attempt), then what
+    the worker spent it on and the memory it took: `12.3 s (predictor 10.1 s, loading 1.2 s,
+    ...; worker peak 1.4 GiB, model 300 MiB)`; "" before the stage was entered.
+    """
+    predicting = [s for s in stages if s.state is RunState.PREDICTING]
+    if not predicting:
+        return ""
+    stage = predicting[-1]
+    if stage.duration_s is None:
+        return f"running for {duration((now - stage.started_at).total_seconds())}"
+    parts = (("compute_s", "predictor"), ("load_s", "loading it"),
+             ("queued_s", "waiting for a worker"), ("validate_s", "validation"))
+    spent = [f"{label} {duration(run.detail[key])}" for key, label in parts
+             if isinstance(run.detail.get(key), int | float)]
+    memory = [f"{label} {format_size(int(run.detail[key] * 2**20))}"
+              for key, label in (("peak_mb", "worker peak"), ("model_mb", "model"))
+              if isinstance(run.detail.get(key), int | float) and run.detail[key] > 0]
+    said = ", ".join(spent) + ("; " if spent and memory else "") + ", ".join(memory)
+    return duration(stage.duration_s) + (f" ({said})" if said else "")
+
+
+def settings_rows(model: BaseModel, leave_out: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """A config table as a page's rows, `(key, text)`: secrets masked, sizes and durations
+    with their units (`4 GiB`, `10 min 00 s`), unset values "not set"; `leave_out` keys
+    (the page shows them elsewhere) are not listed."""
+    shown = public_settings(model)
+    fields = type(model).model_fields
+    rows = []
+    for key, value in shown.items():
+        if key in leave_out:
+            continue
+        parser = _parser(fields[key])
+        if value is None or value == () or value == []:
+            text = "not set"
+        elif parser is parse_size:
+            text = format_size(int(value))
+        elif parser is parse_duration:
+            text = duration(float(value))
+        elif isinstance(value, list | tuple):
+            text = ", ".join(str(v) for v in value)
+        else:
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+        rows.append((key, text))
+    return rows
+
+
+def _parser(field: FieldInfo) -> object:
+    """The function a field's value is parsed with on the way in (`parse_size`...), if any;
+    looked for in an optional field's type too."""
+    metadata = list(field.metadata)
+    for arg in typing.get_args(field.annotation):
+        metadata += getattr(arg, "__metadata__", ())
+    return next((m.func for m in metadata if isinstance(m, BeforeValidator)), None)
 
 
 def public_settings(model: BaseModel) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 // Keeps dashboard pages current without reloading: every element with data-poll has its
 // content replaced by that URL's HTML fragment every data-poll-ms (until the fragment says
-// data-final); countdowns to a round's close tick every second. Pages work without this.
+// data-final); countdowns to a round's close and a running stage's elapsed time tick every
+// second. Pages work without this.
 (function () {
   "use strict";
 
@@ -17,6 +18,10 @@
     document.querySelectorAll("[data-close]").forEach(function (el) {
       var left = (Date.parse(el.getAttribute("data-close")) - Date.now()) / 1000;
       el.textContent = left > 0 ? "closes in " + duration(Math.floor(left)) : "closed";
+    });
+    document.querySelectorAll("[data-since]").forEach(function (el) {
+      var spent = (Date.now() - Date.parse(el.getAttribute("data-since"))) / 1000;
+      el.textContent = "running for " + duration(spent);
     });
   }
 

@@ -1,6 +1,7 @@
 """Password hashes for `server.dashboard_password_hash` (PBKDF2-SHA256, standard library).
 
     $ python -m numerai_autopilot.web.dashboard.passwords        # asks for a password, prints the hash
+    $ printf '%s\n' "$PASSWORD" | python -m numerai_autopilot.web.dashboard.passwords   # or reads stdin
     >>> verify_password("s3cret", hash_password("s3cret", iterations=1000))
     True
 """
@@ -24,6 +25,7 @@ def hash_password(password: str, *, iterations: int = ITERATIONS) -> str:
 
 
 def is_password_hash(value: str) -> bool:
+    """Whether `value` has the form `hash_password` gives."""
     parts = value.split("$")
     return len(parts) == 4 and parts[0] == _SCHEME and parts[1].isdigit()
 
@@ -46,8 +48,3 @@ def verify_password(password: str, stored: str) -> bool:
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
-
-if __name__ == "__main__":
-    import getpass
-
-    print(hash_password(getpass.getpass("dashboard password: ")))
