@@ -41,8 +41,8 @@ ROOT = BENCH.parent
 # and growing 2,000 trees on every row, 20 times over, would take hours on 2 cores.
 STANDARD = {"count": 20, "trees": 2000, "leaves": 32, "colsample": 0.1, "min_leaf": 20,
             "rows": 5000}
-DEEP = {"count": 3, "trees": 3000, "leaves": 1024, "colsample": 0.1, "min_leaf": 5,
-        "rows": 20000}
+DEEP = {"count": 3, "trees": 1000, "leaves": 1024, "colsample": 0.1, "min_leaf": 5,
+        "rows": 8000}
 ENSEMBLES, ENSEMBLE_SIZE = 2, 5
 BIG = {"count": 6, "weights_bytes": 3 * 2**29, "memory_limit": "4GiB"}  # 1.5 GiB each
 QUICK = {"standard": {"trees": 100, "rows": 1000}, "deep": {"trees": 50, "leaves": 64},

@@ -19,13 +19,13 @@ from .state import Sandbox
 
 
 def describe(sandbox: Sandbox, url: str) -> str:
-    """The start-up banner. It shows the secret key: printed once, on start, by design."""
+    """The start-up banner. It shows the secret key once, in the `export` lines to paste: on
+    start, by design (a sandbox's keys guard nothing)."""
     s = sandbox.settings
     lines = [
         f"Numerai sandbox at {url}  (control API: {url}/_sandbox/state)",
         f"  data:        {s.data_dir} (seed {s.seed}, versions {', '.join(s.data_versions)})",
-        f"  public id:   {s.public_id}",
-        f"  secret key:  {s.secret_key}",
+        f"  public id:   {s.public_id}  (the secret key is in the export lines below)",
         "  models:",
     ]
     for model in sandbox.models.values():
