@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import lightgbm  # at load, as a user's module does: the runner then sees its OpenMP
 import pandas as pd
 
 HERE = Path(__file__).resolve()
@@ -20,8 +21,6 @@ HERE = Path(__file__).resolve()
 
 @cache
 def _model() -> tuple[Any, list[str]]:
-    import lightgbm
-
     booster = lightgbm.Booster(model_file=str(HERE.with_suffix(".txt")))
     features: list[str] = json.loads((HERE.parent / "features_all.json").read_text())
     return booster, features
