@@ -33,6 +33,7 @@ from numerai_autopilot.executor.cluster import Cluster
 from numerai_autopilot.executor.errors import PredictorTimeout, WorkerDied
 from numerai_autopilot.executor.jobs import PredictJob, PredictorInfo, PredictOutcome
 from numerai_autopilot.executor.predictors import PredictorSpec
+from numerai_autopilot.executor.threads import machine_cores, threads_for
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -72,6 +73,7 @@ class Executor:
         self._reasons: dict[str, str] = {}
         self._scattered: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()
         self._running = 0
+        self._demand = 0  # tasks running or waiting for a slot
         self._slots = asyncio.Condition()
         self._queue: list[tuple[float, int]] = []  # waiting tasks, longest expected first
         self._tickets = itertools.count()
@@ -199,6 +201,12 @@ class Executor:
         async with self._slots:
             self._slots.notify_all()
 
+    def _cores(self) -> int:
+        """This machine's cores (local cluster), or an external cluster's Dask threads."""
+        if self.config.scheduler is None:
+            return machine_cores()
+        return max(int(self.client.scheduler_info().get("total_threads", 0) or 0), 1)
+
     async def _run(self, func: Callable[..., T | worker_side.Failed],
                    request: worker_side.TaskRequest,
                    args: Callable[[], Awaitable[tuple[Any, ...]]], timeout_s: float,
@@ -213,6 +221,7 @@ class Executor:
         # tasks take slots longest expected first; unknown times first of all.
         ticket = (-(expected_s if expected_s is not None else float("inf")),
                   next(self._tickets))
+        self._demand += 1
         heapq.heappush(self._queue, ticket)
         try:
             await asyncio.sleep(0)  # tasks asked for in the same turn see each other
@@ -220,6 +229,10 @@ class Executor:
                 await self._slots.wait_for(
                     lambda: self._queue[0] == ticket and self._running < self._capacity())
                 self._running += 1
+            request = replace(request, threads=threads_for(self._cores(), self._demand))
+        except BaseException:
+            self._demand -= 1
+            raise
         finally:  # the next in line may go now
             self._queue.remove(ticket)
             heapq.heapify(self._queue)
@@ -236,6 +249,7 @@ class Executor:
                     continue
             raise AssertionError("unreachable")
         finally:
+            self._demand -= 1
             async with self._slots:
                 self._running -= 1
                 self._slots.notify_all()

@@ -25,7 +25,7 @@ from numerai_autopilot.executor.errors import PredictorLoadError, PredictorRaise
 from numerai_autopilot.executor.jobs import PredictorInfo
 from numerai_autopilot.executor.outputs import as_predictions
 from numerai_autopilot.executor.predictors import LoadedPredictor, PredictorSpec
-from numerai_autopilot.executor.threads import native_threads, threads_now
+from numerai_autopilot.executor.threads import native_threads
 from numerai_autopilot.executor.tracebacks import raised_message
 from numerai_autopilot.executor.warm import WarmModels
 from numerai_autopilot.validation import submission_csv
@@ -63,6 +63,7 @@ class TaskRequest:
     memory_limit_bytes: int | None = None
     validate_for: int | None = None  # a tournament: validate here, return the CSV
     warm_budget_bytes: int | None = None  # what this worker's warm models may take
+    threads: int = 1  # native threads (OpenMP, BLAS) the predictor may use
 
 
 @dataclass(frozen=True)
@@ -343,7 +344,7 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
                                                benchmark_blob, request.benchmark_token)))
         start = time.perf_counter()
         try:
-            with native_threads(threads_now(worker)):
+            with native_threads(request.threads):
                 output = loaded.function(*args)
         except BaseException as exc:  # noqa: BLE001  user code's SystemExit is a failure too
             raise PredictorRaised(raised_message(request.model_name, exc, __file__)) from None
