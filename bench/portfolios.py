@@ -85,10 +85,9 @@ def portfolio_scenario(kind: str, workdir: Path, sandbox: Any, data_dir: Path,
     refs = build(kind, data_dir, workdir / "models", quick)
     if only is not None:
         refs = {name: refs[name] for name in only}
-    for ref in refs.values():  # in the page cache for the round and for the limit alike
-        Path(ref.split(":")[0]).read_bytes()
-        for booster in Path(ref.split(":")[0]).parent.glob("*.txt"):
-            booster.read_bytes()
+    files = {Path(ref.split(":")[0]) for ref in refs.values()}
+    for path in files | {b for f in files for b in f.parent.glob("*.txt")}:
+        path.read_bytes()  # in the page cache for the round and for the limit alike
     big = _params("big", BIG, quick)
     executor = (f'workers = 2\nmemory_limit = "{big["memory_limit"]}"\n' if kind == "big"
                 else DEFAULT_EXECUTOR)
