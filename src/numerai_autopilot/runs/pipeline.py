@@ -272,7 +272,7 @@ class Pipeline:
         timings = {"compute_s": outcome.compute_s, "load_s": outcome.load_s,
                    "queued_s": outcome.queued_s, "validate_s": outcome.validate_s,
                    "peak_mb": outcome.peak_rss / 2**20, "model_mb": outcome.model_size / 2**20}
-        return run, outcome.csv, outcome.rows, {k: round(v, 3) for k, v in timings.items()}
+        return run, outcome.csv, outcome.rows, {k: round(v, 6) for k, v in timings.items()}
 
     async def _predict(
         self, run: Run, model: ModelConfig, spec: PredictorSpec, files: RoundFiles
