@@ -9,6 +9,7 @@ of tens of seconds absorbs any remaining skew.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
@@ -25,7 +26,13 @@ from numerai_autopilot.ledger._reads import UNFINISHED, LedgerReader, reason
 from numerai_autopilot.ledger._record import Recording, record_runs
 from numerai_autopilot.ledger._rows import log_row, run_from_row
 from numerai_autopilot.ledger.records import Change, NewRun, Run, utcnow
-from numerai_autopilot.ledger.schema import alerts_sent, run_logs, run_stages, runs
+from numerai_autopilot.ledger.schema import (
+    alerts_sent,
+    run_logs,
+    run_predictions,
+    run_stages,
+    runs,
+)
 from numerai_autopilot.ledger.states import RunState
 
 ALERT_MEMORY = timedelta(days=90)  # how long a sent alert's key is kept
@@ -335,6 +342,35 @@ class Ledger(LedgerReader):
                     conn.execute(insert(run_logs).values(at=utcnow(), **line))
             except IntegrityError as exc:
                 raise LedgerError(f"cannot log for run {run_id}: no such run") from exc
+
+    # -- predictions -------------------------------------------------------------------------
+
+    def keep_predictions(self, run_id: str, csv: bytes, rows: int) -> None:
+        """Keep a run's validated submission CSV (compressed), replacing one kept before:
+        a held run is uploaded from it later, and blends read their members' from it.
+        Raises LedgerError for an unknown run."""
+        values = {"kept_at": utcnow(), "rows": rows, "csv_zlib": zlib.compress(csv, 6)}
+        with self._translate(f"keep predictions of run {run_id}"):
+            try:
+                with self._write(durable=True) as conn:
+                    conn.execute(delete(run_predictions).where(run_predictions.c.run_id == run_id))
+                    conn.execute(insert(run_predictions).values(run_id=run_id, **values))
+            except IntegrityError as exc:
+                raise LedgerError(f"cannot keep predictions of run {run_id}: no such run") from exc
+
+    def predictions(self, run_id: str) -> bytes | None:
+        """The CSV kept by `keep_predictions` for the run, or None (none kept, or forgotten)."""
+        with self._translate(f"read predictions of run {run_id}"), self.engine.connect() as conn:
+            data = conn.scalar(select(run_predictions.c.csv_zlib)
+                               .where(run_predictions.c.run_id == run_id))
+        return None if data is None else zlib.decompress(data)
+
+    def forget_predictions(self, kept_before: datetime) -> int:
+        """Delete the predictions kept before `kept_before`; returns how many."""
+        with self._translate("forget old predictions"), self._write(durable=False) as conn:
+            done = conn.execute(delete(run_predictions)
+                                .where(run_predictions.c.kept_at < kept_before))
+        return int(done.rowcount or 0)
 
 
 def _durable(change: Change) -> bool:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -164,6 +165,21 @@ def _v7_dry_runs(conn: Connection) -> None:
     conn.execute(update(runs).where(runs.c.id.in_(dry)).values(state="dry-run", source="dry-run"))
 
 
+def _v8_run_predictions(conn: Connection) -> None:
+    md = MetaData()
+    Table("runs", md, Column("id", String(36), primary_key=True))  # the key's target, as is
+    Table(
+        "run_predictions",
+        md,
+        Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"),
+               primary_key=True),
+        Column("kept_at", UTCDateTime, nullable=False),
+        Column("rows", Integer, nullable=False),
+        Column("csv_zlib", LargeBinary, nullable=False),
+        Index("ix_run_predictions_kept", "kept_at"),
+    ).create(conn)
+
+
 def _add_column(
     conn: Connection, table: str, column: str, type_: TypeEngine[Any], constraint: str
 ) -> None:
@@ -187,6 +203,8 @@ STEPS: tuple[Step, ...] = (
          _v6_webhook_body),
     Step(7, "dry runs: source and state 'dry-run' instead of a skipped manual run",
          _v7_dry_runs),
+    Step(8, "run_predictions (a run's validated CSV, kept for a held run and for blends)",
+         _v8_run_predictions),
 )
 LATEST_VERSION = STEPS[-1].version
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -120,4 +121,14 @@ alerts_sent = Table(  # v4: an alert key is sent once, across restarts and insta
     metadata,
     Column("key", String(300), primary_key=True),
     Column("sent_at", UTCDateTime, nullable=False),
+)
+
+run_predictions = Table(  # v8: a run's validated CSV, for a held run's later upload and blends
+    "run_predictions",
+    metadata,
+    Column("run_id", String(36), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("kept_at", UTCDateTime, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("csv_zlib", LargeBinary, nullable=False),
+    Index("ix_run_predictions_kept", "kept_at"),
 )

@@ -206,6 +206,8 @@ class Pipeline:
         started: asyncio.Future[PredictOutcome],
     ) -> Run:
         run, data, rows, timings = await self._predictions(run, model, files, started)
+        # kept before the upload: a held run is uploaded from it later, a blend reads it
+        await asyncio.to_thread(self._services.ledger.keep_predictions, run.id, data, rows)
         # validated on the worker: passing through validating costs no second transaction
         via = RunState.VALIDATING if run.state is RunState.PREDICTING else None
         if self._dry_run_dir is not None:
