@@ -28,9 +28,6 @@ from numerai_autopilot.config.models import (
     ModelConfig,
     NumeraiSettings,
     ServerSettings,
-    format_size,
-    parse_duration,
-    parse_size,
 )
 from numerai_autopilot.config.secret_manager import (
     SecretManagerClient,
@@ -39,6 +36,7 @@ from numerai_autopilot.config.secret_manager import (
 )
 from numerai_autopilot.config.strength import MAKE_ONE, MIN_BYTES, check_secret
 from numerai_autopilot.config.tokens import verify_token, webhook_token, webhook_url
+from numerai_autopilot.config.units import format_size, parse_duration, parse_size
 
 __all__ = [
     "ENV_FILE",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from numerai_autopilot.config import ExecutorConfig
-from numerai_autopilot.config.models import format_size, parse_size
+from numerai_autopilot.config.units import format_size, parse_size
 from numerai_autopilot.errors import ConfigError
 
 SERVER_MEMORY = parse_size("0.5GiB")
