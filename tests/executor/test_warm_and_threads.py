@@ -134,6 +134,42 @@ async def test_native_threads_follow_the_free_cores(tmp_path: Path, live: Path) 
         assert set(after.values()) == {1}
 
 
+async def test_a_library_first_imported_in_the_call_gets_the_free_cores(
+        tmp_path: Path, live: Path) -> None:
+    cores = machine_cores()
+    if cores < 2:
+        pytest.skip("needs at least 2 cores to tell 1 thread from all of them")
+    (tmp_path / "lazy.py").write_text(
+        "import json\n"
+        "def predict(live):\n"
+        "    import sys, threadpoolctl\n"
+        "    fresh = 'lightgbm' not in sys.modules\n"
+        "    import lightgbm  # its OpenMP runtime loads here, inside the call\n"
+        "    omp = [p['num_threads'] for p in threadpoolctl.threadpool_info()\n"
+        "           if p['user_api'] == 'openmp']\n"
+        f"    with open({str(tmp_path)!r} + '/lazy.json', 'w') as fh:\n"
+        "        json.dump([fresh, max(omp)], fh)\n"
+        "    return live['feature_2'].rank(pct=True)\n")
+    config = ExecutorConfig(workers=1, memory_limit="1GiB")
+    async with Executor(config, local_directory=tmp_path / "dask") as ex:
+        await ex.predict(_job("lazy.py:predict", tmp_path, live, "lazy"))
+        fresh, threads = json.loads((tmp_path / "lazy.json").read_text())
+        assert fresh and threads == cores  # alone: every core, though loaded in the call
+        # and back to one thread after it: models sharing the cores do not oversubscribe
+        (tmp_path / "probe.py").write_text(
+            "import json, threadpoolctl\n"
+            "def predict(live):\n"
+            "    omp = [p['num_threads'] for p in threadpoolctl.threadpool_info()\n"
+            "           if p['user_api'] == 'openmp']\n"
+            f"    with open({str(tmp_path)!r} + '/probe.jsonl', 'a') as fh:\n"
+            "        fh.write(json.dumps(max(omp)) + '\\n')\n"
+            "    return live['feature_2'].rank(pct=True)\n")
+        await asyncio.gather(*(ex.predict(_job("probe.py:predict", tmp_path, live, f"p{i}"))
+                               for i in range(2 * cores)))
+        seen = [json.loads(line) for line in (tmp_path / "probe.jsonl").read_text().split()]
+        assert len(seen) == 2 * cores and seen[0] == 1
+
+
 def _warm_sizes() -> dict[str, int]:
     from numerai_autopilot.executor.worker_side import warm_sizes
 

@@ -32,11 +32,17 @@ def threads_for(cores: int, in_flight: int) -> int:
     return max(1, cores // max(in_flight, 1))
 
 
+# The variables a native library reads when it is first loaded (the nanny sets them to 1).
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
 @contextlib.contextmanager
 def native_threads(count: int) -> Iterator[None]:
     """Let OpenMP (LightGBM, XGBoost), BLAS (numpy) and MKL use `count` threads inside the
-    block, then restore the worker's own limits. A no-op for 1 thread (the worker's
-    default) or where threadpoolctl is not installed."""
+    block, then put every native library back to the worker's 1 thread. A library the
+    predictor first imports inside the block starts with `count` threads too (its thread
+    variables say so while the block runs). A no-op for 1 thread (the worker's default) or
+    where threadpoolctl is not installed."""
     if count <= 1:
         yield
         return
@@ -45,5 +51,15 @@ def native_threads(count: int) -> Iterator[None]:
     except ImportError:
         yield
         return
-    with threadpool_limits(limits=count):
-        yield
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update(dict.fromkeys(_THREAD_VARIABLES, str(count)))
+    try:
+        with threadpool_limits(limits=count):
+            yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        threadpool_limits(limits=1)  # libraries loaded inside the block included
