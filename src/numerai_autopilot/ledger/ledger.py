@@ -36,6 +36,8 @@ from numerai_autopilot.ledger.schema import (
 from numerai_autopilot.ledger.states import RunState
 
 ALERT_MEMORY = timedelta(days=90)  # how long a sent alert's key is kept
+# How long a run's predictions are kept: past its round's close, for a held run or a blend.
+PREDICTIONS_MEMORY = timedelta(days=7)
 
 
 class Ledger(LedgerReader):
@@ -348,12 +350,16 @@ class Ledger(LedgerReader):
     def keep_predictions(self, run_id: str, csv: bytes, rows: int) -> None:
         """Keep a run's validated submission CSV (compressed), replacing one kept before:
         a held run is uploaded from it later, and blends read their members' from it.
-        Raises LedgerError for an unknown run."""
-        values = {"kept_at": utcnow(), "rows": rows, "csv_zlib": zlib.compress(csv, 6)}
+        Predictions kept more than `PREDICTIONS_MEMORY` ago are deleted in the same write
+        (their round has long closed). Raises LedgerError for an unknown run."""
+        now = utcnow()
+        values = {"kept_at": now, "rows": rows, "csv_zlib": zlib.compress(csv, 6)}
         with self._translate(f"keep predictions of run {run_id}"):
             try:
                 with self._write(durable=True) as conn:
-                    conn.execute(delete(run_predictions).where(run_predictions.c.run_id == run_id))
+                    conn.execute(delete(run_predictions).where(
+                        (run_predictions.c.run_id == run_id)
+                        | (run_predictions.c.kept_at < now - PREDICTIONS_MEMORY)))
                     conn.execute(insert(run_predictions).values(run_id=run_id, **values))
             except IntegrityError as exc:
                 raise LedgerError(f"cannot keep predictions of run {run_id}: no such run") from exc
@@ -364,13 +370,6 @@ class Ledger(LedgerReader):
             data = conn.scalar(select(run_predictions.c.csv_zlib)
                                .where(run_predictions.c.run_id == run_id))
         return None if data is None else zlib.decompress(data)
-
-    def forget_predictions(self, kept_before: datetime) -> int:
-        """Delete the predictions kept before `kept_before`; returns how many."""
-        with self._translate("forget old predictions"), self._write(durable=False) as conn:
-            done = conn.execute(delete(run_predictions)
-                                .where(run_predictions.c.kept_at < kept_before))
-        return int(done.rowcount or 0)
 
 
 def _durable(change: Change) -> bool:
