@@ -12,7 +12,8 @@
     │       └── DeadlineExceeded     retries ran out of time; carries the last transient cause
     ├── LedgerError                  the run ledger refused an operation
     │   └── AmbiguousRunId           a run id prefix that several runs' ids start with
-    ├── PredictorError               user code failed: load, raise, timeout, crash, memory
+    ├── PredictorError               user code failed: load, raise, timeout, crash, memory;
+    │                                a blend's members missing (runs/blend.py BlendError)
     ├── ValidationError              predictions are not a valid submission (says what and how many)
     ├── CommandError                 numerai_autopilot.deploy.runner: gcloud / litestream failed
     └── ServiceCheckError            numerai_autopilot.deploy.health: the deployed service is not

@@ -69,13 +69,15 @@ def lease_owner() -> str:
 
 
 def load_predictors(config: AppConfig) -> dict[str, PredictorSpec]:
-    """Parse every model's predictor reference; one error lists every bad model."""
+    """Parse every model's predictor reference (a blend has none: it has no entry); one
+    error lists every bad model."""
     specs: dict[str, PredictorSpec] = {}
     problems: list[str] = []
     base, pickle_dirs = config.base_dir, config.executor.pickle_dirs
     for name, model in config.models.items():
         try:
-            specs[name] = parse_predictor(model.predictor, base, pickle_dirs)
+            if model.predictor is not None:
+                specs[name] = parse_predictor(model.predictor, base, pickle_dirs)
         except ConfigError as exc:
             problems.append(f"{config.source}: models.{name}.predictor: {exc}")
         if model.fallback is not None and not is_benchmark(model.fallback):

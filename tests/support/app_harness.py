@@ -4,7 +4,7 @@ alerts and metrics settings these tests need. Shared by tests/dashboard, alerts 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,8 +56,9 @@ def _toml(value: Any) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value)
 
 
-def config_text(tmp_path: Path, sandbox: RunningSandbox, models: dict[str, str],
-                server: dict[str, Any] | None = None, alerts: dict[str, Any] | None = None) -> str:
+def config_text(tmp_path: Path, sandbox: RunningSandbox,
+                models: Mapping[str, str | dict[str, Any]], server: dict[str, Any] | None = None,
+                alerts: dict[str, Any] | None = None) -> str:
     server = {"secret": SECRET, "admin_token": ADMIN_TOKEN, **(server or {})}
     tables = {
         "numerai": {"api_url": sandbox.url, "timeout": 10},
@@ -66,7 +67,9 @@ def config_text(tmp_path: Path, sandbox: RunningSandbox, models: dict[str, str],
         "data": {"cache_dir": str(tmp_path / "data")},
         "executor": {"workers": 2, "memory_limit": "2GiB"},
         "alerts": alerts or {},
-        **{f"models.{name}": {"model_id": sandbox.models[name], "predictor": ref}
+        # a model is its predictor reference, or a table of its settings (with `predictor`)
+        **{f"models.{name}": {"model_id": sandbox.models[name],
+                              **({"predictor": ref} if isinstance(ref, str) else ref)}
            for name, ref in models.items()},
     }
     return "".join(
@@ -76,8 +79,8 @@ def config_text(tmp_path: Path, sandbox: RunningSandbox, models: dict[str, str],
 
 
 @contextmanager
-def running_app(tmp_path: Path, sandbox: RunningSandbox, models: dict[str, str],
-                **sections: Any) -> Iterator[App]:
+def running_app(tmp_path: Path, sandbox: RunningSandbox,
+                models: Mapping[str, str | dict[str, Any]], **sections: Any) -> Iterator[App]:
     text = config_text(tmp_path, sandbox, models, **sections)
     (tmp_path / "autopilot.toml").write_text(text)
     env = {"NUMERAI_PUBLIC_ID": sandbox.public_id, "NUMERAI_SECRET_KEY": sandbox.secret_key}

@@ -102,6 +102,8 @@ def sandbox_env(sandbox: Any) -> dict[str, str]:
 def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, dict):  # an inline table, e.g. a blend's weights
+        return "{ " + ", ".join(f"{key} = {_toml(v)}" for key, v in value.items()) + " }"
     return f'"{value}"' if isinstance(value, str) else str(value)
 
 

@@ -130,6 +130,8 @@ def test_classic_signals_and_crypto_in_one_service_in_one_round(
         run = by_model[name]
         assert run.state is RunState.SUBMITTED, (name, run.error)
         assert (run.tournament, run.round_number) == (tournament, opened[tournament])
+        figures = run.detail["health"]["figures"]  # Signals, Crypto: coverage, no exposure
+        assert ("coverage" in figures) == (tournament != 8) != ("exposure" in figures)
     subs = sandbox.submissions()
     assert sorted((s["model_name"], s["tournament"], s["round_number"]) for s in subs) == sorted(
         (name, t, opened[t]) for t, name in MODELS.items()
@@ -137,4 +139,5 @@ def test_classic_signals_and_crypto_in_one_service_in_one_round(
     assert {s["trigger_id"] for s in subs} == {r.trigger_id for r in runs}
     for tournament in MODELS:
         assert len(live_downloads(sandbox, tournament, opened[tournament])) == 1, tournament
-    assert server.runtime.services.rounddata.downloads == 4  # + Classic's benchmark file
+    # + Classic's benchmark models and example predictions
+    assert server.runtime.services.rounddata.downloads == 5

@@ -8,7 +8,7 @@ import time
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -170,6 +170,7 @@ async def _follow_run(ledger: Ledger, run_id: str, task: asyncio.Task[Run],
     held: list[LogLine] = []  # error lines: the run's own error is printed under the table
     with console.status("starting ...") as status:
         while True:
+            finished = task.done()  # then the lines read below are all it wrote
             run = await asyncio.to_thread(ledger.get, run_id)
             if run is not None:
                 extra = download.text if run.state is RunState.DOWNLOADING else ""
@@ -180,7 +181,7 @@ async def _follow_run(ledger: Ledger, run_id: str, task: asyncio.Task[Run],
                     held.append(line)
                 else:
                     _print_line(line)
-            if task.done():
+            if finished:
                 break
             await asyncio.wait({task}, timeout=0.2)
     final = await asyncio.to_thread(ledger.get, run_id)
@@ -220,20 +221,22 @@ def _row(run: Run, stages: list[StageRecord]) -> RunRow:
         spent[stage.state] = spent.get(stage.state, 0.0) + (end - stage.started_at).total_seconds()
     outcome = run.submission_id or run.error or run.detail.get("dry_run") or ""
     rows = run.detail.get("rows")
+    found = run.detail.get("health")
+    health: dict[str, Any] = found if isinstance(found, dict) else {}
     return RunRow(
         id=run.id, model=run.model_name, tournament=run.tournament, round=run.round_number,
         is_test=run.is_test, state=run.state.value,
         seconds=(run.updated_at - run.created_at).total_seconds() if run.state.is_final else None,
         predict_s=spent.get(RunState.PREDICTING), rows=rows if isinstance(rows, int) else None,
         peak_mb=peak if isinstance(peak := run.detail.get("peak_mb"), int | float) else None,
-        outcome=str(outcome),
+        outcome=str(outcome), suspect=tuple(health.get("suspect") or ()),
         extra={"model_id": run.model_id, "trigger_id": run.trigger_id, "source": run.source,
                "attempts": run.attempts, "submission_id": run.submission_id,
                "error": run.error, "created_at": run.created_at.isoformat(),
                "updated_at": run.updated_at.isoformat(),
                "stage_seconds": {s.value: round(v, 3) for s, v in spent.items()},
                **{key: run.detail[key] for key in ("compute_s", "load_s", "model_mb")
-                  if key in run.detail}},
+                  if key in run.detail}, "health": health or None},
     )
 
 

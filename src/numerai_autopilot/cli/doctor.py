@@ -150,6 +150,10 @@ class Doctor:
     async def _predictors(self) -> None:
         specs: dict[str, PredictorSpec] = {}
         for name, model in self.config.models.items():
+            if model.predictor is None:  # a blend: its members' predictions, no code
+                members = ", ".join(f"{m} {w:g}" for m, w in (model.blend or {}).items())
+                self.line(True, f"blend {name}", f"of {members}")
+                continue
             try:
                 specs[name] = parse_predictor(model.predictor, base_dir=self.config.base_dir,
                                               pickle_dirs=self.config.executor.pickle_dirs)

@@ -3,8 +3,9 @@
     print_runs(rows, as_json=False)   # a table that fits 80 columns, errors under it
 
 In a terminal: a table of short columns, each run's id as the shortest prefix (8 characters
-at least) that tells it from the others listed, which `logs` accepts; every error or skip
-reason follows the table on lines of its own, whole. Piped: the same without colour or
+at least) that tells it from the others listed, which `logs` accepts; a suspect run's state
+ends with `!`; every error, skip reason and suspect figure follows the table on lines of
+its own, whole. Piped: the same without colour or
 borders. With `as_json`: one JSON array with every field, for scripts.
 """
 
@@ -38,6 +39,7 @@ class RunRow:
     peak_mb: float | None = None  # the worker's peak memory while it predicted
     rows: int | None = None
     outcome: str = ""  # the submission id, or the error / skip reason
+    suspect: tuple[str, ...] = ()  # why its predictions left the model's band (health)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def round_label(self) -> str:
@@ -78,13 +80,17 @@ def print_runs(rows: Sequence[RunRow], *, as_json: bool = False, empty: str = "n
     table = Table("run", "model", "round", "state", "predict", "memory", "total", "rows",
                   box=None, pad_edge=False)
     for row in rows:
-        table.add_row(ids[row.id], row.model, row.round_label(), colour(row.state),
+        flag = "[red]![/]" if row.suspect else ""
+        table.add_row(ids[row.id], row.model, row.round_label(), colour(row.state) + flag,
                       _seconds(row.predict_s), _mib(row.peak_mb), _seconds(row.seconds),
                       "" if row.rows is None else str(row.rows))
     console.print(table)
     for row in rows:
         if row.outcome and row.state != "submitted":
             console.print(f"{ids[row.id]} {row.model} {row.state}: {row.outcome}",
+                          soft_wrap=True, markup=False, highlight=False)
+        for reason in row.suspect:
+            console.print(f"{ids[row.id]} {row.model} suspect (!): {reason}",
                           soft_wrap=True, markup=False, highlight=False)
 
 
@@ -102,5 +108,5 @@ def _as_dict(row: RunRow) -> dict[str, Any]:
     return {"id": row.id, "model": row.model, "tournament": row.tournament,
             "round": row.round, "is_test": row.is_test, "state": row.state,
             "seconds": row.seconds, "predict_s": row.predict_s, "peak_mb": row.peak_mb,
-            "rows": row.rows,
+            "rows": row.rows, "suspect": bool(row.suspect),
             "outcome": row.outcome or None, **row.extra}

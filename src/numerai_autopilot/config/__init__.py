@@ -16,6 +16,7 @@ from numerai_autopilot.config.env_file import (
     read_env_file,
     write_env_file,
 )
+from numerai_autopilot.config.health import HealthSettings, OnSuspect
 from numerai_autopilot.config.loader import literal_secrets, load_config, parse_config
 from numerai_autopilot.config.models import (
     TOURNAMENT_IDS,
@@ -48,9 +49,11 @@ __all__ = [
     "AppConfig",
     "DataSettings",
     "ExecutorConfig",
+    "HealthSettings",
     "LedgerSettings",
     "ModelConfig",
     "NumeraiSettings",
+    "OnSuspect",
     "SecretManagerClient",
     "SecretResolver",
     "ServerSettings",

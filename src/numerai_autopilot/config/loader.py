@@ -161,8 +161,10 @@ def _explain(exc: pydantic.ValidationError, source: str,
         variable = from_env.get((loc[0], loc[1])) if len(loc) >= 2 else None
         if variable is not None:  # the value came from the environment, not the file
             lines.append(f"environment variable {variable} (for {key}): {message}")
-        else:
+        elif loc:
             lines.append(f"{source}: {key}: {message}")
+        else:  # a check across tables: its message starts with the key it names
+            lines.append(f"{source}: {message}")
     return "\n".join(lines)
 
 

@@ -15,10 +15,13 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from numerai_autopilot.config.blends import BlendMissing, check_blends, with_blend_data_versions
+from numerai_autopilot.config.health import HealthSettings, OnSuspect
 from numerai_autopilot.config.strength import check_secret, check_secrets
 from numerai_autopilot.config.units import Duration, Size, parse_size
 from numerai_autopilot.errors import ConfigError
@@ -188,10 +191,14 @@ class AlertSettings(_Table):
 
 
 class ModelConfig(_Table):
-    """`[models.NAME]`: one Numerai model and the predictor that serves it."""
+    """`[models.NAME]`: one Numerai model and the predictor that serves it, or the models
+    it blends (`blend`, config/blends.py)."""
 
     name: str
-    predictor: str
+    # Member name -> weight: a weighted rank average of these models' predictions of the
+    # round (no predictor of its own). Before `predictor`, whose check reads it.
+    blend: dict[str, float] | None = None
+    predictor: str | None = Field(default=None, validate_default=True)
     model_id: str | None = None
     tournament: TournamentName = "classic"
     data_version: str = "v5.3"
@@ -205,6 +212,14 @@ class ModelConfig(_Table):
     late_submissions: bool = False
     # Start a run if no webhook arrived `server.watch_after` after the round opened.
     watch: bool = True
+    # A run whose figures leave the model's band ([health]): submit and alert ("warn"),
+    # submit the fallback ("fallback"), or wait for approval on the dashboard ("hold").
+    on_suspect: OnSuspect = "warn"
+    # A blend's members that failed, were held or have no predictions when it stops
+    # waiting: "renormalize" blends the rest (at least half the weight), "fail" fails.
+    blend_missing: BlendMissing = "renormalize"
+    # How long a blend waits for its members' predictions (never past its deadline).
+    blend_wait: Duration = 1800.0
 
     @property
     def tournament_id(self) -> int:
@@ -222,7 +237,15 @@ class ModelConfig(_Table):
 
     @field_validator("predictor")
     @classmethod
-    def _predictor_ref(cls, value: str) -> str:
+    def _predictor_ref(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("blend") is not None:
+            if value is not None:
+                raise ValueError("a blend has no predictor of its own; remove predictor, or "
+                                 "blend to serve this model with its predictor")
+            return None
+        if value is None:
+            raise ValueError("required; add it, or blend = { alpha = 0.5, beta = 0.5 } to blend "
+                             "other models")
         if not value.strip():
             raise ValueError("empty; write 'package.module:function', 'file.py:function' or 'model.pkl'")
         return value.strip()
@@ -239,12 +262,31 @@ class ModelConfig(_Table):
             raise ValueError("empty; remove it or name a predictor or 'benchmark:COLUMN'")
         return value
 
-    @field_validator("timeout")
+    @field_validator("timeout", "blend_wait")
     @classmethod
     def _positive_timeout(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be above zero, e.g. '600s'")
         return value
+
+    @model_validator(mode="after")
+    def _blend_weights(self) -> ModelConfig:
+        # after the fields (not a field check): a bad weight must not also fail `predictor`
+        if self.blend is not None and not self.blend:
+            raise ValueError("blend: empty; name the models to blend and their weights, e.g. "
+                             "{ alpha = 0.5, beta = 0.5 }")
+        for member, weight in (self.blend or {}).items():
+            if not 0 < weight < float("inf"):
+                raise ValueError(f"blend: {member} = {weight}: a weight must be above zero, "
+                                 f"e.g. {{ {member} = 0.5, ... }}; remove {member} to leave it out")
+        return self
+
+    @model_validator(mode="after")
+    def _suspect_fallback(self) -> ModelConfig:
+        if self.on_suspect == "fallback" and self.fallback is None:
+            raise ValueError('on_suspect = "fallback" needs a fallback: set fallback (a predictor '
+                             'or "benchmark:COLUMN"), or on_suspect = "warn" or "hold"')
+        return self
 
     @model_validator(mode="after")
     def _benchmark_fallback_is_classic(self) -> ModelConfig:
@@ -267,6 +309,7 @@ class AppConfig(_Table):
     data: DataSettings = DataSettings()
     executor: ExecutorConfig = ExecutorConfig()
     alerts: AlertSettings = AlertSettings()
+    health: HealthSettings = HealthSettings()
     models: dict[str, ModelConfig] = {}
 
     @model_validator(mode="before")
@@ -277,7 +320,12 @@ class AppConfig(_Table):
             for name, table in data["models"].items():
                 models[name] = {"name": name, **table} if isinstance(table, dict) else table
             data = {**data, "models": models}
-        return data
+        return with_blend_data_versions(data, DEFAULT_DATA_VERSIONS)
+
+    @model_validator(mode="after")
+    def _blends(self) -> AppConfig:
+        check_blends(self.models, self.server.max_concurrent_runs)
+        return self
 
     @model_validator(mode="after")
     def _unique_model_ids(self) -> AppConfig:

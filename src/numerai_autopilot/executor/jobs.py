@@ -5,7 +5,7 @@ Where predictors run is the ``[executor]`` table itself (``config.ExecutorConfig
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,6 +54,8 @@ class PredictOutcome:
     validate_s: float = 0.0  # validation and serialisation on the worker
     peak_rss: int = 0  # the worker process's peak memory (bytes) while the task ran
     model_size: int = 0  # what the predictor took in memory when it was loaded (bytes)
+    # what else the run's record should say (a blend's members: runs/blend.py)
+    detail: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

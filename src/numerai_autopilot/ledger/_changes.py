@@ -21,6 +21,8 @@ from numerai_autopilot.ledger.records import Change, Run
 from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
 from numerai_autopilot.ledger.states import RunState, can_transition, transition_hint
 
+_UNOWNED = (RunState.QUEUED, RunState.HELD)
+
 
 def apply_changes(conn: Connection, changes: Sequence[Change], now: datetime, pg: bool
                   ) -> list[Run | LedgerError]:
@@ -67,8 +69,9 @@ def _apply(conn: Connection, change: Change, now: datetime) -> Run:
         submission_id=(change.submission_id if change.submission_id is not None
                        else run.submission_id),
         detail={**run.detail, **change.detail} if change.detail else run.detail,
-        lease_until=None if state.is_final or state is RunState.QUEUED else run.lease_until,
-        owner=None if state is RunState.QUEUED else run.owner,
+        # queued and held runs belong to nobody: a process claims the one, a person the other
+        lease_until=None if state.is_final or state in _UNOWNED else run.lease_until,
+        owner=None if state in _UNOWNED else run.owner,
     )
     conn.execute(update(runs).where(runs.c.id == run.id).values(
         state=after.state.value, updated_at=now, error=after.error,

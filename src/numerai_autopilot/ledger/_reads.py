@@ -93,6 +93,19 @@ class LedgerReader:
             .limit(1),
         )
 
+    def round_runs(self, tournament: int, round_number: int, model_names: Iterable[str]
+                   ) -> list[Run]:
+        """Every run of these models (by configured name) for this round of `tournament`,
+        oldest first; test runs name no round and are never among them. What a blend reads
+        of its members' runs, whichever instance ran them."""
+        return self._many(
+            "list a round's runs",
+            select(runs)
+            .where(runs.c.round_number == round_number, runs.c.tournament == tournament,
+                   runs.c.model_name.in_(list(model_names)))
+            .order_by(runs.c.created_at, runs.c.id),
+        )
+
     def runs(
         self,
         limit: int = 50,

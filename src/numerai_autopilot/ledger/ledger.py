@@ -373,6 +373,6 @@ class Ledger(LedgerReader):
 
 
 def _durable(change: Change) -> bool:
-    """Final states and retries are committed to disk; a lost intermediate stage (power cut)
-    only makes a resumed run redo that stage, and uploads are checked anyway."""
-    return change.state.is_final or change.state is RunState.QUEUED
+    """Final states, retries and holds are committed to disk; a lost intermediate stage
+    (power cut) only makes a resumed run redo that stage, and uploads are checked anyway."""
+    return change.state.is_final or change.state in (RunState.QUEUED, RunState.HELD)

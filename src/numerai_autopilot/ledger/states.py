@@ -8,6 +8,13 @@ Any unfinished run may end as ``failed``, ``skipped`` or ``dry-run`` (a dry run 
 validated CSV instead of uploading) or go back to ``queued`` (a retry); a ``failed`` run may
 be queued again by a person (an admin re-run). Re-entering the current
 unfinished state is allowed: that is how a process resumes a stage after a crash.
+
+A suspect run of a model with ``on_suspect = "hold"`` waits, validated and not uploaded, in
+``held`` (entered from ``validating``)::
+
+    validating -> held -> queued (a person approved it) | failed (the round closed) | skipped
+
+A held run is neither final nor claimable: nothing resumes it but a person's approval.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ class RunState(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     DRY_RUN = "dry-run"
+    HELD = "held"
 
     @property
     def is_final(self) -> bool:
@@ -41,7 +49,11 @@ FINAL_STATES: frozenset[RunState] = frozenset(
 _ENDS: frozenset[RunState] = frozenset(
     {RunState.FAILED, RunState.SKIPPED, RunState.DRY_RUN, RunState.QUEUED}
 )
-UNFINISHED_STATES: tuple[RunState, ...] = tuple(s for s in RunState if s not in FINAL_STATES)
+# What a process claims and resumes: a held run waits for a person, not for a process.
+UNFINISHED_STATES: tuple[RunState, ...] = tuple(
+    s for s in RunState if s not in FINAL_STATES and s is not RunState.HELD)
+# Where a held run may go: approved (queued again), expired at the round's close, skipped.
+_FROM_HELD: frozenset[RunState] = frozenset({RunState.QUEUED, RunState.FAILED, RunState.SKIPPED})
 
 # The happy path, in order; each state may move only to the next one.
 PIPELINE: tuple[RunState, ...] = (
@@ -66,6 +78,10 @@ def can_transition(current: RunState, target: RunState) -> bool:
         return target is RunState.QUEUED
     if current.is_final:
         return False
+    if current is RunState.HELD:
+        return target in _FROM_HELD
+    if target is RunState.HELD:
+        return current is RunState.VALIDATING
     if target in _ENDS or target is current:
         return True
     return PIPELINE.index(target) == PIPELINE.index(current) + 1

@@ -56,7 +56,10 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 def _keep(word: str) -> bool:
-    """Ids people need to read (UUIDs: run, trigger and submission ids) and plain words."""
+    """Ids people need to read (UUIDs: run, trigger and submission ids), plain words, and
+    paths of those (a run page's link: `example.org/runs/<uuid>`)."""
+    if "/" in word:
+        return all(_keep(part) for part in word.split("/"))
     has_digit = any(c.isdigit() for c in word)
     has_alpha = any(c.isalpha() for c in word)
     return bool(_UUID.match(word)) or not (has_digit and has_alpha)

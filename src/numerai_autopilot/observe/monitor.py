@@ -1,6 +1,7 @@
 """Watches runs and rounds for people: alerts, stage metrics, round summaries.
 
-The pipeline calls `Monitor.notify` (a run failed, or fell back) and `Monitor.changed` (any
+The pipeline calls `Monitor.notify` (a run failed, fell back, or was found suspect: held or
+submitted anyway, with its figures and a link to its page) and `Monitor.changed` (any
 state change) after the ledger has committed the change. Both return at once: the work
 happens in background tasks, and nothing here can fail or slow a run (best-effort; errors
 are logged). `Monitor.start()` adds a task that warns when a model has not submitted
@@ -50,7 +51,7 @@ class Monitor:
         self._watch: asyncio.Task[None] | None = None
 
     async def notify(self, run: Run) -> None:
-        """A run failed, or used its fallback: alert (in the background)."""
+        """A run failed, used its fallback, or is suspect: alert (in the background)."""
         self._spawn(self._notify(run))
 
     def changed(self, before: Run, after: Run) -> None:
@@ -78,11 +79,30 @@ class Monitor:
             elif run.detail.get("fallback"):
                 self.alerter.post(
                     f"fallback:{run.id}:{run.attempts}", f"{run.model_name}: using its fallback",
-                    f"Model {run.model_name}, {where}: the predictor failed "
-                    f"({run.detail.get('primary_error')}); submitting {run.detail['fallback']}.",
+                    f"Model {run.model_name}, {where}: {run.detail.get('primary_error')}; "
+                    f"submitting {run.detail['fallback']} instead.{_figures(run)}",
+                )
+            elif run.state is RunState.HELD:
+                self.alerter.post(
+                    f"held:{run.id}", f"{run.model_name}: suspect run held, not submitted",
+                    f"Model {run.model_name}, {where}: its predictions left the model's band, "
+                    f"so the run is held and nothing was uploaded. Submit it (or its fallback) "
+                    f"before the round closes: {self._link(run)}{_figures(run)}",
+                )
+            elif run.detail.get("health", {}).get("suspect"):
+                self.alerter.post(
+                    f"suspect:{run.id}:{run.attempts}", f"{run.model_name}: suspect predictions",
+                    f"Model {run.model_name}, {where}: its predictions left the model's band; "
+                    f"submitting them anyway (on_suspect = \"warn\"). Run: "
+                    f"{self._link(run)}{_figures(run)}",
                 )
         except Exception:
             log.exception("alerting on run %s failed (ignored)", run.id)
+
+    def _link(self, run: Run) -> str:
+        """The run's dashboard page: a full URL with `server.public_url`, else its path."""
+        base = (self._config.server.public_url or "").rstrip("/")
+        return f"{base}/runs/{run.id}"
 
     def _failed_stage(self, run: Run) -> str:
         stages = self._ledger.stages(run.id)
@@ -189,6 +209,20 @@ def _config_secrets(config: AppConfig) -> list[str]:
         secret = config.server.secret.get_secret_value()
         secrets += [webhook_token(secret, m.model_id) for m in config.models.values() if m.model_id]
     return secrets
+
+
+def _figures(run: Run) -> str:
+    """The run's prediction health as alert lines: the figures out of band first."""
+    health = run.detail.get("health")
+    if not isinstance(health, dict) or not health.get("figures"):
+        return ""
+    bands = health.get("band") or {}
+    lines = [f"- {reason}" for reason in health.get("suspect") or []]
+    for name, value in health["figures"].items():
+        band = bands.get(name)
+        within = f" (band {band[0]:.4g}..{band[1]:.4g})" if band else ""
+        lines.append(f"  {name} {value:.4g}{within}")
+    return "\n\nPrediction health:\n" + "\n".join(lines)
 
 
 def _summary_line(run: Run) -> str:

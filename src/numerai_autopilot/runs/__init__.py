@@ -15,12 +15,13 @@ from numerai_autopilot.runs.dispatcher import Dispatcher
 from numerai_autopilot.runs.fallback import is_benchmark
 from numerai_autopilot.runs.keepbusy import KeepBusy, keep_busy_token, keep_busy_url
 from numerai_autopilot.runs.model_ids import ModelIds, new_run
-from numerai_autopilot.runs.pipeline import Pipeline, RunSkipped, Services, fallback_key
+from numerai_autopilot.runs.pipeline import Pipeline
 from numerai_autopilot.runs.recorder import BatchAdvancer, BatchRecorder
 from numerai_autopilot.runs.recovery import recover_submissions
 from numerai_autopilot.runs.rounddata import Progress, RoundData, RoundDataError, RoundFiles
 from numerai_autopilot.runs.rounddata import warm_up as warm_up_round_data
 from numerai_autopilot.runs.rounds import CurrentRounds, RoundClosed
+from numerai_autopilot.runs.services import RunSkipped, Services, fallback_key
 from numerai_autopilot.runs.watcher import RoundWatcher
 
 __all__ = [

@@ -18,34 +18,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import TypeVar
 
-from numerai_autopilot.config import AppConfig, ModelConfig, format_size
+from numerai_autopilot.config import ModelConfig, format_size
 from numerai_autopilot.errors import (
     AutopilotError,
     LedgerError,
     PredictorError,
     ValidationError,
 )
-from numerai_autopilot.executor import Executor, PredictJob, PredictOutcome, WorkerDied
+from numerai_autopilot.executor import PredictJob, PredictOutcome, WorkerDied
 from numerai_autopilot.executor.predictors import PredictorSpec
-from numerai_autopilot.ledger import Change, Ledger, Run, RunState
+from numerai_autopilot.ledger import Change, Run, RunState
 from numerai_autopilot.ledger.states import PIPELINE
-from numerai_autopilot.numerai import NumeraiClient, UploadTarget
+from numerai_autopilot.numerai import UploadTarget
 from numerai_autopilot.numerai.errors import DeadlineExceeded, UploadError
+from numerai_autopilot.runs.blend import Blender, describe
 from numerai_autopilot.runs.fallback import benchmark_predictions, is_benchmark
+from numerai_autopilot.runs.health import HealthCheck, Verdict
+from numerai_autopilot.runs.held import HOLD_HINT, approved_note, kept_outcome
 from numerai_autopilot.runs.locks import KeyedLocks
 from numerai_autopilot.runs.recorder import BatchAdvancer
-from numerai_autopilot.runs.rounddata import RoundData, RoundFiles
+from numerai_autopilot.runs.rounddata import RoundFiles
 from numerai_autopilot.runs.rounds import (
     NO_CLOSE_TIME_S,
-    CurrentRounds,
     check_still_current,
     run_deadline,
 )
+from numerai_autopilot.runs.services import RunSkipped, Services, fallback_key
+from numerai_autopilot.runs.uploads import early_target, numerai_submission, submission_filename
 from numerai_autopilot.validation.classic import submission_csv
 
 log = logging.getLogger(__name__)
@@ -53,37 +56,6 @@ T = TypeVar("T")
 
 # A run whose worker died (crash, memory) is retried once: the second death is final.
 MAX_ATTEMPTS = 2
-# The upload URL is asked for while the model predicts (one Numerai call fewer after it),
-# within this budget; the upload asks again if that failed or its PUT is refused.
-_EARLY_TARGET_BUDGET_S = 10.0
-
-
-class RunSkipped(AutopilotError):
-    """The run must not upload (already submitted); the message says why."""
-
-
-def fallback_key(model_name: str) -> str:
-    return f"{model_name}:fallback"
-
-
-@dataclass
-class Services:
-    """Everything a run needs, built once per process and passed in.
-
-    `rounds` is the process's shared current-round cache; `notify` is called when a run
-    failed or used its fallback, `on_change` after every committed state change (metrics,
-    round summaries; it must not block).
-    """
-
-    config: AppConfig
-    ledger: Ledger
-    client: NumeraiClient
-    rounddata: RoundData
-    rounds: CurrentRounds
-    executor: Executor
-    predictors: dict[str, PredictorSpec]
-    notify: Callable[[Run], Awaitable[None]] | None = None
-    on_change: Callable[[Run, Run], None] | None = None
 
 
 class Pipeline:
@@ -98,6 +70,8 @@ class Pipeline:
         self._rounds = services.rounds
         self._upload_locks: KeyedLocks[tuple[str, int | None]] = KeyedLocks()
         self._advancer = BatchAdvancer(services.ledger)
+        self._blender = Blender(services.ledger)
+        self._health = HealthCheck(services.ledger, services.config.health)
 
     async def flush(self) -> None:
         """Return once the state changes already made are committed (runs cancelled at
@@ -159,7 +133,7 @@ class Pipeline:
                 # Interrupted mid-upload: Numerai may have the submission already. Ask
                 # before spending the time to download and predict again.
                 deadline = run_deadline(run, model, lookup.result(), round_number)
-                existing = await self._numerai_submission(run, round_number, deadline)
+                existing = await numerai_submission(self._services.client, run, round_number, deadline)
                 if existing is not None:
                     await self._log(run, "info", f"Numerai already has submission {existing} "
                                     "from the interrupted attempt; not uploading again")
@@ -173,6 +147,7 @@ class Pipeline:
                 round_number=round_number,
                 data_version=model.data_version,
                 benchmarks=True,
+                examples=True,
                 deadline=time.time() + NO_CLOSE_TIME_S,
             )
             current = await lookup
@@ -181,16 +156,20 @@ class Pipeline:
         finally:
             if not lookup.done():
                 lookup.cancel()
-        spec = self._services.predictors[model.name]
+        spec = self._services.predictors.get(model.name)  # None: a blend (runs/blend.py)
         # The task goes to a worker while the stage change commits (in a batch with the
         # round's other runs): predicting is no side effect; the upload waits for commits.
-        started = asyncio.ensure_future(self._predict(run, model, spec, files))
+        started = asyncio.ensure_future(
+            kept_outcome(self._services.ledger, run) if run.detail.get("approved")
+            else self._predict(run, model, spec, files) if spec is not None
+            else self._blender.blend(run, model, files.live_path, round_number, deadline))
         early = None
         try:
+            said = approved_note(run) or (_predicting(model, spec) if spec else describe(model))
             run = await self._enter(run, RunState.PREDICTING, detail={"round": round_number},
-                                    log=("info", _predicting(model, spec)))
+                                    log=("info", said))
             early = (None if self._dry_run_dir is not None else asyncio.ensure_future(
-                self._early_target(run, model, round_number, deadline)))
+                early_target(self._services.client, run, model, round_number, deadline)))
             return await self._predict_and_upload(run, model, files, round_number, deadline,
                                                   early, started)
         finally:
@@ -208,18 +187,28 @@ class Pipeline:
         run, data, rows, timings = await self._predictions(run, model, files, started)
         # kept before the upload: a held run is uploaded from it later, a blend reads it
         await asyncio.to_thread(self._services.ledger.keep_predictions, run.id, data, rows)
+        verdict = await self._health.assess(run, files, data)
+        health = {} if verdict is None else {"health": verdict.detail()}
+        if verdict is not None and verdict.suspect and self._dry_run_dir is None:
+            run, data, rows, timings = await self._suspect(
+                run, model, files, verdict, deadline, (data, rows, timings))
+            if run.state is RunState.HELD:
+                return run
         # validated on the worker: passing through validating costs no second transaction
         via = RunState.VALIDATING if run.state is RunState.PREDICTING else None
         if self._dry_run_dir is not None:
-            path = self._dry_run_dir / _filename(model, round_number)
+            path = self._dry_run_dir / submission_filename(model, round_number)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
             return await self._advance(
-                run, RunState.DRY_RUN, via=via, detail={**timings, "rows": rows,
+                run, RunState.DRY_RUN, via=via, detail={**timings, "rows": rows, **health,
                                                         "dry_run": str(path)},
                 log=("info", f"dry run: wrote {rows} validated rows to {path}"))
-        run = await self._enter(run, RunState.UPLOADING, detail={**timings, "rows": rows},
-                                via=via)
+        run = await self._enter(run, RunState.UPLOADING, detail={**timings, "rows": rows,
+                                                                  **health}, via=via)
+        if verdict is not None and verdict.suspect and self._services.notify is not None and \
+                (model.on_suspect == "warn" or run.is_test):
+            await self._services.notify(run)
         upload_started = time.perf_counter()
         target = await early if early is not None else None
         return await self._upload(run, model, round_number, data, rows, deadline, target,
@@ -238,7 +227,14 @@ class Pipeline:
             if model.fallback is None or retry_left:
                 raise
             await self._log(run, "warning", f"{exc}; using fallback {model.fallback}")
-            primary_error = str(exc)
+            return await self._fallback(run, model, files, str(exc))
+
+    async def _fallback(self, run: Run, model: ModelConfig, files: RoundFiles, primary_error: str,
+                        extra: dict[str, object] | None = None
+                        ) -> tuple[Run, bytes, int, dict[str, float]]:
+        """The model's fallback's validated predictions, instead of its own (`primary_error`
+        says why), as `_predictions` returns them; the run says so and alerts."""
+        assert model.fallback is not None
         if is_benchmark(model.fallback):
             predictions = await asyncio.to_thread(
                 benchmark_predictions, files.benchmark_path, model.fallback, model.name
@@ -253,12 +249,36 @@ class Pipeline:
             await self._log(run, "info", _predicting(model, spec))
             run, data, rows, timings = await self._validated(
                 run, self._predict(run, model, spec, files))
-        run = await self._advance(
-            run, run.state, detail={"fallback": model.fallback, "primary_error": primary_error}
-        )
+        run = await self._advance(run, run.state, detail={
+            "fallback": model.fallback, "primary_error": primary_error, **(extra or {})})
         if self._services.notify is not None:
             await self._services.notify(run)
         return run, data, rows, timings
+
+    async def _suspect(
+        self, run: Run, model: ModelConfig, files: RoundFiles, verdict: Verdict,
+        deadline: float, kept: tuple[bytes, int, dict[str, float]],
+    ) -> tuple[Run, bytes, int, dict[str, float]]:
+        """A suspect run, as `model.on_suspect` says: held (not uploaded, alerted; approved
+        on the dashboard until `deadline`), the fallback's predictions, or `kept` (warn; always
+        for a test trigger, which is no round's submission)."""
+        reasons = "; ".join(verdict.reasons)
+        if model.on_suspect == "hold" and not run.is_test:
+            held = await self._advance(
+                run, RunState.HELD, detail={"health": verdict.detail(), "hold_until": deadline},
+                via=RunState.VALIDATING if run.state is RunState.PREDICTING else None,
+                log=("warning", f"suspect, held: {reasons}; {HOLD_HINT}"))
+            if self._services.notify is not None:
+                await self._services.notify(held)
+            return (held, *kept)
+        if model.on_suspect == "fallback" and not run.is_test:
+            run, data, rows, timings = await self._fallback(
+                run, model, files, f"suspect: {reasons}", {"health": verdict.detail()})
+            await asyncio.to_thread(self._services.ledger.keep_predictions, run.id, data, rows)
+            return run, data, rows, timings
+        await self._log(run, "warning", f"suspect: {reasons}; submitting it anyway "
+                        '(on_suspect = "warn")')
+        return (run, *kept)
 
     async def _validated(self, run: Run, prediction: Awaitable[PredictOutcome]
                          ) -> tuple[Run, bytes, int, dict[str, float]]:
@@ -271,6 +291,10 @@ class Pipeline:
             await self._enter(run, RunState.VALIDATING)  # where it failed (on the worker)
             raise
         assert outcome.csv is not None  # the job asked the worker to validate
+        if outcome.detail:  # a blend's members (runs/blend.py)
+            run = await self._advance(run, run.state, detail=outcome.detail)
+        if not outcome.worker:  # kept when held (`held.kept_outcome`): nothing was timed
+            return run, outcome.csv, outcome.rows, {}
         timings = {"compute_s": outcome.compute_s, "load_s": outcome.load_s,
                    "queued_s": outcome.queued_s, "validate_s": outcome.validate_s,
                    "peak_mb": outcome.peak_rss / 2**20, "model_mb": outcome.model_size / 2**20}
@@ -291,19 +315,6 @@ class Pipeline:
         )
         return await self._services.executor.predict(job)
 
-    async def _early_target(self, run: Run, model: ModelConfig, round_number: int,
-                            deadline: float) -> UploadTarget | None:
-        """Where to upload, asked for while the model predicts; None if that failed (the
-        upload then asks again with the run's whole deadline)."""
-        try:
-            return await self._services.client.upload_auth(
-                run.model_id, _filename(model, round_number), model.tournament_id,
-                deadline=min(deadline, time.time() + _EARLY_TARGET_BUDGET_S))
-        except Exception as exc:  # noqa: BLE001  (best effort)
-            log.info("run %s: asking for the upload URL early failed (%s); the upload will "
-                     "ask again", run.id, exc)
-            return None
-
     async def _upload(
         self, run: Run, model: ModelConfig, round_number: int, data: bytes, rows: int,
         deadline: float, target: UploadTarget | None, started: float,
@@ -319,30 +330,18 @@ class Pipeline:
                     raise RunSkipped(f"round {round_number} already submitted by run "
                                      f"{earlier.id}; set resubmit = true to submit again")
             # an earlier attempt may have uploaded before dying
-            existing = (await self._numerai_submission(run, round_number, deadline)
+            existing = (await numerai_submission(self._services.client, run, round_number, deadline)
                         if run.attempts > 1 else None)
             if existing is not None:
                 await self._log(run, "info", f"Numerai already has submission {existing} "
                                 "for this trigger; not uploading again")
             submission_id = existing or await self._services.client.upload_predictions(
-                model_id, data, _filename(model, round_number), model.tournament_id,
+                model_id, data, submission_filename(model, round_number), model.tournament_id,
                 run.numerai_trigger_id, deadline=deadline, target=target)
             return await self._advance(
                 run, RunState.SUBMITTED, submission_id=submission_id,
                 detail={"upload_s": round(time.perf_counter() - started, 3)},
                 log=("info", f"submitted {rows} rows as submission {submission_id}"))
-
-    async def _numerai_submission(self, run: Run, round_number: int, deadline: float) -> str | None:
-        """Numerai's submission made by an earlier attempt of `run`, if any."""
-        trigger = run.numerai_trigger_id
-        for submission in await self._services.client.submissions(run.model_id, deadline=deadline):
-            if trigger is not None and submission.trigger_id == trigger:
-                return submission.id
-            if (trigger is None and submission.round_number == round_number
-                    and submission.inserted_at is not None
-                    and submission.inserted_at >= run.created_at):
-                return submission.id
-        return None
 
     async def _enter(self, run: Run, state: RunState, *, log: tuple[str, str] | None = None,
                      detail: dict[str, object] | None = None, via: RunState | None = None,
@@ -388,10 +387,6 @@ class Pipeline:
         """The server log's copy of a run's log line."""
         labels = {"run": run.id, "model": run.model_name, "round": run.round_number}
         getattr(log, level)("run %s (%s): %s", run.id, run.model_name, message, extra=labels)
-
-
-def _filename(model: ModelConfig, round_number: int) -> str:
-    return f"{model.name}-round{round_number}.csv"
 
 
 def _predicting(model: ModelConfig, spec: PredictorSpec) -> str:

@@ -115,7 +115,7 @@ async def _submission(client: NumeraiClient, model: ModelConfig, model_id: str,
 
 def _found_by_its_run(submission: SubmissionInfo, runs: list[Run]) -> bool:
     """True when an unfinished run of `runs` made `submission` and will find it on Numerai
-    before it uploads again (`Pipeline._numerai_submission`): one resumed in `uploading`,
+    before it uploads again (`uploads.numerai_submission`): one resumed in `uploading`,
     or claimed before (its next attempt asks Numerai). Its own record is then the one the
     ledger gets; a second, recovered one would count the submission twice."""
     for run in runs:

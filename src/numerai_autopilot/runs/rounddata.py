@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # What each tournament's live files are called, relative to its data version folder.
 LIVE_FILES: dict[int, str] = {8: "live.parquet", 11: "live.parquet", 12: "live_universe.parquet"}
 BENCHMARK_FILES: dict[int, str] = {8: "live_benchmark_models.parquet"}
+# Numerai's example model's live predictions (numerapi's list_datasets has
+# "v5.x/live_example_preds.parquet"): what prediction health correlates each run with.
+EXAMPLE_FILES: dict[int, str] = {8: "live_example_preds.parquet"}
 VERSION_PREFIX: dict[int, str] = {8: "", 11: "signals/", 12: "crypto/"}
 
 
@@ -36,10 +39,12 @@ class RoundDataError(AutopilotError):
 
 @dataclass(frozen=True)
 class RoundFiles:
-    """The Arrow files of one round's data, ready for workers to memory-map."""
+    """The Arrow files of one round's data, ready for workers to memory-map; `example_path`
+    (the example model's live predictions) when asked for with `examples=True`."""
 
     live_path: Path
     benchmark_path: Path | None
+    example_path: Path | None = None
 
 
 Progress = Callable[[str, int, int | None], None]
@@ -71,6 +76,7 @@ class RoundData:
         round_number: int,
         data_version: str,
         benchmarks: bool = False,
+        examples: bool = False,
         deadline: float | None = None,
     ) -> RoundFiles:
         folder = self._cache_dir / str(tournament) / data_version / str(round_number)
@@ -84,10 +90,16 @@ class RoundData:
             bench_path = folder / bench_name.replace(".parquet", ".arrow")
             fetches.append(
                 self._fetch(prefix + bench_name, bench_path, tournament, round_number, deadline))
+        example_path: Path | None = None
+        example_name = EXAMPLE_FILES.get(tournament)
+        if examples and example_name:
+            example_path = folder / example_name.replace(".parquet", ".arrow")
+            fetches.append(self._fetch(prefix + example_name, example_path, tournament,
+                                       round_number, deadline))
         # both files at once: the second one's API round trips overlap the first's transfer
         await asyncio.gather(*fetches)
         self._evict(folder.parent)
-        return RoundFiles(live, bench_path)
+        return RoundFiles(live, bench_path, example_path)
 
     async def _fetch(
         self, filename: str, arrow: Path, tournament: int, round_number: int, deadline: float | None

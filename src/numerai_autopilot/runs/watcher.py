@@ -7,6 +7,8 @@ no run for it, the watcher records one (source "watcher"), unless the round has 
 the model does not submit late. Recording goes through `Ledger.record_if_absent_for_round`,
 atomically, with a trigger id derived from the round, so it never duplicates a webhook's
 run (one whose body did not say the round included), nor another instance's watcher run.
+Each poll also fails the held runs whose round has closed (`held.expire_held`); a held
+run is its round's run, so the watcher starts no second one beside it.
 
     watcher = RoundWatcher(ledger, rounds, model_ids, dispatcher.wake, after=600, interval=60)
     watcher.start(); ...; await watcher.stop()
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from numerai_autopilot.config import ModelConfig
 from numerai_autopilot.errors import AutopilotError
 from numerai_autopilot.ledger import Ledger, Run
+from numerai_autopilot.runs.held import expire_held
 from numerai_autopilot.runs.model_ids import ModelIds, new_run
 from numerai_autopilot.runs.rounds import CurrentRounds
 
@@ -66,6 +69,7 @@ class RoundWatcher:
         while True:
             try:
                 await self.check()
+                await asyncio.to_thread(expire_held, self._ledger, time.time())
             except Exception:  # the watcher must outlive any one bad poll
                 log.exception("round watcher: check failed; trying again later")
             await asyncio.sleep(self._interval)

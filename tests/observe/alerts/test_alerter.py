@@ -90,3 +90,9 @@ async def test_no_urls_means_no_alerts() -> None:
 def test_redact_keeps_plain_text() -> None:
     message = "model 'alpha': predictor returned 312 fewer rows than the live data (6,720)"
     assert redact(message) == message
+
+
+def test_redact_keeps_a_run_pages_link_but_not_a_key_with_slashes() -> None:
+    link = "https://autopilot.example.org/runs/0190a1b2-1234-7abc-8def-0123456789ab"
+    assert redact(f"open {link} to approve it") == f"open {link} to approve it"
+    assert redact("key-ish abcDEF123456/xyzXYZ7890123456789012345678 end") == "key-ish *** end"

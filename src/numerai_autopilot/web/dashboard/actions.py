@@ -1,4 +1,5 @@
-"""The dashboard's forms: sign in and out, run a model now, fire a test trigger, re-run.
+"""The dashboard's forms: sign in and out, run a model now, fire a test trigger, re-run,
+submit a held run (its kept predictions or its fallback).
 
 A form is bounded before it is read: 411 when chunked (no Content-Length), 413 over
 `MAX_FORM_BYTES`, 400 with more than `MAX_FORM_FIELDS` fields or a file. Every POST carries
@@ -22,6 +23,7 @@ from numerai_autopilot.config import ModelConfig
 from numerai_autopilot.errors import AutopilotError
 from numerai_autopilot.ledger import RunState
 from numerai_autopilot.runs import new_run
+from numerai_autopilot.runs.held import approve
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.web.dashboard.pages import Dashboard, dashboard, safe_next
 from numerai_autopilot.web.dashboard.session import Session
@@ -169,3 +171,31 @@ async def rerun(request: Request, run_id: str) -> Response:
         return dash.redirect(request, f"/runs/{run_id}", session, f"Not re-run: {exc}")
     rt.dispatcher.wake()
     return dash.redirect(request, f"/runs/{run_id}", session, "Queued again.")
+
+
+@router.post("/runs/{run_id}/approve")
+async def approve_held(request: Request, run_id: str) -> Response:
+    """Submit a held (suspect) run after all: its kept predictions (`choice=primary`, the
+    Submit anyway button) or its model's fallback (`choice=fallback`); until the round closes."""
+    dash = dashboard(request)
+    user, session = dash.require_user(request)
+    form = await _form(request, session)
+    rt = runtime(request)
+    choice = form.get("choice")
+    if choice not in ("primary", "fallback"):
+        raise HTTPException(400, "choice must be 'primary' or 'fallback'")
+    run = await asyncio.to_thread(rt.ledger.get, run_id)
+    if run is None:
+        raise HTTPException(404, f"no run {run_id!r}")
+    model = rt.config.models.get(run.model_name)
+    if choice == "fallback" and (model is None or model.fallback is None):
+        return dash.redirect(request, f"/runs/{run_id}", session,
+                             f"Model {run.model_name} has no fallback; set models."
+                             f"{run.model_name}.fallback to submit one.")
+    try:
+        await asyncio.to_thread(approve, rt.ledger, run_id, choice, user, time.time())
+    except AutopilotError as exc:
+        return dash.redirect(request, f"/runs/{run_id}", session, f"Not submitted: {exc}")
+    rt.dispatcher.wake()
+    what = "its kept predictions" if choice == "primary" else "its fallback"
+    return dash.redirect(request, f"/runs/{run_id}", session, f"Approved: submitting {what}.")

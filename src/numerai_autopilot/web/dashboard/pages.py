@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from numerai_autopilot.config import AppConfig
+from numerai_autopilot.web.dashboard.health import format_figure
 from numerai_autopilot.web.dashboard.session import Session, Sessions
 from numerai_autopilot.web.dashboard.views import countdown, duration
 
@@ -54,7 +55,7 @@ class Dashboard:
         self.sessions = Sessions(config, login_code=login_code)
         self.templates = Jinja2Templates(directory=str(PACKAGE / "templates"))
         env = self.templates.env
-        env.filters.update(duration=duration, when=_when, clock=_clock)
+        env.filters.update(duration=duration, when=_when, clock=_clock, figure=format_figure)
         env.globals.update(countdown=countdown, poll_ms=POLL_MS,
                            token_login=config.server.admin_token is not None,
                            user_login=config.server.dashboard_user is not None)

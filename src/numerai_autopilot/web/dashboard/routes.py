@@ -2,8 +2,11 @@
 
     GET /                       the round grid and the recent runs
     GET /runs/{run_id}          a run (or the one whose id starts so): its stages,
-                                validation, log lines (404 if unknown, 400 if ambiguous)
-    GET /models/{name}          a configured model: settings (secrets masked), its runs (404)
+                                validation, prediction health against the model's band
+                                (and, held, Submit anyway / Submit fallback), log lines
+                                (404 if unknown, 400 if ambiguous)
+    GET /models/{name}          a configured model: settings (secrets masked), its runs, its
+                                prediction health over the last rounds as SVG charts (404)
     GET /fragments/grid, /fragments/runs/{run_id}    the parts of those pages that change
 
 Every page needs a signed-in user (else a redirect to `/login`; a fragment answers 401).
@@ -22,6 +25,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from numerai_autopilot.errors import AmbiguousRunId
+from numerai_autopilot.runs.held import hold_until
+from numerai_autopilot.web.dashboard.health import HEIGHT, WIDTH, health_charts, health_rows
 from numerai_autopilot.web.dashboard.pages import dashboard
 from numerai_autopilot.web.dashboard.views import (
     load_grids,
@@ -64,9 +69,15 @@ async def _run_context(request: Request, run_id: str) -> dict[str, Any]:
         raise HTTPException(404, f"no run {run_id!r}")
     stages = await asyncio.to_thread(ledger.stages, run.id)
     logs = await asyncio.to_thread(ledger.logs, run.id)
+    config = runtime(request).config
+    model = config.models.get(run.model_name)
+    until = hold_until(run)
     return {"run": run, "stages": stages, "logs": logs,
             "validation": validation_result(run, stages),
-            "predict_time": predict_time(run, stages, datetime.now(UTC))}
+            "predict_time": predict_time(run, stages, datetime.now(UTC)),
+            "health": health_rows(run, config.health),
+            "hold_until": None if until is None else datetime.fromtimestamp(until, UTC),
+            "has_fallback": model is not None and model.fallback is not None}
 
 
 @router.get("/runs/{run_id}")
@@ -92,8 +103,9 @@ async def model_page(request: Request, name: str) -> Response:
     model = rt.config.models.get(name)
     if model is None:
         raise HTTPException(404, f"no model named {name!r} in the configuration")
-    runs = await asyncio.to_thread(rt.ledger.runs, limit=30, model_name=name)
+    runs = await asyncio.to_thread(rt.ledger.runs, limit=100, model_name=name)
     # the name is the page's title and the id its first row (resolved when configured by name)
     context = {"model": model, "settings": settings_rows(model, leave_out=("name", "model_id")),
-               "model_id": rt.model_ids.get(name), "runs": runs}
+               "model_id": rt.model_ids.get(name), "runs": runs[:30],
+               "charts": health_charts(runs, rt.config.health), "chart_size": (WIDTH, HEIGHT)}
     return dash.render(request, "model.html", context, session, user)

@@ -25,10 +25,11 @@ from numerai_autopilot.config import AppConfig, format_size, parse_duration, par
 from numerai_autopilot.ledger import Run, RunState, StageRecord
 from numerai_autopilot.numerai import RoundInfo
 from numerai_autopilot.runtime import Runtime
+from numerai_autopilot.web.dashboard.health import is_suspect
 
 TOURNAMENT_NAMES = {8: "Classic", 11: "Signals", 12: "Crypto"}
 # Statuses a grid cell can have, in the words the page uses.
-STATUSES = ("submitted", "fallback", "running", "failed", "skipped", "missed", "waiting")
+STATUSES = ("submitted", "fallback", "running", "held", "failed", "skipped", "missed", "waiting")
 _RECENT_RUNS = 500
 
 
@@ -42,6 +43,7 @@ class Cell:
     run_id: str | None = None
     after_open_s: float | None = None
     error: str | None = None
+    suspect: bool = False  # its predictions left the model's band (prediction health)
 
 
 @dataclass(frozen=True)
@@ -143,19 +145,20 @@ def build_grids(
 
 def cell(model: str, runs: list[Run], open_time: datetime | None,
          close_time: datetime | None, now: datetime) -> Cell:
-    """The status of one (model, round) from its runs: a submission wins, else the latest run."""
+    """The status of one (model, round) from its runs: a submission wins, else the latest
+    run (a held one is "held"); `suspect` when that run's predictions left the band."""
     submitted = [r for r in runs if r.state is RunState.SUBMITTED]
     if submitted:
         run = min(submitted, key=lambda r: r.updated_at)
         after = (run.updated_at - open_time).total_seconds() if open_time else None
         status = "fallback" if run.detail.get("fallback") else "submitted"
-        return Cell(model, status, status, run.id, after)
+        return Cell(model, status, status, run.id, after, suspect=is_suspect(run))
     if not runs:
         closed = close_time is not None and now >= close_time
         return Cell(model, "missed" if closed else "waiting", "missed" if closed else "waiting")
     run = max(runs, key=lambda r: r.created_at)
-    status = run.state.value if run.is_final else "running"
-    return Cell(model, status, run.state.value, run.id, error=run.error)
+    status = run.state.value if run.is_final or run.state is RunState.HELD else "running"
+    return Cell(model, status, run.state.value, run.id, error=run.error, suspect=is_suspect(run))
 
 
 def validation_result(run: Run, stages: Iterable[StageRecord]) -> str:

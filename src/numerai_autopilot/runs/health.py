@@ -1,0 +1,143 @@
+"""Prediction health of a run against its model's own history: figures, band, verdict.
+
+    check = HealthCheck(ledger, config.health)
+    verdict = await check.assess(run, files, csv)       # None: nothing to judge
+    verdict.suspect, verdict.reasons                    # ["corr_example 0.02 is below ..."]
+    run.detail["health"] = verdict.detail()
+
+The figures (`validation.health`) of each submitted run are kept in its detail; a model's
+band is `[min, max]` of each figure over its last `health.rounds` submitted rounds of its
+own predictions (rounds submitted with a fallback are left out), judged only from
+`health.min_rounds` such rounds on, each figure widened by the margin of its kind
+(`config.health`). The round's shared arrays are built once per round file and reused for
+every model (the two latest rounds are kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from numerai_autopilot.config import HealthSettings
+from numerai_autopilot.ledger import Ledger, Run, RunState
+from numerai_autopilot.runs.rounddata import RoundFiles
+
+_FRAMES_KEPT = 2
+# Figures counted in units (rows, tickers): their margin is a fraction of the band's bounds.
+_COUNTS = frozenset({"rows", "coverage"})
+
+
+def margin(name: str, settings: HealthSettings, low: float, high: float) -> tuple[float, float]:
+    """The bounds a figure `name` may take around its band `[low, high]` (module docstring).
+
+    >>> margin("corr_example", HealthSettings(), 0.6, 0.7)
+    (0.5, 0.7999999999999999)
+    """
+    if name in _COUNTS:
+        return low * (1 - settings.count_margin), high * (1 + settings.count_margin)
+    width = settings.corr_margin if name.startswith("corr_") or name == "exposure" \
+        else settings.stat_margin
+    return low - width, high + width
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A run's figures, each one's band (`[min, max]` of the last `rounds` rounds; figures
+    with too short a history have none) and why the run is suspect (empty when it is not)."""
+
+    figures: dict[str, float]
+    bands: dict[str, tuple[float, float]]
+    rounds: int
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def suspect(self) -> bool:
+        return bool(self.reasons)
+
+    def detail(self) -> dict[str, Any]:
+        """As kept in the run's detail (`health`), JSON."""
+        return {"figures": self.figures, "rounds": self.rounds,
+                "band": {name: list(band) for name, band in self.bands.items()},
+                "suspect": list(self.reasons)}
+
+
+def judge(figures: Mapping[str, float], history: Iterable[Mapping[str, float]],
+          settings: HealthSettings) -> Verdict:
+    """`figures` against `history` (the model's earlier runs' figures, newest first; only the
+    first `settings.rounds` are used); see the module docstring."""
+    past = list(history)[:settings.rounds]
+    bands: dict[str, tuple[float, float]] = {}
+    reasons = []
+    for name, value in figures.items():
+        seen = [float(h[name]) for h in past if isinstance(h.get(name), int | float)]
+        if len(seen) < settings.min_rounds:
+            continue
+        low, high = min(seen), max(seen)
+        bands[name] = (low, high)
+        lowest, highest = margin(name, settings, low, high)
+        if not lowest <= value <= highest:
+            side = "below" if value < lowest else "above"
+            reasons.append(f"{name} {_fmt(value)} is {side} its band {_fmt(low)}..{_fmt(high)} "
+                           f"of the last {len(seen)} rounds (margin included: "
+                           f"{_fmt(lowest)}..{_fmt(highest)})")
+    return Verdict(dict(figures), bands, len(past), tuple(reasons))
+
+
+def history_of(runs: Iterable[Run], exclude: str | None = None) -> list[dict[str, float]]:
+    """The figures of the band's runs among `runs` (newest first): submitted, of a round,
+    with the model's own predictions (no fallback), one per round (its latest)."""
+    rounds: dict[int, dict[str, float]] = {}
+    for run in sorted(runs, key=lambda r: r.updated_at, reverse=True):
+        health = run.detail.get("health")
+        if (run.id == exclude or run.state is not RunState.SUBMITTED or run.is_test
+                or run.round_number is None or run.detail.get("fallback")
+                or not isinstance(health, dict) or run.round_number in rounds):
+            continue
+        rounds[run.round_number] = dict(health.get("figures") or {})
+    return [rounds[number] for number in sorted(rounds, reverse=True)]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3f}"
+
+
+class HealthCheck:
+    """Judges runs (`assess`); holds the latest rounds' shared arrays (`round_frame`)."""
+
+    def __init__(self, ledger: Ledger, settings: HealthSettings) -> None:
+        self._ledger = ledger
+        self._settings = settings
+        self._frames: OrderedDict[tuple[Path, int], Any] = OrderedDict()
+        self._lock = threading.Lock()  # one build per round, whichever model asks first
+
+    async def assess(self, run: Run, files: RoundFiles, csv: bytes) -> Verdict | None:
+        """The verdict on `csv`, the validated submission of `run`; None for a run that is
+        not judged: one a person approved, or one already using its fallback."""
+        if run.detail.get("approved") or run.detail.get("fallback"):
+            return None
+        figures = await asyncio.to_thread(self.figures, run.tournament, files, csv)
+        limit = self._settings.rounds * 3 + 5  # room for retries and test runs
+        runs = await asyncio.to_thread(self._ledger.runs, limit=limit,
+                                       model_name=run.model_name, states=[RunState.SUBMITTED])
+        return judge(figures, history_of(runs, exclude=run.id), self._settings)
+
+    def figures(self, tournament: int, files: RoundFiles, csv: bytes) -> dict[str, float]:
+        """`validation.health.figures` of `csv`, the round's arrays built once (blocking)."""
+        from numerai_autopilot.validation.health import figures, round_frame
+
+        key = (files.live_path, files.live_path.stat().st_mtime_ns)
+        with self._lock:
+            frame = self._frames.get(key)
+            if frame is None:
+                frame = round_frame(files.live_path, files.benchmark_path, files.example_path,
+                                    tournament)
+                self._frames[key] = frame
+                while len(self._frames) > _FRAMES_KEPT:
+                    self._frames.popitem(last=False)
+            self._frames.move_to_end(key)
+        return figures(csv, frame)

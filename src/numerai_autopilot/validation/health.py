@@ -1,0 +1,152 @@
+"""Prediction health: the figures of one validated submission, against its round's data.
+
+    frame = round_frame(files.live_path, files.benchmark_path, files.example_path, tournament=8)
+    figures(csv_bytes, frame)
+    # {"rows": 6720, "mean": 0.5, "std": 0.288, "q10": ..., "q50": ..., "q90": ...,
+    #  "corr_v53_lgbm_ender20": 0.71, "corr_example": 0.64, "exposure": 0.12}
+
+Classic: the distribution (rows, mean, standard deviation, 10/50/90% quantiles), the
+Spearman correlation with each live benchmark model (`corr_<column>`) and with the example
+model's predictions (`corr_example`), and the feature exposure: the largest absolute Pearson
+correlation of the predictions' ranks with any one feature (a missing feature value counts
+as that feature's mean). Signals and Crypto: the distribution and `coverage`, the fraction of
+the live universe's tickers the submission covers.
+
+`round_frame` does once per round what every model's figures share (the features centred
+and scaled to unit norm, the references' ranks likewise), so `figures` is a few dot products:
+numpy only. Ranks are average ranks (ties share theirs), as `scipy.stats.spearmanr` has them.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EXAMPLE = "example"
+QUANTILES = (("q10", 0.1), ("q50", 0.5), ("q90", 0.9))
+# The universe's ticker columns per tournament: the live file's key first.
+_TICKER_COLUMNS: dict[int, tuple[str, ...]] = {
+    11: ("numerai_ticker", "bloomberg_ticker", "composite_figi", "sedol", "ticker"),
+    12: ("symbol",),
+}
+
+
+@dataclass(frozen=True)
+class RoundFrame:
+    """What every model's figures of one round share; built by `round_frame`.
+
+    Classic: `ids` (the live ids, sorted) and `order` (their rows in the live file), the
+    `features` (features x rows, float32, each row centred, unit norm, live order) and the
+    `references` (name -> centred, unit-norm ranks in live order; benchmark columns by
+    their name, the example predictions as "example"). Signals and Crypto: `universe`,
+    each ticker column of the live file -> its tickers.
+    """
+
+    ids: Any = None
+    order: Any = None
+    features: Any = None
+    references: dict[str, Any] = field(default_factory=dict)
+    universe: dict[str, Any] = field(default_factory=dict)
+
+
+def round_frame(live_path: Path, benchmark_path: Path | None, example_path: Path | None,
+                tournament: int) -> RoundFrame:
+    """Read the round's Arrow files and precompute what `figures` needs (see RoundFrame)."""
+    from pyarrow import feather
+
+    live = feather.read_table(live_path, memory_map=True)
+    if tournament in _TICKER_COLUMNS:
+        return RoundFrame(universe={
+            column: np.unique(np.asarray(live.column(column).to_pylist(), dtype=str))
+            for column in _TICKER_COLUMNS[tournament] if column in live.column_names})
+    ids = np.asarray(live.column("id").to_pylist() if "id" in live.column_names
+                     else live.column(live.column_names[-1]).to_pylist(), dtype=str)
+    order = np.argsort(ids, kind="stable")
+    names = [c for c in live.column_names if c.startswith("feature_")]
+    features = np.empty((len(names), live.num_rows), dtype=np.float32)
+    for i, name in enumerate(names):
+        features[i] = live.column(name).to_numpy(zero_copy_only=False)
+    _centre_rows(features)
+    references: dict[str, Any] = {}
+    for path, rename in ((benchmark_path, None), (example_path, EXAMPLE)):
+        if path is None:
+            continue
+        table = feather.read_table(path, memory_map=True)
+        key = "id" if "id" in table.column_names else table.column_names[-1]
+        rows = _positions(ids[order], order,
+                          np.asarray(table.column(key).to_pylist(), dtype=str))
+        for column in table.column_names:
+            if column == key:
+                continue
+            values = np.full(len(ids), np.nan)
+            found = rows >= 0
+            values[rows[found]] = table.column(column).to_numpy(zero_copy_only=False)[found]
+            references[rename or column] = _unit(_ranks(values))
+    return RoundFrame(ids=ids[order], order=order, features=features, references=references)
+
+
+def figures(csv: bytes, frame: RoundFrame) -> dict[str, float]:
+    """The figures of one validated submission CSV (key column, value column) of the round
+    of `frame`; see the module docstring."""
+    from pyarrow import csv as pa_csv
+
+    table = pa_csv.read_csv(io.BytesIO(csv))
+    keys = np.asarray(table.column(0).cast("string").to_pylist(), dtype=str)
+    values = table.column(1).to_numpy(zero_copy_only=False).astype(np.float64)
+    out = {"rows": float(len(values)), "mean": float(values.mean()), "std": float(values.std())}
+    for name, q in QUANTILES:
+        out[name] = float(np.quantile(values, q))
+    if frame.universe:
+        column = str(table.column_names[0])
+        universe = frame.universe.get(column, next(iter(frame.universe.values())))
+        covered = np.isin(universe, keys).sum() if len(universe) else 0
+        out["coverage"] = float(covered / len(universe)) if len(universe) else 0.0
+        return {name: value for name, value in out.items() if np.isfinite(value)}
+    rows = _positions(frame.ids, frame.order, keys)
+    live = np.full(len(frame.ids), np.nan)
+    live[rows[rows >= 0]] = values[rows >= 0]
+    ranks = _unit(_ranks(live))
+    for name, reference in frame.references.items():
+        out[f"corr_{name}" if name != EXAMPLE else "corr_example"] = float(reference @ ranks)
+    if len(frame.features):
+        out["exposure"] = float(np.abs(frame.features @ ranks.astype(np.float32)).max())
+    return {name: value for name, value in out.items() if np.isfinite(value)}  # JSON-safe
+
+
+def _positions(sorted_ids: Any, order: Any, keys: Any) -> Any:
+    """The live row of each of `keys` (-1 where it is not a live id)."""
+    at = np.searchsorted(sorted_ids, keys).clip(0, max(len(sorted_ids) - 1, 0))
+    found = sorted_ids[at] == keys if len(sorted_ids) else np.zeros(len(keys), dtype=bool)
+    return np.where(found, order[at] if len(order) else -1, -1)
+
+
+def _ranks(values: Any) -> Any:
+    """Average ranks (1..n) of `values`; NaN where a value is missing."""
+    out = np.full(len(values), np.nan)
+    present = ~np.isnan(values)
+    _, inverse, counts = np.unique(values[present], return_inverse=True, return_counts=True)
+    starts = np.cumsum(counts) - counts
+    out[present] = (starts + (counts + 1) / 2.0)[inverse]
+    return out
+
+
+def _unit(values: Any) -> Any:
+    """`values` centred (a missing value counts as the mean) and scaled to unit norm; all
+    zeros when constant."""
+    centred = np.nan_to_num(values - np.nanmean(values)) if len(values) else values
+    norm = float(np.sqrt((centred * centred).sum()))
+    return centred / norm if norm > 0 else centred
+
+
+def _centre_rows(matrix: Any) -> None:
+    """`_unit` on each row of a float32 matrix, in place (no second copy of the features)."""
+    for row in matrix:
+        row -= np.nanmean(row) if not np.isnan(row).all() else np.float32(0)
+        np.nan_to_num(row, copy=False)
+        norm = float(np.sqrt(np.dot(row, row)))
+        if norm > 0:
+            row /= norm
