@@ -9,8 +9,7 @@ from ledger_helpers import new_run
 from sqlalchemy import update
 
 from numerai_autopilot.errors import LedgerError
-from numerai_autopilot.ledger import Ledger, utcnow
-from numerai_autopilot.ledger.ledger import PREDICTIONS_MEMORY
+from numerai_autopilot.ledger import PREDICTIONS_MEMORY, Change, Ledger, RunState, utcnow
 from numerai_autopilot.ledger.schema import run_predictions
 
 CSV = b"id,prediction\n" + b"".join(b"n%05d,0.%05d\n" % (i, i) for i in range(5000))
@@ -42,3 +41,19 @@ def test_old_predictions_are_forgotten_when_new_ones_are_kept(ledger: Ledger) ->
 def test_predictions_of_an_unknown_run_are_refused(ledger: Ledger) -> None:
     with pytest.raises(LedgerError, match="no such run"):
         ledger.keep_predictions("no-such-run", CSV, 5000)
+
+
+def test_a_state_change_keeps_the_predictions_it_carries(ledger: Ledger) -> None:
+    run, _ = ledger.record(new_run(trigger_id="t-1"))
+    (claimed,) = ledger.claim("me", lease_s=60)
+    for state in (RunState.DOWNLOADING, RunState.PREDICTING):
+        ledger.advance(claimed.id, state, owner="me")
+    (after,) = ledger.advance_many([Change(run.id, RunState.UPLOADING, owner="me",
+                                           via=RunState.VALIDATING, predictions=(CSV, 5000))])
+    assert not isinstance(after, BaseException) and after.state is RunState.UPLOADING
+    assert ledger.predictions(run.id) == CSV
+    # a refused change keeps nothing
+    other, _ = ledger.record(new_run(trigger_id="t-2"))
+    (refused,) = ledger.advance_many([Change(other.id, RunState.UPLOADING, owner="me",
+                                             predictions=(CSV, 5000))])
+    assert isinstance(refused, LedgerError) and ledger.predictions(other.id) is None

@@ -12,6 +12,7 @@ Every state change goes through `Ledger.advance` (or `advance_many`), committed 
 returns; every failure is a LedgerError (numerai_autopilot.errors) saying what and why.
 """
 
+from numerai_autopilot.ledger._changes import PREDICTIONS_MEMORY
 from numerai_autopilot.ledger._rows import MAX_LOG_MESSAGE
 from numerai_autopilot.ledger.ledger import ALERT_MEMORY, Ledger
 from numerai_autopilot.ledger.migrations import LATEST_VERSION
@@ -41,6 +42,7 @@ __all__ = [
     "LATEST_VERSION",
     "MAX_LOG_MESSAGE",
     "PIPELINE",
+    "PREDICTIONS_MEMORY",
     "UNFINISHED_STATES",
     "Change",
     "Ledger",

@@ -10,18 +10,21 @@ nothing behind.
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger._rows import log_row, run_from_row
 from numerai_autopilot.ledger.records import Change, Run
-from numerai_autopilot.ledger.schema import run_logs, run_stages, runs
+from numerai_autopilot.ledger.schema import run_logs, run_predictions, run_stages, runs
 from numerai_autopilot.ledger.states import RunState, can_transition, transition_hint
 
 _UNOWNED = (RunState.QUEUED, RunState.HELD)
+# How long a run's predictions are kept: past its round's close, for a held run or a blend.
+PREDICTIONS_MEMORY = timedelta(days=7)
 
 
 def apply_changes(conn: Connection, changes: Sequence[Change], now: datetime, pg: bool
@@ -32,6 +35,8 @@ def apply_changes(conn: Connection, changes: Sequence[Change], now: datetime, pg
         ids = sorted({change.run_id for change in changes})
         conn.execute(select(runs.c.id).where(runs.c.id.in_(ids)).order_by(runs.c.id)
                      .with_for_update())
+    if any(change.predictions is not None for change in changes):
+        forget_predictions(conn, now)
     results: list[Run | LedgerError] = []
     for change in changes:
         try:
@@ -78,7 +83,23 @@ def _apply(conn: Connection, change: Change, now: datetime) -> Run:
         round_number=after.round_number, submission_id=after.submission_id, detail=after.detail,
         lease_until=after.lease_until, owner=after.owner,
     ))
+    if change.predictions is not None:
+        keep_predictions(conn, run.id, *change.predictions, now)
     return after
+
+
+def keep_predictions(conn: Connection, run_id: str, csv: bytes, rows: int,
+                     now: datetime) -> None:
+    """Keep `csv` (compressed) as the run's predictions, replacing any kept before."""
+    conn.execute(delete(run_predictions).where(run_predictions.c.run_id == run_id))
+    conn.execute(insert(run_predictions).values(run_id=run_id, kept_at=now, rows=rows,
+                                                csv_zlib=zlib.compress(csv, 1)))
+
+
+def forget_predictions(conn: Connection, now: datetime) -> None:
+    """Delete the predictions kept more than `PREDICTIONS_MEMORY` before `now`."""
+    conn.execute(delete(run_predictions).where(
+        run_predictions.c.kept_at < now - PREDICTIONS_MEMORY))
 
 
 def check_advance(

@@ -20,7 +20,11 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger import migrations
-from numerai_autopilot.ledger._changes import apply_changes
+from numerai_autopilot.ledger._changes import (
+    apply_changes,
+    forget_predictions,
+)
+from numerai_autopilot.ledger._changes import keep_predictions as keep_rows
 from numerai_autopilot.ledger._engine import engine_from_url
 from numerai_autopilot.ledger._reads import UNFINISHED, LedgerReader, reason
 from numerai_autopilot.ledger._record import Recording, record_runs
@@ -36,8 +40,6 @@ from numerai_autopilot.ledger.schema import (
 from numerai_autopilot.ledger.states import RunState
 
 ALERT_MEMORY = timedelta(days=90)  # how long a sent alert's key is kept
-# How long a run's predictions are kept: past its round's close, for a held run or a blend.
-PREDICTIONS_MEMORY = timedelta(days=7)
 
 
 class Ledger(LedgerReader):
@@ -350,17 +352,15 @@ class Ledger(LedgerReader):
     def keep_predictions(self, run_id: str, csv: bytes, rows: int) -> None:
         """Keep a run's validated submission CSV (compressed), replacing one kept before:
         a held run is uploaded from it later, and blends read their members' from it.
+        A state change may carry it instead (`Change.predictions`), in its transaction.
         Predictions kept more than `PREDICTIONS_MEMORY` ago are deleted in the same write
         (their round has long closed). Raises LedgerError for an unknown run."""
-        now = utcnow()
-        values = {"kept_at": now, "rows": rows, "csv_zlib": zlib.compress(csv, 6)}
         with self._translate(f"keep predictions of run {run_id}"):
             try:
                 with self._write(durable=True) as conn:
-                    conn.execute(delete(run_predictions).where(
-                        (run_predictions.c.run_id == run_id)
-                        | (run_predictions.c.kept_at < now - PREDICTIONS_MEMORY)))
-                    conn.execute(insert(run_predictions).values(run_id=run_id, **values))
+                    now = utcnow()
+                    forget_predictions(conn, now)
+                    keep_rows(conn, run_id, csv, rows, now)
             except IntegrityError as exc:
                 raise LedgerError(f"cannot keep predictions of run {run_id}: no such run") from exc
 

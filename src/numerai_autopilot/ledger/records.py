@@ -193,6 +193,8 @@ class Change:
     log: tuple[str, str] | None = None
     via: RunState | None = None
     round_number: int | None = None
+    # the run's validated CSV and its rows, kept with the change (`Ledger.keep_predictions`)
+    predictions: tuple[bytes, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,8 @@
 A blend (`[models.ens] blend = { alpha = 0.5, beta = 0.3, gamma = 0.2 }`, config/blends.py)
 runs no predictor and downloads nothing more than its round's live ids (cached, as for its
 members). Its run waits until each member's run of the same round has its validated
-predictions kept in the ledger (`Ledger.keep_predictions`, before that run's upload), rank-
-normalizes each (numerai-tools' `rank`: `(rank - 0.5) / count`, ties averaged), averages them
+predictions kept in the ledger (with its `uploading` stage change, before its upload),
+rank-normalizes each (numerai-tools' `rank`: `(rank - 0.5) / count`, ties averaged), averages them
 with the weights and validates the result like any submission. The pipeline then keeps and
 uploads it as it does a predictor's (`PredictOutcome`), with the same checks.
 

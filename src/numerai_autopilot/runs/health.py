@@ -10,12 +10,14 @@ band is `[min, max]` of each figure over its last `health.rounds` submitted roun
 own predictions (rounds submitted with a fallback are left out), judged only from
 `health.min_rounds` such rounds on, each figure widened by the margin of its kind
 (`config.health`). The round's shared arrays are built once per round file and reused for
-every model (the two latest rounds are kept).
+every model (the two latest rounds are kept), started as soon as a run has the round's
+files (`prepare`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -26,6 +28,8 @@ from typing import Any
 from numerai_autopilot.config import HealthSettings
 from numerai_autopilot.ledger import Ledger, Run, RunState
 from numerai_autopilot.runs.rounddata import RoundFiles
+
+log = logging.getLogger(__name__)
 
 _FRAMES_KEPT = 2
 # Figures counted in units (rows, tickers): their margin is a fraction of the band's bounds.
@@ -114,23 +118,48 @@ class HealthCheck:
         self._settings = settings
         self._frames: OrderedDict[tuple[Path, int], Any] = OrderedDict()
         self._lock = threading.Lock()  # one build per round, whichever model asks first
+        # builds started by `prepare` (the task is kept here until it is done)
+        self._preparing: dict[tuple[Path, int], asyncio.Future[Any]] = {}
+
+    def prepare(self, tournament: int, files: RoundFiles) -> None:
+        """Start building the round's arrays in a thread unless they are built or being
+        built: called once a run has the round's files, so the build overlaps the
+        predictions instead of delaying the first upload. Never raises; `assess` builds
+        them if this failed."""
+        key = _key(files)
+        if key in self._frames or key in self._preparing:
+            return
+        task = asyncio.ensure_future(asyncio.to_thread(self._frame, tournament, files))
+        self._preparing[key] = task
+        task.add_done_callback(lambda done: self._built(done, key))
 
     async def assess(self, run: Run, files: RoundFiles, csv: bytes) -> Verdict | None:
         """The verdict on `csv`, the validated submission of `run`; None for a run that is
         not judged: one a person approved, or one already using its fallback."""
         if run.detail.get("approved") or run.detail.get("fallback"):
             return None
-        figures = await asyncio.to_thread(self.figures, run.tournament, files, csv)
+        return await asyncio.to_thread(self._judge, run, files, csv)
+
+    def _judge(self, run: Run, files: RoundFiles, csv: bytes) -> Verdict:
+        """`assess`'s work, in one thread: a round's runs come back together, and each
+        thread they queue for in the event loop's pool delays them all."""
+        figures = self.figures(run.tournament, files, csv)
         limit = self._settings.rounds * 3 + 5  # room for retries and test runs
-        runs = await asyncio.to_thread(self._ledger.runs, limit=limit,
-                                       model_name=run.model_name, states=[RunState.SUBMITTED])
+        runs = self._ledger.runs(limit=limit, model_name=run.model_name,
+                                 states=[RunState.SUBMITTED])
         return judge(figures, history_of(runs, exclude=run.id), self._settings)
 
     def figures(self, tournament: int, files: RoundFiles, csv: bytes) -> dict[str, float]:
         """`validation.health.figures` of `csv`, the round's arrays built once (blocking)."""
-        from numerai_autopilot.validation.health import figures, round_frame
+        from numerai_autopilot.validation.health import figures
 
-        key = (files.live_path, files.live_path.stat().st_mtime_ns)
+        return figures(csv, self._frame(tournament, files))
+
+    def _frame(self, tournament: int, files: RoundFiles) -> Any:
+        """The round's arrays (`round_frame`), built by the first caller (blocking)."""
+        from numerai_autopilot.validation.health import round_frame
+
+        key = _key(files)
         with self._lock:
             frame = self._frames.get(key)
             if frame is None:
@@ -140,4 +169,15 @@ class HealthCheck:
                 while len(self._frames) > _FRAMES_KEPT:
                     self._frames.popitem(last=False)
             self._frames.move_to_end(key)
-        return figures(csv, frame)
+        return frame
+
+    def _built(self, task: asyncio.Future[Any], key: tuple[Path, int]) -> None:
+        self._preparing.pop(key, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.info("building the round's health arrays ahead failed (%s); the first "
+                     "run's check builds them", task.exception())
+
+
+def _key(files: RoundFiles) -> tuple[Path, int]:
+    """A round file's identity: its path and its modification time."""
+    return files.live_path, files.live_path.stat().st_mtime_ns

@@ -1,6 +1,6 @@
 """Held runs: suspect runs of models with `on_suspect = "hold"`, waiting for a person.
 
-A held run is validated, its predictions kept (`Ledger.keep_predictions`), nothing
+A held run is validated, its predictions kept with its `held` state change, nothing
 uploaded; no process claims it. A person approves it on the dashboard until the round's
 close (`approve`): it is queued again with `detail["approved"]` ("primary": upload the kept
 predictions, "fallback": submit the model's fallback), and the dispatcher runs it like any

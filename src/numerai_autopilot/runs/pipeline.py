@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from numerai_autopilot.config import ModelConfig, format_size
 from numerai_autopilot.errors import (
@@ -156,6 +156,7 @@ class Pipeline:
         finally:
             if not lookup.done():
                 lookup.cancel()
+        self._health.prepare(model.tournament_id, files)  # the round's arrays, while it predicts
         spec = self._services.predictors.get(model.name)  # None: a blend (runs/blend.py)
         # The task goes to a worker while the stage change commits (in a batch with the
         # round's other runs): predicting is no side effect; the upload waits for commits.
@@ -185,8 +186,6 @@ class Pipeline:
         started: asyncio.Future[PredictOutcome],
     ) -> Run:
         run, data, rows, timings = await self._predictions(run, model, files, started)
-        # kept before the upload: a held run is uploaded from it later, a blend reads it
-        await asyncio.to_thread(self._services.ledger.keep_predictions, run.id, data, rows)
         verdict = await self._health.assess(run, files, data)
         health = {} if verdict is None else {"health": verdict.detail()}
         if verdict is not None and verdict.suspect and self._dry_run_dir is None:
@@ -203,9 +202,12 @@ class Pipeline:
             return await self._advance(
                 run, RunState.DRY_RUN, via=via, detail={**timings, "rows": rows, **health,
                                                         "dry_run": str(path)},
+                predictions=(data, rows),
                 log=("info", f"dry run: wrote {rows} validated rows to {path}"))
+        # kept with the stage change, before the upload: a blend reads it
         run = await self._enter(run, RunState.UPLOADING, detail={**timings, "rows": rows,
-                                                                  **health}, via=via)
+                                                                  **health}, via=via,
+                                predictions=(data, rows))
         if verdict is not None and verdict.suspect and self._services.notify is not None and \
                 (model.on_suspect == "warn" or run.is_test):
             await self._services.notify(run)
@@ -266,6 +268,7 @@ class Pipeline:
         if model.on_suspect == "hold" and not run.is_test:
             held = await self._advance(
                 run, RunState.HELD, detail={"health": verdict.detail(), "hold_until": deadline},
+                predictions=kept[:2],  # what Submit anyway uploads
                 via=RunState.VALIDATING if run.state is RunState.PREDICTING else None,
                 log=("warning", f"suspect, held: {reasons}; {HOLD_HINT}"))
             if self._services.notify is not None:
@@ -274,7 +277,6 @@ class Pipeline:
         if model.on_suspect == "fallback" and not run.is_test:
             run, data, rows, timings = await self._fallback(
                 run, model, files, f"suspect: {reasons}", {"health": verdict.detail()})
-            await asyncio.to_thread(self._services.ledger.keep_predictions, run.id, data, rows)
             return run, data, rows, timings
         await self._log(run, "warning", f"suspect: {reasons}; submitting it anyway "
                         '(on_suspect = "warn")')
@@ -344,29 +346,29 @@ class Pipeline:
                 log=("info", f"submitted {rows} rows as submission {submission_id}"))
 
     async def _enter(self, run: Run, state: RunState, *, log: tuple[str, str] | None = None,
-                     detail: dict[str, object] | None = None, via: RunState | None = None,
-                     round_number: int | None = None) -> Run:
+                     **change: Any) -> Run:
         """Advance to `state` unless a resumed run is already there or beyond; `log` is
-        written either way."""
+        written either way; `change`: `_advance`'s other arguments."""
         if PIPELINE.index(run.state) >= PIPELINE.index(state):
             if log is not None:
                 await self._log(run, *log)
             return run
-        return await self._advance(run, state, log=log, detail=detail, via=via,
-                                   round_number=round_number)
+        return await self._advance(run, state, log=log, **change)
 
     async def _advance(self, run: Run, state: RunState, *, log: tuple[str, str] | None = None,
                        error: str | None = None, submission_id: str | None = None,
                        detail: dict[str, object] | None = None, via: RunState | None = None,
-                       round_number: int | None = None) -> Run:
+                       round_number: int | None = None,
+                       predictions: tuple[bytes, int] | None = None) -> Run:
         """Move the run on (and write `log` with it, in one transaction; with the changes
         of other runs made in the same turn of the loop); `round_number`: the round of a
-        run that had none (`Ledger.advance`)."""
+        run that had none; `predictions`: its CSV and rows, kept (`Ledger.advance`)."""
         if log is not None:
             self._say(run, *log)
         after = await self._advancer.advance(Change(
             run.id, state, owner=self._owner, error=error, submission_id=submission_id,
-            detail=detail, log=log, via=via, round_number=round_number))
+            detail=detail, log=log, via=via, round_number=round_number,
+            predictions=predictions))
         if self._services.on_change is not None:  # committed above; the hook only schedules work
             self._services.on_change(run, after)
         return after
