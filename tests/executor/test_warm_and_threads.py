@@ -106,14 +106,7 @@ async def test_native_threads_follow_the_free_cores(tmp_path: Path, live: Path) 
     cores = machine_cores()
     if cores < 2:
         pytest.skip("needs at least 2 cores to tell 1 thread from all of them")
-    (tmp_path / "probe.py").write_text(
-        "import json, threadpoolctl\n"
-        "def predict(live):\n"
-        "    blas = [p['num_threads'] for p in threadpoolctl.threadpool_info()\n"
-        "            if p['user_api'] == 'blas']\n"
-        f"    with open({str(tmp_path)!r} + '/threads.jsonl', 'a') as fh:\n"
-        "        fh.write(json.dumps(max(blas)) + '\\n')\n"
-        "    return live['feature_2'].rank(pct=True)\n")
+    _write_probe(tmp_path, "blas", tmp_path / "threads.jsonl")
     config = ExecutorConfig(workers=2, memory_limit="1GiB")
     log = tmp_path / "threads.jsonl"
     async with Executor(config, local_directory=tmp_path / "dask") as ex:
@@ -156,18 +149,23 @@ async def test_a_library_first_imported_in_the_call_gets_the_free_cores(
         fresh, threads = json.loads((tmp_path / "lazy.json").read_text())
         assert fresh and threads == cores  # alone: every core, though loaded in the call
         # and back to one thread after it: models sharing the cores do not oversubscribe
-        (tmp_path / "probe.py").write_text(
-            "import json, threadpoolctl\n"
-            "def predict(live):\n"
-            "    omp = [p['num_threads'] for p in threadpoolctl.threadpool_info()\n"
-            "           if p['user_api'] == 'openmp']\n"
-            f"    with open({str(tmp_path)!r} + '/probe.jsonl', 'a') as fh:\n"
-            "        fh.write(json.dumps(max(omp)) + '\\n')\n"
-            "    return live['feature_2'].rank(pct=True)\n")
+        _write_probe(tmp_path, "openmp", tmp_path / "probe.jsonl")
         await asyncio.gather(*(ex.predict(_job("probe.py:predict", tmp_path, live, f"p{i}"))
                                for i in range(2 * cores)))
         seen = [json.loads(line) for line in (tmp_path / "probe.jsonl").read_text().split()]
         assert len(seen) == 2 * cores and seen[0] == 1
+
+
+def _write_probe(folder: Path, user_api: str, log: Path) -> None:
+    """probe.py:predict, which appends the threads its `user_api` libraries have to `log`."""
+    (folder / "probe.py").write_text(
+        "import json, threadpoolctl\n"
+        "def predict(live):\n"
+        "    threads = [p['num_threads'] for p in threadpoolctl.threadpool_info()\n"
+        f"               if p['user_api'] == {user_api!r}]\n"
+        f"    with open({str(log)!r}, 'a') as fh:\n"
+        "        fh.write(json.dumps(max(threads)) + '\\n')\n"
+        "    return live['feature_2'].rank(pct=True)\n")
 
 
 def _warm_sizes() -> dict[str, int]:
