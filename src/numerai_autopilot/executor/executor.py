@@ -45,6 +45,7 @@ T = TypeVar("T")
 _KEEP_SCATTERED = 4
 _REASON_WAIT_S = 1.5
 _START_ATTEMPTS = 3
+_GATHER_S = 0.05  # a round's tasks ask turns apart: the first waits before taking every core
 _IN_FLIGHT_PER_THREAD = 2  # see Executor._capacity
 _SCATTER_TIMEOUT_S = 120.0
 
@@ -225,6 +226,8 @@ class Executor:
         heapq.heappush(self._queue, ticket)
         try:
             await asyncio.sleep(0)  # tasks asked for in the same turn see each other
+            if threads_for(self._cores(), self._demand) > 1:  # and a round's others soon after
+                await asyncio.sleep(_GATHER_S)
             async with self._slots:
                 await self._slots.wait_for(
                     lambda: self._queue[0] == ticket and self._running < self._capacity())
