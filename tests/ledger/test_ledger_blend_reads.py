@@ -15,7 +15,7 @@ import pytest
 from ledger_helpers import new_run
 
 from numerai_autopilot.config import ModelConfig
-from numerai_autopilot.ledger import Ledger, Run, RunState
+from numerai_autopilot.ledger import Change, Ledger, Run, RunState
 from numerai_autopilot.runs.blend import Blender, BlendError
 
 ROUND = 512
@@ -41,10 +41,11 @@ def predicted(ledger: Ledger, name: str, seed: int, *, until: RunState) -> Run:
     ledger.claim_run(run.id, "other-instance")
     ledger.advance(run.id, RunState.DOWNLOADING, owner="other-instance")
     ledger.advance(run.id, RunState.PREDICTING, owner="other-instance")
-    ledger.keep_predictions(run.id, csv(seed), len(IDS))
     held = until is RunState.HELD
-    run = ledger.advance(run.id, RunState.HELD if held else RunState.UPLOADING,
-                         owner="other-instance", via=RunState.VALIDATING)
+    (run,) = ledger.advance_many([Change(
+        run.id, RunState.HELD if held else RunState.UPLOADING, owner="other-instance",
+        via=RunState.VALIDATING, predictions=(csv(seed), len(IDS)))])
+    assert isinstance(run, Run)
     if until is RunState.SUBMITTED:
         run = ledger.advance(run.id, until, owner="other-instance", submission_id=f"sub-{name}")
     return run

@@ -1,46 +1,55 @@
-"""`keep_predictions` / `predictions`: a run's validated CSV, kept for a held run and blends."""
+"""`Change.predictions` / `Ledger.predictions`: a run's validated CSV, kept with a state change
+for a held run and blends."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from ledger_helpers import new_run
 from sqlalchemy import update
 
 from numerai_autopilot.errors import LedgerError
-from numerai_autopilot.ledger import PREDICTIONS_MEMORY, Change, Ledger, RunState, utcnow
+from numerai_autopilot.ledger import PREDICTIONS_MEMORY, Change, Ledger, Run, RunState, utcnow
 from numerai_autopilot.ledger.schema import run_predictions
 
 CSV = b"id,prediction\n" + b"".join(b"n%05d,0.%05d\n" % (i, i) for i in range(5000))
 
 
+def keep(ledger: Ledger, trigger: str, csv: bytes, rows: int) -> Run:
+    """A run (of a model of its own) taken to `uploading` by a change that carries `csv`,
+    as the pipeline does."""
+    run, _ = ledger.record(new_run(trigger_id=trigger, model_name=trigger,
+                                   model_id=f"model-{trigger}"))
+    ledger.claim_run(run.id, "me")
+    for state in (RunState.DOWNLOADING, RunState.PREDICTING):
+        ledger.advance(run.id, state, owner="me")
+    (after,) = ledger.advance_many([Change(run.id, RunState.UPLOADING, owner="me",
+                                           via=RunState.VALIDATING, predictions=(csv, rows))])
+    assert isinstance(after, Run)
+    return after
+
+
 def test_a_runs_predictions_come_back_byte_for_byte(ledger: Ledger) -> None:
-    run, _ = ledger.record(new_run(trigger_id="t-1"))
+    run, _ = ledger.record(new_run(trigger_id="t-0"))
     assert ledger.predictions(run.id) is None
-    ledger.keep_predictions(run.id, CSV, 5000)
+    run = keep(ledger, "t-1", CSV, 5000)
     assert ledger.predictions(run.id) == CSV
-    ledger.keep_predictions(run.id, b"id,prediction\nn1,0.5\n", 1)  # a retry's replace it
+    # a later change carrying predictions (a retry's) replaces them
+    (again,) = ledger.advance_many([Change(run.id, RunState.UPLOADING, owner="me", predictions=(
+        b"id,prediction\nn1,0.5\n", 1))])
+    assert isinstance(again, Run)
     assert ledger.predictions(run.id) == b"id,prediction\nn1,0.5\n"
 
 
 def test_old_predictions_are_forgotten_when_new_ones_are_kept(ledger: Ledger) -> None:
-    old, _ = ledger.record(new_run(trigger_id="t-old"))
-    recent, _ = ledger.record(new_run(trigger_id="t-recent"))
-    ledger.keep_predictions(old.id, CSV, 5000)
-    ledger.keep_predictions(recent.id, CSV, 5000)
+    old = keep(ledger, "t-old", CSV, 5000)
+    recent = keep(ledger, "t-recent", CSV, 5000)
     with ledger.engine.begin() as conn:
         conn.execute(update(run_predictions).where(run_predictions.c.run_id == old.id)
                      .values(kept_at=utcnow() - PREDICTIONS_MEMORY - timedelta(minutes=1)))
-    new, _ = ledger.record(new_run(trigger_id="t-new"))
-    ledger.keep_predictions(new.id, CSV, 5000)
+    new = keep(ledger, "t-new", CSV, 5000)
     assert ledger.predictions(old.id) is None
     assert ledger.predictions(recent.id) == CSV == ledger.predictions(new.id)
-
-
-def test_predictions_of_an_unknown_run_are_refused(ledger: Ledger) -> None:
-    with pytest.raises(LedgerError, match="no such run"):
-        ledger.keep_predictions("no-such-run", CSV, 5000)
 
 
 def test_a_state_change_keeps_the_predictions_it_carries(ledger: Ledger) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from numerai_autopilot.errors import LedgerError
-from numerai_autopilot.ledger import Ledger, NewRun, Run, RunState
+from numerai_autopilot.ledger import Change, Ledger, NewRun, Run, RunState
 from numerai_autopilot.runs.held import NotApprovable, approve, expire_held, hold_until
 
 OWNER = "test:1"
@@ -34,10 +34,12 @@ def held_run(ledger: Ledger, until: float) -> Run:
     (run,) = ledger.claim(OWNER)
     for state in (RunState.DOWNLOADING, RunState.PREDICTING):
         ledger.advance(run.id, state, owner=OWNER)
-    ledger.keep_predictions(run.id, b"id,prediction\nn1,0.5\nn2,0.6\n", 2)
-    return ledger.advance(run.id, RunState.HELD, owner=OWNER, via=RunState.VALIDATING,
-                          detail={"hold_until": until,
-                                  "health": {"suspect": ["corr_example 0.02 is below ..."]}})
+    (held,) = ledger.advance_many([Change(
+        run.id, RunState.HELD, owner=OWNER, via=RunState.VALIDATING,
+        detail={"hold_until": until, "health": {"suspect": ["corr_example 0.02 is below ..."]}},
+        predictions=(b"id,prediction\nn1,0.5\nn2,0.6\n", 2))])
+    assert isinstance(held, Run)
+    return held
 
 
 def test_a_held_run_waits_for_approval_then_is_claimed_again(ledger: Ledger) -> None:

@@ -22,9 +22,7 @@ from numerai_autopilot.errors import LedgerError
 from numerai_autopilot.ledger import migrations
 from numerai_autopilot.ledger._changes import (
     apply_changes,
-    forget_predictions,
 )
-from numerai_autopilot.ledger._changes import keep_predictions as keep_rows
 from numerai_autopilot.ledger._engine import engine_from_url
 from numerai_autopilot.ledger._reads import UNFINISHED, LedgerReader, reason
 from numerai_autopilot.ledger._record import Recording, record_runs
@@ -349,23 +347,9 @@ class Ledger(LedgerReader):
 
     # -- predictions -------------------------------------------------------------------------
 
-    def keep_predictions(self, run_id: str, csv: bytes, rows: int) -> None:
-        """Keep a run's validated submission CSV (compressed), replacing one kept before:
-        a held run is uploaded from it later, and blends read their members' from it.
-        A state change may carry it instead (`Change.predictions`), in its transaction.
-        Predictions kept more than `PREDICTIONS_MEMORY` ago are deleted in the same write
-        (their round has long closed). Raises LedgerError for an unknown run."""
-        with self._translate(f"keep predictions of run {run_id}"):
-            try:
-                with self._write(durable=True) as conn:
-                    now = utcnow()
-                    forget_predictions(conn, now)
-                    keep_rows(conn, run_id, csv, rows, now)
-            except IntegrityError as exc:
-                raise LedgerError(f"cannot keep predictions of run {run_id}: no such run") from exc
-
     def predictions(self, run_id: str) -> bytes | None:
-        """The CSV kept by `keep_predictions` for the run, or None (none kept, or forgotten)."""
+        """The CSV kept for the run by a state change carrying it (`Change.predictions`), or
+        None (none kept, or forgotten after `PREDICTIONS_MEMORY`)."""
         with self._translate(f"read predictions of run {run_id}"), self.engine.connect() as conn:
             data = conn.scalar(select(run_predictions.c.csv_zlib)
                                .where(run_predictions.c.run_id == run_id))

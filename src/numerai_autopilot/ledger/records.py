@@ -193,7 +193,7 @@ class Change:
     log: tuple[str, str] | None = None
     via: RunState | None = None
     round_number: int | None = None
-    # the run's validated CSV and its rows, kept with the change (`Ledger.keep_predictions`)
+    # the run's validated CSV and its rows, kept with the change (`Ledger.predictions` reads it)
     predictions: tuple[bytes, int] | None = None
 
 
