@@ -13,8 +13,9 @@ as that feature's mean). Signals and Crypto: the distribution and `coverage`, th
 the live universe's tickers the submission covers.
 
 `round_frame` does once per round what every model's figures share (the features centred
-and scaled to unit norm, the references' ranks likewise), so `figures` is a few dot products:
-numpy only. Ranks are average ranks (ties share theirs), as `scipy.stats.spearmanr` has them.
+and scaled to unit norm, the references' ranks likewise), so `figures` is a hash lookup of
+the submission's ids and a few dot products. Ranks are average ranks (ties share theirs), as
+`scipy.stats.spearmanr` has them.
 """
 
 from __future__ import annotations
@@ -39,15 +40,14 @@ _TICKER_COLUMNS: dict[int, tuple[str, ...]] = {
 class RoundFrame:
     """What every model's figures of one round share; built by `round_frame`.
 
-    Classic: `ids` (the live ids, sorted) and `order` (their rows in the live file), the
-    `features` (features x rows, float32, each row centred, unit norm, live order) and the
+    Classic: `ids` (the live ids in live order, an Arrow string array), the `features`
+    (features x rows, float32, each row centred, unit norm, live order) and the
     `references` (name -> centred, unit-norm ranks in live order; benchmark columns by
     their name, the example predictions as "example"). Signals and Crypto: `universe`,
     each ticker column of the live file -> its tickers.
     """
 
     ids: Any = None
-    order: Any = None
     features: Any = None
     references: dict[str, Any] = field(default_factory=dict)
     universe: dict[str, Any] = field(default_factory=dict)
@@ -63,9 +63,7 @@ def round_frame(live_path: Path, benchmark_path: Path | None, example_path: Path
         return RoundFrame(universe={
             column: np.unique(np.asarray(live.column(column).to_pylist(), dtype=str))
             for column in _TICKER_COLUMNS[tournament] if column in live.column_names})
-    ids = np.asarray(live.column("id").to_pylist() if "id" in live.column_names
-                     else live.column(live.column_names[-1]).to_pylist(), dtype=str)
-    order = np.argsort(ids, kind="stable")
+    ids = _strings(live.column("id" if "id" in live.column_names else live.column_names[-1]))
     names = [c for c in live.column_names if c.startswith("feature_")]
     features = np.empty((len(names), live.num_rows), dtype=np.float32)
     for i, name in enumerate(names):
@@ -77,8 +75,7 @@ def round_frame(live_path: Path, benchmark_path: Path | None, example_path: Path
             continue
         table = feather.read_table(path, memory_map=True)
         key = "id" if "id" in table.column_names else table.column_names[-1]
-        rows = _positions(ids[order], order,
-                          np.asarray(table.column(key).to_pylist(), dtype=str))
+        rows = _rows(ids, table.column(key))
         for column in table.column_names:
             if column == key:
                 continue
@@ -86,7 +83,7 @@ def round_frame(live_path: Path, benchmark_path: Path | None, example_path: Path
             found = rows >= 0
             values[rows[found]] = table.column(column).to_numpy(zero_copy_only=False)[found]
             references[rename or column] = _unit(_ranks(values))
-    return RoundFrame(ids=ids[order], order=order, features=features, references=references)
+    return RoundFrame(ids=ids, features=features, references=references)
 
 
 def figures(csv: bytes, frame: RoundFrame) -> dict[str, float]:
@@ -95,7 +92,6 @@ def figures(csv: bytes, frame: RoundFrame) -> dict[str, float]:
     from pyarrow import csv as pa_csv
 
     table = pa_csv.read_csv(io.BytesIO(csv))
-    keys = np.asarray(table.column(0).cast("string").to_pylist(), dtype=str)
     values = table.column(1).to_numpy(zero_copy_only=False).astype(np.float64)
     out = {"rows": float(len(values)), "mean": float(values.mean()), "std": float(values.std())}
     for name, q in QUANTILES:
@@ -103,10 +99,11 @@ def figures(csv: bytes, frame: RoundFrame) -> dict[str, float]:
     if frame.universe:
         column = str(table.column_names[0])
         universe = frame.universe.get(column, next(iter(frame.universe.values())))
+        keys = np.asarray(table.column(0).cast("string").to_pylist(), dtype=str)
         covered = np.isin(universe, keys).sum() if len(universe) else 0
         out["coverage"] = float(covered / len(universe)) if len(universe) else 0.0
         return {name: value for name, value in out.items() if np.isfinite(value)}
-    rows = _positions(frame.ids, frame.order, keys)
+    rows = _rows(frame.ids, table.column(0))
     live = np.full(len(frame.ids), np.nan)
     live[rows[rows >= 0]] = values[rows >= 0]
     ranks = _unit(_ranks(live))
@@ -117,11 +114,20 @@ def figures(csv: bytes, frame: RoundFrame) -> dict[str, float]:
     return {name: value for name, value in out.items() if np.isfinite(value)}  # JSON-safe
 
 
-def _positions(sorted_ids: Any, order: Any, keys: Any) -> Any:
-    """The live row of each of `keys` (-1 where it is not a live id)."""
-    at = np.searchsorted(sorted_ids, keys).clip(0, max(len(sorted_ids) - 1, 0))
-    found = sorted_ids[at] == keys if len(sorted_ids) else np.zeros(len(keys), dtype=bool)
-    return np.where(found, order[at] if len(order) else -1, -1)
+def _strings(column: Any) -> Any:
+    """An Arrow column as one string array (ids may be stored as another type)."""
+    import pyarrow as pa
+
+    return column.cast(pa.string()).combine_chunks()
+
+
+def _rows(ids: Any, keys: Any) -> Any:
+    """The live row (index into `ids`) of each of `keys`, an Arrow column; -1 where a key is
+    not a live id."""
+    import pyarrow.compute as pc
+
+    return pc.index_in(_strings(keys), value_set=ids).fill_null(-1).to_numpy(
+        zero_copy_only=False)
 
 
 def _ranks(values: Any) -> Any:
@@ -143,10 +149,17 @@ def _unit(values: Any) -> Any:
 
 
 def _centre_rows(matrix: Any) -> None:
-    """`_unit` on each row of a float32 matrix, in place (no second copy of the features)."""
-    for row in matrix:
-        row -= np.nanmean(row) if not np.isnan(row).all() else np.float32(0)
-        np.nan_to_num(row, copy=False)
-        norm = float(np.sqrt(np.dot(row, row)))
-        if norm > 0:
-            row /= norm
+    """`_unit` on each row of a float32 matrix, in place (no second copy of the features;
+    sums in float64)."""
+    missing = np.isnan(matrix)
+    present = matrix.shape[1] - missing.sum(axis=1) if missing.any() else None
+    if present is not None:
+        matrix[missing] = 0
+    sums = matrix.sum(axis=1, dtype=np.float64)
+    means = sums / np.maximum(present, 1) if present is not None else sums / max(
+        matrix.shape[1], 1)
+    matrix -= means.astype(np.float32)[:, None]
+    if present is not None:
+        matrix[missing] = 0
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64))
+    matrix /= np.where(norms > 0, norms, 1).astype(np.float32)[:, None]
