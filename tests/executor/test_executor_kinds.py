@@ -188,7 +188,7 @@ async def test_scatter_transfer_through_a_scheduler_address(
     async with Executor(config) as remote:
         outs = [await remote.predict(job("predictors_fixture:good", data, bench=True))
                 for _ in range(3)]
-        assert len(remote._scattered) == 2  # live + benchmarks, once each
+        assert len(remote._files) == 2  # live + benchmarks, scattered once each
     for out in outs:
         assert_predictions(out.predictions)
     assert ROWS == len(outs[0].predictions)

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import heapq
 import itertools
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -31,9 +29,17 @@ from numerai_autopilot.errors import PredictorError, ValidationError
 from numerai_autopilot.executor import worker_side
 from numerai_autopilot.executor.cluster import Cluster
 from numerai_autopilot.executor.errors import PredictorTimeout, WorkerDied
-from numerai_autopilot.executor.jobs import PredictJob, PredictorInfo, PredictOutcome
+from numerai_autopilot.executor.jobs import (
+    Failed,
+    PredictJob,
+    PredictorInfo,
+    PredictOutcome,
+    TaskRequest,
+    TaskResult,
+)
 from numerai_autopilot.executor.predictors import PredictorSpec
 from numerai_autopilot.executor.threads import machine_cores, threads_for
+from numerai_autopilot.executor.transfer import RoundFileTransfer
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -42,12 +48,10 @@ if TYPE_CHECKING:
     from numerai_autopilot.config import ExecutorConfig
 
 T = TypeVar("T")
-_KEEP_SCATTERED = 4
 _REASON_WAIT_S = 1.5
 _START_ATTEMPTS = 3
 _GATHER_S = 0.05  # a round's tasks ask turns apart: the first waits before taking every core
 _IN_FLIGHT_PER_THREAD = 2  # see Executor._capacity
-_SCATTER_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -72,7 +76,7 @@ class Executor:
         self._client: Any = None  # distributed.Client (untyped)
         self._started: dict[str, asyncio.Future[_Started]] = {}
         self._reasons: dict[str, str] = {}
-        self._scattered: OrderedDict[str, asyncio.Task[Any]] = OrderedDict()
+        self._files = RoundFileTransfer(config, lambda: self.client)
         self._running = 0
         self._demand = 0  # tasks running or waiting for a slot
         self._slots = asyncio.Condition()
@@ -98,9 +102,7 @@ class Executor:
         """Stop using the cluster, and stop the local one; a no-op when not started."""
         if self._client is None:
             return
-        for task in self._scattered.values():
-            task.cancel()
-        self._scattered.clear()
+        self._files.close()
         with contextlib.suppress(Exception):
             self._client.unsubscribe_topic(worker_side.TOPIC)
         self._client = None
@@ -130,20 +132,20 @@ class Executor:
         """
         asked_at = time.time()
         spec = job.predictor.refreshed()
-        live_token = self._token(job.live_path)
-        bench_token = self._token(job.benchmark_path) if job.benchmark_path else ""
+        live_token = self._files.token(job.live_path)
+        bench_token = self._files.token(job.benchmark_path) if job.benchmark_path else ""
 
         async def round_files() -> tuple[Any, ...]:
             # fetched per attempt: scattered bytes lost with their workers are sent again
             try:
-                live = await self._round_file(job.live_path, live_token)
-                bench = (await self._round_file(job.benchmark_path, bench_token)
+                live = await self._files.get(job.live_path, live_token)
+                bench = (await self._files.get(job.benchmark_path, bench_token)
                          if job.benchmark_path else None)
             except PredictorError as exc:
                 raise PredictorError(f"model {job.model_name!r}: {exc}") from exc
             return live, bench
 
-        request = worker_side.TaskRequest(
+        request = TaskRequest(
             key="", model_name=job.model_name, spec=spec,
             live_path=None if live_token else str(job.live_path), live_token=live_token,
             benchmark_path=(str(job.benchmark_path) if job.benchmark_path and not bench_token
@@ -151,7 +153,7 @@ class Executor:
             benchmark_token=bench_token, memory_limit_bytes=job.memory_limit_bytes,
             validate_for=job.validate_for, warm_budget_bytes=self.config.warm_budget,
         )
-        result: worker_side.TaskResult = await self._run(
+        result: TaskResult = await self._run(
             worker_side.run_prediction, request, round_files, job.timeout_s,
             f"predict-{job.run_id}", expected_s=self.predict_times.get(job.model_name),
         )
@@ -168,7 +170,7 @@ class Executor:
 
         Raises PredictorLoadError when it cannot be loaded, or PredictorTimeout / WorkerDied.
         """
-        request = worker_side.TaskRequest(key="", model_name=model_name or spec.ref,
+        request = TaskRequest(key="", model_name=model_name or spec.ref,
                                           spec=spec.refreshed())
         info: PredictorInfo = await self._run(worker_side.inspect_predictor, request, _no_args,
                                               timeout_s, "inspect")
@@ -208,8 +210,8 @@ class Executor:
             return machine_cores()
         return max(int(self.client.scheduler_info().get("total_threads", 0) or 0), 1)
 
-    async def _run(self, func: Callable[..., T | worker_side.Failed],
-                   request: worker_side.TaskRequest,
+    async def _run(self, func: Callable[..., T | Failed],
+                   request: TaskRequest,
                    args: Callable[[], Awaitable[tuple[Any, ...]]], timeout_s: float,
                    label: str, expected_s: float | None = None) -> T:
         # Tasks are handed to the scheduler only up to `_capacity()`: given them all, it
@@ -257,8 +259,8 @@ class Executor:
                 self._running -= 1
                 self._slots.notify_all()
 
-    async def _run_once(self, func: Callable[..., T | worker_side.Failed],
-                        request: worker_side.TaskRequest,
+    async def _run_once(self, func: Callable[..., T | Failed],
+                        request: TaskRequest,
                         args: tuple[Any, ...], timeout_s: float, last_attempt: bool) -> T:
         from distributed import KilledWorker
         from distributed.client import FutureCancelledError
@@ -310,7 +312,7 @@ class Executor:
                     f"model {name!r}: the executor could not run the predictor: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
-            if isinstance(value, worker_side.Failed):
+            if isinstance(value, Failed):
                 raise value.error
             return value
         finally:
@@ -340,56 +342,6 @@ class Executor:
         return (f"model {name!r}: worker died{detail} while predicting: the process ended "
                 f"without a Python error (os._exit, a segfault in native code, or the "
                 f"nanny's or system's memory limit)")
-
-    def _token(self, path: Path) -> str:
-        """"" for shared storage (the task opens the path); else the file's identity."""
-        if self.config.round_file_transfer == "shared":
-            return ""
-        st = path.stat()
-        return hashlib.sha1(f"{path.resolve()}:{st.st_mtime_ns}:{st.st_size}".encode()
-                            ).hexdigest()[:16]
-
-    async def _round_file(self, path: Path, token: str) -> Any:
-        """None for shared storage. Scatter: the file's bytes, broadcast once per file and
-        reused by every task; sent again if the workers holding them died."""
-        if not token:
-            return None
-        task = self._scattered.get(token)
-        if task is not None and task.done() and (
-            task.cancelled() or task.exception() is not None
-            or task.result().status != "finished"
-        ):
-            self._scattered.pop(token)
-            if not task.cancelled() and task.exception() is None:
-                task.result().release()
-            task = None
-        if task is None:
-            task = asyncio.ensure_future(self._scatter(path))
-            self._scattered[token] = task
-            while len(self._scattered) > _KEEP_SCATTERED:
-                _, old = self._scattered.popitem(last=False)
-                if old.done() and not old.cancelled() and old.exception() is None:
-                    old.result().release()
-        self._scattered.move_to_end(token)
-        try:
-            return await asyncio.shield(task)
-        except Exception:
-            self._scattered.pop(token, None)
-            raise
-
-    async def _scatter(self, path: Path) -> Any:
-        data = await asyncio.to_thread(path.read_bytes)
-        try:
-            # workers replaced after a crash may still be starting
-            await self.client.wait_for_workers(1, timeout=_SCATTER_TIMEOUT_S)
-            return await self.client.scatter(data, broadcast=True, hash=False,
-                                             timeout=_SCATTER_TIMEOUT_S)
-        except (TimeoutError, OSError) as exc:
-            raise PredictorError(
-                f"could not send round file {path.name} to the workers within "
-                f"{_SCATTER_TIMEOUT_S:g} s ({type(exc).__name__}: {exc}); are workers "
-                f"connected to the scheduler?"
-            ) from exc
 
 
 class _NotStarted(Exception):

@@ -1,4 +1,5 @@
-"""Plain values the executor takes (a job) and returns (an outcome, a predictor's info).
+"""Plain values the executor takes (a job) and returns (an outcome, a predictor's info), and
+those it sends to a worker task and gets back (`TaskRequest`, `TaskResult`, `Failed`).
 
 Where predictors run is the ``[executor]`` table itself (``config.ExecutorConfig``).
 """
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from numerai_autopilot.errors import PredictorError, ValidationError
 from numerai_autopilot.executor.predictors import PredictorSpec
 
 if TYPE_CHECKING:
@@ -64,3 +66,45 @@ class PredictorInfo:
 
     wants_benchmarks: bool
     worker: str
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """What a worker task needs; ``key`` ties its events to the client's bookkeeping."""
+
+    key: str
+    model_name: str
+    spec: PredictorSpec
+    live_path: str | None = None  # None: the bytes arrive as a task argument (scatter)
+    live_token: str = ""
+    benchmark_path: str | None = None
+    benchmark_token: str = ""
+    memory_limit_bytes: int | None = None
+    validate_for: int | None = None  # a tournament: validate here, return the CSV
+    warm_budget_bytes: int | None = None  # what this worker's warm models may take
+    threads: int = 1  # native threads (OpenMP, BLAS) the predictor may use
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """What a prediction task sends back; the executor turns it into a PredictOutcome."""
+
+    predictions: pd.DataFrame | None  # None when validated: `csv` holds the submission
+    compute_s: float
+    load_s: float
+    cold: bool
+    worker: str
+    started_at: float = 0.0  # wall clock on the worker when the task began
+    csv: bytes | None = None
+    rows: int = 0
+    validate_s: float = 0.0
+    peak_rss: int = 0  # the process's peak memory while the task ran
+    model_size: int = 0  # the predictor's memory when it was loaded
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A task's expected failure (the predictor's, or its output's), returned instead of
+    raised: Dask logs a raised one as a crash, a second copy of the message on stderr."""
+
+    error: PredictorError | ValidationError

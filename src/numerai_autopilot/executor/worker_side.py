@@ -15,16 +15,15 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from numerai_autopilot.config import format_size
 from numerai_autopilot.errors import PredictorError, ValidationError
 from numerai_autopilot.executor.errors import PredictorLoadError, PredictorRaised
-from numerai_autopilot.executor.jobs import PredictorInfo
+from numerai_autopilot.executor.jobs import Failed, PredictorInfo, TaskRequest, TaskResult
 from numerai_autopilot.executor.outputs import as_predictions
-from numerai_autopilot.executor.predictors import LoadedPredictor, PredictorSpec
+from numerai_autopilot.executor.predictors import LoadedPredictor
 from numerai_autopilot.executor.threads import native_threads
 from numerai_autopilot.executor.tracebacks import raised_message
 from numerai_autopilot.executor.warm import WarmModels
@@ -47,48 +46,6 @@ _PUBLISH_WAIT_S = 10.0
 # Without `executor.warm_budget`: the share of the worker's memory limit its warm models may
 # take; the rest is for a prediction's own arrays.
 WARM_BUDGET_FRACTION = 0.5
-
-
-@dataclass(frozen=True)
-class TaskRequest:
-    """What a worker task needs; ``key`` ties its events to the client's bookkeeping."""
-
-    key: str
-    model_name: str
-    spec: PredictorSpec
-    live_path: str | None = None  # None: the bytes arrive as a task argument (scatter)
-    live_token: str = ""
-    benchmark_path: str | None = None
-    benchmark_token: str = ""
-    memory_limit_bytes: int | None = None
-    validate_for: int | None = None  # a tournament: validate here, return the CSV
-    warm_budget_bytes: int | None = None  # what this worker's warm models may take
-    threads: int = 1  # native threads (OpenMP, BLAS) the predictor may use
-
-
-@dataclass(frozen=True)
-class TaskResult:
-    """What a prediction task sends back; the executor turns it into a PredictOutcome."""
-
-    predictions: pd.DataFrame | None  # None when validated: `csv` holds the submission
-    compute_s: float
-    load_s: float
-    cold: bool
-    worker: str
-    started_at: float = 0.0  # wall clock on the worker when the task began
-    csv: bytes | None = None
-    rows: int = 0
-    validate_s: float = 0.0
-    peak_rss: int = 0  # the process's peak memory while the task ran
-    model_size: int = 0  # the predictor's memory when it was loaded
-
-
-@dataclass(frozen=True)
-class Failed:
-    """A task's expected failure (the predictor's, or its output's), returned instead of
-    raised: Dask logs a raised one as a crash, a second copy of the message on stderr."""
-
-    error: PredictorError | ValidationError
 
 
 _lock = threading.Lock()
