@@ -137,6 +137,33 @@ def test_runs_fit_80_columns_with_unique_ids_and_errors_under_the_table(tmp_path
     assert "─" not in listed.stdout and "\x1b[" not in listed.stdout  # piped: plain text
 
 
+def test_a_long_model_name_is_folded_whole_not_cut_at_80_columns(tmp_path: Path) -> None:
+    name = "a_model_with_a_rather_long_name_v2"
+    (tmp_path / "autopilot.toml").write_text(f"[models.{name}]\npredictor = 'x.py:f'\n")
+    with Ledger.from_url(f"sqlite:///{tmp_path / '.autopilot/ledger.db'}") as ledger:
+        ledger.migrate()
+        run, _ = ledger.record(NewRun(name, "m-1", tournament=11, round_number=1100,
+                                      trigger_id="t-1", data_version="v2.1", is_test=False,
+                                      source="manual"))
+        assert ledger.claim_run(run.id, "me") is not None
+        for state in (RunState.DOWNLOADING, RunState.PREDICTING, RunState.VALIDATING,
+                      RunState.UPLOADING):
+            ledger.advance(run.id, state, owner="me")
+        ledger.advance(run.id, RunState.SUBMITTED, owner="me", submission_id="sub-1",
+                       detail={"rows": 123456, "peak_mb": 2345.6})
+    listed = autopilot("runs", cwd=tmp_path, env={"COLUMNS": "80"})
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert max(map(len, lines)) <= 80 and "…" not in listed.stdout, listed.stdout
+    assert lines[0].split() == ["run", "model", "round", "state", "predict", "memory", "total",
+                                "rows"]
+    assert lines[1].split()[0] == run.id[:8] and "signals 1100" in lines[1]
+    assert "123456" in lines[1] and "2.3G" in lines[1]
+    model_column = lines[0].index("model")
+    folded = "".join(line[model_column:].split()[0] for line in lines[1:] if line.strip())
+    assert folded == name, listed.stdout
+
+
 def test_a_predictors_error_is_said_once_with_the_users_frames_first(
     project: tuple[Path, dict[str, str]], sandbox: RunningSandbox
 ) -> None:

@@ -5,6 +5,7 @@ SQLite, the sandbox over real HTTP."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import cloudpickle
 import pandas as pd
 import pytest
 
-from numerai_autopilot.ledger import Ledger, NewRun, RunState
+from numerai_autopilot.ledger import Ledger, NewRun, RunState, own_trigger_id
 from numerai_autopilot.sandbox.testing import RunningSandbox, free_port
 
 SECRET = "cli-test-webhook-secret-0123456789abcdef"
@@ -101,6 +102,26 @@ def test_status_reads_the_ledger_without_a_server_and_server_reaches_only_that_o
     assert "local ledger" not in remote.stderr and run_id[:8] not in remote.stdout
 
 
+def test_status_shows_a_rounds_own_run_not_a_later_dry_run(tmp_path: Path) -> None:
+    _config(tmp_path, free_port())
+    [run_id] = _record(tmp_path, 1)  # Numerai's run of round 1100, queued
+    with Ledger.from_url(f"sqlite:///{tmp_path / '.autopilot/ledger.db'}") as ledger:
+        dry, _ = ledger.record(NewRun("a_model_with_a_long_name", "m-1", tournament=8,
+                                      round_number=1100, trigger_id=own_trigger_id("dry-run"),
+                                      data_version="v5.3", is_test=False, source="dry-run",
+                                      resubmit=True))
+        assert ledger.claim_run(dry.id, "cli") is not None
+        ledger.advance(dry.id, RunState.DRY_RUN, owner="cli", detail={"dry_run": "/x.csv"})
+    status = autopilot("status", cwd=tmp_path, columns=80)
+    assert status.returncode == 0, status.stderr
+    header, row, *rest = status.stdout.splitlines()
+    assert header.split() == ["run", "model", "round", "state"]  # no empty figure columns
+    assert row.split() == [run_id[:8], "a_model_with_a_long_name", "1100", "queued"]
+    assert rest == [] and dry.id[:8] not in status.stdout
+    listed = autopilot("runs", cwd=tmp_path, columns=80)  # `runs` lists every run
+    assert dry.id[:8] in listed.stdout and "dry-run" in listed.stdout
+
+
 def test_serve_on_a_port_in_use_says_so_in_one_line_before_anything_else(
     tmp_path: Path,
 ) -> None:
@@ -111,12 +132,18 @@ def test_serve_on_a_port_in_use_says_so_in_one_line_before_anything_else(
         port = taken.getsockname()[1]
         served = autopilot("serve", "-c", str(config), "--port", str(port), cwd=tmp_path)
         from_env = autopilot("serve", "-c", str(config), cwd=tmp_path, env={"PORT": str(port)})
+        as_json = autopilot("serve", "-c", str(config), "--port", str(port), "--log-format",
+                            "json", cwd=tmp_path)
     for done in (served, from_env):
         assert done.returncode == 2, done.stdout + done.stderr
         assert done.stdout == ""
         [line] = done.stderr.splitlines()
         assert f"port {port} on 127.0.0.1 is already in use" in line
         assert "--port" in line and "$PORT" in line and "Traceback" not in line
+    assert as_json.returncode == 2, as_json.stdout + as_json.stderr
+    [entry] = [json.loads(line) for line in (as_json.stdout + as_json.stderr).splitlines()]
+    assert entry["severity"] == "ERROR" and f"port {port} on 127.0.0.1" in entry["message"]
+    assert "--port or $PORT" in entry["message"]
 
 
 def _write_pickle(path: Path) -> None:
@@ -165,8 +192,13 @@ def test_a_dry_run_is_recorded_as_one_from_a_named_pickle_folder_and_is_no_round
     assert run.detail["rows"] == 500 and Path(run.detail["dry_run"]).is_file()
     assert "uploading" not in [s.state.value for s in ledger.stages(run.id)]
 
-    real = autopilot("run", "alpha", cwd=project, env=env)  # the round is still to submit
+    # the round is still to submit; from another folder, its data and ledger stay the project's
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real = autopilot("run", "alpha", "-c", "../project/autopilot.toml", cwd=elsewhere, env=env)
     assert real.returncode == 0, real.stdout + real.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert (project / ".autopilot" / "data").is_dir()
     assert len(sandbox.submissions()) == 1
     states = sorted(r.state.value for r in ledger.runs())
     assert states == ["dry-run", "submitted"]

@@ -39,8 +39,9 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Where to write the files.")] = Path("."),
     force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
 ) -> None:
-    """Write an autopilot.toml, an example predictor to edit, and a .env file with a new
-    server secret and admin token (mode 600; the commands read it)."""
+    """Write autopilot.toml, an example predictor and a .env file of new secrets (mode 600).
+
+    The .env file holds a new server secret and admin token; every command reads it."""
     import secrets
 
     env_path = directory / ENV_FILE

@@ -209,8 +209,10 @@ def status(
     rounds: Annotated[int, typer.Option(help="How many recent rounds.")] = 3,
     as_json: JsonOption = False,
 ) -> None:
-    """The server's health and each model's latest run in the recent rounds (from the local
-    ledger when no server answers)."""
+    """The server's health and each model's latest run of recent rounds (else the ledger's).
+
+    Without a server answering, it reads the local ledger and says so; dry runs are left
+    out (they are no round's run)."""
     config = load(config_path)
     asyncio.run(_status(config, server, rounds, as_json))
 
@@ -224,6 +226,8 @@ async def _status(config: AppConfig, server_url: str | None, rounds: int, as_jso
                       f"{health.get('active_runs', 0)} active runs", soft_wrap=True)
     by_round: dict[tuple[int, int | None], dict[str, RunSummary]] = defaultdict(dict)
     for run in runs:  # newest first: the first run seen per (round, model) is its latest
+        if run.state is RunState.DRY_RUN:  # no round's run: it would hide the round's own
+            continue
         key = (run.tournament, None if run.is_test else run.round)
         by_round[key].setdefault(run.model, run)
     rows: list[RunRow] = []

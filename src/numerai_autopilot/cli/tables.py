@@ -2,11 +2,11 @@
 
     print_runs(rows, as_json=False)   # a table that fits 80 columns, errors under it
 
-In a terminal: a table of short columns, each run's id as the shortest prefix (8 characters
-at least) that tells it from the others listed, which `logs` accepts; a suspect run's state
-ends with `!`; every error, skip reason and suspect figure follows the table on lines of
-its own, whole. Piped: the same without colour or
-borders. With `as_json`: one JSON array with every field, for scripts.
+In a terminal: a table of short columns (a figure no listed run has gets no column), each
+run's id as the shortest prefix (8 characters at least) that tells it from the others
+listed, which `logs` accepts; a suspect run's state ends with `!`; every error, skip reason
+and suspect figure follows the table on lines of its own, whole. Piped: the same without
+colour or borders. With `as_json`: one JSON array with every field, for scripts.
 """
 
 from __future__ import annotations
@@ -77,13 +77,20 @@ def print_runs(rows: Sequence[RunRow], *, as_json: bool = False, empty: str = "n
         console.print(empty)
         return
     ids = short_ids([row.id for row in rows])
-    table = Table("run", "model", "round", "state", "predict", "memory", "total", "rows",
-                  box=None, pad_edge=False)
-    for row in rows:
+    figures = {"predict": [_seconds(row.predict_s) for row in rows],
+               "memory": [_mib(row.peak_mb) for row in rows],
+               "total": [_seconds(row.seconds) for row in rows],
+               "rows": ["" if row.rows is None else str(row.rows) for row in rows]}
+    shown = {name: cells for name, cells in figures.items() if any(cells)}  # none: no column
+    table = Table(box=None, pad_edge=False)
+    table.add_column("run", no_wrap=True, min_width=max(map(len, ids.values())))
+    table.add_column("model", overflow="fold")  # a long name folds: never cut to `mod…`
+    for name in ("round", "state", *shown):
+        table.add_column(name, no_wrap=True)
+    for i, row in enumerate(rows):
         flag = "[red]![/]" if row.suspect else ""
         table.add_row(ids[row.id], row.model, row.round_label(), colour(row.state) + flag,
-                      _seconds(row.predict_s), _mib(row.peak_mb), _seconds(row.seconds),
-                      "" if row.rows is None else str(row.rows))
+                      *(cells[i] for cells in shown.values()))
     console.print(table)
     for row in rows:
         if row.outcome and row.state != "submitted":
