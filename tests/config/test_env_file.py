@@ -12,6 +12,7 @@ from numerai_autopilot.config import (
     environment,
     literal_secrets,
     load_config,
+    parse_config,
     read_env_file,
     write_env_file,
 )
@@ -80,3 +81,11 @@ def test_literal_secrets_names_each_key_and_where_it_belongs(tmp_path: Path) -> 
     path.write_text('[numerai]\nsecret_key = "sm://projects/p/secrets/key"\n'
                     '[ledger]\nurl = "postgresql+psycopg://user@/autopilot?host=/cloudsql/x"\n')
     assert literal_secrets(path) == {}
+
+
+def test_alert_urls_from_the_environment_space_separated() -> None:
+    """Apprise URLs hold tokens: they can come from the environment instead of the file."""
+    urls = "slack://TokenA/TokenB/TokenC mailto://user:pass@example.com?to=a@x.org,b@x.org"
+    config = parse_config("", source="a.toml", base_dir=Path("."),
+                          env={"AUTOPILOT_ALERTS_URLS": f" {urls} "})
+    assert [u.get_secret_value() for u in config.alerts.urls] == urls.split()

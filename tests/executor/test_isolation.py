@@ -15,7 +15,8 @@ from numerai_autopilot.executor.predictors import parse_predictor
 
 HERE = Path(__file__).parent
 SECRETS = {"NUMERAI_PUBLIC_ID": "PUBLIC", "NUMERAI_SECRET_KEY": "KEY",
-           "AUTOPILOT_SECRET": "s" * 40, "AUTOPILOT_ADMIN_TOKEN": "admin"}
+           "AUTOPILOT_SECRET": "s" * 40, "AUTOPILOT_ADMIN_TOKEN": "admin",
+           "AUTOPILOT_PREVIOUS_SECRETS": "o" * 40, "PGPASSWORD": "ledger-password"}
 
 
 async def test_a_predictor_finds_no_secret_and_no_server_state(
@@ -31,8 +32,9 @@ async def test_a_predictor_finds_no_secret_and_no_server_state(
         with pytest.raises(PredictorRaised, match="found ") as raised:
             await executor.predict(job)
     found = json.loads(str(raised.value).split("found ", 1)[1].splitlines()[0])
-    assert found["worker"] == []
+    assert "PATH" in found["worker"]  # the environment was read
+    assert not set(SECRETS) & set(found["worker"])
     scheduler = found["scheduler"]
-    assert scheduler["secrets"] == []
+    assert not set(SECRETS) & set(scheduler["environ"])
     assert scheduler["pid"] != os.getpid()  # not the server's process
     assert not {"numerai_autopilot.runtime", "numerai_autopilot.web"} & set(scheduler["modules"])

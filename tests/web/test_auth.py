@@ -3,8 +3,15 @@ address or Host a request comes with; /metrics opens to scrapers only when confi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+import pytest
 from server_harness import ADMIN_TOKEN, AUTH, StartServer, predictor
+
+from numerai_autopilot.config import MAKE_ONE, parse_config
+from numerai_autopilot.errors import ConfigError
+from numerai_autopilot.web import create_app
 
 # What a browser page of a DNS-rebound site on this machine sends, and what a reverse proxy
 # on this machine that adds no X-Forwarded-For passes on: both arrive from 127.0.0.1.
@@ -52,3 +59,15 @@ def test_metrics_public_opens_metrics_only(start_server: StartServer) -> None:
     assert scraped.status_code == 200 and "autopilot_" in scraped.text
     assert httpx.get(f"{server.url}/api/runs", headers=REBOUND).status_code == 401
     assert httpx.get(f"{server.url}/", headers=REBOUND).status_code == 303
+
+
+def test_a_server_without_a_secret_says_where_to_put_one(tmp_path: Path) -> None:
+    """No secret: no server (anyone could forge the tokens), and the message says where a
+    secret goes (the environment or .env, not the config) and how to make one."""
+    config = parse_config("[server]\n", source="autopilot.toml", base_dir=tmp_path, env={})
+    with pytest.raises(ConfigError) as refused:
+        create_app(config)
+    message = str(refused.value)
+    assert message.startswith("autopilot.toml: server.secret: required"), message
+    assert "AUTOPILOT_SECRET in the environment or the .env file" in message
+    assert MAKE_ONE in message

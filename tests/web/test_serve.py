@@ -1,5 +1,6 @@
 """`autopilot serve` as a real process: with no sign-in configured it prints a one-time sign-in
-link (on loopback), and it closes connections that never send a whole request's headers."""
+link (on loopback), an empty secret variable does not replace the file's secret, and it
+closes connections that never send a whole request's headers."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_harness import make_config, predictor, sandbox_env
+from server_harness import SECRET, make_config, predictor, sandbox_env
 from server_process import ServerProcess
 
 from numerai_autopilot.cli.commands_serve import HEADER_TIMEOUT_S
+from numerai_autopilot.config import webhook_token
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
 LINK = re.compile(r"dashboard: sign in at (http://127\.0\.0\.1:\d+)(/login\?code=([\w-]+))")
@@ -22,9 +24,11 @@ LINK = re.compile(r"dashboard: sign in at (http://127\.0\.0\.1:\d+)(/login\?code
 
 @pytest.fixture
 def server(tmp_path: Path, sandbox: RunningSandbox) -> Iterator[ServerProcess]:
-    """`autopilot serve` with neither an admin token nor a dashboard user."""
+    """`autopilot serve` with neither an admin token nor a dashboard user, and the secret
+    variables set but empty (as `AUTOPILOT_SECRET=` in a shell or a template)."""
     make_config(tmp_path, sandbox, {"alpha": predictor("good")}, server_admin_token=None)
-    process = ServerProcess(tmp_path / "autopilot.toml", sandbox_env(sandbox),
+    empty = {"AUTOPILOT_SECRET": "", "AUTOPILOT_SERVER_SECRET": "", "AUTOPILOT_ADMIN_TOKEN": ""}
+    process = ServerProcess(tmp_path / "autopilot.toml", {**sandbox_env(sandbox), **empty},
                             tmp_path / "server.log").ready()
     try:
         yield process
@@ -54,23 +58,52 @@ def test_the_printed_link_signs_in_once(server: ServerProcess) -> None:
     assert server.log_text().count(code) == 1
 
 
+def test_an_empty_secret_variable_leaves_no_forgeable_token(
+    server: ServerProcess, sandbox: RunningSandbox
+) -> None:
+    """Empty variables are unset: the file's secret stands, so a token made with an empty
+    secret (which anyone can compute) is refused, and no admin token is an empty one."""
+    model_id = sandbox.models["alpha"]
+    body = {"roundNumber": 1, "triggerId": "forged"}
+    forged = httpx.post(f"{server.url}/pred/{model_id}/{webhook_token('', model_id)}", json=body)
+    assert forged.status_code == 401, forged.text
+    real = httpx.post(f"{server.url}/pred/{model_id}/{webhook_token(SECRET, model_id)}",
+                      json={"roundNumber": 1, "triggerId": "real", "isTest": True})
+    assert real.status_code == 200, real.text
+
+
 def test_a_connection_without_a_request_is_closed_after_the_header_timeout(
     server: ServerProcess,
 ) -> None:
+    """Slowloris: a silent connection, one trickling its first request's headers, and one
+    trickling its second request's after a first was answered, are closed after the header
+    timeout; an idle connection after an answer is kept (the 75 s keep-alive)."""
+    def answered_once() -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        sock.settimeout(5)
+        answer = b""
+        while not answer.endswith(b"}"):  # the whole answer: headers, then its JSON body
+            answer += sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        return sock
+
     silent = socket.create_connection(("127.0.0.1", server.port))
     trickling = socket.create_connection(("127.0.0.1", server.port))
     trickling.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    second, idle = answered_once(), answered_once()
+    second.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
     opened = time.monotonic()
+    stalled = {"silent": silent, "trickling": trickling, "second request": second}
     closed: dict[str, float] = {}
-    for sock in (silent, trickling):
+    for sock in (*stalled.values(), idle):
         sock.settimeout(0.2)
-    while len(closed) < 2 and time.monotonic() < opened + HEADER_TIMEOUT_S + 10:
-        with_names = (("silent", silent), ("trickling", trickling))
-        for name, sock in with_names:
+    while len(closed) < len(stalled) and time.monotonic() < opened + HEADER_TIMEOUT_S + 10:
+        for name, sock in stalled.items():
             if name in closed:
                 continue
             try:
-                if name == "trickling":
+                if name != "silent":
                     sock.sendall(b"X-Slow: 1\r\n")  # a header line now and then
                 if sock.recv(1) == b"":
                     closed[name] = time.monotonic() - opened
@@ -80,7 +113,12 @@ def test_a_connection_without_a_request_is_closed_after_the_header_timeout(
                 closed[name] = time.monotonic() - opened
         assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
         time.sleep(0.5)
-    silent.close()
-    trickling.close()
-    assert set(closed) == {"silent", "trickling"}, closed
+    with pytest.raises(TimeoutError):  # still open, nothing to read
+        idle.recv(1)
+    idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    idle.settimeout(5)
+    assert idle.recv(4096).startswith(b"HTTP/1.1 200 ")
+    for sock in (*stalled.values(), idle):
+        sock.close()
+    assert set(closed) == set(stalled), closed
     assert all(HEADER_TIMEOUT_S - 1 <= after <= HEADER_TIMEOUT_S + 3 for after in closed.values()), closed

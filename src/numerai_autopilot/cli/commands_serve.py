@@ -59,10 +59,16 @@ def serve(
     from numerai_autopilot.web import create_app
 
     setup_logging(log_level, log_format)
-    config = load(config_path)
-    bind_host = host or config.server.host
-    bind_port = port if port is not None else int(os.environ.get("PORT", config.server.port))
-    listener = listen(bind_host, bind_port)  # a port in use is said before anything else
+    try:
+        config = load(config_path)
+        bind_host = host or config.server.host
+        bind_port = port if port is not None else int(os.environ.get("PORT", config.server.port))
+        listener = listen(bind_host, bind_port)  # a port in use is said before anything else
+    except ConfigError as exc:
+        if log_format != "json":
+            raise
+        log.error("configuration error: %s", exc)  # one line, JSON as every other of this mode
+        raise typer.Exit(2) from None
     login_code = _login_code(config.server, bind_host)
     runtime = Runtime(config, keep_busy_url=keep_busy_url(
         config.server, os.environ, host=bind_host, port=bind_port, source=config.source))
@@ -89,7 +95,10 @@ def serve(
         port_number = listener.getsockname()[1]
         banner = (f"dashboard: sign in at http://{host}:{port_number}/login?code={login_code} "
                   "(works once; printed here only)")
-    _run(settings, on_signal=runtime.drain, sockets=[listener], banner=banner)
+    try:
+        _run(settings, on_signal=runtime.drain, sockets=[listener], banner=banner)
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has stopped and logged so
+        raise typer.Exit(130) from None  # no "interrupted" line: not JSON, and said already
 
 
 def _login_code(server: ServerSettings, host: str) -> str | None:
@@ -152,7 +161,8 @@ def _run(config: uvicorn.Config, *, on_signal: Callable[[], None],
 
         def __init__(self, config: uvicorn.Config) -> None:
             super().__init__(config)
-            self.opened: dict[Any, float] = {}  # connection -> first seen with no request
+            # connection -> (its last request cycle, first seen waiting for headers)
+            self.opened: dict[Any, tuple[Any, float]] = {}
 
         async def serve(self, sockets: list[socket.socket] | None = None) -> None:
             self.loop = asyncio.get_running_loop()
@@ -177,20 +187,33 @@ def _run(config: uvicorn.Config, *, on_signal: Callable[[], None],
     Server(config).run(sockets=sockets)
 
 
-def close_stalled(connections: Collection[Any], opened: dict[Any, float], now: float,
-                  timeout: float = HEADER_TIMEOUT_S) -> None:
-    """Close each of uvicorn's `connections` (its protocol objects) still without a whole
-    request's headers `timeout` s after it was first seen; `opened` keeps when, between calls.
+def close_stalled(connections: Collection[Any], opened: dict[Any, tuple[Any, float]],
+                  now: float, timeout: float = HEADER_TIMEOUT_S) -> None:
+    """Close each of uvicorn's `connections` (its protocol objects) that has been waiting for
+    a request's headers for `timeout` s: since it opened, or since the first bytes of its
+    next request after a response; `opened` keeps, between calls, when each began waiting.
 
-    uvicorn starts a connection's request cycle once the headers are parsed: until then its
-    `cycle` is None.
+    uvicorn starts a connection's request cycle once the headers are parsed: until the first
+    one its `cycle` is None. After a response the finished cycle stays, and uvicorn's
+    keep-alive timer runs until the next bytes arrive (it closes an idle connection itself,
+    after `timeout_keep_alive`): a finished cycle with no timer is a request whose headers are
+    still coming.
     """
     for connection in [c for c in opened if c not in connections]:
         del opened[connection]
     for connection in connections:
-        if getattr(connection, "cycle", None) is not None:
+        cycle = getattr(connection, "cycle", None)
+        waiting = cycle is None or (
+            cycle.response_complete
+            and getattr(connection, "timeout_keep_alive_task", None) is None
+            and not connection.transport.is_closing())
+        if not waiting:
             opened.pop(connection, None)
-        elif now - opened.setdefault(connection, now) >= timeout:
+            continue
+        since = opened.get(connection)
+        if since is None or since[0] is not cycle:  # a new wait (after another request)
+            opened[connection] = since = (cycle, now)
+        if now - since[1] >= timeout:
             connection.transport.close()
 
 

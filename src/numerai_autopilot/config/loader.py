@@ -4,7 +4,8 @@ Environment overrides: `AUTOPILOT_<TABLE>_<KEY>` (e.g. `AUTOPILOT_SERVER_PORT=90
 `AUTOPILOT_LEDGER_URL=postgresql+psycopg://...`), plus the conventional
 `NUMERAI_PUBLIC_ID` / `NUMERAI_SECRET_KEY` for the keys, `AUTOPILOT_SECRET` for the
 webhook secret, `AUTOPILOT_PREVIOUS_SECRETS` (comma separated) for the secrets of a rotation
-and `AUTOPILOT_ADMIN_TOKEN`. The environment wins over the file; an empty variable is unset.
+and `AUTOPILOT_ADMIN_TOKEN`; `AUTOPILOT_ALERTS_URLS` takes the alert URLs (which hold tokens)
+separated by spaces. The environment wins over the file; an empty variable is unset.
 The commands pass this process's environment over the `.env` file beside the config
 (`env_file.py`). Values written as `sm://projects/P/secrets/NAME/versions/latest` are then
 read from Secret Manager (`secret_manager.py`). Every mistake is a ConfigError naming the
@@ -139,8 +140,12 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[tuple[str, 
         rest = name[len(ENV_PREFIX) :].lower()
         section = next((t for t in _TABLES if rest.startswith(t + "_")), None)
         if section is not None:
-            data.setdefault(section, {})[rest[len(section) + 1 :]] = value
-            applied[(section, rest[len(section) + 1 :])] = name
+            key = rest[len(section) + 1 :]
+            # alerts.urls hold tokens, so they belong here: "slack://T/B/C mailto://u:p@h"
+            # (an URL holds no space, and may hold a comma)
+            data.setdefault(section, {})[key] = value.split() if (section, key) == (
+                "alerts", "urls") else value
+            applied[(section, key)] = name
     return applied
 
 

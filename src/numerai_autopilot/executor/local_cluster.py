@@ -7,8 +7,8 @@
 
 The server never hosts the scheduler: a predictor's `get_client().run_on_scheduler(...)` runs
 in this process, which holds no configuration. It and its workers get the server's
-environment without `NUMERAI_*` and `AUTOPILOT_*` variables, so no predictor can read a key
-or a secret there. The nannies' reports of dead workers (exit code, signal), which only
+environment without `NUMERAI_*`, `AUTOPILOT_*` and `PGPASSWORD` variables, so no predictor
+can read a key or a secret there. The nannies' reports of dead workers (exit code, signal), which only
 their own log says, are passed on as scheduler events on `EXIT_TOPIC`. The process ends
 when its stdin closes (the server stopped, or died) or on SIGTERM.
 """
@@ -34,17 +34,20 @@ EXIT_TOPIC = "numerai-autopilot-worker-exit"
 _START_TIMEOUT_S = 180.0
 _STOP_TIMEOUT_S = 15.0
 _SECRET_PREFIXES = ("NUMERAI_", "AUTOPILOT_")
+# The Cloud SQL ledger's password (a Cloud Run deploy with --cloudsql sets it for libpq).
+_SECRET_NAMES = frozenset({"PGPASSWORD"})
 
 
 def worker_environment(env: Mapping[str, str]) -> dict[str, str]:
     """`env` without the variables that hold our keys and secrets (`NUMERAI_*`,
-    `AUTOPILOT_*`); a predictor's own variables (cloud credentials for its model files,
-    thread counts) pass through.
+    `AUTOPILOT_*`, the ledger's `PGPASSWORD`); a predictor's own variables (cloud
+    credentials for its model files, thread counts) pass through.
 
-    >>> worker_environment({"PATH": "/bin", "NUMERAI_SECRET_KEY": "k", "AUTOPILOT_SECRET": "s"})
+    >>> worker_environment({"PATH": "/bin", "NUMERAI_SECRET_KEY": "k", "PGPASSWORD": "p"})
     {'PATH': '/bin'}
     """
-    return {k: v for k, v in env.items() if not k.upper().startswith(_SECRET_PREFIXES)}
+    return {k: v for k, v in env.items()
+            if not k.upper().startswith(_SECRET_PREFIXES) and k.upper() not in _SECRET_NAMES}
 
 
 class LocalClusterProcess:
@@ -56,12 +59,14 @@ class LocalClusterProcess:
 
     @classmethod
     async def start(cls, workers: int, threads_per_worker: int, memory_limit: int | str | None,
-                    local_directory: Path | None, config: Mapping[str, object]
-                    ) -> LocalClusterProcess:
-        """Start the cluster with these settings and Dask `config`; raises AutopilotError
-        when it does not come up (its own errors are on stderr, which it shares)."""
+                    local_directory: Path | None, config: Mapping[str, object],
+                    resources: Mapping[str, float] | None = None) -> LocalClusterProcess:
+        """Start the cluster with these settings and Dask `config`, each worker offering
+        `resources`; raises AutopilotError when it does not come up (its own errors are on
+        stderr, which it shares)."""
         spec = {"workers": workers, "threads_per_worker": threads_per_worker,
                 "memory_limit": memory_limit, "config": dict(config),
+                "resources": dict(resources or {}),
                 "local_directory": str(local_directory) if local_directory else None,
                 # the workers import predictors by module name as this process would
                 "sys_path": sys.path, "logging": logging_setup()}
@@ -144,6 +149,7 @@ async def _serve(spec: dict[str, Any]) -> None:
             # None would still serve the scheduler's HTTP routes on port 8787
             dashboard_address="127.0.0.1:0", memory_limit=spec["memory_limit"],
             local_directory=spec["local_directory"], asynchronous=True,
+            resources=spec["resources"] or None,
             # for the nannies' worker processes, restarted ones included
             config=copy.deepcopy(dask.config.config))
     nanny = logging.getLogger("distributed.nanny")
@@ -164,4 +170,8 @@ async def _serve(spec: dict[str, Any]) -> None:
 
 def main() -> None:
     """The child process: `python -c "...; main()" SPEC`, SPEC the cluster's settings (JSON)."""
+    # Ctrl-C in a terminal reaches the whole process group: the server stops this process
+    # (stdin closed, or SIGTERM) once its runs are safe; without this, and in the workers,
+    # which inherit it, each printed a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     asyncio.run(_serve(json.loads(sys.argv[1])))

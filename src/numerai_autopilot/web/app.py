@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from numerai_autopilot import __version__
-from numerai_autopilot.config import AppConfig
+from numerai_autopilot.config import ENV_FILE, MAKE_ONE, AppConfig
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.observe import cloud_trace, current_trace
 from numerai_autopilot.runtime import Runtime
@@ -41,8 +41,9 @@ def create_app(
     """
     if config.server.secret is None:
         raise ConfigError(
-            f"{config.source}: server.secret: required to check webhook tokens; set it in the "
-            "file or AUTOPILOT_SECRET (e.g. `python3 -c 'import secrets; print(secrets.token_hex(32))'`)"
+            f"{config.source}: server.secret: required to check webhook tokens; set "
+            f"AUTOPILOT_SECRET in the environment or the {ENV_FILE} file beside the config "
+            f"(`autopilot init` writes one), not in the config; make one with {MAKE_ONE}"
         )
 
     @asynccontextmanager

@@ -48,3 +48,41 @@ def test_a_plaintext_password_is_warned_about_at_start(
     assert "server.dashboard_password is stored in plain text" in warning
     assert "python -m numerai_autopilot.web.dashboard.passwords" in warning
     assert PASSWORD not in warning
+
+
+def test_the_hash_command_on_a_terminal_asks_twice_without_echoing() -> None:
+    """As a user runs it by hand: two prompts on the terminal, nothing echoed, the hash."""
+    import os
+    import pty
+    import select
+
+    def run(answers: list[str]) -> tuple[int, str]:
+        pid, terminal = pty.fork()
+        if pid == 0:  # the child, on the terminal
+            os.execv(sys.executable, COMMAND)
+        shown, answered = b"", 0
+        while True:
+            ready, _, _ = select.select([terminal], [], [], 60)
+            assert ready, shown
+            try:
+                chunk = os.read(terminal, 4096)
+            except OSError:  # the command ended and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+            asked = shown.count(b"password: ") + shown.count(b"again: ")
+            if answered < asked:  # a new prompt (echo is off once it is shown)
+                os.write(terminal, answers[answered].encode() + b"\n")
+                answered += 1
+        _, status = os.waitpid(pid, 0)
+        return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+
+    code, shown = run([PASSWORD, PASSWORD])
+    assert code == 0, shown
+    assert "dashboard password:" in shown and "again:" in shown
+    assert PASSWORD not in shown  # not echoed
+    [printed] = [w for w in shown.split() if w.startswith("pbkdf2_sha256$")]
+    assert verify_password(PASSWORD, printed)
+    code, shown = run([PASSWORD, PASSWORD + "x"])
+    assert code == 1 and "the two passwords differ" in shown and "pbkdf2_sha256$" not in shown

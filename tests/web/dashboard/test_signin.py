@@ -9,12 +9,14 @@ import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
-from app_harness import ADMIN_TOKEN, PASSWORD, USER, App, StartApp, pool
+from app_harness import ADMIN_TOKEN, PASSWORD, USER, App, StartApp, pool, running_app
 
+from numerai_autopilot.sandbox.testing import RunningSandbox
 from numerai_autopilot.web.dashboard import hash_password
-from numerai_autopilot.web.dashboard.actions import MAX_FORM_BYTES
+from numerai_autopilot.web.dashboard.actions import FORM_TIMEOUT_S, MAX_FORM_BYTES
 from numerai_autopilot.web.dashboard.session import (
     ACCOUNT_LIMIT,
     ADDRESS_LIMIT,
@@ -57,6 +59,34 @@ def test_sign_out_ends_the_session_even_for_a_saved_cookie(start_app: StartApp) 
             assert thief.get("/fragments/grid").status_code == 401
         assert other.get("/").status_code == 200  # another session is not ended
         assert other.get("/api/runs").status_code == 200
+
+
+def test_a_new_admin_token_or_password_ends_every_session(
+    tmp_path: Path, sandbox: RunningSandbox
+) -> None:
+    """A changed token or password takes effect at a restart, which ends every session: a
+    cookie saved before it (still validly signed: the secret did not change) signs in no more."""
+    new_token = "a-new-admin-token-after-a-leak-7d41c9e2b5"
+    first = {"dashboard_user": USER,
+             "dashboard_password_hash": hash_password(PASSWORD, iterations=2000)}
+    with (running_app(tmp_path, sandbox, {"alpha": pool("good")}, server=first) as before,
+          client(before) as browser, client(before) as admin):
+        assert attempt(browser, USER, PASSWORD).status_code == 303
+        assert attempt(admin, "", ADMIN_TOKEN).status_code == 303
+        saved = [browser.cookies[COOKIE], admin.cookies[COOKIE]]
+    server = {"admin_token": new_token, "dashboard_user": USER,
+              "dashboard_password_hash": hash_password("a new password", iterations=2000)}
+    with running_app(tmp_path, sandbox, {"alpha": pool("good")}, server=server) as after:
+        for cookie in saved:
+            with httpx.Client(base_url=after.url, cookies={COOKIE: cookie}) as thief:
+                page = thief.get("/")
+                assert page.status_code == 303 and page.headers["location"] == "/login?next=/"
+                assert thief.get("/api/runs").status_code == 401
+        old = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        assert httpx.get(f"{after.url}/api/runs", headers=old).status_code == 401
+        with client(after) as browser:
+            assert attempt(browser, USER, PASSWORD).status_code == 401
+            assert attempt(browser, "", new_token).status_code == 303
 
 
 def test_failed_sign_ins_are_limited_per_address_and_per_account(start_app: StartApp) -> None:
@@ -112,6 +142,18 @@ def test_forms_are_bounded_before_they_are_read(start_app: StartApp) -> None:
         raw.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 314572800\r\n"
                     b"Content-Type: application/x-www-form-urlencoded\r\n\r\ncsrf=")
         assert raw.recv(200).startswith(b"HTTP/1.1 413 ")
+
+    # A small form whose body never all arrives: 408 after FORM_TIMEOUT_S, connection closed
+    with socket.create_connection((host, int(port)), timeout=FORM_TIMEOUT_S + 5) as raw:
+        raw.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+                    b"Content-Type: application/x-www-form-urlencoded\r\n\r\ncsrf=")
+        sent = time.monotonic()
+        answer = raw.recv(200)
+        waited = time.monotonic() - sent
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert FORM_TIMEOUT_S - 1 <= waited <= FORM_TIMEOUT_S + 3, waited
+        while raw.recv(4096):  # the rest of the answer, then the end of the connection
+            pass
 
 
 def test_a_wrong_user_name_takes_as_long_as_a_wrong_password(start_app: StartApp) -> None:

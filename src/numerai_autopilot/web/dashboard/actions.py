@@ -2,7 +2,9 @@
 submit a held run (its kept predictions or its fallback).
 
 A form is bounded before it is read: 411 when chunked (no Content-Length), 413 over
-`MAX_FORM_BYTES`, 400 with more than `MAX_FORM_FIELDS` fields or a file. Every POST carries
+`MAX_FORM_BYTES`, 400 with more than `MAX_FORM_FIELDS` fields or a file, 408 (and the
+connection closed) when its body has not all arrived `FORM_TIMEOUT_S` after its headers
+(a client trickling a form would hold a connection for hours). Every POST carries
 the session's CSRF token (403 without it), checked right after; each action answers with a
 redirect (303) to the page that shows its result, and a one-time message. Too many failed
 sign-ins answer 429 with `Retry-After` (`session.Sessions.sign_in`); `GET /login?code=...`
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 MAX_FORM_BYTES = 4096
 MAX_FORM_FIELDS = 8
+FORM_TIMEOUT_S = 10.0
 
 
 async def _form(request: Request, session: Session) -> dict[str, Any]:
@@ -43,8 +46,12 @@ async def _form(request: Request, session: Session) -> dict[str, Any]:
     declared = request.headers.get("content-length", "0")
     if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
         raise HTTPException(413, f"a dashboard form is at most {MAX_FORM_BYTES} bytes")
-    form = dict(await request.form(max_files=0, max_fields=MAX_FORM_FIELDS,
-                                   max_part_size=MAX_FORM_BYTES))
+    reading = request.form(max_files=0, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_BYTES)
+    try:
+        form = dict(await asyncio.wait_for(reading, FORM_TIMEOUT_S))
+    except TimeoutError:
+        raise HTTPException(408, f"the form did not arrive within {FORM_TIMEOUT_S:g} s",
+                            headers={"Connection": "close"}) from None
     dashboard(request).sessions.check_csrf(session, form.get("csrf"))
     return form
 
