@@ -5,6 +5,8 @@
 #                    the build refuses a config that holds one)
 #   predictors/      your predictor code (`predictors/alpha.py:predict`)
 #   models/          trained models and Model Upload pickles (may be empty)
+#   envs/            optional: each [environments.NAME]'s requirements file
+#                    (requirements = "envs/NAME.txt"), built into the image below
 #
 #   docker build -t autopilot .
 #   docker run -p 8080:8080 -e PORT=8080 -e NUMERAI_PUBLIC_ID -e NUMERAI_SECRET_KEY \
@@ -21,7 +23,10 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/*
 
+# PYTHONNOUSERSITE: the service's user may write to its home, and nothing there is imported
+# (a ~/.local site-packages would run, in the service's next process, what a predictor left).
 ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONNOUSERSITE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -57,7 +62,17 @@ COPY autopilot.toml /app/autopilot.toml
 RUN autopilot deploy check-config --config /app/autopilot.toml
 COPY predictors/ /app/predictors/
 COPY models/ /app/models/
-RUN bad="$(find /app/autopilot.toml /app/predictors /app/models \
+# Each model's own environment ([environments.NAME]), built here, at image build time, so
+# Cloud Run never builds one at run time: their requirements files live under envs/ in the
+# build folder. `env[s]` beside the config makes the folder optional (a wildcard may match
+# nothing when another source matches; the copy of the config is removed). One RUN builds
+# them all: a static Dockerfile cannot know the environments' names to give each a layer
+# of its own; this layer is redone when envs/ or the config changes. Built by root, so the
+# service's user can run them and change nothing in them.
+COPY autopilot.toml env[s] /app/envs/
+RUN rm /app/envs/autopilot.toml \
+    && autopilot envs build --config /app/autopilot.toml
+RUN bad="$(find /app/autopilot.toml /app/predictors /app/models /app/envs \
         \( -type f ! -perm -o=r \) -o \( -type d ! -perm -o=rx \) -o -perm /002)"; \
     if [ -n "$bad" ]; then \
         echo "not readable by the service's user, or writable by it: $bad;" \

@@ -23,7 +23,11 @@ Measured (see docs/performance.md for what each figure means and how it is taken
   limit_ratio_P (wall over the machine's limit), peak_rss_mb_P, submitted_P,
   worker_restarts_P; single_deep_ratio: one deep model alone against its limit;
 - health_frame_s, health_ms_median, health_ms_max: prediction health's cost (bench/health.py),
-  the round's arrays once, then each model's figures.
+  the round's arrays once, then each model's figures;
+- wall_20_envs_s, wall_ratio_envs_vs_one, submitted_20_envs: the 20 light models split over
+  two environments of their own ([environments], warm) against all in the service's;
+  env_start_s: a cold round of one model in an environment of its own (its workers start
+  for it) less the same cold round in the service's environment.
 """
 
 from __future__ import annotations
@@ -126,6 +130,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cold_start_s=round(median([one.cold_start_s, many.cold_start_s]), 3),
                 submitted_20=many.submitted,
             )
+            step(f"{n} light models in two environments (half each), built by envs build")
+            split = {name: "env_a" if i % 2 == 0 else "env_b" for i, name in enumerate(light)}
+            in_envs = round_scenario(workdir / "envs20", sandbox, light, environments=split)
+            step("1 light model, cold, in the service's environment and in one of its own")
+            cold = round_scenario(workdir / "cold1", sandbox, first, warmup=False, rounds=1)
+            cold_env = round_scenario(workdir / "cold1-env", sandbox, first, warmup=False,
+                                      rounds=1, environments=dict.fromkeys(first, "env_a"))
+            out.update(wall_20_envs_s=round(in_envs.wall_s, 3),
+                       wall_ratio_envs_vs_one=_ratio(in_envs.wall_s, many.wall_s),
+                       submitted_20_envs=in_envs.submitted,
+                       env_start_s=round(cold_env.wall_s - cold.wall_s, 3))
             step(f"{n} light models the Cloud Run template's way (one request at a time)")
             base = baseline_scenario(workdir / "baseline", sandbox, workdir / "models", list(light))
             out.update(baseline_wall_20_s=round(base, 3),

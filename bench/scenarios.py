@@ -10,8 +10,10 @@ fires the webhooks itself, all at once, and times each answer on the client.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -63,7 +65,8 @@ class Server:
     """Our server as a real process for `models` (name -> predictor reference)."""
 
     def __init__(self, workdir: Path, sandbox: Sandbox, models: dict[str, str],
-                 scheduler: str | None = None, executor: str | None = None) -> None:
+                 scheduler: str | None = None, executor: str | None = None,
+                 environments: dict[str, str] | None = None) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
         self.port = free_port()
@@ -82,8 +85,18 @@ class Server:
         for name, ref in models.items():
             text += (f'\n[models.{name}]\nmodel_id = "{sandbox.models[name]}"\n'
                      f'predictor = "{ref}"\ntimeout = "300s"\n')
+            if environments and name in environments:
+                text += f'environment = "{environments[name]}"\n'
+        for env in sorted(set((environments or {}).values())):
+            # nothing of its own: the environment sees the service's packages (envs build)
+            (workdir / f"{env}.txt").write_text("# the service's packages only\n")
+            text += f'\n[environments.{env}]\nrequirements = "{env}.txt"\n'
         self.config = workdir / "autopilot.toml"
         self.config.write_text(text)
+        if environments:
+            subprocess.run([PYTHON, "-m", "numerai_autopilot", "envs", "build", "-c",
+                            str(self.config)], check=True, capture_output=True,
+                           env={**os.environ, **ENV})
         # at its default log level (INFO), as users run it
         self.proc = Proc([PYTHON, "-m", "numerai_autopilot", "serve", "-c", str(self.config)],
                          workdir / "server.log", ENV, cwd=workdir)
@@ -157,11 +170,13 @@ def overhead_ms(run: dict[str, Any], stages: list[dict[str, Any]]) -> float:
 
 def round_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
                    scheduler: str | None = None, warmup: bool = True, executor: str | None = None,
-                   rounds: int = 3) -> RoundResult:
+                   rounds: int = 3, environments: dict[str, str] | None = None
+                   ) -> RoundResult:
     """A warm-up round, then `rounds` measured rounds on the same server, each once the
     server is idle again (walls are reported per round; the figure is their median, steadier
-    than one round's). The overhead figure pools every run of every measured round."""
-    server = Server(workdir, sandbox, models, scheduler, executor)
+    than one round's). The overhead figure pools every run of every measured round.
+    `environments`: model name -> an environment built for it (`autopilot envs build`)."""
+    server = Server(workdir, sandbox, models, scheduler, executor, environments)
     try:
         server.register()
         if warmup:

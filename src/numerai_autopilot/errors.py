@@ -16,6 +16,8 @@
     │                                a blend's members missing (runs/blend.py BlendError)
     ├── ValidationError              predictions are not a valid submission (says what and how many)
     ├── CommandError                 numerai_autopilot.deploy.runner: gcloud / litestream failed
+    ├── EnvironmentBuildError        `autopilot envs build` could not build an [environments.NAME]
+    │                                (interpreter missing, requirements refused, pip failed)
     └── ServiceCheckError            numerai_autopilot.deploy.health: the deployed service is not
                                      reachable without credentials (what it answered, the fix)
 
@@ -52,3 +54,9 @@ class PredictorError(AutopilotError):
 
 class ValidationError(AutopilotError):
     """Predictions are not a valid submission; the message says what is wrong and how to fix it."""
+
+
+class EnvironmentBuildError(AutopilotError):
+    """An `[environments.NAME]` could not be built: its interpreter is missing, its
+    requirements conflict with the versions Dask holds, or the installer failed. The message
+    names the environment, what went wrong and the fix."""

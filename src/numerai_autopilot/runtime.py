@@ -16,6 +16,7 @@ Run's request-based CPU); `drain` (at SIGTERM) and `close` leave every run resum
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -31,6 +32,7 @@ import httpx
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.executor import Executor
+from numerai_autopilot.executor.environments import EnvWorkerSpec
 from numerai_autopilot.executor.predictors import PredictorSpec, parse_predictor
 from numerai_autopilot.ledger import Ledger, RunState
 from numerai_autopilot.numerai import NumeraiClient, RetryPolicy
@@ -90,6 +92,25 @@ def load_predictors(config: AppConfig) -> dict[str, PredictorSpec]:
     return specs
 
 
+def environment_workers(config: AppConfig) -> dict[str, EnvWorkerSpec]:
+    """How the executor starts each configured environment's workers: from its own
+    interpreter (`autopilot envs build`), with the `[executor]` memory limit per worker."""
+    from numerai_autopilot import envs
+
+    def problem(name: str) -> str | None:
+        return envs.check(config, name).problem
+
+    def stamp(name: str) -> object:
+        record = envs.env_dir(config, name) / envs.RECORD_FILE
+        return record.stat().st_mtime_ns if record.exists() else None
+
+    return {name: EnvWorkerSpec(
+        name=name, python=envs.env_python(config, name), workers=env.workers, threads=1,
+        memory_limit=config.executor.memory_limit, idle_stop_s=env.idle_stop,
+        problem=functools.partial(problem, name), stamp=functools.partial(stamp, name))
+        for name, env in config.environments.items()}
+
+
 def last_predict_times(ledger: Ledger, models: int) -> dict[str, float]:
     """Each model's predict time (`compute_s`) in its latest submitted run among the recent
     ones, by model name: the executor starts the longest first."""
@@ -141,6 +162,7 @@ class Runtime:
         self.executor = Executor(
             config.executor,
             local_directory=config.resolve_path(config.data.cache_dir) / "dask",
+            environments=environment_workers(config),
         )
         self.model_ids = ModelIds(config.models, config.source)
         self.rounds = CurrentRounds(self.client)

@@ -93,6 +93,18 @@ def test_environment_overrides_the_file_and_secrets_stay_hidden() -> None:
         ("base_dir = '/etc'", "'base_dir' is not a setting"),
         ("[models.s]\npredictor='x:y'\ntournament='signals'\nfallback='benchmark:v53_a'",
          "models.s: fallback: 'benchmark:v53_a' needs live benchmark models"),
+        ("[models.a]\npredictor='x:y'\nenvironment='legacy'",
+         'models.a.environment: no [environments.legacy] table (none configured); add one '
+         'with requirements = "envs/legacy.txt"'),
+        ("[environments.legacy]\nrequirements='r.txt'\n[models.a]\nblend={b=1.0}\n"
+         "environment='legacy'\n[models.b]\npredictor='x:y'",
+         "models.a.environment: a blend runs no predictor"),
+        ("[environments.legacy]\npython='3.11'", "environments.legacy.requirements: required"),
+        ("[environments.legacy]\nrequirements='r.txt'\npython='three'",
+         "environments.legacy.python: 'three' is not a Python version"),
+        ("[environments.'a b']\nrequirements='r.txt'", "'a b' cannot name an environment"),
+        ("[environments.legacy]\nrequirements='r.txt'\nidle_stop='soon'",
+         "environments.legacy.idle_stop: 'soon' is not a duration"),
     ],
 )
 def test_mistakes_name_the_file_and_key(text: str, expected: str) -> None:

@@ -106,6 +106,13 @@ def test_memory_counts_local_workers_only() -> None:
         check_memory_fits(fits, "lots", source="a.toml")
 
 
+def test_memory_counts_the_environments_workers_too() -> None:
+    fits = ExecutorConfig(workers=1, memory_limit="1.75GiB")
+    check_memory_fits(fits, "4Gi", source="a.toml", environment_workers=1)
+    with pytest.raises(ConfigError, match=r"3 workers \(2 of them environments'\) x 1.75 GiB"):
+        check_memory_fits(fits, "4Gi", source="a.toml", environment_workers=2)
+
+
 def test_litestream_config_names_the_ledger_file_and_its_replica(tmp_path: Path) -> None:
     ledger = LedgerSettings(url=f"sqlite:///{tmp_path}/ledger.db", replica="gs://b/ledger")
     db = sqlite_path(ledger)

@@ -6,6 +6,7 @@ the dependency floors exclude versions with known advisories."""
 from __future__ import annotations
 
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -48,6 +49,41 @@ def test_the_app_is_roots_and_the_service_runs_as_another_user() -> None:
     assert any("-perm /002" in s and "exit 1" in s for s in steps), "world-writable files pass"
     user = [s for s in steps if s.startswith("USER")]
     assert user == ["USER autopilot"] and steps.index(user[0]) > steps.index(chown)
+    assert any(s.startswith("ENV") and "PYTHONNOUSERSITE=1" in s for s in steps)
+
+
+def test_the_builds_permission_check_refuses_files_the_service_could_change(
+    tmp_path: Path,
+) -> None:
+    """The Dockerfile's own check, run by sh on folders like the build's: a world-writable
+    file or folder, or one the service's user cannot read, stops the build, naming it."""
+    [check] = [s for s in instructions() if s.startswith("RUN") and "-perm /002" in s]
+    app = tmp_path / "app"
+    script = check.removeprefix("RUN").replace("/app/", f"{app}/")
+    app.mkdir()
+    (app / "autopilot.toml").write_text("[server]\n")
+    checked = re.findall(rf"{re.escape(str(app))}/([\w.]+)", script)
+    assert {"autopilot.toml", "predictors", "models"} <= set(checked), script
+    for folder in set(checked) - {"autopilot.toml"}:  # each folder the check names
+        (app / folder).mkdir()
+        (app / folder).chmod(0o755)
+    model = app / "predictors" / "alpha.py"
+    model.write_text("def predict(x): return x\n")
+    app.chmod(0o755)
+    for path in (app / "autopilot.toml", model):
+        path.chmod(0o644)
+
+    def build() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+
+    assert build().returncode == 0, build().stderr
+    for bad, mode, restore in ((model, 0o666, 0o644), (app / "models", 0o777, 0o755),
+                               (model, 0o600, 0o644)):
+        bad.chmod(mode)
+        refused = build()
+        assert refused.returncode == 1 and str(bad) in refused.stderr, (mode, refused.stderr)
+        assert "chmod -R a+rX,o-w" in refused.stderr
+        bad.chmod(restore)
 
 
 def test_the_build_context_keeps_what_the_dockerfile_copies() -> None:
@@ -64,7 +100,7 @@ def test_the_image_cannot_carry_a_secret() -> None:
     copies = [s for s in steps if s.startswith(("COPY", "ADD"))]
     sources = {part for s in copies for part in s.split()[1:-1]}
     assert sources == {"pyproject.toml", "constraints.txt", "README.md", "src/",
-                       "autopilot.toml", "predictors/", "models/"}, copies  # never ".", never .env
+                       "autopilot.toml", "env[s]", "predictors/", "models/"}, copies  # never "."
     config = steps.index("COPY autopilot.toml /app/autopilot.toml")
     assert steps[config + 1] == "RUN autopilot deploy check-config --config /app/autopilot.toml"
     assert not [s for s in steps if s.startswith(("ARG", "ENV")) and "SECRET" in s.upper()]
@@ -80,7 +116,9 @@ def test_dependency_floors_exclude_versions_with_advisories_and_the_pins_meet_th
     # Starlette < 1.3.1: Host header poisoning request.url (GHSA-86qp-5c8j-p5mr), form limits
     # not enforced (GHSA-82w8-qh3p-5jfq); python-multipart < 0.0.31: quadratic querystring
     # parsing (GHSA-5rvq-cxj2-64vf), negative Content-Length (GHSA-v9pg-7xvm-68hf).
-    for name, vulnerable in (("starlette", "1.3.0"), ("python-multipart", "0.0.30")):
+    # h11 < 0.16: lenient chunked bodies (CVE-2025-43859); Jinja2 < 3.1.6: sandbox escapes.
+    for name, vulnerable in (("starlette", "1.3.0"), ("python-multipart", "0.0.30"),
+                             ("h11", "0.15.0"), ("jinja2", "3.1.5")):
         assert not floors[name].contains(vulnerable), f"{name} {vulnerable} is allowed"
     assert not floors["fastapi"].contains("0.132.0")  # the last that keeps Starlette below 1.0
     pins = {}

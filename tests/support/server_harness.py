@@ -67,8 +67,10 @@ def make_config(
 
     `models` maps a sandbox model name to a predictor reference, or to a dict of that model's
     settings (with `predictor`). Keyword `server_X=...` sets `[server] X` (None: unset, e.g.
-    `server_admin_token=None`); any other keyword is a setting of every model.
+    `server_admin_token=None`); `environments={"NAME": {...}}` adds `[environments.NAME]`
+    tables; any other keyword is a setting of every model.
     """
+    environments = settings.pop("environments", None) or {}
     server = {"secret": SECRET, "admin_token": ADMIN_TOKEN,
               "run_lease": settings.pop("run_lease", "30s")}
     server.update({k.removeprefix("server_"): settings.pop(k) for k in list(settings)
@@ -79,6 +81,8 @@ def make_config(
         table = {"predictor": spec} if isinstance(spec, str) else dict(spec)
         table = {"model_id": sandbox.models[name], **settings, **table}
         tables += f"\n[models.{name}]\n" + _lines(table)
+    for name, table in environments.items():
+        tables += f"\n[environments.{name}]\n" + _lines(table)
     text = (
         f'[numerai]\napi_url = "{sandbox.url}"\ntimeout = 10\n'
         f"[server]\n{_lines(server)}"

@@ -11,6 +11,7 @@ errors as one readable line per problem, exit code 2 for bad input and 1 for a f
 # Importing a command module adds its commands to `app`.
 from numerai_autopilot.cli import (  # noqa: F401
     commands_deploy,
+    commands_envs,
     commands_local,
     commands_ops,
     commands_serve,

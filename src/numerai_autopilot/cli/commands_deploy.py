@@ -92,7 +92,8 @@ def cloudrun(
             f"{config.source}: ledger.url: several instances cannot share a SQLite file; use "
             "PostgreSQL (--cloudsql INSTANCE) or --max-instances 1"
         )
-    check_memory_fits(config.executor, memory, source=config.source)
+    check_memory_fits(config.executor, memory, source=config.source, environment_workers=sum(
+        env.workers for env in config.environments.values()))
     options = CloudRunOptions(
         project=project, region=region, service=service, memory=memory, cpu=cpu,
         min_instances=min_instances, max_instances=max_instances, image=image, source=folder,

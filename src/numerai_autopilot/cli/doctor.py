@@ -1,6 +1,7 @@
 """`autopilot doctor`'s checks: one line each, `ok` or `FAIL` with what to fix.
 
-Config, ledger (and its Litestream replica, when set), keys (one authenticated call), every model id on the account, the webhooks
+Config, each environment (built from its current requirements), ledger (and its Litestream
+replica, when set), keys (one authenticated call), every model id on the account, the webhooks
 registered on Numerai against ours, each predictor loaded in a real worker, and whether each
 tournament's round is open. Later checks that need an earlier one (keys) are skipped.
 """
@@ -23,6 +24,7 @@ from numerai_autopilot.executor import Executor, PredictorSpec, parse_predictor
 from numerai_autopilot.ledger import Ledger
 from numerai_autopilot.numerai import AuthenticationError, ModelInfo, NumeraiClient
 from numerai_autopilot.runs import ModelIds
+from numerai_autopilot.runtime import environment_workers
 
 
 class Doctor:
@@ -43,6 +45,7 @@ class Doctor:
         config = self.config
         names = ", ".join(config.models) or "none: add a [models.NAME] table"
         self.line(bool(config.models), "config", f"{config.source} (models: {names})")
+        self._environments()
         secret = config.server.secret is not None
         self.line(secret, "server.secret",
                   "set" if secret else "missing; set AUTOPILOT_SECRET (webhook tokens need it)")
@@ -57,6 +60,15 @@ class Doctor:
                 await self._webhooks(http, ids)
                 await self._rounds(client)
         await self._predictors()
+
+    def _environments(self) -> None:
+        """Each `[environments.NAME]`: built from its current requirements, else the fix."""
+        from numerai_autopilot.envs import check
+
+        for name in self.config.environments:
+            status = check(self.config, name)
+            self.line(status.ready, f"environment {name}",
+                      status.problem or f"ready (Python {status.python})")
 
     def _ledger(self) -> None:
         from sqlalchemy.engine import make_url
@@ -164,10 +176,12 @@ class Doctor:
         # One worker is enough to load each predictor once.
         one_worker = self.config.executor.model_copy(update={"workers": 1, "threads_per_worker": 1})
         with tempfile.TemporaryDirectory(prefix="autopilot-doctor-") as scratch:
-            async with Executor(one_worker, local_directory=Path(scratch)) as executor:
+            async with Executor(one_worker, local_directory=Path(scratch),
+                                environments=environment_workers(self.config)) as executor:
                 for name, spec in specs.items():
                     try:
-                        await executor.inspect(spec, model_name=name, timeout_s=120.0)
+                        await executor.inspect(spec, model_name=name, timeout_s=120.0,
+                                               environment=self.config.models[name].environment)
                     except AutopilotError as exc:  # "model 'NAME': ...": the line names it
                         self.line(False, f"predictor {name}",
                                   str(exc).removeprefix(f"model {name!r}: "))

@@ -20,6 +20,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from numerai_autopilot import __version__
 from numerai_autopilot.config import AppConfig, environment, load_config
@@ -76,10 +77,11 @@ def friendly(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except ConfigError as exc:
-            err.print(f"[red]configuration error:[/red] {exc}", markup=True, soft_wrap=True)
+            err.print(f"[red]configuration error:[/red] {escape(str(exc))}", markup=True,
+                      soft_wrap=True)
             raise typer.Exit(2) from None
         except AutopilotError as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True, soft_wrap=True)
+            err.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("interrupted")

@@ -16,6 +16,7 @@ from numerai_autopilot.config.env_file import (
     read_env_file,
     write_env_file,
 )
+from numerai_autopilot.config.environments import ENVS_DIR, EnvironmentSettings
 from numerai_autopilot.config.health import HealthSettings, OnSuspect
 from numerai_autopilot.config.loader import literal_secrets, load_config, parse_config
 from numerai_autopilot.config.models import (
@@ -40,6 +41,7 @@ from numerai_autopilot.config.tokens import verify_token, webhook_token, webhook
 from numerai_autopilot.config.units import format_size, parse_duration, parse_size
 
 __all__ = [
+    "ENVS_DIR",
     "ENV_FILE",
     "MAKE_ONE",
     "MIN_BYTES",
@@ -48,6 +50,7 @@ __all__ = [
     "AlertSettings",
     "AppConfig",
     "DataSettings",
+    "EnvironmentSettings",
     "ExecutorConfig",
     "HealthSettings",
     "LedgerSettings",

@@ -21,6 +21,11 @@ from pydantic import (
 )
 
 from numerai_autopilot.config.blends import BlendMissing, check_blends, with_blend_data_versions
+from numerai_autopilot.config.environments import (
+    EnvironmentSettings,
+    check_environments,
+    name_environments,
+)
 from numerai_autopilot.config.health import HealthSettings, OnSuspect
 from numerai_autopilot.config.strength import check_secret, check_secrets
 from numerai_autopilot.config.units import Duration, Size, parse_size
@@ -220,6 +225,8 @@ class ModelConfig(_Table):
     blend_missing: BlendMissing = "renormalize"
     # How long a blend waits for its members' predictions (never past its deadline).
     blend_wait: Duration = 1800.0
+    # An `[environments.NAME]` to run the predictor in; None: the service's own.
+    environment: str | None = None
 
     @property
     def tournament_id(self) -> int:
@@ -310,6 +317,7 @@ class AppConfig(_Table):
     executor: ExecutorConfig = ExecutorConfig()
     alerts: AlertSettings = AlertSettings()
     health: HealthSettings = HealthSettings()
+    environments: dict[str, EnvironmentSettings] = {}
     models: dict[str, ModelConfig] = {}
 
     @model_validator(mode="before")
@@ -320,11 +328,12 @@ class AppConfig(_Table):
             for name, table in data["models"].items():
                 models[name] = {"name": name, **table} if isinstance(table, dict) else table
             data = {**data, "models": models}
-        return with_blend_data_versions(data, DEFAULT_DATA_VERSIONS)
+        return with_blend_data_versions(name_environments(data), DEFAULT_DATA_VERSIONS)
 
     @model_validator(mode="after")
     def _blends(self) -> AppConfig:
         check_blends(self.models, self.server.max_concurrent_runs)
+        check_environments(self.models, self.environments)
         return self
 
     @model_validator(mode="after")

@@ -60,11 +60,14 @@ class Cluster:
         default, under the system's temporary folder).
     """
 
-    def __init__(self, config: ExecutorConfig, local_directory: Path | None = None) -> None:
+    def __init__(self, config: ExecutorConfig, local_directory: Path | None = None,
+                 resources: Mapping[str, float] | None = None) -> None:
         self.config = config
         self.local_directory = local_directory
+        self.resources = resources  # what each local worker offers (environments)
         # distributed's Client is untyped: Any keeps mypy strict honest
         self.client: Any = None
+        self.address: str | None = None  # the scheduler's, once started
         self.local: LocalClusterProcess | None = None
         # dead local workers' exit codes or signals, by pid, as their nannies reported them
         self.exit_codes: dict[int, str] = {}
@@ -88,10 +91,11 @@ class Cluster:
         if config.scheduler is None:
             self.local = await LocalClusterProcess.start(
                 config.workers, config.threads_per_worker, config.memory_limit,
-                self.local_directory, CLUSTER_CONFIG)
+                self.local_directory, CLUSTER_CONFIG, self.resources)
             address = self.local.address
         else:
             address = config.scheduler
+        self.address = address
         with dask.config.set(dict(CLUSTER_CONFIG)):
             self.client = await client_cls(address, asynchronous=True, set_as_default=False)
         if self.local is not None:

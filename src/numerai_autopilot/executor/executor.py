@@ -18,8 +18,10 @@ import asyncio
 import contextlib
 import heapq
 import itertools
+import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +29,13 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from numerai_autopilot.errors import PredictorError, ValidationError
 from numerai_autopilot.executor import worker_side
-from numerai_autopilot.executor.cluster import Cluster
+from numerai_autopilot.executor.cluster import CLUSTER_CONFIG, Cluster
+from numerai_autopilot.executor.env_worker import DEFAULT_RESOURCE
+from numerai_autopilot.executor.environments import (
+    EnvironmentWorkers,
+    EnvWorkerSpec,
+    resources_for,
+)
 from numerai_autopilot.executor.errors import PredictorTimeout, WorkerDied
 from numerai_autopilot.executor.jobs import (
     Failed,
@@ -48,6 +56,7 @@ if TYPE_CHECKING:
     from numerai_autopilot.config import ExecutorConfig
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 _REASON_WAIT_S = 1.5
 _START_ATTEMPTS = 3
 _GATHER_S = 0.05  # a round's tasks ask turns apart: the first waits before taking every core
@@ -70,9 +79,13 @@ class Executor:
         default, under the system's temporary folder).
     """
 
-    def __init__(self, config: ExecutorConfig, *, local_directory: Path | None = None) -> None:
+    def __init__(self, config: ExecutorConfig, *, local_directory: Path | None = None,
+                 environments: Mapping[str, EnvWorkerSpec] | None = None) -> None:
         self.config = config
-        self._cluster = Cluster(config, local_directory)
+        self._envs = EnvironmentWorkers(environments or {}, local_directory, CLUSTER_CONFIG)
+        # with environments, the local workers offer the service's own (a unit per thread)
+        own = {DEFAULT_RESOURCE: config.threads_per_worker} if self._envs else None
+        self._cluster = Cluster(config, local_directory, resources=own)
         self._client: Any = None  # distributed.Client (untyped)
         self._started: dict[str, asyncio.Future[_Started]] = {}
         self._reasons: dict[str, str] = {}
@@ -97,12 +110,20 @@ class Executor:
             await self._cluster.close()
             raise
         self._client.subscribe_topic(worker_side.TOPIC, self._on_event)
+        if self._envs and self.config.scheduler is not None:
+            workers = (await self._client.scheduler.identity()).get("workers", {})
+            if not any(DEFAULT_RESOURCE in (w.get("resources") or {}) for w in workers.values()):
+                log.warning("environments are configured, so the service's own models run "
+                            "only on workers offering the resource %s; start them with "
+                            "`dask worker %s --resources %s=THREADS`", DEFAULT_RESOURCE,
+                            self.config.scheduler, DEFAULT_RESOURCE)
 
     async def close(self) -> None:
         """Stop using the cluster, and stop the local one; a no-op when not started."""
         if self._client is None:
             return
         self._files.close()
+        await self._envs.close()
         with contextlib.suppress(Exception):
             self._client.unsubscribe_topic(worker_side.TOPIC)
         self._client = None
@@ -132,6 +153,11 @@ class Executor:
         """
         asked_at = time.time()
         spec = job.predictor.refreshed()
+        if job.environment is not None:
+            if job.validate_for is None:  # a frame pickled across two pandas versions
+                raise ValueError("a job in an environment must be validated on its worker "
+                                 "(validate_for): only the submission's CSV comes back")
+            await self._envs.ready(job.environment, self._scheduler())
         live_token = self._files.token(job.live_path)
         bench_token = self._files.token(job.benchmark_path) if job.benchmark_path else ""
 
@@ -152,11 +178,13 @@ class Executor:
                             else None),
             benchmark_token=bench_token, memory_limit_bytes=job.memory_limit_bytes,
             validate_for=job.validate_for, warm_budget_bytes=self.config.warm_budget,
+            environment=job.environment,
         )
-        result: TaskResult = await self._run(
-            worker_side.run_prediction, request, round_files, job.timeout_s,
-            f"predict-{job.run_id}", expected_s=self.predict_times.get(job.model_name),
-        )
+        with self._envs.using(job.environment):
+            result: TaskResult = await self._run(
+                worker_side.run_prediction, request, round_files, job.timeout_s,
+                f"predict-{job.run_id}", expected_s=self.predict_times.get(job.model_name),
+            )
         self.predict_times[job.model_name] = result.compute_s
         return PredictOutcome(predictions=result.predictions, compute_s=result.compute_s,
                               worker=result.worker, load_s=result.load_s, cold=result.cold,
@@ -165,13 +193,18 @@ class Executor:
                               peak_rss=result.peak_rss, model_size=result.model_size)
 
     async def inspect(self, spec: PredictorSpec, model_name: str = "",
-                      timeout_s: float = 300.0) -> PredictorInfo:
-        """Load the predictor in a worker (warming it there) and report its signature.
+                      timeout_s: float = 300.0, environment: str | None = None
+                      ) -> PredictorInfo:
+        """Load the predictor in a worker of `environment` (warming it there) and report
+        its signature.
 
-        Raises PredictorLoadError when it cannot be loaded, or PredictorTimeout / WorkerDied.
+        Raises PredictorLoadError when it cannot be loaded (EnvironmentNotReady when its
+        environment cannot run), or PredictorTimeout / WorkerDied.
         """
+        if environment is not None:
+            await self._envs.ready(environment, self._scheduler())
         request = TaskRequest(key="", model_name=model_name or spec.ref,
-                                          spec=spec.refreshed())
+                              spec=spec.refreshed(), environment=environment)
         info: PredictorInfo = await self._run(worker_side.inspect_predictor, request, _no_args,
                                               timeout_s, "inspect")
         return info
@@ -180,6 +213,17 @@ class Executor:
         """Per worker: how many times each predictor key was loaded there."""
         stats: dict[str, dict[str, int]] = await self.client.run(worker_side.cache_stats)
         return stats
+
+    def environments_running(self) -> list[str]:
+        """The configured environments whose workers are up now (they start when one of
+        their models predicts, and stop after their `idle_stop`)."""
+        return self._envs.running()
+
+    def _scheduler(self) -> str:
+        """The scheduler's address (the local cluster's, or the configured one)."""
+        if self._cluster.address is None:
+            raise RuntimeError("Executor is not started; use 'async with Executor(...)'")
+        return self._cluster.address
 
     def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
         msg = event[1]
@@ -269,7 +313,9 @@ class Executor:
         loop = asyncio.get_running_loop()
         started: asyncio.Future[_Started] = loop.create_future()
         self._started[key] = started
-        future = self.client.submit(func, request, *args, key=key, pure=False, retries=0)
+        future = self.client.submit(func, request, *args, key=key, pure=False, retries=0,
+                                    resources=resources_for(request.environment,
+                                                            bool(self._envs)))
         result: asyncio.Future[T] = asyncio.ensure_future(future)
         try:
             either: list[asyncio.Future[Any]] = [started, result]

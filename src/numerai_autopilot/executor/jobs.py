@@ -38,6 +38,7 @@ class PredictJob:
     timeout_s: float = 600.0
     memory_limit_bytes: int | None = None
     validate_for: int | None = None
+    environment: str | None = None  # an `[environments.NAME]` to run in; None: the service's
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ class TaskRequest:
     validate_for: int | None = None  # a tournament: validate here, return the CSV
     warm_budget_bytes: int | None = None  # what this worker's warm models may take
     threads: int = 1  # native threads (OpenMP, BLAS) the predictor may use
+    environment: str | None = None  # the environment it runs in (None: the service's own)
 
 
 @dataclass(frozen=True)

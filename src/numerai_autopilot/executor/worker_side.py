@@ -304,7 +304,9 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
             with native_threads(request.threads):
                 output = loaded.function(*args)
         except BaseException as exc:  # noqa: BLE001  user code's SystemExit is a failure too
-            raise PredictorRaised(raised_message(request.model_name, exc, __file__)) from None
+            hint = _missing_package(exc, request.environment)
+            raise PredictorRaised(raised_message(request.model_name, exc, __file__)
+                                  + (f"\n{hint}" if hint else "")) from None
         compute_s = time.perf_counter() - start
         predictions = as_predictions(request.model_name, output)
         if request.validate_for is not None:
@@ -347,9 +349,27 @@ def _load(worker: Any, request: TaskRequest) -> tuple[LoadedPredictor, float, bo
     try:
         return WARM.get(request.spec, budget=budget, limit=limit)
     except PredictorError as exc:
-        raise PredictorLoadError(f"model {request.model_name!r}: {exc}") from None
+        hint = _missing_package(exc, request.environment)
+        raise PredictorLoadError(f"model {request.model_name!r}: {exc}"
+                                 + (f"; {hint}" if hint else "")) from None
     except BaseException as exc:  # noqa: BLE001  whatever user code raises while loading
+        hint = _missing_package(exc, request.environment)
         raise PredictorLoadError(
             f"model {request.model_name!r}: loading {request.spec.ref!r} failed: "
-            f"{type(exc).__name__}: {exc}"
+            f"{type(exc).__name__}: {exc}" + (f"; {hint}" if hint else "")
         ) from None
+
+
+def _missing_package(exc: BaseException, environment: str | None) -> str:
+    """When `exc` (or its cause) is an ImportError: a sentence naming the package missing
+    from the environment the predictor ran in, and how to add it; else "" (a user's own
+    ImportError of another kind reads as it was raised)."""
+    cause = exc if isinstance(exc, ImportError) else exc.__cause__
+    if not isinstance(cause, ImportError):
+        return ""
+    package = repr((cause.name or "").split(".")[0]) if cause.name else "a package"
+    if environment is not None:
+        return (f"environment {environment!r} lacks {package}: add it to its requirements "
+                f"and run `autopilot envs build {environment}`")
+    return (f"the service's environment lacks {package}: install it there, or give the "
+            f"model an environment that has it (models.NAME.environment)")

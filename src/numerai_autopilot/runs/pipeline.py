@@ -314,6 +314,7 @@ class Pipeline:
             timeout_s=model.timeout,
             memory_limit_bytes=model.memory,
             validate_for=model.tournament_id,
+            environment=model.environment,
         )
         return await self._services.executor.predict(job)
 
