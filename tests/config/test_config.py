@@ -94,8 +94,8 @@ def test_environment_overrides_the_file_and_secrets_stay_hidden() -> None:
         ("[models.s]\npredictor='x:y'\ntournament='signals'\nfallback='benchmark:v53_a'",
          "models.s: fallback: 'benchmark:v53_a' needs live benchmark models"),
         ("[models.a]\npredictor='x:y'\nenvironment='legacy'",
-         'models.a.environment: no [environments.legacy] table (none configured); add one '
-         'with requirements = "envs/legacy.txt"'),
+         ('models.a.environment: no [environments.legacy] table (none configured); add one '
+          'with requirements = "envs/legacy.txt"')),
         ("[environments.legacy]\nrequirements='r.txt'\n[models.a]\nblend={b=1.0}\n"
          "environment='legacy'\n[models.b]\npredictor='x:y'",
          "models.a.environment: a blend runs no predictor"),
