@@ -96,8 +96,8 @@ def test_environment_overrides_the_file_and_secrets_stay_hidden() -> None:
         ("[models.a]\npredictor='x:y'\nenvironment='legacy'",
          ('models.a.environment: no [environments.legacy] table (none configured); add one '
           'with requirements = "envs/legacy.txt"')),
-        ("[environments.legacy]\nrequirements='r.txt'\n[models.a]\nblend={b=1.0}\n"
-         "environment='legacy'\n[models.b]\npredictor='x:y'",
+        (("[environments.legacy]\nrequirements='r.txt'\n[models.a]\nblend={b=1.0}\n"
+          "environment='legacy'\n[models.b]\npredictor='x:y'"),
          "models.a.environment: a blend runs no predictor"),
         ("[environments.legacy]\npython='3.11'", "environments.legacy.requirements: required"),
         ("[environments.legacy]\nrequirements='r.txt'\npython='three'",

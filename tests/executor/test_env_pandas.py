@@ -5,6 +5,7 @@ PyPI (or pip's cache); without either the test is skipped, saying so."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -45,9 +46,10 @@ async def test_a_model_predicts_with_its_environments_pandas(tmp_path: Path) -> 
     (tmp_path / "envs" / "old.txt").write_text(f"pandas=={OLD_PANDAS}\n")
     (tmp_path / "autopilot.toml").write_text(
         '[environments.old]\nrequirements = "envs/old.txt"\n')
-    built = subprocess.run([sys.executable, "-m", "numerai_autopilot", "envs", "build", "-c",
-                            str(tmp_path / "autopilot.toml")], capture_output=True, text=True,
-                           timeout=500, check=False)
+    built = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "numerai_autopilot", "envs", "build", "-c",
+                         str(tmp_path / "autopilot.toml")], capture_output=True, text=True,
+        timeout=500, check=False)
     if built.returncode != 0 and not _pypi_reachable():
         pytest.skip(f"pandas=={OLD_PANDAS} cannot be installed: PyPI is not reachable")
     assert built.returncode == 0, built.stdout + built.stderr
