@@ -93,7 +93,7 @@ class Monitor:
                 self.alerter.post(
                     f"suspect:{run.id}:{run.attempts}", f"{run.model_name}: suspect predictions",
                     f"Model {run.model_name}, {where}: its predictions left the model's band; "
-                    f"submitting them anyway (on_suspect = \"warn\"). Run: "
+                    f"they were submitted anyway (on_suspect = \"warn\"). Run: "
                     f"{self._link(run)}{_figures(run)}",
                 )
         except Exception:

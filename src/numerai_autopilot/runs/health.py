@@ -140,6 +140,20 @@ class HealthCheck:
             return None
         return await asyncio.to_thread(self._judge, run, files, csv)
 
+    async def settled(self, run: Run, checking: asyncio.Future[Verdict | None] | None
+                      ) -> dict[str, Any]:
+        """`{"health": ...}` of a verdict judged beside the upload (as kept in the run's
+        detail), {} without one. Never raises: the upload happened, and a check that failed
+        is only logged."""
+        if checking is None:
+            return {}
+        try:
+            verdict = await checking
+        except Exception as exc:  # noqa: BLE001  the submission stands
+            log.warning("run %s: its prediction health could not be judged: %s", run.id, exc)
+            return {}
+        return {} if verdict is None else {"health": verdict.detail()}
+
     def _judge(self, run: Run, files: RoundFiles, csv: bytes) -> Verdict:
         """`assess`'s work, in one thread: a round's runs come back together, and each
         thread they queue for in the event loop's pool delays them all."""

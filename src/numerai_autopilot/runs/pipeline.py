@@ -3,14 +3,12 @@
     pipeline = Pipeline(services, owner)
     run = await pipeline.execute(claimed)   # submitted, failed, skipped, dry-run; or queued again
 
-`execute` takes a run its caller has claimed and returns it final, or queued again for its
-one retry after its worker died. What goes wrong with the run itself is recorded on it
-(failed or skipped, with the reason); only a LedgerError (a lost lease, the ledger down)
-is raised. Every state change goes through `Ledger.advance` (batched with the changes other runs make
-in the same turn of the loop: `recorder.BatchAdvancer`), which commits before the next side
-effect. Before an upload that may repeat an earlier one (a resumed or retried run), the
-ledger and Numerai's own submissions list are checked, so a trigger id is submitted at most
-once.
+`execute` takes a claimed run and returns it final, or queued again for its one retry after
+its worker died. What goes wrong with the run itself is recorded on it (failed or skipped,
+with the reason); only a LedgerError (a lost lease, the ledger down) is raised. Each state
+change commits (`recorder.BatchAdvancer`) before the next side effect. Before an upload that
+may repeat an earlier one, the ledger and Numerai's submissions are checked: a trigger id is
+submitted at most once.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from numerai_autopilot.config import ModelConfig, format_size
+from numerai_autopilot.config import ModelConfig
 from numerai_autopilot.errors import (
     AutopilotError,
     LedgerError,
@@ -47,7 +45,7 @@ from numerai_autopilot.runs.rounds import (
     check_still_current,
     run_deadline,
 )
-from numerai_autopilot.runs.services import RunSkipped, Services, fallback_key
+from numerai_autopilot.runs.services import RunSkipped, Services, fallback_key, predicting_note
 from numerai_autopilot.runs.uploads import early_target, numerai_submission, submission_filename
 from numerai_autopilot.validation.classic import submission_csv
 
@@ -166,7 +164,7 @@ class Pipeline:
             else self._blender.blend(run, model, files.live_path, round_number, deadline))
         early = None
         try:
-            said = approved_note(run) or (_predicting(model, spec) if spec else describe(model))
+            said = approved_note(run) or (predicting_note(model, spec) if spec else describe(model))
             run = await self._enter(run, RunState.PREDICTING, detail={"round": round_number},
                                     log=("info", said))
             early = (None if self._dry_run_dir is not None else asyncio.ensure_future(
@@ -186,7 +184,11 @@ class Pipeline:
         started: asyncio.Future[PredictOutcome],
     ) -> Run:
         run, data, rows, timings = await self._predictions(run, model, files, started)
-        verdict = await self._health.assess(run, files, data)
+        checking = asyncio.ensure_future(self._health.assess(run, files, data))
+        checking.add_done_callback(lambda done: done.cancelled() or done.exception())  # seen
+        # under "warn" (a test trigger's too) the verdict decides nothing: judged while it uploads
+        decides = (model.on_suspect != "warn" and not run.is_test) or self._dry_run_dir is not None
+        verdict = await checking if decides else None
         health = {} if verdict is None else {"health": verdict.detail()}
         if verdict is not None and verdict.suspect and self._dry_run_dir is None:
             run, data, rows, timings = await self._suspect(
@@ -208,13 +210,16 @@ class Pipeline:
         run = await self._enter(run, RunState.UPLOADING, detail={**timings, "rows": rows,
                                                                   **health}, via=via,
                                 predictions=(data, rows))
-        if verdict is not None and verdict.suspect and self._services.notify is not None and \
-                (model.on_suspect == "warn" or run.is_test):
-            await self._services.notify(run)
         upload_started = time.perf_counter()
         target = await early if early is not None else None
-        return await self._upload(run, model, round_number, data, rows, deadline, target,
-                                  upload_started)
+        submitted = await self._upload(run, model, round_number, data, rows, deadline, target,
+                                       upload_started, None if decides else checking)
+        if (reasons := submitted.detail.get("health", {}).get("suspect")) and not decides:
+            await self._log(submitted, "warning", f"suspect: {'; '.join(reasons)}; submitted "
+                            'anyway (on_suspect = "warn")')
+            if self._services.notify is not None:
+                await self._services.notify(submitted)
+        return submitted
 
     async def _predictions(
         self, run: Run, model: ModelConfig, files: RoundFiles,
@@ -248,7 +253,7 @@ class Pipeline:
             timings: dict[str, float] = {}
         else:
             spec = self._services.predictors[fallback_key(model.name)]
-            await self._log(run, "info", _predicting(model, spec))
+            await self._log(run, "info", predicting_note(model, spec))
             run, data, rows, timings = await self._validated(
                 run, self._predict(run, model, spec, files))
         run = await self._advance(run, run.state, detail={
@@ -262,8 +267,7 @@ class Pipeline:
         deadline: float, kept: tuple[bytes, int, dict[str, float]],
     ) -> tuple[Run, bytes, int, dict[str, float]]:
         """A suspect run, as `model.on_suspect` says: held (not uploaded, alerted; approved
-        on the dashboard until `deadline`), the fallback's predictions, or `kept` (warn; always
-        for a test trigger, which is no round's submission)."""
+        on the dashboard until `deadline`), the fallback's predictions, or `kept` (a dry run's)."""
         reasons = "; ".join(verdict.reasons)
         if model.on_suspect == "hold" and not run.is_test:
             held = await self._advance(
@@ -278,8 +282,7 @@ class Pipeline:
             run, data, rows, timings = await self._fallback(
                 run, model, files, f"suspect: {reasons}", {"health": verdict.detail()})
             return run, data, rows, timings
-        await self._log(run, "warning", f"suspect: {reasons}; submitting it anyway "
-                        '(on_suspect = "warn")')
+        await self._log(run, "warning", f"suspect: {reasons}")
         return (run, *kept)
 
     async def _validated(self, run: Run, prediction: Awaitable[PredictOutcome]
@@ -321,9 +324,11 @@ class Pipeline:
     async def _upload(
         self, run: Run, model: ModelConfig, round_number: int, data: bytes, rows: int,
         deadline: float, target: UploadTarget | None, started: float,
+        checking: asyncio.Future[Verdict | None] | None = None,
     ) -> Run:
         """Upload and mark the run submitted, both under its (model, round)'s lock: another
-        run of the round checks the ledger only once this one's submission is committed."""
+        run of the round checks the ledger only once this one's submission is committed.
+        `checking`: its health verdict, judged meanwhile, kept with the submitted state."""
         model_id = run.model_id
         async with self._upload_locks.hold((model_id, None if run.is_test else round_number)):
             if not run.is_test and not model.resubmit:
@@ -341,9 +346,11 @@ class Pipeline:
             submission_id = existing or await self._services.client.upload_predictions(
                 model_id, data, submission_filename(model, round_number), model.tournament_id,
                 run.numerai_trigger_id, deadline=deadline, target=target)
+            upload_s = round(time.perf_counter() - started, 3)
+            health = await self._health.settled(run, checking)
             return await self._advance(
                 run, RunState.SUBMITTED, submission_id=submission_id,
-                detail={"upload_s": round(time.perf_counter() - started, 3)},
+                detail={"upload_s": upload_s, **health},
                 log=("info", f"submitted {rows} rows as submission {submission_id}"))
 
     async def _enter(self, run: Run, state: RunState, *, log: tuple[str, str] | None = None,
@@ -388,10 +395,5 @@ class Pipeline:
     @staticmethod
     def _say(run: Run, level: str, message: str) -> None:
         """The server log's copy of a run's log line."""
-        labels = {"run": run.id, "model": run.model_name, "round": run.round_number}
-        getattr(log, level)("run %s (%s): %s", run.id, run.model_name, message, extra=labels)
-
-
-def _predicting(model: ModelConfig, spec: PredictorSpec) -> str:
-    limit = f", memory limit {format_size(model.memory)}" if model.memory else ""
-    return f"predicting with {spec.ref} (timeout {model.timeout:g} s{limit})"
+        getattr(log, level)("run %s (%s): %s", run.id, run.model_name, message, extra={
+            "run": run.id, "model": run.model_name, "round": run.round_number})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from numerai_autopilot.config import AppConfig
+from numerai_autopilot.config import AppConfig, ModelConfig, format_size
 from numerai_autopilot.errors import AutopilotError
 from numerai_autopilot.executor import Executor
 from numerai_autopilot.executor.predictors import PredictorSpec
@@ -26,6 +26,14 @@ class RunSkipped(AutopilotError):
 def fallback_key(model_name: str) -> str:
     """The key of a model's fallback predictor in `Services.predictors`."""
     return f"{model_name}:fallback"
+
+
+def predicting_note(model: ModelConfig, spec: PredictorSpec) -> str:
+    """A run's log line as it starts predicting: the predictor, its time and memory limits
+    (and its environment, when it has one of its own)."""
+    limit = f", memory limit {format_size(model.memory)}" if model.memory else ""
+    where = f" in environment {model.environment!r}" if model.environment else ""
+    return f"predicting with {spec.ref}{where} (timeout {model.timeout:g} s{limit})"
 
 
 @dataclass

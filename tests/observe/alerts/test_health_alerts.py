@@ -44,6 +44,6 @@ def test_suspect_runs_alert_with_their_figures_and_the_held_one_with_its_link(
         assert "- corr_example" in held["message"] and "(band " in held["message"]
         [warned] = receiver.wait(1, match="suspect predictions")
         assert warned["title"] == "beta: suspect predictions"
-        assert "submitting them anyway" in warned["message"]
+        assert "submitted anyway" in warned["message"]
         assert "- corr_example" in warned["message"]
         assert_no_secrets(app, receiver)
