@@ -80,3 +80,23 @@ def test_the_old_webhook_secret_of_a_rotation_comes_from_its_version(project: Pr
     assert bad.returncode == 2 and "write the version's number" in bad.stderr
     plain = printed_deploy(project.cli(*BASE, "--dry-run").stdout)
     assert "AUTOPILOT_PREVIOUS_SECRETS" not in plain
+
+
+def test_alert_urls_are_refused_in_the_file_and_travel_as_a_secret(project: Project) -> None:
+    clean = project.config.read_text()
+    project.config.write_text(clean + '\n[alerts]\nurls = ["slack://TokA/TokB/TokC"]\n')
+    refused = project.cli(*BASE, "--dry-run")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "alerts.urls: set AUTOPILOT_ALERTS_URLS in the environment" in " ".join(
+        refused.stderr.split())
+    assert "TokA" not in refused.stdout + refused.stderr
+    project.config.write_text(clean)
+    urls = "slack://TokA/TokB/TokC mailto://user:pw@example.com"
+    done = project.cli(*BASE, "--dry-run", "--setup", env={"AUTOPILOT_ALERTS_URLS": urls})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "$ gcloud secrets create autopilot-alert-urls" in done.stdout
+    assert "the value of AUTOPILOT_ALERTS_URLS, on stdin" in done.stdout
+    assert "AUTOPILOT_ALERTS_URLS=autopilot-alert-urls:latest" in printed_deploy(done.stdout)
+    assert "TokA" not in done.stdout + done.stderr and "pw@" not in done.stdout + done.stderr
+    without = printed_deploy(project.cli(*BASE, "--dry-run").stdout)
+    assert "AUTOPILOT_ALERTS_URLS" not in without

@@ -26,6 +26,7 @@ from numerai_autopilot.cli.commands_ops import register_webhooks
 from numerai_autopilot.cli.shared import DEFAULT_CONFIG, ConfigOption, app, console, friendly, load
 from numerai_autopilot.config import AppConfig, environment
 from numerai_autopilot.deploy import (
+    ALERTS_ENV,
     IAM_FAILED,
     PASSWORD_ENV,
     PASSWORD_SOURCE_ENV,
@@ -100,7 +101,7 @@ def cloudrun(
         sqlite_ledger=sqlite, ledger_bucket=bucket,
         cloudsql=None if cloudsql is None else CloudSQL(
             _connection_name(cloudsql, project, region), cloudsql_database, cloudsql_user),
-        previous_secret_version=previous_secret_version,
+        previous_secret_version=previous_secret_version, alerts=bool(config.alerts.urls),
     )
     runner = Runner(dry_run=dry_run, echo=lambda line: console.print(line, soft_wrap=True,
                                                                      markup=False))
@@ -195,4 +196,5 @@ def _secret_values(config: AppConfig, env: Mapping[str, str]) -> dict[str, str |
     }
     values = {env: s.get_secret_value() if s is not None else None for env, s in secrets.items()}
     values[PASSWORD_ENV] = env.get(PASSWORD_SOURCE_ENV) or None
+    values[ALERTS_ENV] = " ".join(u.get_secret_value() for u in config.alerts.urls) or None
     return values

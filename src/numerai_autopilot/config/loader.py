@@ -114,6 +114,10 @@ def literal_secrets(path: Path) -> dict[str, str]:
         values = value if isinstance(value, list) else [value]
         if any(isinstance(v, str) and v and not v.startswith(PREFIX) for v in values):
             found[f"{name}.{key}"] = variable
+    urls = table("alerts").get("urls")
+    if isinstance(urls, list) and any(isinstance(u, str) and u and not u.startswith(PREFIX)
+                                      for u in urls):
+        found["alerts.urls"] = "AUTOPILOT_ALERTS_URLS"  # apprise URLs carry their tokens
     if table("server").get("dashboard_password"):
         found["server.dashboard_password"] = "AUTOPILOT_SERVER_DASHBOARD_PASSWORD"
     url = table("ledger").get("url")

@@ -6,6 +6,7 @@ Litestream-replicated SQLite ledger.
 """
 
 from numerai_autopilot.deploy.cloudrun import (
+    ALERTS_ENV,
     PASSWORD_ENV,
     PASSWORD_SOURCE_ENV,
     PUBLIC_URL_ENV,
@@ -27,6 +28,7 @@ from numerai_autopilot.deploy.setup import run_setup
 from numerai_autopilot.deploy.sizing import check_memory_fits
 
 __all__ = [
+    "ALERTS_ENV",
     "IAM_FAILED",
     "PASSWORD_ENV",
     "PASSWORD_SOURCE_ENV",

@@ -29,6 +29,8 @@ SECRET_ENV = {
     "AUTOPILOT_SECRET": "webhook-secret",
     "AUTOPILOT_ADMIN_TOKEN": "admin-token",
 }
+# Alert URLs (apprise's, with their tokens), space separated, when there are any.
+ALERTS_ENV, ALERTS_SECRET = "AUTOPILOT_ALERTS_URLS", "alert-urls"
 # During a rotation: the webhook secret's previous version, still accepted.
 PREVIOUS_SECRETS_ENV = "AUTOPILOT_PREVIOUS_SECRETS"
 # The Cloud SQL user's password reaches libpq (psycopg) as PGPASSWORD, from this secret; --setup
@@ -86,6 +88,8 @@ class CloudRunOptions:
         `AUTOPILOT_SERVER_PUBLIC_URL`.
     :param previous_secret_version: during a rotation, the version (a number) of the webhook
         secret whose tokens stay valid, handed in as `AUTOPILOT_PREVIOUS_SECRETS`.
+    :param alerts: the alert URLs (which hold tokens) come from a secret of their own, as
+        `AUTOPILOT_ALERTS_URLS` (set when the deploying environment has them).
     """
 
     project: str
@@ -103,6 +107,7 @@ class CloudRunOptions:
     ledger_bucket: str | None = None
     public_url: str | None = None
     previous_secret_version: str | None = None
+    alerts: bool = False
 
     @property
     def service_account(self) -> str:
@@ -144,6 +149,8 @@ class CloudRunOptions:
         names = {env: f"{self.service}-{name}" for env, name in SECRET_ENV.items()}
         if self.cloudsql is not None:
             names[PASSWORD_ENV] = f"{self.service}-{PASSWORD_SECRET}"
+        if self.alerts:
+            names[ALERTS_ENV] = f"{self.service}-{ALERTS_SECRET}"
         return names
 
     def secret_refs(self) -> dict[str, str]:
