@@ -127,6 +127,33 @@ async def test_native_threads_follow_the_free_cores(tmp_path: Path, live: Path) 
         assert set(after.values()) == {1}
 
 
+async def test_a_rounds_remainder_runs_first_on_every_core(tmp_path: Path, live: Path) -> None:
+    cores = machine_cores()
+    if cores < 2:
+        pytest.skip("needs at least 2 cores to tell 1 thread from all of them")
+    log = tmp_path / "spans.jsonl"
+    (tmp_path / "span.py").write_text(
+        "import json, time, threadpoolctl\n"
+        "def predict(live):\n"
+        "    start = time.time()\n"
+        "    threads = max(p['num_threads'] for p in threadpoolctl.threadpool_info()\n"
+        "                  if p['user_api'] == 'blas')\n"
+        "    time.sleep(0.5)\n"
+        f"    with open({str(log)!r}, 'a') as fh:\n"
+        "        fh.write(json.dumps([threads, start, time.time()]) + '\\n')\n"
+        "    return live['feature_2'].rank(pct=True)\n")
+    config = ExecutorConfig(workers=cores, memory_limit="1GiB")
+    async with Executor(config, local_directory=tmp_path / "dask") as ex:
+        # one more model than cores, none seen before: the one left over would otherwise
+        # run last on one thread while the other cores stand idle
+        await asyncio.gather(*(ex.predict(_job("span.py:predict", tmp_path, live, f"s{i}"))
+                               for i in range(cores + 1)))
+    spans = sorted(json.loads(line) for line in log.read_text().splitlines())
+    wide = [s for s in spans if s[0] == cores]
+    assert len(wide) == 1 and sorted(s[0] for s in spans) == [1] * cores + [cores]
+    assert all(start >= wide[0][2] for threads, start, _ in spans if threads == 1)
+
+
 async def test_a_library_first_imported_in_the_call_gets_the_free_cores(
         tmp_path: Path, live: Path) -> None:
     cores = machine_cores()

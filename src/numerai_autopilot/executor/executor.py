@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import logging
 import time
 import uuid
@@ -46,7 +44,8 @@ from numerai_autopilot.executor.jobs import (
     TaskResult,
 )
 from numerai_autopilot.executor.predictors import PredictorSpec
-from numerai_autopilot.executor.threads import machine_cores, threads_for
+from numerai_autopilot.executor.slots import Slots
+from numerai_autopilot.executor.threads import machine_cores
 from numerai_autopilot.executor.transfer import RoundFileTransfer
 
 if TYPE_CHECKING:
@@ -59,7 +58,6 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 _REASON_WAIT_S = 1.5
 _START_ATTEMPTS = 3
-_GATHER_S = 0.05  # a round's tasks ask turns apart: the first waits before taking every core
 _IN_FLIGHT_PER_THREAD = 2  # see Executor._capacity
 
 
@@ -90,12 +88,7 @@ class Executor:
         self._started: dict[str, asyncio.Future[_Started]] = {}
         self._reasons: dict[str, str] = {}
         self._files = RoundFileTransfer(config, lambda: self.client)
-        self._running = 0
-        self._demand = 0  # tasks running or waiting for a slot
-        self._slots = asyncio.Condition()
-        self._queue: list[tuple[float, int]] = []  # waiting tasks, longest expected first
-        self._tickets = itertools.count()
-        self._notifying: set[asyncio.Future[None]] = set()
+        self._slots = Slots(self._cores, self._capacity)
         # Each model's last predict time in seconds (seeded from the ledger by the runtime):
         # the longest models go first, so the slowest does not start last.
         self.predict_times: dict[str, float] = {}
@@ -244,10 +237,6 @@ class Executor:
         info = self.client.scheduler_info()
         return max(int(info.get("total_threads", 0) or 0), 1) * _IN_FLIGHT_PER_THREAD
 
-    async def _notify(self) -> None:
-        async with self._slots:
-            self._slots.notify_all()
-
     def _cores(self) -> int:
         """This machine's cores (local cluster), or an external cluster's Dask threads."""
         if self.config.scheduler is None:
@@ -264,31 +253,10 @@ class Executor:
         # queued on the dead worker: it is innocent and gets another go, as does a task
         # cancelled because the scattered round data was lost with the workers holding it
         # (other runs' workers). A task whose own worker died while it ran is never re-run
-        # here (it may be what kills workers; the ledger decides about retries). Waiting
-        # tasks take slots longest expected first; unknown times first of all.
-        ticket = (-(expected_s if expected_s is not None else float("inf")),
-                  next(self._tickets))
-        self._demand += 1
-        heapq.heappush(self._queue, ticket)
-        try:
-            await asyncio.sleep(0)  # tasks asked for in the same turn see each other
-            if threads_for(self._cores(), self._demand) > 1:  # and a round's others soon after
-                await asyncio.sleep(_GATHER_S)
-            async with self._slots:
-                await self._slots.wait_for(
-                    lambda: self._queue[0] == ticket and self._running < self._capacity())
-                self._running += 1
-            request = replace(request, threads=threads_for(self._cores(), self._demand))
-        except BaseException:
-            self._demand -= 1
-            raise
-        finally:  # the next in line may go now
-            self._queue.remove(ticket)
-            heapq.heapify(self._queue)
-            notify = asyncio.ensure_future(self._notify())
-            self._notifying.add(notify)
-            notify.add_done_callback(self._notifying.discard)
-        try:
+        # here (it may be what kills workers; the ledger decides about retries). Which
+        # task goes next, with how many threads: `Slots`.
+        async with self._slots.slot(expected_s) as threads:
+            request = replace(request, threads=threads)
             for attempt in range(1, _START_ATTEMPTS + 1):
                 key = f"autopilot-{label}-{uuid.uuid4().hex[:12]}"
                 try:
@@ -297,11 +265,6 @@ class Executor:
                 except _NotStarted:
                     continue
             raise AssertionError("unreachable")
-        finally:
-            self._demand -= 1
-            async with self._slots:
-                self._running -= 1
-                self._slots.notify_all()
 
     async def _run_once(self, func: Callable[..., T | Failed],
                         request: TaskRequest,

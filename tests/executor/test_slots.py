@@ -1,0 +1,81 @@
+"""The executor's queue: which task goes next and with how many threads (`Slots`), played
+with tasks that hold their slot for a while."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from numerai_autopilot.executor.slots import WIDE_MIN_S, Slots
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _round(slots: Slots, expected: list[float | None], hold_s: float = 0.05
+                 ) -> list[tuple[int, float, float]]:
+    """Each task's (threads, start, end) on the loop's clock, in the order they asked."""
+    loop = asyncio.get_running_loop()
+    seen: list[tuple[int, float, float]] = [(0, 0.0, 0.0)] * len(expected)
+
+    async def task(i: int) -> None:
+        async with slots.slot(expected[i]) as threads:
+            start = loop.time()
+            await asyncio.sleep(hold_s)
+            seen[i] = (threads, start, loop.time())
+
+    await asyncio.gather(*(task(i) for i in range(len(expected))))
+    return seen
+
+
+async def test_a_lone_task_gets_every_core_and_many_share_them() -> None:
+    slots = Slots(cores=lambda: 4, capacity=lambda: 8)
+    assert [t for t, _, _ in await _round(slots, [None])] == [4]
+    assert [t for t, _, _ in await _round(slots, [None, None])] == [2, 2]
+    assert [t for t, _, _ in await _round(slots, [None] * 8)] == [1] * 8
+
+
+async def test_a_rounds_remainder_runs_first_on_the_free_cores() -> None:
+    # 3 tasks on 2 cores: one on both cores, alone, then two on one each (not two, then a
+    # last one on one thread while a core stands idle)
+    slots = Slots(cores=lambda: 2, capacity=lambda: 4)
+    seen = await _round(slots, [None, None, None])
+    (wide, start, end), rest = seen[0], seen[1:]
+    assert wide == 2 and [t for t, _, _ in rest] == [1, 1]
+    assert all(s >= end for _, s, _ in rest)  # nothing beside the wide task
+
+    # 6 on 4 cores: the remainder of two side by side on two threads each, then four
+    slots = Slots(cores=lambda: 4, capacity=lambda: 8)
+    seen = await _round(slots, [None] * 6)
+    assert [t for t, _, _ in seen] == [2, 2, 1, 1, 1, 1]
+    assert seen[1][1] < seen[0][2]  # the two wide ones together
+    assert min(s for _, s, _ in seen[2:]) >= max(e for _, _, e in seen[:2])
+
+
+async def test_short_tasks_never_hold_the_others_back() -> None:
+    slots = Slots(cores=lambda: 2, capacity=lambda: 4)
+    seen = await _round(slots, [WIDE_MIN_S / 10] * 3)
+    assert [t for t, _, _ in seen] == [1, 1, 1]
+    assert seen[1][1] < seen[0][2]  # side by side
+
+
+async def test_the_longest_expected_go_first_and_capacity_holds() -> None:
+    slots = Slots(cores=lambda: 1, capacity=lambda: 2)
+    loop = asyncio.get_running_loop()
+    starts: dict[str, float] = {}
+    running = 0
+    most = 0
+
+    async def task(name: str, expected: float | None) -> None:
+        nonlocal running, most
+        async with slots.slot(expected):
+            starts[name] = loop.time()
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(0.02)
+            running -= 1
+
+    await asyncio.gather(task("quick", 0.1), task("slow", 30.0), task("new", None),
+                         task("medium", 5.0))
+    assert sorted(starts, key=starts.__getitem__) == ["new", "slow", "medium", "quick"]
+    assert most == 2
