@@ -40,7 +40,7 @@ async def test_a_rounds_remainder_runs_first_on_the_free_cores() -> None:
     # last one on one thread while a core stands idle)
     slots = Slots(cores=lambda: 2, capacity=lambda: 4)
     seen = await _round(slots, [None, None, None])
-    (wide, start, end), rest = seen[0], seen[1:]
+    (wide, _, end), rest = seen[0], seen[1:]
     assert wide == 2 and [t for t, _, _ in rest] == [1, 1]
     assert all(s >= end for _, s, _ in rest)  # nothing beside the wide task
 
@@ -50,6 +50,15 @@ async def test_a_rounds_remainder_runs_first_on_the_free_cores() -> None:
     assert [t for t, _, _ in seen] == [2, 2, 1, 1, 1, 1]
     assert seen[1][1] < seen[0][2]  # the two wide ones together
     assert min(s for _, s, _ in seen[2:]) >= max(e for _, _, e in seen[:2])
+
+
+async def test_a_wide_task_holds_the_others_back_for_a_while_only() -> None:
+    # a wide model that hangs or runs long: after `hold_s` the others start beside it
+    slots = Slots(cores=lambda: 2, capacity=lambda: 4, hold_s=0.1)
+    seen = await _round(slots, [None, None, None], hold_s=0.5)
+    (wide, start, end), rest = seen[0], seen[1:]
+    assert wide == 2 and [t for t, _, _ in rest] == [1, 1]
+    assert all(start + 0.1 <= s < end for _, s, _ in rest)
 
 
 async def test_short_tasks_never_hold_the_others_back() -> None:

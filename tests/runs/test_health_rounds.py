@@ -14,6 +14,7 @@ from server_harness import StartServer
 from numerai_autopilot.ledger import RunState
 from numerai_autopilot.sandbox.settings import SandboxSettings
 from numerai_autopilot.sandbox.testing import RunningSandbox
+from numerai_autopilot.validation import health as health_figures
 
 FALLBACK = "benchmark:v53_lgbm_cyrusd20"
 
@@ -33,6 +34,7 @@ def test_a_swapped_pickle_is_suspect_and_fallback_submits_the_fallback(
     })
     for name in ("alpha", "beta"):
         sandbox.set_webhook(name, server.hook_url(name))
+    built = list(health_figures._frames)  # round arrays this process (the server) holds
     for played in range(3):
         runs = play_round(sandbox, server, 2)
         for run in runs.values():
@@ -41,6 +43,8 @@ def test_a_swapped_pickle_is_suspect_and_fallback_submits_the_fallback(
             assert health["rounds"] == played and not health["suspect"]
             assert health["figures"]["corr_example"] > 0.2  # a fitted model
             assert health["band"] == {}  # no band before three submitted rounds
+    # the figures came from the workers, beside validation: the server built no arrays
+    assert list(health_figures._frames) == built
 
     for name in ("alpha", "beta"):
         write_linear_pickle(sandbox_settings.data_dir, tmp_path / f"{name}.pkl", shuffled=True)

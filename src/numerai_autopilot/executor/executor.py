@@ -171,7 +171,7 @@ class Executor:
                             else None),
             benchmark_token=bench_token, memory_limit_bytes=job.memory_limit_bytes,
             validate_for=job.validate_for, warm_budget_bytes=self.config.warm_budget,
-            environment=job.environment,
+            environment=job.environment, references=_references(job, live_token),
         )
         with self._envs.using(job.environment):
             result: TaskResult = await self._run(
@@ -183,7 +183,8 @@ class Executor:
                               worker=result.worker, load_s=result.load_s, cold=result.cold,
                               queued_s=max(result.started_at - asked_at, 0.0),
                               csv=result.csv, rows=result.rows, validate_s=result.validate_s,
-                              peak_rss=result.peak_rss, model_size=result.model_size)
+                              peak_rss=result.peak_rss, model_size=result.model_size,
+                              figures=result.figures)
 
     async def inspect(self, spec: PredictorSpec, model_name: str = "",
                       timeout_s: float = 300.0, environment: str | None = None
@@ -355,6 +356,16 @@ class Executor:
 
 class _NotStarted(Exception):
     pass
+
+
+def _references(job: PredictJob, live_token: str) -> tuple[str | None, str | None] | None:
+    """The round files a job's health figures are computed against on its worker, when
+    it asked for them and the worker opens the round's files by path (scattered, the
+    server computes them instead)."""
+    if not job.health or job.validate_for is None or live_token:
+        return None
+    return (str(job.benchmark_path) if job.benchmark_path else None,
+            str(job.example_path) if job.example_path else None)
 
 
 async def _no_args() -> tuple[Any, ...]:

@@ -39,6 +39,8 @@ class PredictJob:
     memory_limit_bytes: int | None = None
     validate_for: int | None = None
     environment: str | None = None  # an `[environments.NAME]` to run in; None: the service's
+    health: bool = False
+    example_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,9 @@ class PredictOutcome:
     validate_s: float = 0.0  # validation and serialisation on the worker
     peak_rss: int = 0  # the worker process's peak memory (bytes) while the task ran
     model_size: int = 0  # what the predictor took in memory when it was loaded (bytes)
+    # `validation.health.figures` of `csv`, when the job gave the example predictions and
+    # the worker could open the round's files; None: not computed there
+    figures: dict[str, float] | None = None
     # what else the run's record should say (a blend's members: runs/blend.py)
     detail: dict[str, object] = field(default_factory=dict)
 
@@ -85,6 +90,8 @@ class TaskRequest:
     warm_budget_bytes: int | None = None  # what this worker's warm models may take
     threads: int = 1  # native threads (OpenMP, BLAS) the predictor may use
     environment: str | None = None  # the environment it runs in (None: the service's own)
+    # compute the health figures against the round's (benchmark, example) files; None: not
+    references: tuple[str | None, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class TaskResult:
     validate_s: float = 0.0
     peak_rss: int = 0  # the process's peak memory while the task ran
     model_size: int = 0  # the predictor's memory when it was loaded
+    figures: dict[str, float] | None = None  # the CSV's health figures, when asked for
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ would end on a tail, its last tasks running on one thread each while cores stand
 a task's thread count is fixed once it starts. So when such a round starts on an idle cluster
 and its tasks may be long (their time is unknown or at least `WIDE_MIN_S`), the remainder
 goes first, wide: with 3 tasks on 2 cores, one task on 2 threads, then two on one each. The
-others wait while wide tasks run (they would take the cores the wide ones were given).
+others wait while wide tasks run (they would take the cores the wide ones were given), for
+`WIDE_HOLD_S` at most: a wide model that hangs or runs long delays the rest of the round by
+that much, no more; then they take their slots beside it, one thread each.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from numerai_autopilot.executor.threads import threads_for
 _GATHER_S = 0.05  # a round's tasks ask turns apart: the first waits before taking every core
 # A task known to take less than this never holds the others back to run wide.
 WIDE_MIN_S = 1.0
+WIDE_HOLD_S = 5.0
 
 
 class Slots:
@@ -36,16 +39,20 @@ class Slots:
 
     :param cores: the cores the tasks share (called at each decision).
     :param capacity: how many tasks may be in flight at once (called at each decision).
+    :param hold_s: how long wide tasks may hold the others back (`WIDE_HOLD_S`).
     """
 
-    def __init__(self, cores: Callable[[], int], capacity: Callable[[], int]) -> None:
+    def __init__(self, cores: Callable[[], int], capacity: Callable[[], int],
+                 hold_s: float = WIDE_HOLD_S) -> None:
         self._cores = cores
         self._capacity = capacity
+        self._hold_s = hold_s
         self._running = 0
         self._demand = 0  # tasks running or waiting for a slot
         self._wide_running = 0  # threads held by running wide tasks
         self._wide_left = 0  # wide tasks of the current plan not started yet
         self._wide_threads = 1
+        self._hold_until = 0.0  # loop time until which running wide tasks hold the others
         self._condition = asyncio.Condition()
         self._queue: list[tuple[float, int]] = []  # waiting tasks, longest expected first
         self._tickets = itertools.count()
@@ -76,9 +83,7 @@ class Slots:
             heapq.heapify(self._queue)
             if not self._queue:
                 self._wide_left = 0
-            notify = asyncio.ensure_future(self._notify())
-            self._notifying.add(notify)
-            notify.add_done_callback(self._notifying.discard)
+            self._wake()
         try:
             yield threads
         finally:
@@ -93,9 +98,16 @@ class Slots:
         too and fits beside it."""
         if self._queue[0] != ticket or self._running >= self._capacity():
             return False
-        if self._wide_running == 0:
+        if self._wide_running == 0 or not self._holding():
             return True
         return self._wide_left > 0 and self._wide_running + self._wide_threads <= self._cores()
+
+    def _holding(self) -> bool:
+        """Whether the running wide tasks still hold the others back (`hold_s`)."""
+        if asyncio.get_running_loop().time() < self._hold_until:
+            return True
+        self._wide_left = 0
+        return False
 
     def _threads(self, expected_s: float | None) -> tuple[int, bool]:
         """The thread count of the task starting now, and whether it runs wide (the others
@@ -103,15 +115,23 @@ class Slots:
         cores, demand = self._cores(), self._demand
         if demand <= cores:
             return threads_for(cores, demand), False
-        if self._wide_left > 0:
+        if self._wide_left > 0 and self._holding():
             self._wide_left -= 1
             return self._wide_threads, True
         remainder = demand % cores
         may_be_long = expected_s is None or expected_s >= WIDE_MIN_S
         if self._running == 0 and remainder and may_be_long and cores // remainder > 1:
             self._wide_left, self._wide_threads = remainder - 1, cores // remainder
+            loop = asyncio.get_running_loop()
+            self._hold_until = loop.time() + self._hold_s
+            loop.call_later(self._hold_s, self._wake)  # the others' turn comes then anyway
             return self._wide_threads, True
         return 1, False
+
+    def _wake(self) -> None:
+        notify = asyncio.ensure_future(self._notify())
+        self._notifying.add(notify)
+        notify.add_done_callback(self._notifying.discard)
 
     async def _notify(self) -> None:
         async with self._condition:

@@ -318,9 +318,30 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
             csv, rows, validate_s = None, 0, 0.0
     finally:
         watchdog.stop()
+    peak = max(watchdog.peak, watchdog.rss())  # the round's health arrays are not the model's
+    start = time.perf_counter()
+    figures = _figures(csv, live_path, request)
     return TaskResult(None if csv is not None else predictions, compute_s, load_s, cold,
-                      worker.address, started_at, csv, rows, validate_s,
-                      max(watchdog.peak, watchdog.rss()), WARM.measured(request.spec))
+                      worker.address, started_at, csv, rows,
+                      validate_s + time.perf_counter() - start, peak,
+                      WARM.measured(request.spec), figures)
+
+
+def _figures(csv: bytes | None, live_path: Path, request: TaskRequest
+             ) -> dict[str, float] | None:
+    """The validated CSV's prediction health figures when the request asked for them; None
+    when it did not, or when they cannot be computed here (the server computes them)."""
+    if csv is None or request.references is None or request.validate_for is None:
+        return None
+    from numerai_autopilot.validation.health import cached_frame, figures
+
+    benchmark, example = request.references
+    try:
+        frame = cached_frame(live_path, Path(benchmark) if benchmark else None,
+                             Path(example) if example else None, request.validate_for)
+        return figures(csv, frame)
+    except Exception:  # noqa: BLE001  whatever went wrong here, the server tries again
+        return None
 
 
 def inspect_predictor(request: TaskRequest) -> PredictorInfo | Failed:

@@ -9,16 +9,19 @@ The figures (`validation.health`) of each submitted run are kept in its detail; 
 band is `[min, max]` of each figure over its last `health.rounds` submitted rounds of its
 own predictions (rounds submitted with a fallback are left out), judged only from
 `health.min_rounds` such rounds on, each figure widened by the margin of its kind
-(`config.health`). The round's shared arrays are built once per round file and reused for
-every model (the two latest rounds are kept), started as soon as a run has the round's
-files (`prepare`).
+(`config.health`).
+
+The figures of a model's own predictions are computed on its worker, beside validation
+(`PredictOutcome.figures`, handed over with `offer`), off the server's event loop. The
+server computes those the worker could not (a blend's, a benchmark fallback's, a cluster
+that gets the round's files as bytes), from the round's shared arrays, built once per round
+file (`validation.health.cached_frame`), ahead when asked (`prepare`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -31,7 +34,8 @@ from numerai_autopilot.runs.rounddata import RoundFiles
 
 log = logging.getLogger(__name__)
 
-_FRAMES_KEPT = 2
+_ROUNDS_PREPARED = 2
+_OFFERS_KEPT = 1_000  # figures offered for runs never assessed (their upload failed)
 # Figures counted in units (rows, tickers): their margin is a fraction of the band's bounds.
 _COUNTS = frozenset({"rows", "coverage"})
 
@@ -111,26 +115,38 @@ def _fmt(value: float) -> str:
 
 
 class HealthCheck:
-    """Judges runs (`assess`); holds the latest rounds' shared arrays (`round_frame`)."""
+    """Judges runs (`assess`), with the figures their workers computed (`offer`) or its own."""
 
     def __init__(self, ledger: Ledger, settings: HealthSettings) -> None:
         self._ledger = ledger
         self._settings = settings
-        self._frames: OrderedDict[tuple[Path, int], Any] = OrderedDict()
-        self._lock = threading.Lock()  # one build per round, whichever model asks first
-        # builds started by `prepare` (the task is kept here until it is done)
-        self._preparing: dict[tuple[Path, int], asyncio.Future[Any]] = {}
+        # the latest rounds' builds started by `prepare` (one that failed is forgotten)
+        self._prepared: OrderedDict[tuple[Path, int], asyncio.Future[Any]] = OrderedDict()
+        # run id -> (the CSV its worker validated, that CSV's figures)
+        self._offered: OrderedDict[str, tuple[bytes, dict[str, float]]] = OrderedDict()
+
+    def offer(self, run_id: str, csv: bytes, figures: Mapping[str, float] | None) -> None:
+        """The figures a worker computed for `csv`, run `run_id`'s validated submission:
+        `assess` uses them when it judges that very CSV (not a fallback's made since)."""
+        if figures is None:
+            return
+        self._offered[run_id] = (csv, dict(figures))
+        self._offered.move_to_end(run_id)
+        while len(self._offered) > _OFFERS_KEPT:
+            self._offered.popitem(last=False)
 
     def prepare(self, tournament: int, files: RoundFiles) -> None:
         """Start building the round's arrays in a thread unless they are built or being
-        built: called once a run has the round's files, so the build overlaps the
-        predictions instead of delaying the first upload. Never raises; `assess` builds
-        them if this failed."""
+        built: called once a run the server will judge itself has the round's files, so
+        the build overlaps the predictions instead of delaying the first upload. Never
+        raises; `assess` builds them if this failed."""
         key = _key(files)
-        if key in self._frames or key in self._preparing:
+        if key in self._prepared:
             return
         task = asyncio.ensure_future(asyncio.to_thread(self._frame, tournament, files))
-        self._preparing[key] = task
+        self._prepared[key] = task
+        while len(self._prepared) > _ROUNDS_PREPARED:
+            self._prepared.popitem(last=False)
         task.add_done_callback(lambda done: self._built(done, key))
 
     async def assess(self, run: Run, files: RoundFiles, csv: bytes) -> Verdict | None:
@@ -157,7 +173,9 @@ class HealthCheck:
     def _judge(self, run: Run, files: RoundFiles, csv: bytes) -> Verdict:
         """`assess`'s work, in one thread: a round's runs come back together, and each
         thread they queue for in the event loop's pool delays them all."""
-        figures = self.figures(run.tournament, files, csv)
+        offered = self._offered.pop(run.id, None)
+        figures = (offered[1] if offered is not None and offered[0] is csv
+                   else self.figures(run.tournament, files, csv))
         limit = self._settings.rounds * 3 + 5  # room for retries and test runs
         runs = self._ledger.runs(limit=limit, model_name=run.model_name,
                                  states=[RunState.SUBMITTED])
@@ -169,24 +187,17 @@ class HealthCheck:
 
         return figures(csv, self._frame(tournament, files))
 
-    def _frame(self, tournament: int, files: RoundFiles) -> Any:
-        """The round's arrays (`round_frame`), built by the first caller (blocking)."""
-        from numerai_autopilot.validation.health import round_frame
+    @staticmethod
+    def _frame(tournament: int, files: RoundFiles) -> Any:
+        """The round's arrays, built by the first caller (blocking)."""
+        from numerai_autopilot.validation.health import cached_frame
 
-        key = _key(files)
-        with self._lock:
-            frame = self._frames.get(key)
-            if frame is None:
-                frame = round_frame(files.live_path, files.benchmark_path, files.example_path,
-                                    tournament)
-                self._frames[key] = frame
-                while len(self._frames) > _FRAMES_KEPT:
-                    self._frames.popitem(last=False)
-            self._frames.move_to_end(key)
-        return frame
+        return cached_frame(files.live_path, files.benchmark_path, files.example_path,
+                            tournament)
 
     def _built(self, task: asyncio.Future[Any], key: tuple[Path, int]) -> None:
-        self._preparing.pop(key, None)
+        if task.cancelled() or task.exception() is not None:
+            self._prepared.pop(key, None)
         if not task.cancelled() and task.exception() is not None:
             log.info("building the round's health arrays ahead failed (%s); the first "
                      "run's check builds them", task.exception())

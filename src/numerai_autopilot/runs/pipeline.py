@@ -154,8 +154,9 @@ class Pipeline:
         finally:
             if not lookup.done():
                 lookup.cancel()
-        self._health.prepare(model.tournament_id, files)  # the round's arrays, while it predicts
         spec = self._services.predictors.get(model.name)  # None: a blend (runs/blend.py)
+        if spec is None or self._services.executor.config.round_file_transfer != "shared":
+            self._health.prepare(model.tournament_id, files)  # judged here: build meanwhile
         # The task goes to a worker while the stage change commits (in a batch with the
         # round's other runs): predicting is no side effect; the upload waits for commits.
         started = asyncio.ensure_future(
@@ -296,6 +297,7 @@ class Pipeline:
             await self._enter(run, RunState.VALIDATING)  # where it failed (on the worker)
             raise
         assert outcome.csv is not None  # the job asked the worker to validate
+        self._health.offer(run.id, outcome.csv, outcome.figures)
         if outcome.detail:  # a blend's members (runs/blend.py)
             run = await self._advance(run, run.state, detail=outcome.detail)
         if not outcome.worker:  # kept when held (`held.kept_outcome`): nothing was timed
@@ -309,15 +311,11 @@ class Pipeline:
         self, run: Run, model: ModelConfig, spec: PredictorSpec, files: RoundFiles
     ) -> PredictOutcome:
         job = PredictJob(
-            run_id=run.id,
-            model_name=model.name,
-            predictor=spec,
-            live_path=files.live_path,
-            benchmark_path=files.benchmark_path,
-            timeout_s=model.timeout,
-            memory_limit_bytes=model.memory,
-            validate_for=model.tournament_id,
-            environment=model.environment,
+            run_id=run.id, model_name=model.name, predictor=spec, live_path=files.live_path,
+            benchmark_path=files.benchmark_path, example_path=files.example_path,
+            health=True,  # its figures computed on the worker (runs/health.py)
+            timeout_s=model.timeout, memory_limit_bytes=model.memory,
+            validate_for=model.tournament_id, environment=model.environment,
         )
         return await self._services.executor.predict(job)
 

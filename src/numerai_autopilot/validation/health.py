@@ -14,13 +14,17 @@ the live universe's tickers the submission covers.
 
 `round_frame` does once per round what every model's figures share (the features centred
 and scaled to unit norm, the references' ranks likewise), so `figures` is a hash lookup of
-the submission's ids and a few dot products. Ranks are average ranks (ties share theirs), as
+the submission's ids and a few dot products. `cached_frame` keeps the latest rounds' frames
+of this process: the server's, and each worker's (where the figures are computed beside
+validation, off the server's event loop). Ranks are average ranks (ties share theirs), as
 `scipy.stats.spearmanr` has them.
 """
 
 from __future__ import annotations
 
 import io
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +55,11 @@ class RoundFrame:
     features: Any = None
     references: dict[str, Any] = field(default_factory=dict)
     universe: dict[str, Any] = field(default_factory=dict)
+
+
+_FRAMES_KEPT = 2  # the latest rounds' (a round's Classic and Signals files are two)
+_frames: OrderedDict[tuple[Any, ...], RoundFrame] = OrderedDict()
+_frames_lock = threading.Lock()  # one build per round, whichever caller asks first
 
 
 def round_frame(live_path: Path, benchmark_path: Path | None, example_path: Path | None,
@@ -84,6 +93,22 @@ def round_frame(live_path: Path, benchmark_path: Path | None, example_path: Path
             values[rows[found]] = table.column(column).to_numpy(zero_copy_only=False)[found]
             references[rename or column] = _unit(_ranks(values))
     return RoundFrame(ids=ids, features=features, references=references)
+
+
+def cached_frame(live_path: Path, benchmark_path: Path | None, example_path: Path | None,
+                 tournament: int) -> RoundFrame:
+    """`round_frame`, built once per round file (path and modification time) in this
+    process; the latest `_FRAMES_KEPT` are kept. Blocks while another thread builds it."""
+    key = (live_path, live_path.stat().st_mtime_ns, benchmark_path, example_path, tournament)
+    with _frames_lock:
+        frame = _frames.get(key)
+        if frame is None:
+            frame = round_frame(live_path, benchmark_path, example_path, tournament)
+            _frames[key] = frame
+            while len(_frames) > _FRAMES_KEPT:
+                _frames.popitem(last=False)
+        _frames.move_to_end(key)
+        return frame
 
 
 def figures(csv: bytes, frame: RoundFrame) -> dict[str, float]:
