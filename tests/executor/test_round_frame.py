@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from pyarrow import feather
 
-from numerai_autopilot.executor.worker_side import open_frame
+from numerai_autopilot.executor.worker_files import open_frame
 
 
 def _as_pandas_rebuilds_it(path: Path) -> pd.DataFrame:

@@ -19,14 +19,17 @@ def _write(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def classic(tmp_path: Path) -> dict[str, object]:
+@pytest.fixture(params=["int8", "missing values"])
+def classic(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, object]:
     rng = np.random.default_rng(3)
     n, k = 400, 25
     ids = pd.Index([f"n{i:015x}" for i in rng.permutation(10**6)[:n]], name="id")
     features = pd.DataFrame(rng.integers(0, 5, (n, k)), index=ids,
                             columns=[f"feature_{i}" for i in range(k)]).astype("Int8")
-    features.iloc[rng.integers(0, n, 30), 3] = pd.NA  # missing values count as the mean
+    if request.param == "missing values":  # they count as the feature's mean
+        features.iloc[rng.integers(0, n, 30), 3] = pd.NA
+    else:  # as Numerai ships them: int8, none missing
+        features = features.astype(np.int8)
     features.iloc[:, 7] = 2  # a constant feature has no correlation
     live = pd.concat([pd.DataFrame({"era": "X"}, index=ids), features], axis=1)
     score = features.iloc[:, 0].astype(float).to_numpy()

@@ -1,6 +1,6 @@
 """Code that runs inside Dask worker processes: load, map the round data, predict, check.
 
-Everything here executes in a worker, never in the server. Loaded predictors are kept in a
+Everything here executes in a worker, never in the server (the round's files: worker_files). Loaded predictors are kept in a
 per-process cache keyed by ``PredictorSpec.key``, so a model stays warm between rounds and
 is reloaded when its file changes. A watchdog thread enforces the per-model memory limit by
 recording the reason (an event the executor subscribes to) and ending the process; the nanny
@@ -13,7 +13,6 @@ import asyncio
 import os
 import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from numerai_autopilot.executor.predictors import LoadedPredictor
 from numerai_autopilot.executor.threads import native_threads
 from numerai_autopilot.executor.tracebacks import raised_message
 from numerai_autopilot.executor.warm import WarmModels
+from numerai_autopilot.executor.worker_files import round_frame, round_path
 from numerai_autopilot.validation import submission_csv
 
 if TYPE_CHECKING:
@@ -38,17 +38,12 @@ MEMORY_EXIT_CODE = 86
 # below the nanny's terminate threshold (95%) so the reason is ours to record.
 WORKER_LIMIT_FRACTION = 0.9
 _SAMPLE_S = 0.02
-_KEEP_ROUND_FILES = 4
-# Frames kept per process: a round's live file and its benchmark models; an older round's
-# frame is opened again if ever asked for.
-_KEEP_FRAMES = 2
 _PUBLISH_WAIT_S = 10.0
 # Without `executor.warm_budget`: the share of the worker's memory limit its warm models may
 # take; the rest is for a prediction's own arrays.
 WARM_BUDGET_FRACTION = 0.5
 
 
-_lock = threading.Lock()
 WARM = WarmModels()
 
 
@@ -166,101 +161,6 @@ async def kill_this_process() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-_materialised: dict[str, int] = {}
-
-
-def transfer_stats() -> dict[str, int]:
-    """Per scattered round file (token): how many times this worker wrote it to disk."""
-    with _lock:
-        return dict(_materialised)
-
-
-def _materialise(worker: Any, blob: bytes, token: str) -> Path:
-    """Write scattered round-file bytes to this worker's local directory once."""
-    folder = Path(worker.local_directory) / "autopilot-rounds"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{token}.arrow"
-    if not path.exists():
-        tmp = folder / f".{token}.{os.getpid()}.{threading.get_ident()}.tmp"
-        tmp.write_bytes(blob)
-        os.replace(tmp, path)
-        with _lock:
-            _materialised[token] = _materialised.get(token, 0) + 1
-        files = sorted(folder.glob("*.arrow"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in files[_KEEP_ROUND_FILES:]:
-            old.unlink(missing_ok=True)  # mapped elsewhere? the mapping outlives the name
-    return path
-
-
-def open_frame(path: Path) -> pd.DataFrame:
-    """Memory-map an Arrow IPC file into a frame indexed by its key.
-
-    The key: ``id`` (Classic), ``numerai_ticker`` (Signals) or ``symbol`` (Crypto).
-
-    The columns are consolidated into one block per dtype (the features: one int8 matrix),
-    read once from the mapped pages into this process. One block per Arrow column would
-    share the mapped pages instead, but every frame operation (a task's shallow copy, a
-    predictor's ``live[features].to_numpy()``) would then loop over thousands of blocks.
-
-    Built without Arrow's threads (a worker runs one task thread, and Arrow's pool would
-    compete with the other workers) and, when the pandas metadata holds nothing the frame
-    needs, without reading it back (an entry per column): the key becomes the index below
-    either way.
-    """
-    from pyarrow import feather
-
-    table = feather.read_table(path, memory_map=True)
-    meta = table.schema.pandas_metadata or {}
-    if all(_rebuilt_alike(index) for index in meta.get("index_columns", [])):
-        table = table.replace_schema_metadata(None)
-    frame = table.to_pandas(use_threads=False)
-    del table
-    key = next((k for k in _FRAME_KEYS if k in frame.columns), None)
-    if key is not None:
-        frame = frame.set_index(key)
-    return frame
-
-
-_FRAME_KEYS = ("id", "numerai_ticker", "symbol")
-_frames: OrderedDict[str, pd.DataFrame] = OrderedDict()
-
-
-def _rebuilt_alike(index: object) -> bool:
-    """An index of the pandas metadata that comes back the same without it: our key (set as
-    the index from its column) or a plain 0, 1, 2 ... (the default)."""
-    if isinstance(index, dict):
-        return (index.get("kind") == "range" and index.get("name") is None
-                and index.get("start") == 0 and index.get("step") == 1)
-    return index in _FRAME_KEYS
-
-
-def round_frame(path: Path) -> pd.DataFrame:
-    """The round file's frame for one predictor: a shallow copy of a per-process cache.
-
-    The file is read once per process, not once per predictor, and copy-on-write makes the
-    sharing safe: a predictor that writes into its frame gets its own copy of the block it
-    writes to and never changes what the next predictor sees.
-    """
-    st = path.stat()
-    key = f"{path}:{st.st_mtime_ns}:{st.st_size}"
-    with _lock:
-        frame = _frames.get(key)
-        if frame is None:
-            frame = open_frame(path)
-            _frames[key] = frame
-            while len(_frames) > _KEEP_FRAMES:
-                _frames.popitem(last=False)
-        _frames.move_to_end(key)
-        return frame.copy(deep=False)
-
-
-def _round_path(worker: Any, path: str | None, blob: bytes | None, token: str) -> Path:
-    if blob is not None:
-        return _materialise(worker, blob, token)
-    assert path is not None
-    return Path(path)
-
-
 def run_prediction(request: TaskRequest, live_blob: bytes | None,
                    benchmark_blob: bytes | None) -> TaskResult | Failed:
     """The Dask task: load (or reuse) the predictor, call it, return id + prediction.
@@ -285,7 +185,12 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
     watchdog = _MemoryWatchdog(worker, request)
     watchdog.start()
     try:
-        live_path = _round_path(worker, request.live_path, live_blob, request.live_token)
+        live_path = round_path(worker, request.live_path, live_blob, request.live_token)
+        references = _references(request)
+        if references is not None:  # the health figures' arrays, while it predicts
+            from numerai_autopilot.validation.health import build_ahead
+
+            build_ahead(live_path, *references)
         live = round_frame(live_path)
         announcement.wait()
         loaded, load_s, cold = _load(worker, request)
@@ -297,7 +202,7 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
                     f"(live_features, live_benchmark_models) but no benchmark models were "
                     f"given; download the live benchmark models for this model"
                 )
-            args.append(round_frame(_round_path(worker, request.benchmark_path,
+            args.append(round_frame(round_path(worker, request.benchmark_path,
                                                benchmark_blob, request.benchmark_token)))
         start = time.perf_counter()
         try:
@@ -320,26 +225,34 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
         watchdog.stop()
     peak = max(watchdog.peak, watchdog.rss())  # the round's health arrays are not the model's
     start = time.perf_counter()
-    figures = _figures(csv, live_path, request)
+    figures = _figures(csv, live_path, _references(request))
     return TaskResult(None if csv is not None else predictions, compute_s, load_s, cold,
                       worker.address, started_at, csv, rows,
                       validate_s + time.perf_counter() - start, peak,
                       WARM.measured(request.spec), figures)
 
 
-def _figures(csv: bytes | None, live_path: Path, request: TaskRequest
+def _references(request: TaskRequest) -> tuple[Path | None, Path | None, int] | None:
+    """The round's benchmark and example files and the tournament the request's health
+    figures are computed with; None when it asked for none."""
+    if request.references is None or request.validate_for is None:
+        return None
+    benchmark, example = request.references
+    return (Path(benchmark) if benchmark else None, Path(example) if example else None,
+            request.validate_for)
+
+
+def _figures(csv: bytes | None, live_path: Path,
+             references: tuple[Path | None, Path | None, int] | None
              ) -> dict[str, float] | None:
     """The validated CSV's prediction health figures when the request asked for them; None
     when it did not, or when they cannot be computed here (the server computes them)."""
-    if csv is None or request.references is None or request.validate_for is None:
+    if csv is None or references is None:
         return None
     from numerai_autopilot.validation.health import cached_frame, figures
 
-    benchmark, example = request.references
     try:
-        frame = cached_frame(live_path, Path(benchmark) if benchmark else None,
-                             Path(example) if example else None, request.validate_for)
-        return figures(csv, frame)
+        return figures(csv, cached_frame(live_path, *references))
     except Exception:  # noqa: BLE001  whatever went wrong here, the server tries again
         return None
 

@@ -12,9 +12,9 @@ correlation of the predictions' ranks with any one feature (a missing feature va
 as that feature's mean). Signals and Crypto: the distribution and `coverage`, the fraction of
 the live universe's tickers the submission covers.
 
-`round_frame` does once per round what every model's figures share (the features centred
-and scaled to unit norm, the references' ranks likewise), so `figures` is a hash lookup of
-the submission's ids and a few dot products. `cached_frame` keeps the latest rounds' frames
+`round_frame` does once per round what every model's figures share (the features in one
+matrix, each one's centred norm, the references' centred unit-norm ranks), so `figures` is
+a hash lookup of the submission's ids and a few dot products. `cached_frame` keeps the latest rounds' frames
 of this process: the server's, and each worker's (where the figures are computed beside
 validation, off the server's event loop). Ranks are average ranks (ties share theirs), as
 `scipy.stats.spearmanr` has them.
@@ -45,14 +45,16 @@ class RoundFrame:
     """What every model's figures of one round share; built by `round_frame`.
 
     Classic: `ids` (the live ids in live order, an Arrow string array), the `features`
-    (features x rows, float32, each row centred, unit norm, live order) and the
-    `references` (name -> centred, unit-norm ranks in live order; benchmark columns by
-    their name, the example predictions as "example"). Signals and Crypto: `universe`,
+    (features x rows, live order: int8 as Numerai ships them, else float32 centred with
+    a missing value at the feature's mean), each feature's centred `norms` (float64) and
+    the `references` (name -> centred, unit-norm ranks in live order; benchmark columns
+    by their name, the example predictions as "example"). Signals and Crypto: `universe`,
     each ticker column of the live file -> its tickers.
     """
 
     ids: Any = None
     features: Any = None
+    norms: Any = None
     references: dict[str, Any] = field(default_factory=dict)
     universe: dict[str, Any] = field(default_factory=dict)
 
@@ -60,6 +62,8 @@ class RoundFrame:
 _FRAMES_KEPT = 2  # the latest rounds' (a round's Classic and Signals files are two)
 _frames: OrderedDict[tuple[Any, ...], RoundFrame] = OrderedDict()
 _frames_lock = threading.Lock()  # one build per round, whichever caller asks first
+_ahead: set[tuple[Any, ...]] = set()  # frames `build_ahead` is building
+_ahead_lock = threading.Lock()
 
 
 def round_frame(live_path: Path, benchmark_path: Path | None, example_path: Path | None,
@@ -74,10 +78,7 @@ def round_frame(live_path: Path, benchmark_path: Path | None, example_path: Path
             for column in _TICKER_COLUMNS[tournament] if column in live.column_names})
     ids = _strings(live.column("id" if "id" in live.column_names else live.column_names[-1]))
     names = [c for c in live.column_names if c.startswith("feature_")]
-    features = np.empty((len(names), live.num_rows), dtype=np.float32)
-    for i, name in enumerate(names):
-        features[i] = live.column(name).to_numpy(zero_copy_only=False)
-    _centre_rows(features)
+    features, norms = _features([live.column(name) for name in names], live.num_rows)
     references: dict[str, Any] = {}
     for path, rename in ((benchmark_path, None), (example_path, EXAMPLE)):
         if path is None:
@@ -92,14 +93,14 @@ def round_frame(live_path: Path, benchmark_path: Path | None, example_path: Path
             found = rows >= 0
             values[rows[found]] = table.column(column).to_numpy(zero_copy_only=False)[found]
             references[rename or column] = _unit(_ranks(values))
-    return RoundFrame(ids=ids, features=features, references=references)
+    return RoundFrame(ids=ids, features=features, norms=norms, references=references)
 
 
 def cached_frame(live_path: Path, benchmark_path: Path | None, example_path: Path | None,
                  tournament: int) -> RoundFrame:
     """`round_frame`, built once per round file (path and modification time) in this
     process; the latest `_FRAMES_KEPT` are kept. Blocks while another thread builds it."""
-    key = (live_path, live_path.stat().st_mtime_ns, benchmark_path, example_path, tournament)
+    key = _frame_key(live_path, benchmark_path, example_path, tournament)
     with _frames_lock:
         frame = _frames.get(key)
         if frame is None:
@@ -109,6 +110,34 @@ def cached_frame(live_path: Path, benchmark_path: Path | None, example_path: Pat
                 _frames.popitem(last=False)
         _frames.move_to_end(key)
         return frame
+
+
+def build_ahead(live_path: Path, benchmark_path: Path | None, example_path: Path | None,
+                tournament: int) -> None:
+    """Start `cached_frame` in a thread of its own unless that frame is built or being
+    built, so that it is ready when the first submission of the round is. Never raises: a
+    build that fails here is tried again (and its error raised) by `cached_frame`."""
+    key = _frame_key(live_path, benchmark_path, example_path, tournament)
+    with _ahead_lock:
+        if key in _frames or key in _ahead:
+            return
+        _ahead.add(key)
+
+    def build() -> None:
+        try:
+            cached_frame(live_path, benchmark_path, example_path, tournament)
+        except Exception:  # noqa: BLE001, S110  the figures' own call raises it
+            pass
+        finally:
+            with _ahead_lock:
+                _ahead.discard(key)
+
+    threading.Thread(target=build, name="autopilot-health-frame", daemon=True).start()
+
+
+def _frame_key(live_path: Path, benchmark_path: Path | None, example_path: Path | None,
+               tournament: int) -> tuple[Any, ...]:
+    return live_path, live_path.stat().st_mtime_ns, benchmark_path, example_path, tournament
 
 
 def figures(csv: bytes, frame: RoundFrame) -> dict[str, float]:
@@ -135,9 +164,11 @@ def figures(csv: bytes, frame: RoundFrame) -> dict[str, float]:
     for name, reference in frame.references.items():
         out[f"corr_{name}" if name != EXAMPLE else "corr_example"] = float(reference @ ranks)
     if len(frame.features):
-        # einsum's own loop, not BLAS: a round's checks run in several threads at once, and
-        # OpenBLAS's threads called from several threads contend (each call ~7x slower)
-        exposures = np.einsum("ij,j->i", frame.features, ranks.astype(np.float32))
+        # with `ranks` centred, a feature's own centring changes nothing in its product
+        products = np.concatenate([np.einsum("ij,j->i", block, ranks.astype(np.float32))
+                                   for block in _blocks(frame.features)])
+        exposures = np.divide(products, frame.norms, out=np.zeros(len(products)),
+                              where=frame.norms > 0)
         out["exposure"] = float(np.abs(exposures).max())
     return {name: value for name, value in out.items() if np.isfinite(value)}  # JSON-safe
 
@@ -176,18 +207,50 @@ def _unit(values: Any) -> Any:
     return centred / norm if norm > 0 else centred
 
 
-def _centre_rows(matrix: Any) -> None:
-    """`_unit` on each row of a float32 matrix, in place (no second copy of the features;
-    sums in float64)."""
-    missing = np.isnan(matrix)
-    present = matrix.shape[1] - missing.sum(axis=1) if missing.any() else None
+def _features(columns: list[Any], rows: int) -> tuple[Any, Any]:
+    """The feature columns as one (features x rows) matrix, and each feature's centred
+    norm. Integer columns without missing values stay int8 (a quarter of float32's memory,
+    no centring pass: `figures` centres nothing but the predictions); any other kind is
+    float32, centred, a missing value at its feature's mean (centred: 0)."""
+    import pyarrow as pa
+
+    small = all(pa.types.is_int8(c.type) and c.null_count == 0 for c in columns)
+    features = np.empty((len(columns), rows), dtype=np.int8 if small else np.float32)
+    for i, column in enumerate(columns):
+        features[i] = column.to_numpy(zero_copy_only=False)
+    if small:  # exact in integers: sum((x - mean)^2) = sum(x^2) - sum(x)^2 / n
+        sums = np.zeros(len(columns))
+        squares = np.zeros(len(columns))
+        for at, block in zip(range(0, len(columns), _BLOCK), _blocks(features), strict=True):
+            sums[at:at + len(block)] = block.sum(axis=1, dtype=np.float64)
+            squares[at:at + len(block)] = np.einsum("ij,ij->i", block, block,
+                                                    dtype=np.float64)
+        return features, np.sqrt(np.maximum(squares - sums * sums / max(rows, 1), 0))
+    missing = np.isnan(features)
+    present = rows - missing.sum(axis=1) if missing.any() else None
     if present is not None:
-        matrix[missing] = 0
-    sums = matrix.sum(axis=1, dtype=np.float64)
-    means = sums / np.maximum(present, 1) if present is not None else sums / max(
-        matrix.shape[1], 1)
-    matrix -= means.astype(np.float32)[:, None]
+        features[missing] = 0
+    sums = features.sum(axis=1, dtype=np.float64)
+    means = sums / np.maximum(present, 1) if present is not None else sums / max(rows, 1)
+    features -= means.astype(np.float32)[:, None]
     if present is not None:
-        matrix[missing] = 0
-    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64))
-    matrix /= np.where(norms > 0, norms, 1).astype(np.float32)[:, None]
+        features[missing] = 0
+    return features, np.sqrt(np.einsum("ij,ij->i", features, features, dtype=np.float64))
+
+
+# Features turned into float32 at a time (6,700 rows: 7 MB): no whole float copy of an
+# int8 matrix per model.
+_BLOCK = 256
+
+
+def _blocks(features: Any) -> Any:
+    """`features` (int8 or float32) as float32 blocks of `_BLOCK` rows, one buffer reused
+    (each block is valid until the next is yielded)."""
+    if features.dtype == np.float32:
+        yield features
+        return
+    buffer = np.empty((min(_BLOCK, len(features)), features.shape[1]), dtype=np.float32)
+    for start in range(0, len(features), _BLOCK):
+        block = buffer[:len(features[start:start + _BLOCK])]
+        np.copyto(block, features[start:start + _BLOCK], casting="unsafe")
+        yield block

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from cluster_harness import ClusterServer, DaskProcesses, write_config
 
-from numerai_autopilot.executor.worker_side import transfer_stats
+from numerai_autopilot.executor.worker_files import transfer_stats
 from numerai_autopilot.sandbox.testing import RunningSandbox
 
 pytestmark = pytest.mark.slow
