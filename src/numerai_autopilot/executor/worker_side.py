@@ -106,7 +106,8 @@ class _MemoryWatchdog(threading.Thread):
     """Ends this worker process when the task outgrows its memory limit.
 
     The per-model limit counts RSS growth since the task started (what this prediction
-    adds: its model if loaded now, the pages of round data it touches, its own arrays).
+    adds: its model if loaded now, the pages of round data it touches, its own arrays; for
+    a worker's first task of a round, the round's frame and prediction health arrays).
     The worker's own limit counts the whole process.
     """
 
