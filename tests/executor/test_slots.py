@@ -61,6 +61,11 @@ async def test_a_wide_task_holds_the_others_back_for_a_while_only() -> None:
     assert all(start + 0.1 <= s < end for _, s, _ in rest)
 
 
+async def test_a_cluster_of_several_machines_runs_no_remainder_first() -> None:
+    slots = Slots(cores=lambda: 2, capacity=lambda: 4, remainder_first=False)
+    assert [t for t, _, _ in await _round(slots, [None, None, None])] == [1, 1, 1]
+
+
 async def test_short_tasks_never_hold_the_others_back() -> None:
     slots = Slots(cores=lambda: 2, capacity=lambda: 4)
     seen = await _round(slots, [WIDE_MIN_S / 10] * 3)

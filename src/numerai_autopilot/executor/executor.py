@@ -88,7 +88,8 @@ class Executor:
         self._started: dict[str, asyncio.Future[_Started]] = {}
         self._reasons: dict[str, str] = {}
         self._files = RoundFileTransfer(config, lambda: self.client)
-        self._slots = Slots(self._cores, self._capacity)
+        self._slots = Slots(self._cores, self._capacity,
+                            remainder_first=config.scheduler is None)
         # Each model's last predict time in seconds (seeded from the ledger by the runtime):
         # the longest models go first, so the slowest does not start last.
         self.predict_times: dict[str, float] = {}

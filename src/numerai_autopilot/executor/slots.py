@@ -10,8 +10,8 @@ first of all, then by arrival. At most `capacity()` tasks are in flight.
 Threads: a task gets the free cores' share (`threads_for`): all of them alone, one each when
 there are more tasks than cores. A round whose task count is not a multiple of the cores
 would end on a tail, its last tasks running on one thread each while cores stand idle, since
-a task's thread count is fixed once it starts. So when such a round starts on an idle cluster
-and its tasks may be long (their time is unknown or at least `WIDE_MIN_S`), the remainder
+a task's thread count is fixed once it starts. So when such a round starts on an idle local
+cluster (`remainder_first`) and its tasks may be long (their time is unknown or at least `WIDE_MIN_S`), the remainder
 goes first, wide: with 3 tasks on 2 cores, one task on 2 threads, then two on one each. The
 others wait while wide tasks run (they would take the cores the wide ones were given), for
 `WIDE_HOLD_S` at most: a wide model that hangs or runs long delays the rest of the round by
@@ -40,13 +40,16 @@ class Slots:
     :param cores: the cores the tasks share (called at each decision).
     :param capacity: how many tasks may be in flight at once (called at each decision).
     :param hold_s: how long wide tasks may hold the others back (`WIDE_HOLD_S`).
+    :param remainder_first: whether a round's remainder runs first, wide (the cores are
+        one machine's; on a cluster of several machines a task cannot use them all).
     """
 
     def __init__(self, cores: Callable[[], int], capacity: Callable[[], int],
-                 hold_s: float = WIDE_HOLD_S) -> None:
+                 hold_s: float = WIDE_HOLD_S, remainder_first: bool = True) -> None:
         self._cores = cores
         self._capacity = capacity
         self._hold_s = hold_s
+        self._remainder_first = remainder_first
         self._running = 0
         self._demand = 0  # tasks running or waiting for a slot
         self._wide_running = 0  # threads held by running wide tasks
@@ -120,7 +123,8 @@ class Slots:
             return self._wide_threads, True
         remainder = demand % cores
         may_be_long = expected_s is None or expected_s >= WIDE_MIN_S
-        if self._running == 0 and remainder and may_be_long and cores // remainder > 1:
+        if (self._remainder_first and self._running == 0 and remainder and may_be_long
+                and cores // remainder > 1):
             self._wide_left, self._wide_threads = remainder - 1, cores // remainder
             loop = asyncio.get_running_loop()
             self._hold_until = loop.time() + self._hold_s
