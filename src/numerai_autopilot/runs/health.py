@@ -35,7 +35,8 @@ from numerai_autopilot.runs.rounddata import RoundFiles
 log = logging.getLogger(__name__)
 
 _ROUNDS_PREPARED = 2
-_OFFERS_KEPT = 1_000  # figures offered for runs never assessed (their upload failed)
+# figures offered for runs never assessed (a suspect run's fallback): each keeps its CSV
+_OFFERS_KEPT = 64
 # Figures counted in units (rows, tickers): their margin is a fraction of the band's bounds.
 _COUNTS = frozenset({"rows", "coverage"})
 
@@ -152,9 +153,11 @@ class HealthCheck:
     async def assess(self, run: Run, files: RoundFiles, csv: bytes) -> Verdict | None:
         """The verdict on `csv`, the validated submission of `run`; None for a run that is
         not judged: one a person approved, or one already using its fallback."""
+        offered = self._offered.pop(run.id, None)
         if run.detail.get("approved") or run.detail.get("fallback"):
             return None
-        return await asyncio.to_thread(self._judge, run, files, csv)
+        figures = offered[1] if offered is not None and offered[0] is csv else None
+        return await asyncio.to_thread(self._judge, run, files, csv, figures)
 
     async def settled(self, run: Run, checking: asyncio.Future[Verdict | None] | None
                       ) -> dict[str, Any]:
@@ -170,12 +173,13 @@ class HealthCheck:
             return {}
         return {} if verdict is None else {"health": verdict.detail()}
 
-    def _judge(self, run: Run, files: RoundFiles, csv: bytes) -> Verdict:
+    def _judge(self, run: Run, files: RoundFiles, csv: bytes,
+               figures: dict[str, float] | None) -> Verdict:
         """`assess`'s work, in one thread: a round's runs come back together, and each
-        thread they queue for in the event loop's pool delays them all."""
-        offered = self._offered.pop(run.id, None)
-        figures = (offered[1] if offered is not None and offered[0] is csv
-                   else self.figures(run.tournament, files, csv))
+        thread they queue for in the event loop's pool delays them all. `figures`: the
+        worker's, else computed here."""
+        if figures is None:
+            figures = self.figures(run.tournament, files, csv)
         limit = self._settings.rounds * 3 + 5  # room for retries and test runs
         runs = self._ledger.runs(limit=limit, model_name=run.model_name,
                                  states=[RunState.SUBMITTED])
