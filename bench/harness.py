@@ -258,10 +258,9 @@ class DaskCluster:
             workdir / "scheduler.log", env)]
         self.worker_procs: list[Proc] = []
         for i in range(workers):
-            # --listen-address binds worker and nanny to 127.0.0.1 (it excludes --host)
-            proc = Proc([str(BIN / "dask"), "worker", self.address,
-                         # an explicit port: with port 0 the worker advertises ":0"
-                         "--listen-address", f"tcp://127.0.0.1:{free_port()}",
+            # --host binds worker and nanny to 127.0.0.1 on ports the system picks (one
+            # picked beforehand could be taken before the worker binds it)
+            proc = Proc([str(BIN / "dask"), "worker", self.address, "--host", "127.0.0.1",
                          "--dashboard-address",
                          "127.0.0.1:0", "--nworkers", "1", "--nthreads",
                          str(nthreads), "--memory-limit", memory_limit, "--name",

@@ -62,9 +62,10 @@ class _Group:
 class DaskProcesses:
     """A scheduler and `workers` single-threaded workers (each with its nanny).
 
-    Every listener is bound to 127.0.0.1: the scheduler with --host, each worker with an
-    explicit --listen-address (with port 0 a worker would advertise ":0"), and both
-    dashboards with --dashboard-address.
+    Every listener is bound to 127.0.0.1: the scheduler and each worker and nanny with
+    --host (their ports are the system's: a port picked here beforehand could be taken by
+    another listener before the worker binds it), and the dashboards with
+    --dashboard-address.
     """
 
     def __init__(self, tmp_path: Path, workers: int = 2, memory_limit: str = "2GiB") -> None:
@@ -76,8 +77,8 @@ class DaskProcesses:
                               tmp_path / "scheduler.log", SCHEDULER_ENV)]
         for i in range(workers):
             self.groups.append(_Group(
-                [*_dask("worker"), self.address, "--listen-address",
-                 f"tcp://127.0.0.1:{free_port()}", "--dashboard-address", "127.0.0.1:0",
+                [*_dask("worker"), self.address, "--host", "127.0.0.1",
+                 "--dashboard-address", "127.0.0.1:0",
                  "--nworkers", "1", "--nthreads", "1", "--memory-limit", memory_limit,
                  "--name", f"worker-{i}", "--local-directory", str(tmp_path / f"worker-{i}")],
                 tmp_path / f"worker-{i}.log", SCHEDULER_ENV))
