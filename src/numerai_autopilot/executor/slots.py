@@ -11,8 +11,8 @@ Threads: a task gets the free cores' share (`threads_for`): all of them alone, o
 there are more tasks than cores. A round whose task count is not a multiple of the cores
 would end on a tail, its last tasks running on one thread each while cores stand idle, since
 a task's thread count is fixed once it starts. So when such a round starts on an idle local
-cluster (`remainder_first`) and its tasks may be long (their time is unknown or at least `WIDE_MIN_S`), the remainder
-goes first, wide: with 3 tasks on 2 cores, one task on 2 threads, then two on one each. The
+cluster (`remainder_first`) and its tasks may be long (their time is unknown or at least
+`WIDE_MIN_S`), the remainder goes first, wide: with 3 tasks on 2 cores, one task on 2 threads, then two on one each. The
 others wait while wide tasks run (they would take the cores the wide ones were given), for
 `WIDE_HOLD_S` at most: a wide model that hangs or runs long delays the rest of the round by
 that much, no more; then they take their slots beside it, one thread each.

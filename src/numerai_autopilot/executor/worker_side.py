@@ -1,6 +1,7 @@
 """Code that runs inside Dask worker processes: load, map the round data, predict, check.
 
-Everything here executes in a worker, never in the server (the round's files: worker_files). Loaded predictors are kept in a
+Everything here executes in a worker, never in the server (the round's files:
+`worker_files`). Loaded predictors are kept in a
 per-process cache keyed by ``PredictorSpec.key``, so a model stays warm between rounds and
 is reloaded when its file changes. A watchdog thread enforces the per-model memory limit by
 recording the reason (an event the executor subscribes to) and ending the process; the nanny
@@ -226,7 +227,7 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
         watchdog.stop()
     peak = max(watchdog.peak, watchdog.rss())  # the round's health arrays are not the model's
     start = time.perf_counter()
-    figures = _figures(csv, live_path, _references(request))
+    figures = _figures(csv, live_path, references)
     return TaskResult(None if csv is not None else predictions, compute_s, load_s, cold,
                       worker.address, started_at, csv, rows,
                       validate_s + time.perf_counter() - start, peak,

@@ -25,7 +25,6 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from numerai_autopilot.config import HealthSettings
@@ -34,7 +33,6 @@ from numerai_autopilot.runs.rounddata import RoundFiles
 
 log = logging.getLogger(__name__)
 
-_ROUNDS_PREPARED = 2
 # figures offered for runs never assessed (a suspect run's fallback): each keeps its CSV
 _OFFERS_KEPT = 64
 # Figures counted in units (rows, tickers): their margin is a fraction of the band's bounds.
@@ -121,8 +119,6 @@ class HealthCheck:
     def __init__(self, ledger: Ledger, settings: HealthSettings) -> None:
         self._ledger = ledger
         self._settings = settings
-        # the latest rounds' builds started by `prepare` (one that failed is forgotten)
-        self._prepared: OrderedDict[tuple[Path, int], asyncio.Future[Any]] = OrderedDict()
         # run id -> (the CSV its worker validated, that CSV's figures)
         self._offered: OrderedDict[str, tuple[bytes, dict[str, float]]] = OrderedDict()
 
@@ -138,17 +134,12 @@ class HealthCheck:
 
     def prepare(self, tournament: int, files: RoundFiles) -> None:
         """Start building the round's arrays in a thread unless they are built or being
-        built: called once a run the server will judge itself has the round's files, so
-        the build overlaps the predictions instead of delaying the first upload. Never
-        raises; `assess` builds them if this failed."""
-        key = _key(files)
-        if key in self._prepared:
-            return
-        task = asyncio.ensure_future(asyncio.to_thread(self._frame, tournament, files))
-        self._prepared[key] = task
-        while len(self._prepared) > _ROUNDS_PREPARED:
-            self._prepared.popitem(last=False)
-        task.add_done_callback(lambda done: self._built(done, key))
+        built (`validation.health.build_ahead`): called once a run the server will judge
+        itself has the round's files, so the build overlaps the predictions instead of
+        delaying the first upload. Never raises; `assess` builds them if this failed."""
+        from numerai_autopilot.validation.health import build_ahead
+
+        build_ahead(files.live_path, files.benchmark_path, files.example_path, tournament)
 
     async def assess(self, run: Run, files: RoundFiles, csv: bytes) -> Verdict | None:
         """The verdict on `csv`, the validated submission of `run`; None for a run that is
@@ -198,15 +189,3 @@ class HealthCheck:
 
         return cached_frame(files.live_path, files.benchmark_path, files.example_path,
                             tournament)
-
-    def _built(self, task: asyncio.Future[Any], key: tuple[Path, int]) -> None:
-        if task.cancelled() or task.exception() is not None:
-            self._prepared.pop(key, None)
-        if not task.cancelled() and task.exception() is not None:
-            log.info("building the round's health arrays ahead failed (%s); the first "
-                     "run's check builds them", task.exception())
-
-
-def _key(files: RoundFiles) -> tuple[Path, int]:
-    """A round file's identity: its path and its modification time."""
-    return files.live_path, files.live_path.stat().st_mtime_ns

@@ -14,9 +14,9 @@ the live universe's tickers the submission covers.
 
 `round_frame` does once per round what every model's figures share (the features in one
 matrix, each one's centred norm, the references' centred unit-norm ranks), so `figures` is
-a hash lookup of the submission's ids and a few dot products. `cached_frame` keeps the latest rounds' frames
-of this process: the server's, and each worker's (where the figures are computed beside
-validation, off the server's event loop). Ranks are average ranks (ties share theirs), as
+a hash lookup of the submission's ids and a few dot products. `cached_frame` keeps the
+latest rounds' frames of this process: the server's, and each worker's (where the figures
+are computed beside validation, off the server's event loop). Ranks are average ranks (ties share theirs), as
 `scipy.stats.spearmanr` has them.
 """
 
