@@ -50,6 +50,24 @@ class CloudLoggingFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _HeartbeatFailures(logging.Filter):
+    """Dask's worker logs a failed heartbeat as an error with a traceback, then carries on and
+    beats again (dask/distributed#7163); at shutdown the beat races the closing connections
+    (NVIDIA-NeMo/Curator#9). Such a record becomes one warning line naming the error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (record.name == "distributed.worker" and record.exc_info
+                and str(record.msg).startswith("Failed to communicate with scheduler during "
+                                               "heartbeat")):
+            error = record.exc_info[1]
+            record.msg = (f"a heartbeat to the scheduler failed ({type(error).__name__}: "
+                          f"{error}); the worker beats again unless it is stopping")
+            record.args = None
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Log to stderr at `level`, as readable lines (`text`) or Cloud Logging's JSON (`json`);
     Dask's loggers included. Processes this one starts (the cluster's, its workers) repeat it
@@ -65,6 +83,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
         )
+    handler.addFilter(_HeartbeatFailures())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
