@@ -97,9 +97,12 @@ class Server:
             subprocess.run([PYTHON, "-m", "numerai_autopilot", "envs", "build", "-c",
                             str(self.config)], check=True, capture_output=True,
                            env={**os.environ, **ENV})
+        self._start()
+
+    def _start(self) -> None:
         # at its default log level (INFO), as users run it
         self.proc = Proc([PYTHON, "-m", "numerai_autopilot", "serve", "-c", str(self.config)],
-                         workdir / "server.log", ENV, cwd=workdir)
+                         self.workdir / "server.log", ENV, cwd=self.workdir)
         self.cold_start_s = wait_http(f"{self.url}/healthz", self.proc)
         self.sampler = TreeSampler(self.proc.pid)
         self.http = httpx.Client(timeout=60, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
@@ -109,6 +112,11 @@ class Server:
             if time.monotonic() > deadline:
                 raise RuntimeError("executor not ready within 120 s")
             time.sleep(0.05)
+
+    def restart(self) -> None:
+        """A new server process (cold: no model loaded) on the same ledger and port."""
+        self.stop()
+        self._start()
 
     def hook(self, name: str) -> str:
         return webhook_url(self.url, self.sandbox.models[name], SECRET)
@@ -170,18 +178,22 @@ def overhead_ms(run: dict[str, Any], stages: list[dict[str, Any]]) -> float:
 
 def round_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
                    scheduler: str | None = None, warmup: bool = True, executor: str | None = None,
-                   rounds: int = 3, environments: dict[str, str] | None = None
-                   ) -> RoundResult:
+                   rounds: int = 3, environments: dict[str, str] | None = None,
+                   restart: bool = False) -> RoundResult:
     """A warm-up round, then `rounds` measured rounds on the same server, each once the
     server is idle again (walls are reported per round; the figure is their median, steadier
     than one round's). The overhead figure pools every run of every measured round.
-    `environments`: model name -> an environment built for it (`autopilot envs build`)."""
+    `environments`: model name -> an environment built for it (`autopilot envs build`).
+    `restart`: a new server process after the warm-up (its models cold, their earlier
+    runs in the ledger), as after a restart or on Cloud Run's next instance."""
     server = Server(workdir, sandbox, models, scheduler, executor, environments)
     try:
         server.register()
         if warmup:
             warm = sandbox.open_round()
             server.wait_final(warm, len(models))
+            if restart:
+                server.restart()
         walls: list[float] = []
         downloads: list[int] = []
         submitted: list[int] = []

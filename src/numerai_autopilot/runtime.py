@@ -31,7 +31,7 @@ import httpx
 
 from numerai_autopilot.config import AppConfig
 from numerai_autopilot.errors import ConfigError
-from numerai_autopilot.executor import Executor
+from numerai_autopilot.executor import Executor, Expected
 from numerai_autopilot.executor.environments import EnvWorkerSpec
 from numerai_autopilot.executor.predictors import PredictorSpec, parse_predictor
 from numerai_autopilot.ledger import Ledger, RunState
@@ -111,15 +111,23 @@ def environment_workers(config: AppConfig) -> dict[str, EnvWorkerSpec]:
         for name, env in config.environments.items()}
 
 
-def last_predict_times(ledger: Ledger, models: int) -> dict[str, float]:
-    """Each model's predict time (`compute_s`) in its latest submitted run among the recent
-    ones, by model name: the executor starts the longest first."""
-    times: dict[str, float] = {}
-    for run in ledger.runs(limit=20 * models + 50, states=[RunState.SUBMITTED]):
-        compute_s = run.detail.get("compute_s")
-        if isinstance(compute_s, int | float) and run.model_name not in times:
-            times[run.model_name] = float(compute_s)
-    return times
+def last_predict_times(ledger: Ledger, models: int) -> dict[str, Expected]:
+    """What each model's recent submitted runs say (`Expected.of_run`, oldest first), by
+    model name: from their predict times (`compute_s`), CPU times (`cpu_s`) and thread
+    counts (`threads`). The executor starts the longest first, and runs those that scale
+    solo."""
+    measured: dict[str, list[tuple[float, float | None, int]]] = {}
+    for run in ledger.runs(limit=20 * models + 50, states=[RunState.SUBMITTED]):  # newest first
+        compute_s, cpu_s, threads = (run.detail.get(k) for k in ("compute_s", "cpu_s", "threads"))
+        if isinstance(compute_s, int | float):
+            measured.setdefault(run.model_name, []).append(
+                (float(compute_s), float(cpu_s) if isinstance(cpu_s, int | float) else None,
+                 threads if isinstance(threads, int) else 1))
+    known: dict[str, Expected] = {}
+    for name, times in measured.items():
+        for seconds, cpu_s, threads in reversed(times):
+            known[name] = Expected.of_run(seconds, cpu_s, threads, known.get(name))
+    return known
 
 
 class Runtime:

@@ -4,15 +4,16 @@ with tasks that hold their slot for a while."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
-from numerai_autopilot.executor.slots import WIDE_MIN_S, Slots
+from numerai_autopilot.executor.slots import WIDE_MIN_S, Expected, Slots
 
 pytestmark = pytest.mark.asyncio
 
 
-async def _round(slots: Slots, expected: list[float | None], hold_s: float = 0.05
+async def _round(slots: Slots, expected: list[Expected | None], hold_s: float = 0.05
                  ) -> list[tuple[int, float, float]]:
     """Each task's (threads, start, end) on the loop's clock, in the order they asked."""
     loop = asyncio.get_running_loop()
@@ -61,14 +62,15 @@ async def test_a_wide_task_holds_the_others_back_for_a_while_only() -> None:
     assert all(start + 0.1 <= s < end for _, s, _ in rest)
 
 
-async def test_a_cluster_of_several_machines_runs_no_remainder_first() -> None:
-    slots = Slots(cores=lambda: 2, capacity=lambda: 4, remainder_first=False)
+async def test_a_cluster_of_several_machines_runs_no_remainder_first_and_none_solo() -> None:
+    slots = Slots(cores=lambda: 2, capacity=lambda: 4, one_machine=False)
     assert [t for t, _, _ in await _round(slots, [None, None, None])] == [1, 1, 1]
+    assert [t for t, _, _ in await _round(slots, [Expected(2.0, scales=True)] * 3)] == [1, 1, 1]
 
 
 async def test_short_tasks_never_hold_the_others_back() -> None:
     slots = Slots(cores=lambda: 2, capacity=lambda: 4)
-    seen = await _round(slots, [WIDE_MIN_S / 10] * 3)
+    seen = await _round(slots, [Expected(WIDE_MIN_S / 10)] * 3)
     assert [t for t, _, _ in seen] == [1, 1, 1]
     assert seen[1][1] < seen[0][2]  # side by side
 
@@ -80,7 +82,8 @@ async def test_the_longest_expected_go_first_and_capacity_holds() -> None:
     running = 0
     most = 0
 
-    async def task(name: str, expected: float | None) -> None:
+    async def task(name: str, seconds: float | None) -> None:
+        expected = Expected(seconds, scales=False) if seconds is not None else None
         nonlocal running, most
         async with slots.slot(expected):
             starts[name] = loop.time()
@@ -93,3 +96,53 @@ async def test_the_longest_expected_go_first_and_capacity_holds() -> None:
                          task("medium", 5.0))
     assert sorted(starts, key=starts.__getitem__) == ["new", "slow", "medium", "quick"]
     assert most == 2
+
+
+async def test_long_models_that_scale_run_one_after_another_on_every_core() -> None:
+    # side by side, such models slow each other down; a model never run wide is tried so
+    slots = Slots(cores=lambda: 2, capacity=lambda: 4)
+    long = WIDE_MIN_S * 2
+    seen = await _round(slots, [Expected(long, scales=True), Expected(long, scales=None),
+                                Expected(long, scales=True)])
+    assert [t for t, _, _ in seen] == [2, 2, 2]
+    spans = sorted((s, e) for _, s, e in seen)
+    assert all(later >= end for (_, end), (later, _) in itertools.pairwise(spans))
+
+
+async def test_solo_models_go_first_and_those_that_do_not_scale_share_the_cores() -> None:
+    slots = Slots(cores=lambda: 2, capacity=lambda: 4)
+    long = WIDE_MIN_S * 2
+    flat, quick, solo = (Expected(long * 2, scales=False), Expected(WIDE_MIN_S / 10),
+                         Expected(long, scales=True))
+    seen = await _round(slots, [flat, flat, quick, solo])
+    assert seen[3][0] == 2 and all(s >= seen[3][2] for _, s, _ in seen[:3])  # solo first
+    assert [t for t, _, _ in seen[:3]] == [1, 1, 1]
+    assert seen[1][1] < seen[0][2]  # the two that do not scale side by side
+
+
+async def test_a_solo_model_holds_the_others_back_for_one_and_a_half_its_time_only() -> None:
+    # a solo model that hangs: the others start beside it once 1.5x its expected time passed
+    slots = Slots(cores=lambda: 2, capacity=lambda: 4, hold_s=0.1)
+    solo = Expected(WIDE_MIN_S, scales=True)
+    seen = await _round(slots, [solo, solo, solo], hold_s=1.5 * WIDE_MIN_S + 1.0)
+    (wide, start, end), rest = seen[0], seen[1:]
+    assert wide == 2
+    assert all(start + 1.5 * WIDE_MIN_S <= s < end for _, s, _ in rest), seen
+
+
+async def test_what_a_run_says_about_scaling() -> None:
+    assert Expected.of_run(2.0, 3.5, threads=2) == Expected(2.0, scales=True)
+    assert Expected.of_run(2.0, 2.2, threads=2) == Expected(2.0, scales=False)  # one core busy
+    # on one thread earlier: side by side that took 6.5 s, so 2 x 2.0 s one after the other
+    # is sooner; 3.8 s is not (two side by side took 3.8 s for both)
+    narrow = Expected.of_run(6.5, 6.5, threads=1)
+    assert narrow == Expected(6.5, scales=None, one_thread_s=6.5)
+    assert Expected.of_run(2.0, 3.9, threads=2, before=narrow).scales is True
+    assert Expected.of_run(2.0, 3.9, threads=2,
+                           before=Expected.of_run(3.8, 3.8, threads=1)).scales is False
+    # one thread, or no CPU time: the verdict of earlier runs stands
+    wide = Expected.of_run(3.0, 5.9, threads=2)
+    assert Expected.of_run(6.0, 6.0, threads=1, before=wide) == Expected(6.0, True, 6.0)
+    assert Expected.of_run(6.0, None, threads=2, before=narrow) == Expected(6.0, None, 6.5)
+    assert Expected(WIDE_MIN_S, scales=None).solo and not Expected(WIDE_MIN_S, False).solo
+    assert not Expected(WIDE_MIN_S / 2, scales=True).solo

@@ -4,6 +4,7 @@ that follow the free cores: on real LocalCluster workers."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,7 +17,13 @@ import pytest_asyncio
 from executor_data import write_live
 
 from numerai_autopilot.config import ExecutorConfig
-from numerai_autopilot.executor import Executor, PredictJob, PredictorLoadError, parse_predictor
+from numerai_autopilot.executor import (
+    Executor,
+    Expected,
+    PredictJob,
+    PredictorLoadError,
+    parse_predictor,
+)
 from numerai_autopilot.executor.threads import machine_cores
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -131,17 +138,7 @@ async def test_a_rounds_remainder_runs_first_on_every_core(tmp_path: Path, live:
     cores = machine_cores()
     if cores < 2:
         pytest.skip("needs at least 2 cores to tell 1 thread from all of them")
-    log = tmp_path / "spans.jsonl"
-    (tmp_path / "span.py").write_text(
-        "import json, time, threadpoolctl\n"
-        "def predict(live):\n"
-        "    start = time.time()\n"
-        "    threads = max(p['num_threads'] for p in threadpoolctl.threadpool_info()\n"
-        "                  if p['user_api'] == 'blas')\n"
-        "    time.sleep(0.5)\n"
-        f"    with open({str(log)!r}, 'a') as fh:\n"
-        "        fh.write(json.dumps([threads, start, time.time()]) + '\\n')\n"
-        "    return live['feature_2'].rank(pct=True)\n")
+    log = _write_span_probe(tmp_path)
     config = ExecutorConfig(workers=cores, memory_limit="1GiB")
     async with Executor(config, local_directory=tmp_path / "dask") as ex:
         # one more model than cores, none seen before: the one left over would otherwise
@@ -152,6 +149,45 @@ async def test_a_rounds_remainder_runs_first_on_every_core(tmp_path: Path, live:
     wide = [s for s in spans if s[0] == cores]
     assert len(wide) == 1 and sorted(s[0] for s in spans) == [1] * cores + [cores]
     assert all(start >= wide[0][2] for threads, start, _ in spans if threads == 1)
+
+
+async def test_models_that_scale_run_one_after_another_on_every_core(
+        tmp_path: Path, live: Path) -> None:
+    cores = machine_cores()
+    if cores < 2:
+        pytest.skip("needs at least 2 cores to tell 1 thread from all of them")
+    log = _write_span_probe(tmp_path)
+    names = [f"s{i}" for i in range(cores + 1)]
+    config = ExecutorConfig(workers=cores, memory_limit="1GiB")
+    async with Executor(config, local_directory=tmp_path / "dask") as ex:
+        # earlier rounds said: long, and faster alone on every core than side by side
+        ex.predict_times.update({n: Expected(2.0, scales=True) for n in names})
+        outs = await asyncio.gather(*(ex.predict(_job("span.py:predict", tmp_path, live, n))
+                                      for n in names))
+        # what this round measured: a model that sleeps keeps no core busy
+        after = dict(ex.predict_times)
+    spans = sorted(json.loads(line) for line in log.read_text().splitlines())
+    assert [threads for threads, _, _ in spans] == [cores] * len(names)
+    assert all(later >= end for (_, _, end), (_, later, _) in itertools.pairwise(spans)), spans
+    assert all(o.threads == cores and o.cpu_s is not None for o in outs)
+    assert all(after[n].scales is False and 0.4 < after[n].seconds < 5 for n in names), after
+
+
+def _write_span_probe(folder: Path) -> Path:
+    """`span.py:predict`, which sleeps 0.5 s and appends [its BLAS threads, start, end] to
+    the returned log."""
+    log = folder / "spans.jsonl"
+    (folder / "span.py").write_text(
+        "import json, time, threadpoolctl\n"
+        "def predict(live):\n"
+        "    start = time.time()\n"
+        "    threads = max(p['num_threads'] for p in threadpoolctl.threadpool_info()\n"
+        "                  if p['user_api'] == 'blas')\n"
+        "    time.sleep(0.5)\n"
+        f"    with open({str(log)!r}, 'a') as fh:\n"
+        "        fh.write(json.dumps([threads, start, time.time()]) + '\\n')\n"
+        "    return live['feature_2'].rank(pct=True)\n")
+    return log
 
 
 async def test_a_library_first_imported_in_the_call_gets_the_free_cores(
@@ -223,7 +259,8 @@ async def test_the_longest_models_start_first(one_worker: Executor, live: Path,
         "    return live['feature_3'].rank(pct=True)\n")
     # earlier rounds' predict times, as the runtime seeds them from the ledger
     known = {"quick": 0.1, "slow": 30.0, "medium": 5.0, "slowest": 90.0}
-    one_worker.predict_times.update(known)
+    # none of them scales: a solo model would go before the longest (test_slots.py)
+    one_worker.predict_times.update({n: Expected(s, scales=False) for n, s in known.items()})
     names = ["quick", "medium", "new", "slow", "slowest"]
     outs = await asyncio.gather(*(one_worker.predict(_job("order.py:predict", tmp_path, live, n))
                                   for n in names))
@@ -233,4 +270,4 @@ async def test_the_longest_models_start_first(one_worker: Executor, live: Path,
     order = [name for _, name in started]
     assert set(order[:2]) == {"new", "slowest"} and order[2:] == ["slow", "medium", "quick"]
     # what this round took is what the next round goes by
-    assert all(0.15 < one_worker.predict_times[n] < 5 for n in names)
+    assert all(0.15 < one_worker.predict_times[n].seconds < 5 for n in names)

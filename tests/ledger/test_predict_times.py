@@ -1,15 +1,18 @@
-"""The predict times a new process starts from: each model's latest submitted run's."""
+"""What a new process knows of each model from its submitted runs: the latest predict time,
+and whether it scaled in its latest run on several threads."""
 
 from __future__ import annotations
 
 from ledger_helpers import new_run
 
+from numerai_autopilot.executor import Expected
 from numerai_autopilot.ledger import Ledger, RunState
 from numerai_autopilot.runtime import last_predict_times
 
 
 def _through(ledger: Ledger, model: str, round_number: int, compute_s: float | None,
-             final: RunState = RunState.SUBMITTED) -> None:
+             final: RunState = RunState.SUBMITTED, cpu_s: float | None = None,
+             threads: int = 1) -> None:
     run, _ = ledger.record(new_run(model_name=model, model_id=f"model-{model}",
                                    round_number=round_number))
     [claimed] = ledger.claim("worker", limit=1)
@@ -19,7 +22,10 @@ def _through(ledger: Ledger, model: str, round_number: int, compute_s: float | N
     if final is RunState.FAILED:
         ledger.advance(run.id, RunState.FAILED, owner="worker", error="boom")
         return
-    detail = {} if compute_s is None else {"compute_s": compute_s, "load_s": 9.0}
+    detail = {} if compute_s is None else {"compute_s": compute_s, "load_s": 9.0,
+                                           "threads": threads}
+    if cpu_s is not None:
+        detail["cpu_s"] = cpu_s
     ledger.advance(run.id, RunState.VALIDATING, owner="worker", detail=detail)
     ledger.advance(run.id, RunState.UPLOADING, owner="worker")
     ledger.advance(run.id, RunState.SUBMITTED, owner="worker", submission_id=f"s-{run.id}")
@@ -31,4 +37,19 @@ def test_each_models_latest_submitted_predict_time(ledger: Ledger) -> None:
     _through(ledger, "beta", 511, 3.0)
     _through(ledger, "beta", 512, None, final=RunState.FAILED)  # no time: the last one stands
     _through(ledger, "gamma", 512, None)  # submitted without timings (a fallback, say)
-    assert last_predict_times(ledger, models=3) == {"alpha": 55.5, "beta": 3.0}
+    assert last_predict_times(ledger, models=3) == {"alpha": Expected(55.5, one_thread_s=55.5),
+                                                    "beta": Expected(3.0, one_thread_s=3.0)}
+
+
+def test_whether_a_model_scales_comes_from_its_runs_oldest_first(ledger: Ledger) -> None:
+    _through(ledger, "deep", 510, 6.5, cpu_s=6.6, threads=1)  # beside another model
+    _through(ledger, "deep", 511, 1.7, cpu_s=3.3, threads=2)  # both cores kept busy, sooner
+    _through(ledger, "deep", 512, 6.4, cpu_s=6.6, threads=1)  # one thread says nothing more
+    _through(ledger, "python", 511, 3.0, cpu_s=3.1, threads=2)  # one core of two
+    _through(ledger, "python", 512, 2.0, cpu_s=2.1, threads=1)
+    _through(ledger, "even", 511, 4.0, cpu_s=4.0, threads=1)
+    _through(ledger, "even", 512, 2.0, cpu_s=3.9, threads=2)  # no sooner than side by side
+    assert last_predict_times(ledger, models=3) == {
+        "deep": Expected(6.4, scales=True, one_thread_s=6.4),
+        "python": Expected(2.0, scales=False, one_thread_s=2.0),
+        "even": Expected(2.0, scales=False, one_thread_s=4.0)}

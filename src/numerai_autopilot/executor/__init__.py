@@ -26,10 +26,12 @@ from numerai_autopilot.executor.predictors import (
     load_predictor,
     parse_predictor,
 )
+from numerai_autopilot.executor.slots import Expected
 
 __all__ = [
     "BenchmarkPredictor",
     "Executor",
+    "Expected",
     "PredictJob",
     "PredictOutcome",
     "Predictor",

@@ -44,7 +44,7 @@ from numerai_autopilot.executor.jobs import (
     TaskResult,
 )
 from numerai_autopilot.executor.predictors import PredictorSpec
-from numerai_autopilot.executor.slots import Slots
+from numerai_autopilot.executor.slots import Expected, Slots
 from numerai_autopilot.executor.threads import machine_cores
 from numerai_autopilot.executor.transfer import RoundFileTransfer
 
@@ -88,11 +88,10 @@ class Executor:
         self._started: dict[str, asyncio.Future[_Started]] = {}
         self._reasons: dict[str, str] = {}
         self._files = RoundFileTransfer(config, lambda: self.client)
-        self._slots = Slots(self._cores, self._capacity,
-                            remainder_first=config.scheduler is None)
-        # Each model's last predict time in seconds (seeded from the ledger by the runtime):
-        # the longest models go first, so the slowest does not start last.
-        self.predict_times: dict[str, float] = {}
+        self._slots = Slots(self._cores, self._capacity, one_machine=config.scheduler is None)
+        # What each model's earlier runs say (seeded from the ledger by the runtime): the
+        # longest go first, so the slowest does not start last; those that scale run solo.
+        self.predict_times: dict[str, Expected] = {}
 
     async def start(self) -> None:
         """Start or join the cluster (once); raises what distributed raises if it cannot."""
@@ -177,10 +176,12 @@ class Executor:
         with self._envs.using(job.environment):
             result: TaskResult = await self._run(
                 worker_side.run_prediction, request, round_files, job.timeout_s,
-                f"predict-{job.run_id}", expected_s=self.predict_times.get(job.model_name),
+                f"predict-{job.run_id}", expected=self.predict_times.get(job.model_name),
             )
-        self.predict_times[job.model_name] = result.compute_s
+        self.predict_times[job.model_name] = Expected.of_run(
+            result.compute_s, result.cpu_s, result.threads, self.predict_times.get(job.model_name))
         return PredictOutcome(predictions=result.predictions, compute_s=result.compute_s,
+                              cpu_s=result.cpu_s, threads=result.threads,
                               worker=result.worker, load_s=result.load_s, cold=result.cold,
                               queued_s=max(result.started_at - asked_at, 0.0),
                               csv=result.csv, rows=result.rows, validate_s=result.validate_s,
@@ -248,7 +249,7 @@ class Executor:
     async def _run(self, func: Callable[..., T | Failed],
                    request: TaskRequest,
                    args: Callable[[], Awaitable[tuple[Any, ...]]], timeout_s: float,
-                   label: str, expected_s: float | None = None) -> T:
+                   label: str, expected: Expected | None = None) -> T:
         # Tasks are handed to the scheduler only up to `_capacity()`: given them all, it
         # would queue some on busy workers, behind a task that may hang, and blame them
         # when that worker is killed. A task that still dies before it started was only
@@ -257,7 +258,7 @@ class Executor:
         # (other runs' workers). A task whose own worker died while it ran is never re-run
         # here (it may be what kills workers; the ledger decides about retries). Which
         # task goes next, with how many threads: `Slots`.
-        async with self._slots.slot(expected_s) as threads:
+        async with self._slots.slot(expected) as threads:
             request = replace(request, threads=threads)
             for attempt in range(1, _START_ATTEMPTS + 1):
                 key = f"autopilot-{label}-{uuid.uuid4().hex[:12]}"

@@ -51,6 +51,8 @@ class PredictOutcome:
     predictions: pd.DataFrame | None  # index "id", one float column "prediction"; None: `csv`
     compute_s: float  # the predictor's own call
     worker: str
+    cpu_s: float | None = None  # the worker process's CPU time (all threads) during the call
+    threads: int = 1  # the native threads the predictor was given
     load_s: float = 0.0  # 0 when the predictor was already warm in the worker
     cold: bool = False
     queued_s: float = 0.0  # from predict() to the task's start: a free worker, data, scheduler
@@ -110,6 +112,8 @@ class TaskResult:
     peak_rss: int = 0  # the process's peak memory while the task ran
     model_size: int = 0  # the predictor's memory when it was loaded
     figures: dict[str, float] | None = None  # the CSV's health figures, when asked for
+    cpu_s: float | None = None  # the process's CPU time (all threads) during the predictor's call
+    threads: int = 1  # the native threads it was given
 
 
 @dataclass(frozen=True)

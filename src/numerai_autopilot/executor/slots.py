@@ -1,21 +1,28 @@
 """Which waiting prediction goes to the cluster next, and with how many native threads.
 
     slots = Slots(cores=lambda: 2, capacity=lambda: 4)
-    async with slots.slot(expected_s=None) as threads:   # waits for its turn
+    async with slots.slot(Expected(seconds=3.0, scales=True)) as threads:  # waits for its turn
         ...  # hand the task to the scheduler; the predictor may use `threads` threads
 
-Order: the longest expected first (earlier rounds' predict times), a model never seen before
-first of all, then by arrival. At most `capacity()` tasks are in flight.
-
-Threads: a task gets the free cores' share (`threads_for`): all of them alone, one each when
-there are more tasks than cores. A round whose task count is not a multiple of the cores
-would end on a tail, its last tasks running on one thread each while cores stand idle, since
-a task's thread count is fixed once it starts. So when such a round starts on an idle local
-cluster (`remainder_first`) and its tasks may be long (their time is unknown or at least
-`WIDE_MIN_S`), the remainder goes first, wide: with 3 tasks on 2 cores, one task on 2 threads, then two on one each. The
-others wait while wide tasks run (they would take the cores the wide ones were given), for
-`WIDE_HOLD_S` at most: a wide model that hangs or runs long delays the rest of the round by
-that much, no more; then they take their slots beside it, one thread each.
+What a model's earlier runs say (`Expected`: its predict time, and whether it kept the
+threads it was given busy) decides its turn and its threads:
+- Order: solo tasks (below) first, then the longest expected, a model never seen before
+  first of all, then by arrival. At most `capacity()` tasks are in flight.
+- Threads: a task gets the free cores' share (`threads_for`): all of them alone, one each
+  when there are more tasks than cores.
+- Solo: a long model (at least `WIDE_MIN_S`) that scaled over its threads the last time it
+  had several, or never had several, runs on every free core while the others wait. Side by
+  side, two such models each run slower than alone (their data share the cores' caches),
+  so one after the other on every core is faster; a model that does not scale (pure
+  Python, say) shows it once and runs beside the others from then on.
+- Remainder first: a round of models never seen whose count is not a multiple of the cores
+  would end on a tail, its last tasks on one thread each while cores stand idle, since a
+  task's thread count is fixed once it starts. So the remainder goes first, wide: with 3
+  tasks on 2 cores, one task on 2 threads, then two on one each.
+- The others wait while a solo or wide task runs for `hold_s` at most (a solo's 1.5x its
+  expected time, when longer): a model that hangs or runs long delays the rest of the round
+  by that much, no more; then they take their slots beside it, one thread each.
+Solo and remainder-first apply only when the cores are one machine's (`one_machine`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import contextlib
 import heapq
 import itertools
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from numerai_autopilot.executor.threads import threads_for
 
@@ -32,6 +40,46 @@ _GATHER_S = 0.05  # a round's tasks ask turns apart: the first waits before taki
 # A task known to take less than this never holds the others back to run wide.
 WIDE_MIN_S = 1.0
 WIDE_HOLD_S = 5.0
+# A predict on several threads must keep at least this share of them busy to scale.
+SCALES_AT = 0.75
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a model's earlier runs say about its next predict: its wall time in seconds,
+    whether it is faster alone on several threads than side by side on one (None: never
+    measured on several), and its latest time on one thread (None: never on one)."""
+
+    seconds: float
+    scales: bool | None = None
+    one_thread_s: float | None = None
+
+    @classmethod
+    def of_run(cls, seconds: float, cpu_s: float | None, threads: int,
+               before: Expected | None = None) -> Expected:
+        """`before` updated with a predict of `seconds` wall time and `cpu_s` CPU time (its
+        process's, every thread) on `threads` native threads. On several threads it scales
+        when it kept them busy (`SCALES_AT`) and, if it ran on one thread before, took less
+        than that time over the threads: one after another on every core, such models then
+        finish sooner than side by side. A run on one thread keeps `before`'s verdict.
+
+        >>> Expected.of_run(2.0, 3.8, 2).scales, Expected.of_run(2.0, 2.1, 2).scales
+        (True, False)
+        >>> Expected.of_run(2.0, 3.8, 2, before=Expected(3.5, one_thread_s=3.5)).scales
+        False
+        """
+        one_thread_s = before.one_thread_s if before is not None else None
+        if threads <= 1 or cpu_s is None or seconds <= 0:
+            return cls(seconds, before.scales if before is not None else None,
+                       seconds if threads <= 1 else one_thread_s)
+        busy = cpu_s >= SCALES_AT * threads * seconds
+        faster = one_thread_s is None or one_thread_s > threads * seconds
+        return cls(seconds, busy and faster, one_thread_s)
+
+    @property
+    def solo(self) -> bool:
+        """Whether it runs alone on every core: long, and not known not to scale."""
+        return self.seconds >= WIDE_MIN_S and self.scales is not False
 
 
 class Slots:
@@ -40,33 +88,37 @@ class Slots:
     :param cores: the cores the tasks share (called at each decision).
     :param capacity: how many tasks may be in flight at once (called at each decision).
     :param hold_s: how long wide tasks may hold the others back (`WIDE_HOLD_S`).
-    :param remainder_first: whether a round's remainder runs first, wide (the cores are
-        one machine's; on a cluster of several machines a task cannot use them all).
+    :param one_machine: whether the cores are one machine's, so that one task may use them
+        all (solo and remainder-first); on a cluster of several machines a task cannot.
     """
 
     def __init__(self, cores: Callable[[], int], capacity: Callable[[], int],
-                 hold_s: float = WIDE_HOLD_S, remainder_first: bool = True) -> None:
+                 hold_s: float = WIDE_HOLD_S, one_machine: bool = True) -> None:
         self._cores = cores
         self._capacity = capacity
         self._hold_s = hold_s
-        self._remainder_first = remainder_first
+        self._one_machine = one_machine
         self._running = 0
+        self._in_use = 0  # threads held by running tasks
         self._demand = 0  # tasks running or waiting for a slot
-        self._wide_running = 0  # threads held by running wide tasks
-        self._wide_left = 0  # wide tasks of the current plan not started yet
+        self._wide_running = 0  # threads held by running wide (or solo) tasks
+        self._wide_left = 0  # wide tasks of the current remainder plan not started yet
         self._wide_threads = 1
         self._hold_until = 0.0  # loop time until which running wide tasks hold the others
         self._condition = asyncio.Condition()
-        self._queue: list[tuple[float, int]] = []  # waiting tasks, longest expected first
+        # waiting tasks: solo ones first, then the longest expected, then by arrival
+        self._queue: list[tuple[bool, float, int]] = []
         self._tickets = itertools.count()
         self._notifying: set[asyncio.Future[None]] = set()
 
     @contextlib.asynccontextmanager
-    async def slot(self, expected_s: float | None) -> AsyncIterator[int]:
-        """Wait for this task's turn; yields its native thread count. The slot is held until
-        the block ends (cancelling the wait gives up the turn)."""
-        ticket = (-(expected_s if expected_s is not None else float("inf")),
-                  next(self._tickets))
+    async def slot(self, expected: Expected | None) -> AsyncIterator[int]:
+        """Wait for this task's turn (`expected`: its model's `Expected`, None when never
+        seen); yields its native thread count. The slot is held until the block ends
+        (cancelling the wait gives up the turn)."""
+        solo = self._one_machine and expected is not None and expected.solo
+        seconds = expected.seconds if expected is not None else float("inf")
+        ticket = (not solo, -seconds, next(self._tickets))
         self._demand += 1
         heapq.heappush(self._queue, ticket)
         try:
@@ -75,8 +127,9 @@ class Slots:
                 await asyncio.sleep(_GATHER_S)
             async with self._condition:
                 await self._condition.wait_for(lambda: self._may_start(ticket))
-                threads, wide = self._threads(expected_s)
+                threads, wide = self._threads(expected, solo)
                 self._running += 1
+                self._in_use += threads
                 self._wide_running += threads if wide else 0
         except BaseException:
             self._demand -= 1
@@ -93,10 +146,11 @@ class Slots:
             self._demand -= 1
             async with self._condition:
                 self._running -= 1
+                self._in_use -= threads
                 self._wide_running -= threads if wide else 0
                 self._condition.notify_all()
 
-    def _may_start(self, ticket: tuple[float, int]) -> bool:
+    def _may_start(self, ticket: tuple[bool, float, int]) -> bool:
         """First in line, room in flight, and no wide task running unless this one is wide
         too and fits beside it."""
         if self._queue[0] != ticket or self._running >= self._capacity():
@@ -112,23 +166,31 @@ class Slots:
         self._wide_left = 0
         return False
 
-    def _threads(self, expected_s: float | None) -> tuple[int, bool]:
+    def _hold(self, seconds: float) -> None:
+        """Hold the others back for `seconds` from now (or until the wide tasks end)."""
+        loop = asyncio.get_running_loop()
+        self._hold_until = loop.time() + seconds
+        loop.call_later(seconds, self._wake)  # the others' turn comes then anyway
+
+    def _threads(self, expected: Expected | None, solo: bool) -> tuple[int, bool]:
         """The thread count of the task starting now, and whether it runs wide (the others
         wait for it)."""
         cores, demand = self._cores(), self._demand
+        free = cores - self._in_use
+        if solo and demand > 1 and free > 1:
+            assert expected is not None
+            self._hold(max(self._hold_s, 1.5 * expected.seconds))
+            return free, True
         if demand <= cores:
             return threads_for(cores, demand), False
         if self._wide_left > 0 and self._holding():
             self._wide_left -= 1
             return self._wide_threads, True
         remainder = demand % cores
-        may_be_long = expected_s is None or expected_s >= WIDE_MIN_S
-        if (self._remainder_first and self._running == 0 and remainder and may_be_long
+        if (self._one_machine and self._running == 0 and remainder and expected is None
                 and cores // remainder > 1):
             self._wide_left, self._wide_threads = remainder - 1, cores // remainder
-            loop = asyncio.get_running_loop()
-            self._hold_until = loop.time() + self._hold_s
-            loop.call_later(self._hold_s, self._wake)  # the others' turn comes then anyway
+            self._hold(self._hold_s)
             return self._wide_threads, True
         return 1, False
 

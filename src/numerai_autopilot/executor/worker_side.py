@@ -206,7 +206,7 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
                 )
             args.append(round_frame(round_path(worker, request.benchmark_path,
                                                benchmark_blob, request.benchmark_token)))
-        start = time.perf_counter()
+        cpu, start = time.process_time(), time.perf_counter()
         try:
             with native_threads(request.threads):
                 output = loaded.function(*args)
@@ -214,7 +214,7 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
             hint = _missing_package(exc, request.environment)
             raise PredictorRaised(raised_message(request.model_name, exc, __file__)
                                   + (f"\n{hint}" if hint else "")) from None
-        compute_s = time.perf_counter() - start
+        compute_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu
         predictions = as_predictions(request.model_name, output)
         if request.validate_for is not None:
             start = time.perf_counter()
@@ -231,7 +231,7 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
     return TaskResult(None if csv is not None else predictions, compute_s, load_s, cold,
                       worker.address, started_at, csv, rows,
                       validate_s + time.perf_counter() - start, peak,
-                      WARM.measured(request.spec), figures)
+                      WARM.measured(request.spec), figures, cpu_s, request.threads)
 
 
 def _references(request: TaskRequest) -> tuple[Path | None, Path | None, int] | None:

@@ -303,9 +303,11 @@ class Pipeline:
         if not outcome.worker:  # kept when held (`held.kept_outcome`): nothing was timed
             return run, outcome.csv, outcome.rows, {}
         timings = {"compute_s": outcome.compute_s, "load_s": outcome.load_s,
+                   "cpu_s": outcome.cpu_s, "threads": outcome.threads,
                    "queued_s": outcome.queued_s, "validate_s": outcome.validate_s,
                    "peak_mb": outcome.peak_rss / 2**20, "model_mb": outcome.model_size / 2**20}
-        return run, outcome.csv, outcome.rows, {k: round(v, 6) for k, v in timings.items()}
+        return run, outcome.csv, outcome.rows, {k: round(v, 6) for k, v in timings.items()
+                                                if v is not None}
 
     async def _predict(
         self, run: Run, model: ModelConfig, spec: PredictorSpec, files: RoundFiles
