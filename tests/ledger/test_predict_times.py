@@ -53,3 +53,16 @@ def test_whether_a_model_scales_comes_from_its_runs_oldest_first(ledger: Ledger)
         "deep": Expected(6.4, scales=True, one_thread_s=6.4),
         "python": Expected(2.0, scales=False, one_thread_s=2.0),
         "even": Expected(2.0, scales=False, one_thread_s=4.0)}
+
+
+def test_the_run_page_says_on_how_many_threads_a_model_predicted(ledger: Ledger) -> None:
+    from datetime import UTC, datetime
+
+    from numerai_autopilot.web.dashboard.views import predict_time
+
+    _through(ledger, "wide", 511, 3.5, cpu_s=6.9, threads=2)
+    _through(ledger, "narrow", 511, 3.5, cpu_s=3.5, threads=1)
+    said = {run.model_name: predict_time(run, ledger.stages(run.id), datetime.now(UTC))
+            for run in ledger.runs(limit=10)}
+    assert "(predictor 3.5 s on 2 threads, loading it 9.0 s" in said["wide"], said
+    assert "(predictor 3.5 s, loading it 9.0 s" in said["narrow"], said

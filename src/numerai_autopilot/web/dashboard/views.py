@@ -174,8 +174,9 @@ def validation_result(run: Run, stages: Iterable[StageRecord]) -> str:
 
 def predict_time(run: Run, stages: Iterable[StageRecord], now: datetime) -> str:
     """The predicting stage's time as the stage table shows it (its last attempt), then what
-    the worker spent it on and the memory it took: `12.3 s (predictor 10.1 s, loading 1.2 s,
-    ...; worker peak 1.4 GiB, model 300 MiB)`; "" before the stage was entered.
+    the worker spent it on and the memory it took: `12.3 s (predictor 10.1 s on 2 threads,
+    loading 1.2 s, ...; worker peak 1.4 GiB, model 300 MiB)`; "" before the stage was
+    entered.
     """
     predicting = [s for s in stages if s.state is RunState.PREDICTING]
     if not predicting:
@@ -187,6 +188,9 @@ def predict_time(run: Run, stages: Iterable[StageRecord], now: datetime) -> str:
              ("queued_s", "waiting for a worker"), ("validate_s", "validation"))
     spent = [f"{label} {duration(run.detail[key])}" for key, label in parts
              if isinstance(run.detail.get(key), int | float)]
+    threads = run.detail.get("threads")
+    if spent and "compute_s" in run.detail and isinstance(threads, int) and threads > 1:
+        spent[0] += f" on {threads} threads"
     memory = [f"{label} {format_size(int(run.detail[key] * 2**20))}"
               for key, label in (("peak_mb", "worker peak"), ("model_mb", "model"))
               if isinstance(run.detail.get(key), int | float) and run.detail[key] > 0]
