@@ -7,6 +7,7 @@ children (the server and its Dask workers) with psutil.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -248,15 +249,23 @@ class DaskCluster:
     def __init__(self, workdir: Path, workers: int = 2, memory_limit: str = "3GiB",
                  nthreads: int = 1) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        self.address = f"tcp://127.0.0.1:{port}"
         env = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0",
                "DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION": "1.0"}
+        where = workdir / "scheduler.json"  # its address, on a port the system picks
+        where.unlink(missing_ok=True)
         self.procs: list[Proc] = [Proc(
-            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-             "--dashboard-address", "127.0.0.1:0"],
+            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+             "--scheduler-file", str(where), "--dashboard-address", "127.0.0.1:0"],
             workdir / "scheduler.log", env)]
         self.worker_procs: list[Proc] = []
+        deadline = time.monotonic() + 60
+        while not where.exists() or not where.read_text().strip().endswith("}"):
+            self.procs[0].check()
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("dask scheduler wrote no scheduler file within 60 s")
+            time.sleep(0.1)
+        self.address = str(json.loads(where.read_text())["address"])
         for i in range(workers):
             # --host binds worker and nanny to 127.0.0.1 on ports the system picks (one
             # picked beforehand could be taken before the worker binds it)

@@ -12,10 +12,11 @@ The portfolios (each model also named in the sandbox; `NAMES` lists them):
   models cannot all stay loaded.
 
 Models are trained (or written) once into `.autopilot/bench-portfolios/<key>/`, the key a
-hash of their parameters and of the training data. A first round leaves the models' times
-in the ledger; the measured round is then a new server process's first, as after a restart
-or on Cloud Run's next instance: models cold (their files read once before, as the page
-cache would hold them), so that it pays what the limit counts, and their earlier runs known. Each model is measured alone in a process of its own that
+hash of their parameters and of the training data. Two rounds leave the models' times in
+the ledger (in the second, a long model never run on several threads is tried on every core:
+`executor/slots.py`); the measured round is then a new server process's first, as after a
+restart or on Cloud Run's next instance: models cold (their files read once before, as the
+page cache would hold them), so that it pays what the limit counts, their earlier runs known. Each model is measured alone in a process of its own that
 may use every core (bench/measure_model.py): its wall time and its CPU time (all threads).
 
     limit_s = the live data's download + one upload
@@ -95,7 +96,7 @@ def portfolio_scenario(kind: str, workdir: Path, sandbox: Any, data_dir: Path,
     folders = sorted({str(Path(ref).parent) for ref in refs.values() if ref.endswith(".pkl")})
     if folders:  # Model Upload pickles load only from folders the config names
         executor += f"pickle_dirs = {json.dumps(folders)}\n"
-    result = round_scenario(workdir / "server", sandbox, refs, warmup=True, restart=True,
+    result = round_scenario(workdir / "server", sandbox, refs, warmup=2, restart=True,
                             rounds=1, executor=executor)
     live = _latest_live(data_dir)
     alone = {name: measure_alone(ref, live) for name, ref in refs.items()}

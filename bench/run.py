@@ -134,8 +134,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             split = {name: "env_a" if i % 2 == 0 else "env_b" for i, name in enumerate(light)}
             in_envs = round_scenario(workdir / "envs20", sandbox, light, environments=split)
             step("1 light model, cold, in the service's environment and in one of its own")
-            cold = round_scenario(workdir / "cold1", sandbox, first, warmup=False, rounds=1)
-            cold_env = round_scenario(workdir / "cold1-env", sandbox, first, warmup=False,
+            cold = round_scenario(workdir / "cold1", sandbox, first, warmup=0, rounds=1)
+            cold_env = round_scenario(workdir / "cold1-env", sandbox, first, warmup=0,
                                       rounds=1, environments=dict.fromkeys(first, "env_a"))
             out.update(wall_20_envs_s=round(in_envs.wall_s, 3),
                        wall_ratio_envs_vs_one=_ratio(in_envs.wall_s, many.wall_s),

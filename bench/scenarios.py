@@ -177,23 +177,23 @@ def overhead_ms(run: dict[str, Any], stages: list[dict[str, Any]]) -> float:
 
 
 def round_scenario(workdir: Path, sandbox: Sandbox, models: dict[str, str],
-                   scheduler: str | None = None, warmup: bool = True, executor: str | None = None,
+                   scheduler: str | None = None, warmup: int = 1, executor: str | None = None,
                    rounds: int = 3, environments: dict[str, str] | None = None,
                    restart: bool = False) -> RoundResult:
-    """A warm-up round, then `rounds` measured rounds on the same server, each once the
+    """`warmup` warm-up rounds, then `rounds` measured rounds on the same server, each once the
     server is idle again (walls are reported per round; the figure is their median, steadier
     than one round's). The overhead figure pools every run of every measured round.
     `environments`: model name -> an environment built for it (`autopilot envs build`).
-    `restart`: a new server process after the warm-up (its models cold, their earlier
-    runs in the ledger), as after a restart or on Cloud Run's next instance."""
+    `restart`: a new server process after the warm-up rounds (its models cold, their
+    earlier runs in the ledger), as after a restart or on Cloud Run's next instance."""
     server = Server(workdir, sandbox, models, scheduler, executor, environments)
     try:
         server.register()
-        if warmup:
+        for _ in range(warmup):
             warm = sandbox.open_round()
             server.wait_final(warm, len(models))
-            if restart:
-                server.restart()
+        if restart:
+            server.restart()
         walls: list[float] = []
         downloads: list[int] = []
         submitted: list[int] = []

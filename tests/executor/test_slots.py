@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from numerai_autopilot.executor.slots import WIDE_MIN_S, Expected, Slots
+from numerai_autopilot.executor.slots import SOLO_MIN_S, Expected, Slots
 
 pytestmark = pytest.mark.asyncio
 
@@ -70,7 +70,7 @@ async def test_a_cluster_of_several_machines_runs_no_remainder_first_and_none_so
 
 async def test_short_tasks_never_hold_the_others_back() -> None:
     slots = Slots(cores=lambda: 2, capacity=lambda: 4)
-    seen = await _round(slots, [Expected(WIDE_MIN_S / 10)] * 3)
+    seen = await _round(slots, [Expected(SOLO_MIN_S / 10)] * 3)
     assert [t for t, _, _ in seen] == [1, 1, 1]
     assert seen[1][1] < seen[0][2]  # side by side
 
@@ -101,7 +101,7 @@ async def test_the_longest_expected_go_first_and_capacity_holds() -> None:
 async def test_long_models_that_scale_run_one_after_another_on_every_core() -> None:
     # side by side, such models slow each other down; a model never run wide is tried so
     slots = Slots(cores=lambda: 2, capacity=lambda: 4)
-    long = WIDE_MIN_S * 2
+    long = SOLO_MIN_S * 2
     seen = await _round(slots, [Expected(long, scales=True), Expected(long, scales=None),
                                 Expected(long, scales=True)])
     assert [t for t, _, _ in seen] == [2, 2, 2]
@@ -111,8 +111,8 @@ async def test_long_models_that_scale_run_one_after_another_on_every_core() -> N
 
 async def test_solo_models_go_first_and_those_that_do_not_scale_share_the_cores() -> None:
     slots = Slots(cores=lambda: 2, capacity=lambda: 4)
-    long = WIDE_MIN_S * 2
-    flat, quick, solo = (Expected(long * 2, scales=False), Expected(WIDE_MIN_S / 10),
+    long = SOLO_MIN_S * 2
+    flat, quick, solo = (Expected(long * 2, scales=False), Expected(SOLO_MIN_S / 10),
                          Expected(long, scales=True))
     seen = await _round(slots, [flat, flat, quick, solo])
     assert seen[3][0] == 2 and all(s >= seen[3][2] for _, s, _ in seen[:3])  # solo first
@@ -123,11 +123,11 @@ async def test_solo_models_go_first_and_those_that_do_not_scale_share_the_cores(
 async def test_a_solo_model_holds_the_others_back_for_one_and_a_half_its_time_only() -> None:
     # a solo model that hangs: the others start beside it once 1.5x its expected time passed
     slots = Slots(cores=lambda: 2, capacity=lambda: 4, hold_s=0.1)
-    solo = Expected(WIDE_MIN_S, scales=True)
-    seen = await _round(slots, [solo, solo, solo], hold_s=1.5 * WIDE_MIN_S + 1.0)
+    solo = Expected(0.5, scales=True, one_thread_s=SOLO_MIN_S)
+    seen = await _round(slots, [solo, solo, solo], hold_s=0.75 + 1.0)
     (wide, start, end), rest = seen[0], seen[1:]
     assert wide == 2
-    assert all(start + 1.5 * WIDE_MIN_S <= s < end for _, s, _ in rest), seen
+    assert all(start + 0.75 <= s < end for _, s, _ in rest), seen
 
 
 async def test_what_a_run_says_about_scaling() -> None:
@@ -144,5 +144,8 @@ async def test_what_a_run_says_about_scaling() -> None:
     wide = Expected.of_run(3.0, 5.9, threads=2)
     assert Expected.of_run(6.0, 6.0, threads=1, before=wide) == Expected(6.0, True, 6.0)
     assert Expected.of_run(6.0, None, threads=2, before=narrow) == Expected(6.0, None, 6.5)
-    assert Expected(WIDE_MIN_S, scales=None).solo and not Expected(WIDE_MIN_S, False).solo
-    assert not Expected(WIDE_MIN_S / 2, scales=True).solo
+    assert Expected(SOLO_MIN_S, scales=None).solo and not Expected(SOLO_MIN_S, False).solo
+    assert not Expected(SOLO_MIN_S / 2, scales=True).solo
+    # long on one thread, though quick on several
+    assert Expected(SOLO_MIN_S / 3, scales=True, one_thread_s=SOLO_MIN_S).solo
+    assert not Expected(SOLO_MIN_S, scales=True, one_thread_s=SOLO_MIN_S / 2).solo

@@ -24,6 +24,7 @@ from numerai_autopilot.executor import (
     PredictorLoadError,
     parse_predictor,
 )
+from numerai_autopilot.executor.slots import SOLO_MIN_S
 from numerai_autopilot.executor.threads import machine_cores
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -161,7 +162,7 @@ async def test_models_that_scale_run_one_after_another_on_every_core(
     config = ExecutorConfig(workers=cores, memory_limit="1GiB")
     async with Executor(config, local_directory=tmp_path / "dask") as ex:
         # earlier rounds said: long, and faster alone on every core than side by side
-        ex.predict_times.update({n: Expected(2.0, scales=True) for n in names})
+        ex.predict_times.update({n: Expected(SOLO_MIN_S, scales=True) for n in names})
         outs = await asyncio.gather(*(ex.predict(_job("span.py:predict", tmp_path, live, n))
                                       for n in names))
         # what this round measured: a model that sleeps keeps no core busy

@@ -10,11 +10,13 @@ threads it was given busy) decides its turn and its threads:
   first of all, then by arrival. At most `capacity()` tasks are in flight.
 - Threads: a task gets the free cores' share (`threads_for`): all of them alone, one each
   when there are more tasks than cores.
-- Solo: a long model (at least `WIDE_MIN_S`) that scaled over its threads the last time it
-  had several, or never had several, runs on every free core while the others wait. Side by
-  side, two such models each run slower than alone (their data share the cores' caches),
-  so one after the other on every core is faster; a model that does not scale (pure
-  Python, say) shows it once and runs beside the others from then on.
+- Solo: a long model (`SOLO_MIN_S` or more on one thread) that scaled over its threads the
+  last time it had several, or never had several, runs on every free core while the others
+  wait. Side by side, two such models each run slower than alone (their data share the
+  cores' caches), so one after the other on every core is faster; a model that does not
+  scale (pure Python, say) shows it once and runs beside the others from then on. A
+  shorter model gains little, and its per-task costs (load, validation, the scheduler's
+  trips) would no longer overlap another's.
 - Remainder first: a round of models never seen whose count is not a multiple of the cores
   would end on a tail, its last tasks on one thread each while cores stand idle, since a
   task's thread count is fixed once it starts. So the remainder goes first, wide: with 3
@@ -37,11 +39,14 @@ from dataclasses import dataclass
 from numerai_autopilot.executor.threads import threads_for
 
 _GATHER_S = 0.05  # a round's tasks ask turns apart: the first waits before taking every core
-# A task known to take less than this never holds the others back to run wide.
-WIDE_MIN_S = 1.0
+# A model whose predict takes less than this on one thread never runs solo.
+SOLO_MIN_S = 3.0
 WIDE_HOLD_S = 5.0
-# A predict on several threads must keep at least this share of them busy to scale.
+# A predict on several threads must keep at least this share of them busy to scale, and
+# take less than its one-thread time over them, by this factor (near a tie, side by side
+# wins: the models' other costs overlap).
 SCALES_AT = 0.75
+SOLO_GAIN = 1.1
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,9 @@ class Expected:
         """`before` updated with a predict of `seconds` wall time and `cpu_s` CPU time (its
         process's, every thread) on `threads` native threads. On several threads it scales
         when it kept them busy (`SCALES_AT`) and, if it ran on one thread before, took less
-        than that time over the threads: one after another on every core, such models then
-        finish sooner than side by side. A run on one thread keeps `before`'s verdict.
+        than that time over the threads (by `SOLO_GAIN`): one after another on every core,
+        such models then finish sooner than side by side. A run on one thread keeps
+        `before`'s verdict.
 
         >>> Expected.of_run(2.0, 3.8, 2).scales, Expected.of_run(2.0, 2.1, 2).scales
         (True, False)
@@ -73,13 +79,15 @@ class Expected:
             return cls(seconds, before.scales if before is not None else None,
                        seconds if threads <= 1 else one_thread_s)
         busy = cpu_s >= SCALES_AT * threads * seconds
-        faster = one_thread_s is None or one_thread_s > threads * seconds
+        faster = one_thread_s is None or one_thread_s >= SOLO_GAIN * threads * seconds
         return cls(seconds, busy and faster, one_thread_s)
 
     @property
     def solo(self) -> bool:
-        """Whether it runs alone on every core: long, and not known not to scale."""
-        return self.seconds >= WIDE_MIN_S and self.scales is not False
+        """Whether it runs alone on every core: long on one thread (or in its latest run,
+        when never run on one), and not known not to scale."""
+        one_thread_s = self.one_thread_s if self.one_thread_s is not None else self.seconds
+        return one_thread_s >= SOLO_MIN_S and self.scales is not False
 
 
 class Slots:

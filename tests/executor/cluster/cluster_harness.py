@@ -10,6 +10,7 @@ Every process runs in its own session and is stopped by its own process group id
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from server_process import ServerProcess, free_port
+from server_process import ServerProcess
 
 from numerai_autopilot.config import webhook_url
 
@@ -59,22 +60,41 @@ class _Group:
         self._log.close()
 
 
+def _scheduler_address(where: Path, scheduler: _Group, timeout: float = 60.0) -> str:
+    """The address a starting `dask scheduler --scheduler-file where` writes there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if scheduler.proc.poll() is not None:
+            raise RuntimeError(f"dask scheduler exited with {scheduler.proc.returncode}")
+        try:
+            return str(json.loads(where.read_text())["address"])
+        except (FileNotFoundError, ValueError, KeyError):
+            time.sleep(0.1)
+    raise RuntimeError(f"dask scheduler wrote no {where.name} within {timeout:g} s")
+
+
 class DaskProcesses:
     """A scheduler and `workers` single-threaded workers (each with its nanny).
 
     Every listener is bound to 127.0.0.1: the scheduler and each worker and nanny with
-    --host (their ports are the system's: a port picked here beforehand could be taken by
-    another listener before the worker binds it), and the dashboards with
-    --dashboard-address.
+    --host, on ports the system picks (a port picked here beforehand could be taken by
+    another listener before the process binds it; the scheduler's address is read from its
+    --scheduler-file), and the dashboards with --dashboard-address.
     """
 
     def __init__(self, tmp_path: Path, workers: int = 2, memory_limit: str = "2GiB") -> None:
         tmp_path.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        self.address = f"tcp://127.0.0.1:{port}"
-        self.groups = [_Group([*_dask("scheduler"), "--host", "127.0.0.1", "--port", str(port),
+        where = tmp_path / "scheduler.json"
+        where.unlink(missing_ok=True)
+        self.groups = [_Group([*_dask("scheduler"), "--host", "127.0.0.1", "--port", "0",
+                               "--scheduler-file", str(where),
                                "--dashboard-address", "127.0.0.1:0"],
                               tmp_path / "scheduler.log", SCHEDULER_ENV)]
+        try:
+            self.address = _scheduler_address(where, self.groups[0])
+        except BaseException:
+            self.stop()
+            raise
         for i in range(workers):
             self.groups.append(_Group(
                 [*_dask("worker"), self.address, "--host", "127.0.0.1",
