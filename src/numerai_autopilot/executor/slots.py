@@ -10,9 +10,9 @@ threads it was given busy) decides its turn and its threads:
   first of all, then by arrival. At most `capacity()` tasks are in flight.
 - Threads: a task gets the free cores' share (`threads_for`): all of them alone, one each
   when there are more tasks than cores.
-- Solo: a long model (`SOLO_MIN_S` or more on one thread) that scaled over its threads the
-  last time it had several, or never had several, runs on every free core while the others
-  wait. Side by side, two such models each run slower than alone (their data share the
+- Solo: a long model (`SOLO_MIN_S` or more on one thread) that scales over several threads
+  (`Expected.of_run`, from its runs), or never had several, runs on every free core while
+  the others wait. Side by side, two such models each run slower than alone (their data share the
   cores' caches), so one after the other on every core is faster; a model that does not
   scale (pure Python, say) shows it once and runs beside the others from then on. A
   shorter model gains little, and its per-task costs (load, validation, the scheduler's
@@ -51,36 +51,43 @@ SOLO_GAIN = 1.1
 
 @dataclass(frozen=True)
 class Expected:
-    """What a model's earlier runs say about its next predict: its wall time in seconds,
-    whether it is faster alone on several threads than side by side on one (None: never
-    measured on several), and its latest time on one thread (None: never on one)."""
+    """What a model's earlier runs say about its next predict: its latest wall time in
+    seconds; whether it is faster alone on several threads than side by side on one (None:
+    never measured on several); and, averaged over its runs (each new one weighs half, so
+    that one slow run does not decide), its time on one thread, its threads times its wall
+    time on several, and the share of those threads it kept busy (None: never measured)."""
 
     seconds: float
     scales: bool | None = None
     one_thread_s: float | None = None
+    wide_thread_s: float | None = None
+    busy: float | None = None
 
     @classmethod
     def of_run(cls, seconds: float, cpu_s: float | None, threads: int,
                before: Expected | None = None) -> Expected:
         """`before` updated with a predict of `seconds` wall time and `cpu_s` CPU time (its
-        process's, every thread) on `threads` native threads. On several threads it scales
-        when it kept them busy (`SCALES_AT`) and, if it ran on one thread before, took less
-        than that time over the threads (by `SOLO_GAIN`): one after another on every core,
-        such models then finish sooner than side by side. A run on one thread keeps
-        `before`'s verdict.
+        process's, every thread) on `threads` native threads. A model scales when on
+        several threads it kept them busy (`SCALES_AT`) and, if it ran on one thread too,
+        its one-thread time is `SOLO_GAIN` times its threads' time or more: one after
+        another on every core, such models finish sooner than side by side.
 
         >>> Expected.of_run(2.0, 3.8, 2).scales, Expected.of_run(2.0, 2.1, 2).scales
         (True, False)
-        >>> Expected.of_run(2.0, 3.8, 2, before=Expected(3.5, one_thread_s=3.5)).scales
+        >>> Expected.of_run(2.0, 3.8, 2, before=Expected.of_run(3.5, 3.5, 1)).scales
         False
         """
-        one_thread_s = before.one_thread_s if before is not None else None
-        if threads <= 1 or cpu_s is None or seconds <= 0:
-            return cls(seconds, before.scales if before is not None else None,
-                       seconds if threads <= 1 else one_thread_s)
-        busy = cpu_s >= SCALES_AT * threads * seconds
-        faster = one_thread_s is None or one_thread_s >= SOLO_GAIN * threads * seconds
-        return cls(seconds, busy and faster, one_thread_s)
+        one = before.one_thread_s if before is not None else None
+        wide = before.wide_thread_s if before is not None else None
+        busy = before.busy if before is not None else None
+        if threads <= 1:
+            one = _averaged(one, seconds)
+        elif cpu_s is not None and seconds > 0:
+            wide = _averaged(wide, threads * seconds)
+            busy = _averaged(busy, cpu_s / (threads * seconds))
+        scales = (None if wide is None or busy is None
+                  else busy >= SCALES_AT and (one is None or one >= SOLO_GAIN * wide))
+        return cls(seconds, scales, one, wide, busy)
 
     @property
     def solo(self) -> bool:
@@ -88,6 +95,11 @@ class Expected:
         when never run on one), and not known not to scale."""
         one_thread_s = self.one_thread_s if self.one_thread_s is not None else self.seconds
         return one_thread_s >= SOLO_MIN_S and self.scales is not False
+
+
+def _averaged(before: float | None, new: float) -> float:
+    """`new` weighing half against the runs before it."""
+    return new if before is None else (before + new) / 2
 
 
 class Slots:
