@@ -56,3 +56,16 @@ def test_whether_a_model_scales_comes_from_its_runs_oldest_first(ledger: Ledger)
     assert (known["deep"].seconds, known["deep"].scales) == (6.4, True)
     assert (known["python"].seconds, known["python"].scales) == (2.0, False)
     assert (known["even"].seconds, known["even"].scales) == (2.0, False)
+
+
+def test_the_run_page_says_on_how_many_threads_a_model_predicted(ledger: Ledger) -> None:
+    from datetime import UTC, datetime
+
+    from numerai_autopilot.web.dashboard.views import predict_time
+
+    _through(ledger, "wide", 511, 3.5, cpu_s=6.9, threads=2)
+    _through(ledger, "narrow", 511, 3.5, cpu_s=3.5, threads=1)
+    said = {run.model_name: predict_time(run, ledger.stages(run.id), datetime.now(UTC))
+            for run in ledger.runs(limit=10)}
+    assert "(predictor 3.5 s on 2 threads, loading it 9.0 s" in said["wide"], said
+    assert "(predictor 3.5 s, loading it 9.0 s" in said["narrow"], said
