@@ -13,11 +13,12 @@ The portfolios (each model also named in the sandbox; `NAMES` lists them):
 
 Models are trained (or written) once into `.autopilot/bench-portfolios/<key>/`, the key a
 hash of their parameters and of the training data. Two rounds leave the models' times in
-the ledger (in the second, a long model never run on several threads is tried on every core:
-`executor/slots.py`); the measured round is then a new server process's first, as after a
-restart or on Cloud Run's next instance: models cold (their files read once before, as the
-page cache would hold them), so that it pays what the limit counts, their earlier runs known. Each model is measured alone in a process of its own that
-may use every core (bench/measure_model.py): its wall time and its CPU time (all threads).
+the ledger (in the second, a long model never run on several threads is tried on every
+core: `executor/slots.py`); the measured round is then a new server process's first, as
+after a restart or on Cloud Run's next instance: models cold (their files read once before,
+as the page cache would hold them), so that it pays what the limit counts, their earlier
+runs known. Each model is measured alone in a process of its own that may use every core
+(bench/measure_model.py): its wall time and its CPU time (all threads).
 
     limit_s = the live data's download + one upload
               + max(sum over models of CPU seconds / cores,   (the work, spread on every core)

@@ -12,10 +12,10 @@ threads it was given busy) decides its turn and its threads:
   when there are more tasks than cores.
 - Solo: a long model (`SOLO_MIN_S` or more on one thread) that scales over several threads
   (`Expected.of_run`, from its runs), or never had several, runs on every free core while
-  the others wait. Side by side, two such models each run slower than alone (their data share the
-  cores' caches), so one after the other on every core is faster; a model that does not
-  scale (pure Python, say) shows it once and runs beside the others from then on. A
-  shorter model gains little, and its per-task costs (load, validation, the scheduler's
+  the others wait. Side by side, two such models each run slower than alone (their data
+  share the cores' caches), so one after the other on every core is faster; a model that
+  does not scale (pure Python, say) shows it once and runs beside the others from then on.
+  A shorter model gains little, and its per-task costs (load, validation, the scheduler's
   trips) would no longer overlap another's.
 - Remainder first: a round of models never seen whose count is not a multiple of the cores
   would end on a tail, its last tasks on one thread each while cores stand idle, since a
