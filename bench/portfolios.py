@@ -18,7 +18,8 @@ core: `executor/slots.py`); the measured round is then a new server process's fi
 after a restart or on Cloud Run's next instance: models cold (their files read once before,
 as the page cache would hold them), so that it pays what the limit counts, their earlier
 runs known. Each model is measured alone in a process of its own that may use every core
-(bench/measure_model.py): its wall time and its CPU time (all threads).
+(bench/measure_model.py), three times: the median of its wall time and of its CPU time (all
+threads).
 
     limit_s = the live data's download + one upload
               + max(sum over models of CPU seconds / cores,   (the work, spread on every core)
@@ -34,6 +35,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import time
 from dataclasses import dataclass
@@ -62,6 +64,7 @@ NAMES = ([f"standard_{i:02d}" for i in range(STANDARD["count"])]
          + [f"ensemble_{i}" for i in range(ENSEMBLES)]
          + [f"big_{i}" for i in range(BIG["count"])])
 PORTFOLIOS = ("standard", "deep", "ensemble", "big")
+ALONE_RUNS = 3
 
 
 @dataclass
@@ -138,13 +141,16 @@ def build(kind: str, data_dir: Path, models_dir: Path, quick: bool = False) -> d
 
 
 def measure_alone(ref: str, live: Path) -> dict[str, float]:
-    """Load and predict one model in a fresh process that may use every core."""
+    """Load and predict one model in a fresh process that may use every core, `ALONE_RUNS`
+    times: each figure's median (one such run moves by tens of percent on a shared VM)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    out = subprocess.run([PYTHON, str(BENCH / "measure_model.py"), ref, str(live)],
-                         env=env, capture_output=True, text=True, check=True, timeout=1800)
-    figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return figures
+    runs: list[dict[str, float]] = []
+    for _ in range(ALONE_RUNS):
+        out = subprocess.run([PYTHON, str(BENCH / "measure_model.py"), ref, str(live)],
+                             env=env, capture_output=True, text=True, check=True, timeout=1800)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 def _params(kind: str, full: dict[str, Any], quick: bool) -> dict[str, Any]:

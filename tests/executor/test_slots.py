@@ -12,6 +12,10 @@ from numerai_autopilot.executor.slots import SOLO_MIN_S, Expected, Slots
 
 pytestmark = pytest.mark.asyncio
 
+# what earlier runs on two threads say: kept both busy (scales), or only one (does not)
+SCALES = {"wide_thread_s": 2.0, "busy": 0.95}
+FLAT = {"wide_thread_s": 2.0, "busy": 0.5}
+
 
 async def _round(slots: Slots, expected: list[Expected | None], hold_s: float = 0.05
                  ) -> list[tuple[int, float, float]]:
@@ -65,7 +69,7 @@ async def test_a_wide_task_holds_the_others_back_for_a_while_only() -> None:
 async def test_a_cluster_of_several_machines_runs_no_remainder_first_and_none_solo() -> None:
     slots = Slots(cores=lambda: 2, capacity=lambda: 4, one_machine=False)
     assert [t for t, _, _ in await _round(slots, [None, None, None])] == [1, 1, 1]
-    assert [t for t, _, _ in await _round(slots, [Expected(2.0, scales=True)] * 3)] == [1, 1, 1]
+    assert [t for t, _, _ in await _round(slots, [Expected(2.0, **SCALES)] * 3)] == [1, 1, 1]
 
 
 async def test_short_tasks_never_hold_the_others_back() -> None:
@@ -83,7 +87,7 @@ async def test_the_longest_expected_go_first_and_capacity_holds() -> None:
     most = 0
 
     async def task(name: str, seconds: float | None) -> None:
-        expected = Expected(seconds, scales=False) if seconds is not None else None
+        expected = Expected(seconds, **FLAT) if seconds is not None else None
         nonlocal running, most
         async with slots.slot(expected):
             starts[name] = loop.time()
@@ -102,8 +106,8 @@ async def test_long_models_that_scale_run_one_after_another_on_every_core() -> N
     # side by side, such models slow each other down; a model never run wide is tried so
     slots = Slots(cores=lambda: 2, capacity=lambda: 4)
     long = SOLO_MIN_S * 2
-    seen = await _round(slots, [Expected(long, scales=True), Expected(long, scales=None),
-                                Expected(long, scales=True)])
+    seen = await _round(slots, [Expected(long, **SCALES), Expected(long),
+                                Expected(long, **SCALES)])
     assert [t for t, _, _ in seen] == [2, 2, 2]
     spans = sorted((s, e) for _, s, e in seen)
     assert all(later >= end for (_, end), (later, _) in itertools.pairwise(spans))
@@ -112,8 +116,8 @@ async def test_long_models_that_scale_run_one_after_another_on_every_core() -> N
 async def test_solo_models_go_first_and_those_that_do_not_scale_share_the_cores() -> None:
     slots = Slots(cores=lambda: 2, capacity=lambda: 4)
     long = SOLO_MIN_S * 2
-    flat, quick, solo = (Expected(long * 2, scales=False), Expected(SOLO_MIN_S / 10),
-                         Expected(long, scales=True))
+    flat, quick, solo = (Expected(long * 2, **FLAT), Expected(SOLO_MIN_S / 10),
+                         Expected(long, **SCALES))
     seen = await _round(slots, [flat, flat, quick, solo])
     assert seen[3][0] == 2 and all(s >= seen[3][2] for _, s, _ in seen[:3])  # solo first
     assert [t for t, _, _ in seen[:3]] == [1, 1, 1]
@@ -123,7 +127,7 @@ async def test_solo_models_go_first_and_those_that_do_not_scale_share_the_cores(
 async def test_a_solo_model_holds_the_others_back_for_one_and_a_half_its_time_only() -> None:
     # a solo model that hangs: the others start beside it once 1.5x its expected time passed
     slots = Slots(cores=lambda: 2, capacity=lambda: 4, hold_s=0.1)
-    solo = Expected(0.5, scales=True, one_thread_s=SOLO_MIN_S)
+    solo = Expected(0.5, one_thread_s=SOLO_MIN_S, **SCALES)
     seen = await _round(slots, [solo, solo, solo], hold_s=0.75 + 1.0)
     (wide, start, end), rest = seen[0], seen[1:]
     assert wide == 2
@@ -131,12 +135,13 @@ async def test_a_solo_model_holds_the_others_back_for_one_and_a_half_its_time_on
 
 
 async def test_what_a_run_says_about_scaling() -> None:
-    assert Expected.of_run(2.0, 3.6, threads=2) == Expected(2.0, True, None, 4.0, 0.9)
+    assert Expected.of_run(2.0, 3.6, threads=2) == Expected(2.0, wide_thread_s=4.0, busy=0.9)
+    assert Expected.of_run(2.0, 3.6, threads=2).scales is True
     assert Expected.of_run(2.0, 2.2, threads=2).scales is False  # one core of two busy
     # on one thread earlier: side by side that took 6.5 s, so 2 x 2.0 s one after the other
     # is sooner; 3.8 s is not (two side by side took 3.8 s for both)
     narrow = Expected.of_run(6.5, 6.5, threads=1)
-    assert narrow == Expected(6.5, scales=None, one_thread_s=6.5)
+    assert narrow == Expected(6.5, one_thread_s=6.5) and narrow.scales is None
     wide = Expected.of_run(2.0, 3.9, threads=2, before=narrow)
     assert wide.scales is True
     assert Expected.of_run(2.0, 3.9, threads=2,
@@ -147,9 +152,9 @@ async def test_what_a_run_says_about_scaling() -> None:
     assert Expected.of_run(2.0, 3.9, threads=2, before=slow).scales is True  # 6.5 >= 1.1 x 5.25
     # a run on one thread counts too, and a run without a CPU time says nothing of scaling
     assert Expected.of_run(9.0, 9.0, threads=1, before=slow).scales is True  # 7.75 >= 7.15
-    assert Expected.of_run(6.0, None, threads=2, before=narrow) == Expected(6.0, None, 6.5)
-    assert Expected(SOLO_MIN_S, scales=None).solo and not Expected(SOLO_MIN_S, False).solo
-    assert not Expected(SOLO_MIN_S / 2, scales=True).solo
+    assert Expected.of_run(6.0, None, threads=2, before=narrow) == Expected(6.0, one_thread_s=6.5)
+    assert Expected(SOLO_MIN_S).solo and not Expected(SOLO_MIN_S, **FLAT).solo
+    assert not Expected(SOLO_MIN_S / 2, **SCALES).solo
     # long on one thread, though quick on several
-    assert Expected(SOLO_MIN_S / 3, scales=True, one_thread_s=SOLO_MIN_S).solo
-    assert not Expected(SOLO_MIN_S, scales=True, one_thread_s=SOLO_MIN_S / 2).solo
+    assert Expected(SOLO_MIN_S / 3, one_thread_s=SOLO_MIN_S, **SCALES).solo
+    assert not Expected(SOLO_MIN_S, one_thread_s=SOLO_MIN_S / 2, **SCALES).solo

@@ -162,7 +162,8 @@ async def test_models_that_scale_run_one_after_another_on_every_core(
     config = ExecutorConfig(workers=cores, memory_limit="1GiB")
     async with Executor(config, local_directory=tmp_path / "dask") as ex:
         # earlier rounds said: long, and faster alone on every core than side by side
-        ex.predict_times.update({n: Expected(SOLO_MIN_S, scales=True) for n in names})
+        scales = Expected(SOLO_MIN_S, wide_thread_s=2.0, busy=0.95)
+        ex.predict_times.update({n: scales for n in names})
         outs = await asyncio.gather(*(ex.predict(_job("span.py:predict", tmp_path, live, n))
                                       for n in names))
         # what this round measured: a model that sleeps keeps no core busy
@@ -261,7 +262,8 @@ async def test_the_longest_models_start_first(one_worker: Executor, live: Path,
     # earlier rounds' predict times, as the runtime seeds them from the ledger
     known = {"quick": 0.1, "slow": 30.0, "medium": 5.0, "slowest": 90.0}
     # none of them scales: a solo model would go before the longest (test_slots.py)
-    one_worker.predict_times.update({n: Expected(s, scales=False) for n, s in known.items()})
+    one_worker.predict_times.update({n: Expected(s, wide_thread_s=2 * s, busy=0.5)
+                                     for n, s in known.items()})
     names = ["quick", "medium", "new", "slow", "slowest"]
     outs = await asyncio.gather(*(one_worker.predict(_job("order.py:predict", tmp_path, live, n))
                                   for n in names))

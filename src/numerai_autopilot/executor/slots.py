@@ -52,13 +52,11 @@ SOLO_GAIN = 1.1
 @dataclass(frozen=True)
 class Expected:
     """What a model's earlier runs say about its next predict: its latest wall time in
-    seconds; whether it is faster alone on several threads than side by side on one (None:
-    never measured on several); and, averaged over its runs (each new one weighs half, so
-    that one slow run does not decide), its time on one thread, its threads times its wall
-    time on several, and the share of those threads it kept busy (None: never measured)."""
+    seconds and, averaged over its runs (each new one weighs half, so that one slow run does
+    not decide), its time on one thread, its threads times its wall time on several, and the
+    share of those threads it kept busy (None: never measured)."""
 
     seconds: float
-    scales: bool | None = None
     one_thread_s: float | None = None
     wide_thread_s: float | None = None
     busy: float | None = None
@@ -67,15 +65,10 @@ class Expected:
     def of_run(cls, seconds: float, cpu_s: float | None, threads: int,
                before: Expected | None = None) -> Expected:
         """`before` updated with a predict of `seconds` wall time and `cpu_s` CPU time (its
-        process's, every thread) on `threads` native threads. A model scales when on
-        several threads it kept them busy (`SCALES_AT`) and, if it ran on one thread too,
-        its one-thread time is `SOLO_GAIN` times its threads' time or more: one after
-        another on every core, such models finish sooner than side by side.
+        process's, every thread) on `threads` native threads.
 
         >>> Expected.of_run(2.0, 3.8, 2).scales, Expected.of_run(2.0, 2.1, 2).scales
         (True, False)
-        >>> Expected.of_run(2.0, 3.8, 2, before=Expected.of_run(3.5, 3.5, 1)).scales
-        False
         """
         one = before.one_thread_s if before is not None else None
         wide = before.wide_thread_s if before is not None else None
@@ -85,9 +78,22 @@ class Expected:
         elif cpu_s is not None and seconds > 0:
             wide = _averaged(wide, threads * seconds)
             busy = _averaged(busy, cpu_s / (threads * seconds))
-        scales = (None if wide is None or busy is None
-                  else busy >= SCALES_AT and (one is None or one >= SOLO_GAIN * wide))
-        return cls(seconds, scales, one, wide, busy)
+        return cls(seconds, one, wide, busy)
+
+    @property
+    def scales(self) -> bool | None:
+        """Whether it is faster alone on several threads than side by side on one (None:
+        never measured on several): there it kept them busy (`SCALES_AT`) and, if it ran on
+        one thread too, its one-thread time is `SOLO_GAIN` times its threads' time or more.
+        One after another on every core, such models finish sooner than side by side.
+
+        >>> Expected(2.0, one_thread_s=3.5, wide_thread_s=4.0, busy=0.95).scales
+        False
+        """
+        if self.wide_thread_s is None or self.busy is None:
+            return None
+        return self.busy >= SCALES_AT and (self.one_thread_s is None
+                                           or self.one_thread_s >= SOLO_GAIN * self.wide_thread_s)
 
     @property
     def solo(self) -> bool:
