@@ -32,3 +32,26 @@ def test_a_failed_dask_heartbeat_is_one_warning_line_and_other_errors_keep_their
         "ConnectionPool.heartbeat_worker>: Stream is closed); the worker beats again unless "
         "it is stopping")
     assert other["severity"] == "ERROR" and "Traceback" in other["message"], other
+
+
+CLOSING = """
+import logging, sys
+from numerai_autopilot.observe.logs import setup_logging
+
+setup_logging(sys.argv[1])
+logging.getLogger("distributed.worker.state_machine").warning(
+    "Async instruction for <Task cancelled name='execute(x)'> ended with CancelledError")
+logging.getLogger("distributed.nanny").warning(
+    "Worker process still alive after 4.0 seconds, killing")
+logging.getLogger("distributed.nanny").warning("Restarting worker")
+"""
+
+
+def test_a_worker_closed_while_its_task_runs_is_info_not_a_warning() -> None:
+    said = {}
+    for level in ("INFO", "WARNING"):
+        done = subprocess.run([sys.executable, "-c", CLOSING, level], capture_output=True,
+                              text=True, timeout=60, check=True)
+        said[level] = [line.split(" ", 2)[1:] for line in done.stderr.splitlines()]
+    assert [level for level, _ in said["INFO"]] == ["INFO", "INFO", "WARNING"], said
+    assert said["WARNING"] == [["WARNING", "distributed.nanny: Restarting worker"]], said

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -31,6 +32,9 @@ from numerai_autopilot.ledger import Ledger, LogLine, Run, RunState, StageRecord
 from numerai_autopilot.numerai import NumeraiClient
 from numerai_autopilot.observe import setup_logging
 from numerai_autopilot.runs import ModelIds, new_run
+
+if TYPE_CHECKING:
+    from numerai_autopilot.runtime import Runtime
 
 
 @app.command()
@@ -148,8 +152,30 @@ async def _run_now(
         if claimed is None:
             return run  # recorded as skipped (already submitted this round)
         task = asyncio.create_task(runtime.pipeline.execute(claimed))
-        await _follow_run(runtime.ledger, run.id, task, download)
+        try:
+            await _follow_run(runtime.ledger, run.id, task, download)
+        except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this coroutine
+            await _interrupted(runtime, task, claimed, dry_run=dry_dir is not None)
+            raise
         return await task
+
+
+async def _interrupted(runtime: Runtime, task: asyncio.Task[Run], run: Run, dry_run: bool
+                       ) -> None:
+    """Stop `run`'s pipeline `task` now and record the run failed, as interrupted, unless it
+    ended first. Its predictor's worker is stopped with the runtime's cluster; left as it
+    was, the run would be resumed by the next server, which the user did not ask for."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await runtime.pipeline.flush()
+    current = await asyncio.to_thread(runtime.ledger.get, run.id)
+    if current is None or current.is_final:
+        return
+    again = f"autopilot run {run.model_name}" + (" --dry-run" if dry_run else "")
+    message = f"interrupted (Ctrl-C) while {current.state.value}; run `{again}` again"
+    await asyncio.to_thread(runtime.ledger.advance, run.id, RunState.FAILED,
+                            owner=runtime.owner, error=message, log=("error", message))
 
 
 class DownloadProgress:

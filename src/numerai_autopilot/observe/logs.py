@@ -68,6 +68,25 @@ class _HeartbeatFailures(logging.Filter):
         return True
 
 
+class _ClosingWorkers(logging.Filter):
+    """Dask logs a worker closed while its task runs (Ctrl-C, a shutdown, a timeout's
+    restart) as two warnings: the task's cancellation, which happens only in `Worker.close()`
+    (distributed/worker_state_machine.py), and its nanny killing it once the task kept it
+    alive past the close's wait (distributed/nanny.py). Both are what stopping means: they
+    become info lines, shown only where info is."""
+
+    _CLOSING = (("distributed.worker.state_machine", "Async instruction for "),
+                ("distributed.nanny", "Worker process still alive after "))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and any(
+                record.name == name and str(record.msg).startswith(start)
+                for name, start in self._CLOSING):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            return logging.getLogger().isEnabledFor(logging.INFO)
+        return True
+
+
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     """Log to stderr at `level`, as readable lines (`text`) or Cloud Logging's JSON (`json`);
     Dask's loggers included. Processes this one starts (the cluster's, its workers) repeat it
@@ -84,6 +103,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
             logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
         )
     handler.addFilter(_HeartbeatFailures())
+    handler.addFilter(_ClosingWorkers())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
