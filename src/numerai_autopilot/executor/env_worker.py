@@ -7,9 +7,9 @@ and memory limit, their local directory, the Dask configuration, the resource th
 (`environment_resource(name)`, one unit per thread: only that environment's tasks ask for it),
 the folders to put first on `sys.path` (where the server finds predictor modules) and the
 logging setup. Each worker runs under a nanny, as the local cluster's do, so a worker killed
-for a timeout or its memory is replaced. Prints one line, `{"workers": N}`, once they have
-joined the scheduler; closes them when stdin closes (the server stopped or died) or on
-SIGTERM. It imports nothing of the server but this package's worker side, which the
+for a timeout or its memory is replaced, and how it ended reaches the executor (`exits.py`).
+Prints one line, `{"workers": N}`, once they have joined the scheduler; closes them when stdin
+closes (the server stopped or died) or on SIGTERM. It imports nothing of the server but this package's worker side, which the
 environment sees through the server's site-packages (`autopilot envs build`).
 """
 
@@ -42,6 +42,7 @@ async def _serve(spec: dict[str, Any]) -> None:
     import dask
     import distributed
 
+    from numerai_autopilot.executor.exits import EXIT_TOPIC, report_exits
     from numerai_autopilot.observe.logs import setup_logging
 
     setup_logging(*spec["logging"])
@@ -54,6 +55,7 @@ async def _serve(spec: dict[str, Any]) -> None:
                   dashboard_address=None, config=copy.deepcopy(dask.config.config))
             for i in range(spec["workers"])]
         await asyncio.gather(*nannies)
+    report_exits(lambda event: nannies[0].log_event(EXIT_TOPIC, event))  # any: one scheduler
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

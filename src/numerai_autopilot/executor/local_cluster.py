@@ -8,8 +8,8 @@
 The server never hosts the scheduler: a predictor's `get_client().run_on_scheduler(...)` runs
 in this process, which holds no configuration. It and its workers get the server's
 environment without `NUMERAI_*`, `AUTOPILOT_*` and `PGPASSWORD` variables, so no predictor
-can read a key or a secret there. The nannies' reports of dead workers (exit code, signal), which only
-their own log says, are passed on as scheduler events on `EXIT_TOPIC`. The process ends
+can read a key or a secret there. The nannies' reports of dead workers (exit code, signal) are
+passed on as scheduler events (`exits.py`). The process ends
 when its stdin closes (the server stopped, or died) or on SIGTERM.
 """
 
@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Mapping
@@ -28,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from numerai_autopilot.errors import AutopilotError
+from numerai_autopilot.executor.exits import EXIT_TOPIC, report_exits
 from numerai_autopilot.observe.logs import logging_setup, setup_logging
 
-EXIT_TOPIC = "numerai-autopilot-worker-exit"
 _START_TIMEOUT_S = 180.0
 _STOP_TIMEOUT_S = 15.0
 _SECRET_PREFIXES = ("NUMERAI_", "AUTOPILOT_")
@@ -103,37 +101,6 @@ class LocalClusterProcess:
             await self._process.wait()
 
 
-class _NannyExits(logging.Handler):
-    """Passes the nannies' "Worker process 123 exited with status 1" lines (logged at INFO)
-    on as events, and the nannies' warnings and errors on to the root handlers."""
-
-    _pattern = re.compile(r"Worker process (\d+) (exited with status (-?\d+)|"
-                          r"was killed by signal (\d+)|was killed by unknown signal)")
-
-    def __init__(self, scheduler: Any) -> None:
-        super().__init__(level=logging.INFO)
-        self._scheduler = scheduler
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.WARNING:
-            for handler in logging.getLogger().handlers:
-                handler.handle(record)
-        match = self._pattern.search(record.getMessage())
-        if match is None:
-            return
-        if match.group(3) is not None:
-            reason = f"exit code {match.group(3)}"
-        elif match.group(4) is not None:
-            number = int(match.group(4))
-            try:
-                reason = f"killed by {signal.Signals(number).name}"
-            except ValueError:
-                reason = f"killed by signal {number}"
-        else:
-            reason = "killed by a signal"
-        self._scheduler.log_event(EXIT_TOPIC, {"pid": int(match.group(1)), "reason": reason})
-
-
 async def _serve(spec: dict[str, Any]) -> None:
     sys.path[:] = spec["sys_path"]  # the nannies' worker processes start with it too
     import dask
@@ -152,10 +119,7 @@ async def _serve(spec: dict[str, Any]) -> None:
             resources=spec["resources"] or None,
             # for the nannies' worker processes, restarted ones included
             config=copy.deepcopy(dask.config.config))
-    nanny = logging.getLogger("distributed.nanny")
-    nanny.setLevel(logging.INFO)  # the exit lines are INFO; the handler shows only warnings
-    nanny.propagate = False
-    nanny.handlers[:] = [_NannyExits(cluster.scheduler)]
+    report_exits(lambda event: cluster.scheduler.log_event(EXIT_TOPIC, event))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
