@@ -161,8 +161,9 @@ async def test_models_that_scale_run_one_after_another_on_every_core(
     names = [f"s{i}" for i in range(cores + 1)]
     config = ExecutorConfig(workers=cores, memory_limit="1GiB")
     async with Executor(config, local_directory=tmp_path / "dask") as ex:
-        # earlier rounds said: long, and faster alone on every core than side by side
-        scales = Expected(SOLO_MIN_S, wide_thread_s=2.0, busy=0.95)
+        # earlier rounds said: long, and faster alone on every core than side by side (their
+        # threads 80 % busy: this round's run, averaged in, decides the next verdict)
+        scales = Expected(SOLO_MIN_S, wide_thread_s=2.0, busy=0.8)
         ex.predict_times.update({n: scales for n in names})
         outs = await asyncio.gather(*(ex.predict(_job("span.py:predict", tmp_path, live, n))
                                       for n in names))
