@@ -18,8 +18,8 @@ core: `executor/slots.py`); the measured round is then a new server process's fi
 after a restart or on Cloud Run's next instance: models cold (their files read once before,
 as the page cache would hold them), so that it pays what the limit counts, their earlier
 runs known. Each model is measured alone in a process of its own that may use every core
-(bench/measure_model.py), three times: the median of its wall time and of its CPU time (all
-threads).
+(bench/measure_model.py), three times in a portfolio of fewer than ten models: the median of
+its wall time and of its CPU time (all threads).
 
     limit_s = the live data's download + one upload
               + max(sum over models of CPU seconds / cores,   (the work, spread on every core)
@@ -64,7 +64,9 @@ NAMES = ([f"standard_{i:02d}" for i in range(STANDARD["count"])]
          + [f"ensemble_{i}" for i in range(ENSEMBLES)]
          + [f"big_{i}" for i in range(BIG["count"])])
 PORTFOLIOS = ("standard", "deep", "ensemble", "big")
-ALONE_RUNS = 3
+# A model's alone figures are the median of this many runs (one run moves by tens of percent
+# here); a limit summing many models' runs averages their noise out, so one each there.
+ALONE_RUNS, ALONE_RUNS_MANY, MANY = 3, 1, 10
 
 
 @dataclass
@@ -103,7 +105,8 @@ def portfolio_scenario(kind: str, workdir: Path, sandbox: Any, data_dir: Path,
     result = round_scenario(workdir / "server", sandbox, refs, warmup=2, restart=True,
                             rounds=1, executor=executor)
     live = _latest_live(data_dir)
-    alone = {name: measure_alone(ref, live) for name, ref in refs.items()}
+    times = ALONE_RUNS if len(refs) < MANY else ALONE_RUNS_MANY
+    alone = {name: measure_alone(ref, live, times) for name, ref in refs.items()}
     cores = machine_cores()
     work = sum(a["cpu_s"] for a in alone.values()) / cores
     longest = max(a["load_s"] + a["predict_s"] for a in alone.values())
@@ -140,13 +143,13 @@ def build(kind: str, data_dir: Path, models_dir: Path, quick: bool = False) -> d
     return {pkl.stem: str(pkl) for pkl in sorted(folder.glob("*.pkl"))}
 
 
-def measure_alone(ref: str, live: Path) -> dict[str, float]:
-    """Load and predict one model in a fresh process that may use every core, `ALONE_RUNS`
-    times: each figure's median (one such run moves by tens of percent on a shared VM)."""
+def measure_alone(ref: str, live: Path, times: int = ALONE_RUNS) -> dict[str, float]:
+    """Load and predict one model in a fresh process that may use every core, `times`
+    times: each figure's median."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     runs: list[dict[str, float]] = []
-    for _ in range(ALONE_RUNS):
+    for _ in range(times):
         out = subprocess.run([PYTHON, str(BENCH / "measure_model.py"), ref, str(live)],
                              env=env, capture_output=True, text=True, check=True, timeout=1800)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
