@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from executor_data import HERE, ROWS, write_live
+from executor_data import ROWS, write_live
 
 from numerai_autopilot.config import ExecutorConfig
 from numerai_autopilot.errors import PredictorError
@@ -23,6 +23,8 @@ from numerai_autopilot.executor import (
     parse_predictor,
 )
 from numerai_autopilot.executor.slots import WIDE_HOLD_S
+
+HERE = Path(__file__).parent  # the predictor files these tests load
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

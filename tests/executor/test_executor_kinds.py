@@ -13,7 +13,7 @@ import cloudpickle
 import pandas as pd
 import pytest
 import pytest_asyncio
-from executor_data import HERE, ROWS, live_ids, write_benchmarks, write_live
+from executor_data import ROWS, live_ids, write_benchmarks, write_live
 
 from numerai_autopilot.config import ExecutorConfig
 from numerai_autopilot.errors import PredictorError, ValidationError
@@ -25,6 +25,8 @@ from numerai_autopilot.executor import (
     PredictorRaised,
     parse_predictor,
 )
+
+HERE = Path(__file__).parent  # the predictor files these tests load
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

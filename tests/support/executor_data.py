@@ -8,7 +8,6 @@ import numpy as np
 import pyarrow as pa
 from pyarrow import feather
 
-HERE = Path(__file__).parents[1] / "executor"  # the executor tests' predictor files
 ROWS = 300
 FEATURES = 20
 

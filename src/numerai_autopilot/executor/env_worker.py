@@ -9,8 +9,9 @@ the folders to put first on `sys.path` (where the server finds predictor modules
 logging setup. Each worker runs under a nanny, as the local cluster's do, so a worker killed
 for a timeout or its memory is replaced, and how it ended reaches the executor (`exits.py`).
 Prints one line, `{"workers": N}`, once they have joined the scheduler; closes them when stdin
-closes (the server stopped or died) or on SIGTERM. It imports nothing of the server but this package's worker side, which the
-environment sees through the server's site-packages (`autopilot envs build`).
+closes (the server stopped or died) or on SIGTERM. It imports nothing of the server but this
+package's worker side, which the environment sees through the server's site-packages
+(`autopilot envs build`).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ The server never hosts the scheduler: a predictor's `get_client().run_on_schedul
 in this process, which holds no configuration. It and its workers get the server's
 environment without `NUMERAI_*`, `AUTOPILOT_*` and `PGPASSWORD` variables, so no predictor
 can read a key or a secret there. The nannies' reports of dead workers (exit code, signal) are
-passed on as scheduler events (`exits.py`). The process ends
-when its stdin closes (the server stopped, or died) or on SIGTERM.
+passed on as scheduler events (`exits.py`). The process ends when its stdin closes (the server
+stopped, or died) or on SIGTERM.
 """
 
 from __future__ import annotations
