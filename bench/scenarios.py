@@ -167,12 +167,17 @@ class Server:
 
 def overhead_ms(run: dict[str, Any], stages: list[dict[str, Any]]) -> float:
     """Time of the run beyond its predictor's own work, the shared download, waiting for a
-    free worker and Numerai's answers to the upload (all three recorded in `run.detail`)."""
+    free worker and Numerai's answers to the upload (all recorded in `run.detail`). A model
+    that loaded while the data downloaded (`data_wait_s` recorded) counts only the part of
+    its wait and load that outlasted the download."""
     detail = run["detail"]
     total = parse_time(run["updated_at"]) - parse_time(run["created_at"])
     download = sum(parse_time(s["ended_at"]) - parse_time(s["started_at"])
                    for s in stages if s["state"] == "downloading" and s["ended_at"])
-    own = sum(float(detail.get(k, 0.0)) for k in ("compute_s", "load_s", "queued_s", "upload_s"))
+    before = sum(float(detail.get(k, 0.0)) for k in ("load_s", "queued_s"))
+    if detail.get("data_wait_s") is not None:
+        before = max(before - download, 0.0)
+    own = before + sum(float(detail.get(k, 0.0)) for k in ("compute_s", "upload_s"))
     return (total - download - own) * 1000
 
 

@@ -12,7 +12,7 @@ from numerai_autopilot.runtime import last_predict_times
 
 def _through(ledger: Ledger, model: str, round_number: int, compute_s: float | None,
              final: RunState = RunState.SUBMITTED, cpu_s: float | None = None,
-             threads: int = 1) -> None:
+             threads: int = 1, data_wait_s: float | None = None) -> None:
     run, _ = ledger.record(new_run(model_name=model, model_id=f"model-{model}",
                                    round_number=round_number))
     [claimed] = ledger.claim("worker", limit=1)
@@ -26,6 +26,8 @@ def _through(ledger: Ledger, model: str, round_number: int, compute_s: float | N
                                            "threads": threads}
     if cpu_s is not None:
         detail["cpu_s"] = cpu_s
+    if data_wait_s is not None:
+        detail["data_wait_s"] = data_wait_s
     ledger.advance(run.id, RunState.VALIDATING, owner="worker", detail=detail)
     ledger.advance(run.id, RunState.UPLOADING, owner="worker")
     ledger.advance(run.id, RunState.SUBMITTED, owner="worker", submission_id=f"s-{run.id}")
@@ -58,14 +60,17 @@ def test_whether_a_model_scales_comes_from_its_runs_oldest_first(ledger: Ledger)
     assert (known["even"].seconds, known["even"].scales) == (2.0, False)
 
 
-def test_the_run_page_says_on_how_many_threads_a_model_predicted(ledger: Ledger) -> None:
+def test_the_run_page_says_on_how_many_threads_a_model_predicted_and_when_it_loaded(ledger: Ledger) -> None:
     from datetime import UTC, datetime
 
     from numerai_autopilot.web.dashboard.views import predict_time
 
     _through(ledger, "wide", 511, 3.5, cpu_s=6.9, threads=2)
     _through(ledger, "narrow", 511, 3.5, cpu_s=3.5, threads=1)
+    _through(ledger, "early", 511, 3.5, cpu_s=3.5, threads=1, data_wait_s=0.5)
     said = {run.model_name: predict_time(run, ledger.stages(run.id), datetime.now(UTC))
             for run in ledger.runs(limit=10)}
     assert "(predictor 3.5 s on 2 threads, loading it 9.0 s" in said["wide"], said
     assert "(predictor 3.5 s, loading it 9.0 s" in said["narrow"], said
+    # loaded while the round's data downloaded: not this stage's time
+    assert "(predictor 3.5 s, loading it during the download 9.0 s" in said["early"], said

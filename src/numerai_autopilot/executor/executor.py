@@ -35,6 +35,7 @@ from numerai_autopilot.executor.environments import (
     resources_for,
 )
 from numerai_autopilot.executor.errors import PredictorTimeout, WorkerDied
+from numerai_autopilot.executor.gate import DataGate
 from numerai_autopilot.executor.jobs import (
     Failed,
     PredictJob,
@@ -137,13 +138,22 @@ class Executor:
             raise RuntimeError("Executor is not started; use 'async with Executor(...)'")
         return self._client
 
-    async def predict(self, job: PredictJob) -> PredictOutcome:
+    async def predict(self, job: PredictJob, ready: Awaitable[object] | None = None
+                      ) -> PredictOutcome:
         """Run one model's predictor on a worker.
 
         Returns the predictions, or the submission CSV when ``job.validate_for`` is set.
         Raises a PredictorError subclass (``executor.errors`` draws the tree) for anything
         the predictor or its worker did, and ValidationError when the CSV fails its checks.
+
+        `ready`: the job's round files are still being fetched. Where workers open them
+        by path, the task starts now, loads the predictor meanwhile and reads the files
+        once `ready` is done, failed or not (the wait does not count towards the timeout;
+        a failed fetch fails the task); with scattered files, `ready` is awaited first.
         """
+        if ready is not None and self.config.round_file_transfer != "shared":
+            await ready  # scattered: the bytes are sent once they are there
+            ready = None
         asked_at = time.time()
         spec = job.predictor.refreshed()
         if job.environment is not None:
@@ -173,11 +183,22 @@ class Executor:
             validate_for=job.validate_for, warm_budget_bytes=self.config.warm_budget,
             environment=job.environment, references=_references(job, live_token),
         )
+        gate = None if ready is None else DataGate(self.client, ready)
+        if gate is not None:
+            request = replace(request, data_event=gate.name)
         with self._envs.using(job.environment):
-            result: TaskResult = await self._run(
-                worker_side.run_prediction, request, round_files, job.timeout_s,
-                f"predict-{job.run_id}", expected=self.predict_times.get(job.model_name),
-            )
+            try:
+                result: TaskResult = await self._run(
+                    worker_side.run_prediction, request, round_files, job.timeout_s,
+                    f"predict-{job.run_id}", expected=self.predict_times.get(job.model_name),
+                    gate=None if gate is None else gate.opened)
+            except asyncio.CancelledError:
+                if gate is not None:
+                    gate.abandon()
+                raise
+            finally:
+                if gate is not None and not gate.abandoned:
+                    gate.close()
         self.predict_times[job.model_name] = Expected.of_run(
             result.compute_s, result.cpu_s, result.threads, self.predict_times.get(job.model_name))
         return PredictOutcome(predictions=result.predictions, compute_s=result.compute_s,
@@ -186,7 +207,7 @@ class Executor:
                               queued_s=max(result.started_at - asked_at, 0.0),
                               csv=result.csv, rows=result.rows, validate_s=result.validate_s,
                               peak_rss=result.peak_rss, model_size=result.model_size,
-                              figures=result.figures)
+                              figures=result.figures, data_wait_s=result.data_wait_s)
 
     async def inspect(self, spec: PredictorSpec, model_name: str = "",
                       timeout_s: float = 300.0, environment: str | None = None
@@ -249,7 +270,8 @@ class Executor:
     async def _run(self, func: Callable[..., T | Failed],
                    request: TaskRequest,
                    args: Callable[[], Awaitable[tuple[Any, ...]]], timeout_s: float,
-                   label: str, expected: Expected | None = None) -> T:
+                   label: str, expected: Expected | None = None,
+                   gate: asyncio.Future[float] | None = None) -> T:
         # Tasks are handed to the scheduler only up to `_capacity()`: given them all, it
         # would queue some on busy workers, behind a task that may hang, and blame them
         # when that worker is killed. A task that still dies before it started was only
@@ -264,14 +286,17 @@ class Executor:
                 key = f"autopilot-{label}-{uuid.uuid4().hex[:12]}"
                 try:
                     return await self._run_once(func, replace(request, key=key), await args(),
-                                                timeout_s, attempt == _START_ATTEMPTS)
+                                                timeout_s, attempt == _START_ATTEMPTS, gate)
                 except _NotStarted:
                     continue
             raise AssertionError("unreachable")
 
     async def _run_once(self, func: Callable[..., T | Failed],
                         request: TaskRequest,
-                        args: tuple[Any, ...], timeout_s: float, last_attempt: bool) -> T:
+                        args: tuple[Any, ...], timeout_s: float, last_attempt: bool,
+                        gate: asyncio.Future[float] | None = None) -> T:
+        """One submission of the task; `gate` (its loop time when the round's data came)
+        holds the timeout's clock while the task waits for the data."""
         from distributed import KilledWorker
         from distributed.client import FutureCancelledError
 
@@ -287,7 +312,12 @@ class Executor:
             either: list[asyncio.Future[Any]] = [started, result]
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if started.done() and not result.done():
-                remaining = timeout_s - (loop.time() - started.result().at)
+                begun = started.result().at
+                if gate is not None:  # the task waits for the round's data: not timed
+                    await asyncio.wait([either[1], gate], return_when=asyncio.FIRST_COMPLETED)
+                    if gate.done() and not gate.cancelled():
+                        begun = max(begun, gate.result())
+                remaining = timeout_s - (loop.time() - begun)
                 done, _ = await asyncio.wait({result}, timeout=max(remaining, 0.0))
                 if not done:
                     info = started.result()
@@ -315,15 +345,11 @@ class Executor:
                                      f"{_START_ATTEMPTS} times ({exc.reason}): the round "
                                      f"data was lost with the workers holding it") from exc
                 raise _NotStarted from exc
-            except (PredictorError, ValidationError):  # raised by the task, on the worker
-                raise
-            except asyncio.CancelledError:
-                raise
+            except (PredictorError, ValidationError, asyncio.CancelledError):
+                raise  # the first two raised by the task, on the worker
             except Exception as exc:
-                raise PredictorError(
-                    f"model {name!r}: the executor could not run the predictor: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
+                raise PredictorError(f"model {name!r}: the executor could not run the "
+                                     f"predictor: {type(exc).__name__}: {exc}") from exc
             if isinstance(value, Failed):
                 raise value.error
             return value

@@ -22,7 +22,7 @@ class PredictJob:
     """One model's prediction for one run.
 
     ``timeout_s`` counts from the moment the task starts on a worker (loading included),
-    not while it waits for a free worker. ``memory_limit_bytes`` caps what this prediction
+    not while it waits for a free worker or for the round's data. ``memory_limit_bytes`` caps what this prediction
     adds to the worker's memory (RSS growth from the task's start); None: only the
     worker's own limit applies. ``validate_for``: a tournament number to validate the
     predictions against on the worker and return them as the submission CSV
@@ -66,6 +66,9 @@ class PredictOutcome:
     figures: dict[str, float] | None = None
     # what else the run's record should say (a blend's members: runs/blend.py)
     detail: dict[str, object] = field(default_factory=dict)
+    # loaded while the round's data downloaded: how long it then waited for it (None: the
+    # data was there when the task started)
+    data_wait_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class TaskRequest:
     environment: str | None = None  # the environment it runs in (None: the service's own)
     # compute the health figures against the round's (benchmark, example) files; None: not
     references: tuple[str | None, str | None] | None = None
+    # the round's files are still downloading: load, then wait for this Dask Event (its name)
+    data_event: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ class TaskResult:
     figures: dict[str, float] | None = None  # the CSV's health figures, when asked for
     cpu_s: float | None = None  # the process's CPU time (all threads) during the predictor's call
     threads: int = 1  # the native threads it was given
+    data_wait_s: float | None = None  # loaded before the data was there: the wait for it
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,9 @@ MEMORY_EXIT_CODE = 86
 WORKER_LIMIT_FRACTION = 0.9
 _SAMPLE_S = 0.02
 _PUBLISH_WAIT_S = 10.0
+# A task loaded while the round's data downloads waits at most this long for it (the
+# executor sets the event when the download ends either way; this bounds a lost server).
+_DATA_WAIT_S = 3600.0
 # Without `executor.warm_budget`: the share of the worker's memory limit its warm models may
 # take; the rest is for a prediction's own arrays.
 WARM_BUDGET_FRACTION = 0.5
@@ -187,6 +190,11 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
     watchdog = _MemoryWatchdog(worker, request)
     watchdog.start()
     try:
+        data_wait_s: float | None = None
+        if request.data_event is not None:  # the round's data is downloading: load meanwhile
+            announcement.wait()
+            loaded, load_s, cold = _load(worker, request)
+            data_wait_s = _wait_for_data(worker, request)
         live_path = round_path(worker, request.live_path, live_blob, request.live_token)
         references = _references(request)
         if references is not None:  # the health figures' arrays, while it predicts
@@ -194,8 +202,9 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
 
             build_ahead(live_path, *references)
         live = round_frame(live_path)
-        announcement.wait()
-        loaded, load_s, cold = _load(worker, request)
+        if request.data_event is None:
+            announcement.wait()
+            loaded, load_s, cold = _load(worker, request)
         args: list[pd.DataFrame] = [live]
         if loaded.wants_benchmarks:
             if request.benchmark_path is None and benchmark_blob is None:
@@ -231,7 +240,22 @@ def _predict(request: TaskRequest, live_blob: bytes | None,
     return TaskResult(None if csv is not None else predictions, compute_s, load_s, cold,
                       worker.address, started_at, csv, rows,
                       validate_s + time.perf_counter() - start, peak,
-                      WARM.measured(request.spec), figures, cpu_s, request.threads)
+                      WARM.measured(request.spec), figures, cpu_s, request.threads, data_wait_s)
+
+
+def _wait_for_data(worker: Any, request: TaskRequest) -> float:
+    """Block until the executor sets the request's data event (the round's files are on
+    disk, or their download failed: the files are then missing and opening them fails).
+    Returns the seconds waited; PredictorError when it is not set within `_DATA_WAIT_S`."""
+    start = time.perf_counter()
+    call = worker.scheduler.event_wait(name=request.data_event, timeout=_DATA_WAIT_S)
+    if not asyncio.run_coroutine_threadsafe(call, worker.loop.asyncio_loop).result():
+        raise PredictorError(f"model {request.model_name!r}: the round's data did not arrive "
+                             f"within {_DATA_WAIT_S:g} s of the model's load")
+    if request.live_path is not None and not Path(request.live_path).exists():
+        raise PredictorError(f"model {request.model_name!r}: the round's data could not be "
+                             f"fetched (the run's log says why)")
+    return time.perf_counter() - start
 
 
 def _references(request: TaskRequest) -> tuple[Path | None, Path | None, int] | None:

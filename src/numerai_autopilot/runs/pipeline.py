@@ -21,12 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from numerai_autopilot.config import ModelConfig
-from numerai_autopilot.errors import (
-    AutopilotError,
-    LedgerError,
-    PredictorError,
-    ValidationError,
-)
+from numerai_autopilot.errors import AutopilotError, LedgerError, PredictorError, ValidationError
 from numerai_autopilot.executor import PredictJob, PredictOutcome, WorkerDied
 from numerai_autopilot.executor.predictors import PredictorSpec
 from numerai_autopilot.ledger import Change, Run, RunState
@@ -40,11 +35,7 @@ from numerai_autopilot.runs.held import HOLD_HINT, approved_note, kept_outcome
 from numerai_autopilot.runs.locks import KeyedLocks
 from numerai_autopilot.runs.recorder import BatchAdvancer
 from numerai_autopilot.runs.rounddata import RoundFiles
-from numerai_autopilot.runs.rounds import (
-    NO_CLOSE_TIME_S,
-    check_still_current,
-    run_deadline,
-)
+from numerai_autopilot.runs.rounds import NO_CLOSE_TIME_S, check_still_current, run_deadline
 from numerai_autopilot.runs.services import RunSkipped, Services, fallback_key, predicting_note
 from numerai_autopilot.runs.uploads import early_target, numerai_submission, submission_filename
 from numerai_autopilot.validation.classic import submission_csv
@@ -122,6 +113,8 @@ class Pipeline:
         asked_after = run.created_at.timestamp() if run.round_number is None else None
         lookup = asyncio.ensure_future(self._rounds.get(
             model.tournament_id, at_least=run.round_number, asked_after=asked_after))
+        spec = self._services.predictors.get(model.name)  # None: a blend (runs/blend.py)
+        started: asyncio.Future[PredictOutcome] | None = None
         try:
             if run.round_number is None or run.state is RunState.UPLOADING:
                 await asyncio.shield(lookup)  # the round's number or its close comes first
@@ -140,28 +133,31 @@ class Pipeline:
             # the run, so the watcher and later triggers of that round see it.
             learnt = round_number if run.round_number is None and not run.is_test else None
             run = await self._enter(run, RunState.DOWNLOADING, round_number=learnt)
-            files = await self._services.rounddata.get(
-                tournament=model.tournament_id,
-                round_number=round_number,
-                data_version=model.data_version,
-                benchmarks=True,
-                examples=True,
-                deadline=time.time() + NO_CLOSE_TIME_S,
-            )
+            where: dict[str, Any] = {
+                "tournament": model.tournament_id, "round_number": round_number,
+                "data_version": model.data_version, "benchmarks": True, "examples": True}
+            download = asyncio.ensure_future(self._services.rounddata.get(
+                **where, deadline=time.time() + NO_CLOSE_TIME_S))
+            if spec is not None and not run.detail.get("approved"):  # loads meanwhile
+                started = asyncio.ensure_future(self._predict(
+                    run, model, spec, self._services.rounddata.files(**where), download))
+            files = await download
             current = await lookup
             check_still_current(current, round_number)
             deadline = run_deadline(run, model, current, round_number)
+        except BaseException:
+            if started is not None:
+                started.cancel()
+            raise
         finally:
             if not lookup.done():
                 lookup.cancel()
-        spec = self._services.predictors.get(model.name)  # None: a blend (runs/blend.py)
         if spec is None or self._services.executor.config.round_file_transfer != "shared":
             self._health.prepare(model.tournament_id, files)  # judged here: build meanwhile
         # The task goes to a worker while the stage change commits (in a batch with the
         # round's other runs): predicting is no side effect; the upload waits for commits.
-        started = asyncio.ensure_future(
+        started = started or asyncio.ensure_future(
             kept_outcome(self._services.ledger, run) if run.detail.get("approved")
-            else self._predict(run, model, spec, files) if spec is not None
             else self._blender.blend(run, model, files.live_path, round_number, deadline))
         early = None
         try:
@@ -305,13 +301,15 @@ class Pipeline:
         timings = {"compute_s": outcome.compute_s, "load_s": outcome.load_s,
                    "cpu_s": outcome.cpu_s, "threads": outcome.threads,
                    "queued_s": outcome.queued_s, "validate_s": outcome.validate_s,
-                   "peak_mb": outcome.peak_rss / 2**20, "model_mb": outcome.model_size / 2**20}
+                   "peak_mb": outcome.peak_rss / 2**20, "model_mb": outcome.model_size / 2**20,
+                   "data_wait_s": outcome.data_wait_s}
         return run, outcome.csv, outcome.rows, {k: round(v, 6) for k, v in timings.items()
                                                 if v is not None}
 
-    async def _predict(
-        self, run: Run, model: ModelConfig, spec: PredictorSpec, files: RoundFiles
-    ) -> PredictOutcome:
+    async def _predict(self, run: Run, model: ModelConfig, spec: PredictorSpec,
+                       files: RoundFiles, ready: Awaitable[object] | None = None
+                       ) -> PredictOutcome:
+        """The model's validated predictions; `ready`: `files`' download, if not done."""
         job = PredictJob(
             run_id=run.id, model_name=model.name, predictor=spec, live_path=files.live_path,
             benchmark_path=files.benchmark_path, example_path=files.example_path,
@@ -319,7 +317,7 @@ class Pipeline:
             timeout_s=model.timeout, memory_limit_bytes=model.memory,
             validate_for=model.tournament_id, environment=model.environment,
         )
-        return await self._services.executor.predict(job)
+        return await self._services.executor.predict(job, ready)
 
     async def _upload(
         self, run: Run, model: ModelConfig, round_number: int, data: bytes, rows: int,

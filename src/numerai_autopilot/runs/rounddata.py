@@ -69,6 +69,17 @@ class RoundData:
         self.downloads = 0  # files actually fetched from Numerai by this process
         self.bytes_downloaded = 0
 
+    def files(self, *, tournament: int, round_number: int, data_version: str,
+              benchmarks: bool = False, examples: bool = False) -> RoundFiles:
+        """Where `get` puts these files (they may not be there yet)."""
+        folder = self._cache_dir / str(tournament) / data_version / str(round_number)
+        bench_name = BENCHMARK_FILES.get(tournament) if benchmarks else None
+        example_name = EXAMPLE_FILES.get(tournament) if examples else None
+        return RoundFiles(
+            folder / _arrow(LIVE_FILES.get(tournament, "live.parquet")),
+            folder / _arrow(bench_name) if bench_name else None,
+            folder / _arrow(example_name) if example_name else None)
+
     async def get(
         self,
         *,
@@ -79,27 +90,18 @@ class RoundData:
         examples: bool = False,
         deadline: float | None = None,
     ) -> RoundFiles:
-        folder = self._cache_dir / str(tournament) / data_version / str(round_number)
+        """The round's files, downloaded and converted unless they are on disk already;
+        RoundDataError (or the client's NumeraiError) when they cannot be had."""
+        files = self.files(tournament=tournament, round_number=round_number,
+                           data_version=data_version, benchmarks=benchmarks, examples=examples)
         prefix = f"{VERSION_PREFIX.get(tournament, '')}{data_version}/"
-        live_name = LIVE_FILES.get(tournament, "live.parquet")
-        live = folder / live_name.replace(".parquet", ".arrow")
-        fetches = [self._fetch(prefix + live_name, live, tournament, round_number, deadline)]
-        bench_path: Path | None = None
-        bench_name = BENCHMARK_FILES.get(tournament)
-        if benchmarks and bench_name:
-            bench_path = folder / bench_name.replace(".parquet", ".arrow")
-            fetches.append(
-                self._fetch(prefix + bench_name, bench_path, tournament, round_number, deadline))
-        example_path: Path | None = None
-        example_name = EXAMPLE_FILES.get(tournament)
-        if examples and example_name:
-            example_path = folder / example_name.replace(".parquet", ".arrow")
-            fetches.append(self._fetch(prefix + example_name, example_path, tournament,
-                                       round_number, deadline))
-        # both files at once: the second one's API round trips overlap the first's transfer
-        await asyncio.gather(*fetches)
-        self._evict(folder.parent)
-        return RoundFiles(live, bench_path, example_path)
+        # all files at once: one's API round trips overlap another's transfer
+        await asyncio.gather(*(
+            self._fetch(prefix + path.with_suffix(".parquet").name, path, tournament,
+                        round_number, deadline)
+            for path in (files.live_path, files.benchmark_path, files.example_path) if path))
+        self._evict(files.live_path.parent.parent)
+        return files
 
     async def _fetch(
         self, filename: str, arrow: Path, tournament: int, round_number: int, deadline: float | None
@@ -148,6 +150,10 @@ class RoundData:
             if not any(str(path).startswith(str(old)) for path in self._inflight):
                 log.info("evicting cached round data %s", old)
                 shutil.rmtree(old, ignore_errors=True)
+
+
+def _arrow(parquet_name: str) -> str:
+    return parquet_name.replace(".parquet", ".arrow")
 
 
 def warm_up() -> None:
