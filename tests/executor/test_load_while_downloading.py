@@ -131,3 +131,23 @@ async def _both_workers_free(executor: Executor, tmp_path: Path) -> None:
     write_live(folder / "live.arrow")
     out = await asyncio.wait_for(executor.predict(_model(folder, "after")[1]), _WAIT_S)
     assert out.predictions is not None and len(out.predictions) == ROWS
+
+
+async def test_a_model_failing_to_load_leaves_the_download_be(executor: Executor,
+                                                              tmp_path: Path) -> None:
+    source = tmp_path / "broken.py"
+    source.write_text("raise ImportError('no module named lightgbm_v9')\n")
+    job = PredictJob(run_id="run-broken", model_name="broken",
+                     predictor=parse_predictor(f"{source}:predict", tmp_path),
+                     live_path=tmp_path / "live.arrow", timeout_s=60)
+
+    async def download() -> str:  # shared with the round's other models
+        await asyncio.sleep(2.0)
+        write_live(job.live_path)
+        return "done"
+
+    fetch = asyncio.ensure_future(download())
+    with pytest.raises(PredictorError, match="'broken'"):
+        await asyncio.wait_for(executor.predict(job, ready=fetch), _WAIT_S)
+    assert not fetch.done()  # the model failed first
+    assert await asyncio.wait_for(fetch, _WAIT_S) == "done"

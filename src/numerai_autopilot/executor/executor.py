@@ -152,7 +152,7 @@ class Executor:
         a failed fetch fails the task); with scattered files, `ready` is awaited first.
         """
         if ready is not None and self.config.round_file_transfer != "shared":
-            await ready  # scattered: the bytes are sent once they are there
+            await asyncio.shield(ready)  # scattered: the bytes are sent once they are there
             ready = None
         asked_at = time.time()
         spec = job.predictor.refreshed()

@@ -37,7 +37,7 @@ class DataGate:
         """The loop time the data came (or its fetch ended), once the Event is set."""
         try:
             with contextlib.suppress(Exception):
-                await ready
+                await asyncio.shield(ready)  # the gate closing early leaves the download be
         finally:
             # shielded: cancelled while setting, it is still set
             await asyncio.shield(self._event().set())
