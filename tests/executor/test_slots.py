@@ -134,6 +134,27 @@ async def test_a_solo_model_holds_the_others_back_for_one_and_a_half_its_time_on
     assert all(start + 0.75 <= s < end for _, s, _ in rest), seen
 
 
+async def test_a_solo_models_hold_counts_from_when_its_data_is_there() -> None:
+    # loaded while the round's data downloads: a download longer than the hold does not
+    # let the others start beside it
+    slots = Slots(cores=lambda: 2, capacity=lambda: 4, hold_s=0.1)
+    solo = Expected(0.2, one_thread_s=SOLO_MIN_S, **SCALES)  # holds the others 0.3 s
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+    loop.call_later(0.5, ready.set_result, None)
+    seen: dict[str, tuple[int, float, float]] = {}
+
+    async def task(name: str, runs_s: float) -> None:
+        async with slots.slot(solo, ready) as threads:
+            start = loop.time()
+            await asyncio.sleep(runs_s)
+            seen[name] = (threads, start, loop.time())
+
+    await asyncio.gather(task("first", 0.5 + 0.2), task("second", 0.05), task("third", 0.05))
+    (threads, _, end), rest = seen.pop("first"), seen.values()
+    assert threads == 2 and all(start >= end for _, start, _ in rest), seen
+
+
 async def test_what_a_run_says_about_scaling() -> None:
     assert Expected.of_run(2.0, 3.6, threads=2) == Expected(2.0, wide_thread_s=4.0, busy=0.9)
     assert Expected.of_run(2.0, 3.6, threads=2).scales is True

@@ -280,7 +280,7 @@ class Executor:
         # (other runs' workers). A task whose own worker died while it ran is never re-run
         # here (it may be what kills workers; the ledger decides about retries). Which
         # task goes next, with how many threads: `Slots`.
-        async with self._slots.slot(expected) as threads:
+        async with self._slots.slot(expected, gate) as threads:
             request = replace(request, threads=threads)
             for attempt in range(1, _START_ATTEMPTS + 1):
                 key = f"autopilot-{label}-{uuid.uuid4().hex[:12]}"

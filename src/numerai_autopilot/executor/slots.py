@@ -22,8 +22,9 @@ threads it was given busy) decides its turn and its threads:
   task's thread count is fixed once it starts. So the remainder goes first, wide: with 3
   tasks on 2 cores, one task on 2 threads, then two on one each.
 - The others wait while a solo or wide task runs for `hold_s` at most (a solo's 1.5x its
-  expected time, when longer): a model that hangs or runs long delays the rest of the round
-  by that much, no more; then they take their slots beside it, one thread each.
+  expected time, when longer), counted from when its data is there (it loads while the
+  data downloads): a model that hangs or runs long delays the rest of the round by that
+  much, no more; then they take their slots beside it, one thread each.
 Solo and remainder-first apply only when the cores are one machine's (`one_machine`).
 """
 
@@ -35,6 +36,7 @@ import heapq
 import itertools
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from numerai_autopilot.executor.threads import threads_for
 
@@ -138,10 +140,12 @@ class Slots:
         self._notifying: set[asyncio.Future[None]] = set()
 
     @contextlib.asynccontextmanager
-    async def slot(self, expected: Expected | None) -> AsyncIterator[int]:
+    async def slot(self, expected: Expected | None,
+                   ready: asyncio.Future[Any] | None = None) -> AsyncIterator[int]:
         """Wait for this task's turn (`expected`: its model's `Expected`, None when never
         seen); yields its native thread count. The slot is held until the block ends
-        (cancelling the wait gives up the turn)."""
+        (cancelling the wait gives up the turn). `ready`: done when the task's data is
+        there (it loads meanwhile); a wide task's hold on the others counts from then."""
         solo = self._one_machine and expected is not None and expected.solo
         seconds = expected.seconds if expected is not None else float("inf")
         ticket = (not solo, -seconds, next(self._tickets))
@@ -153,7 +157,7 @@ class Slots:
                 await asyncio.sleep(_GATHER_S)
             async with self._condition:
                 await self._condition.wait_for(lambda: self._may_start(ticket))
-                threads, wide = self._threads(expected, solo)
+                threads, wide = self._threads(expected, solo, ready)
                 self._running += 1
                 self._in_use += threads
                 self._wide_running += threads if wide else 0
@@ -192,20 +196,26 @@ class Slots:
         self._wide_left = 0
         return False
 
-    def _hold(self, seconds: float) -> None:
-        """Hold the others back for `seconds` from now (or until the wide tasks end)."""
+    def _hold(self, seconds: float, ready: asyncio.Future[Any] | None = None) -> None:
+        """Hold the others back for `seconds` from now, or from when `ready` is done (or
+        until the wide tasks end)."""
+        if ready is not None and not ready.done():
+            self._hold_until = float("inf")
+            ready.add_done_callback(lambda _: self._hold(seconds if self._wide_running else 0))
+            return
         loop = asyncio.get_running_loop()
         self._hold_until = loop.time() + seconds
         loop.call_later(seconds, self._wake)  # the others' turn comes then anyway
 
-    def _threads(self, expected: Expected | None, solo: bool) -> tuple[int, bool]:
+    def _threads(self, expected: Expected | None, solo: bool,
+                 ready: asyncio.Future[Any] | None) -> tuple[int, bool]:
         """The thread count of the task starting now, and whether it runs wide (the others
-        wait for it)."""
+        wait for it, from when its data is `ready`)."""
         cores, demand = self._cores(), self._demand
         free = cores - self._in_use
         if solo and demand > 1 and free > 1:
             assert expected is not None
-            self._hold(max(self._hold_s, 1.5 * expected.seconds))
+            self._hold(max(self._hold_s, 1.5 * expected.seconds), ready)
             return free, True
         if demand <= cores:
             return threads_for(cores, demand), False
@@ -216,7 +226,7 @@ class Slots:
         if (self._one_machine and self._running == 0 and remainder and expected is None
                 and cores // remainder > 1):
             self._wide_left, self._wide_threads = remainder - 1, cores // remainder
-            self._hold(self._hold_s)
+            self._hold(self._hold_s, ready)
             return self._wide_threads, True
         return 1, False
 

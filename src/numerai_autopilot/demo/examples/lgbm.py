@@ -1,31 +1,23 @@
-"""A LightGBM predictor: loads `lgbm_small.txt` beside this file once per worker.
+"""A LightGBM predictor: loads `lgbm_small.txt` beside this file when imported.
 
 The demo trains the model on the sandbox's train data (small feature set) and copies this
-file next to it; the loaded booster stays warm in the worker between rounds.
+file next to it. The booster is loaded at import, as a predictor should: the worker imports
+the file while the round's data downloads and keeps it loaded between rounds.
 """
 
 from __future__ import annotations
 
 import json
-from functools import cache
 from pathlib import Path
-from typing import Any
 
+import lightgbm
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-
-
-@cache
-def _model() -> tuple[Any, list[str]]:
-    import lightgbm
-
-    booster = lightgbm.Booster(model_file=str(HERE / "lgbm_small.txt"))
-    features = json.loads((HERE / "lgbm_small.features.json").read_text())
-    return booster, features
+BOOSTER = lightgbm.Booster(model_file=str(HERE / "lgbm_small.txt"))
+FEATURES: list[str] = json.loads((HERE / "lgbm_small.features.json").read_text())
 
 
 def predict(live_features: pd.DataFrame) -> pd.DataFrame:
-    booster, features = _model()
-    raw = booster.predict(live_features[features].to_numpy(dtype="float32"), num_threads=1)
+    raw = BOOSTER.predict(live_features[FEATURES].to_numpy(dtype="float32"), num_threads=1)
     return pd.Series(raw, index=live_features.index).rank(pct=True).to_frame("prediction")
