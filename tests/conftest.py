@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -42,6 +43,11 @@ from numerai_autopilot.sandbox.settings import (
 )
 from numerai_autopilot.sandbox.testing import RunningSandbox, running_sandbox, serve_asgi
 from numerai_autopilot.web import create_app
+
+# Tests press Ctrl-C on the processes they start. Started as a background job (`cmd &`
+# without job control), the test run would ignore SIGINT and pass that on to them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Property tests draw the same examples on every run: CI gives the same answer twice.
 hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)

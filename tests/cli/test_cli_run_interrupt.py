@@ -51,6 +51,11 @@ def test_ctrl_c_stops_a_manual_run_at_once_and_records_it_interrupted(
             time.sleep(0.1)
         assert marker.exists(), proc.communicate(timeout=30)
         worker = psutil.Process(int(marker.read_text()))
+        # the predictor starts as the data is there, while the run's stage change commits
+        with Ledger.from_url(config.ledger.url) as ledger:
+            while ledger.runs()[0].state is not RunState.PREDICTING:
+                assert time.monotonic() < deadline, ledger.runs()
+                time.sleep(0.05)
         # Ctrl-C in the terminal: SIGINT to the whole process group, cluster and workers too
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)

@@ -58,8 +58,7 @@ class DataGate:
         closing.add_done_callback(_CLOSING.discard)
 
     async def _clear(self) -> None:
-        with contextlib.suppress(BaseException):
-            await self.opened
+        await asyncio.wait([self.opened])  # set first, however it ended
         with contextlib.suppress(Exception):  # the client closing: the scheduler goes too
             await self._event().clear()
 

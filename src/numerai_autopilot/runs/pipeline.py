@@ -138,9 +138,11 @@ class Pipeline:
                 "data_version": model.data_version, "benchmarks": True, "examples": True}
             download = asyncio.ensure_future(self._services.rounddata.get(
                 **where, deadline=time.time() + NO_CLOSE_TIME_S))
-            if spec is not None and not run.detail.get("approved"):  # loads meanwhile
-                started = asyncio.ensure_future(self._predict(
-                    run, model, spec, self._services.rounddata.files(**where), download))
+            planned = self._services.rounddata.files(**where)
+            if (spec is not None and not run.detail.get("approved")
+                    and not planned.live_path.exists()):  # it loads while the data downloads
+                started = asyncio.ensure_future(self._predict(run, model, spec, planned,
+                                                              download))
             files = await download
             current = await lookup
             check_still_current(current, round_number)
