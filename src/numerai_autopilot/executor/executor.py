@@ -29,11 +29,7 @@ from numerai_autopilot.errors import PredictorError, ValidationError
 from numerai_autopilot.executor import worker_side
 from numerai_autopilot.executor.cluster import CLUSTER_CONFIG, Cluster
 from numerai_autopilot.executor.env_worker import DEFAULT_RESOURCE
-from numerai_autopilot.executor.environments import (
-    EnvironmentWorkers,
-    EnvWorkerSpec,
-    resources_for,
-)
+from numerai_autopilot.executor.environments import EnvironmentWorkers, EnvWorkerSpec, resources_for
 from numerai_autopilot.executor.errors import PredictorTimeout, WorkerDied
 from numerai_autopilot.executor.gate import DataGate
 from numerai_autopilot.executor.jobs import (
@@ -147,9 +143,9 @@ class Executor:
         the predictor or its worker did, and ValidationError when the CSV fails its checks.
 
         `ready`: the job's round files are still being fetched. Where workers open them
-        by path, the task starts now, loads the predictor meanwhile and reads the files
-        once `ready` is done, failed or not (the wait does not count towards the timeout;
-        a failed fetch fails the task); with scattered files, `ready` is awaited first.
+        by path, the task may start now, load the predictor and read the files once
+        `ready` is done, failed or not (the wait is not timed; a failed fetch fails the
+        task); with scattered files, `ready` is awaited first.
         """
         if ready is not None and self.config.round_file_transfer != "shared":
             await asyncio.shield(ready)  # scattered: the bytes are sent once they are there
@@ -183,22 +179,11 @@ class Executor:
             validate_for=job.validate_for, warm_budget_bytes=self.config.warm_budget,
             environment=job.environment, references=_references(job, live_token),
         )
-        gate = None if ready is None else DataGate(self.client, ready)
-        if gate is not None:
-            request = replace(request, data_event=gate.name)
         with self._envs.using(job.environment):
-            try:
-                result: TaskResult = await self._run(
-                    worker_side.run_prediction, request, round_files, job.timeout_s,
-                    f"predict-{job.run_id}", expected=self.predict_times.get(job.model_name),
-                    gate=None if gate is None else gate.opened)
-            except asyncio.CancelledError:
-                if gate is not None:
-                    gate.abandon()
-                raise
-            finally:
-                if gate is not None and not gate.abandoned:
-                    gate.close()
+            result: TaskResult = await self._run(
+                worker_side.run_prediction, request, round_files, job.timeout_s,
+                f"predict-{job.run_id}", expected=self.predict_times.get(job.model_name),
+                ready=None if ready is None else asyncio.ensure_future(ready))
         self.predict_times[job.model_name] = Expected.of_run(
             result.compute_s, result.cpu_s, result.threads, self.predict_times.get(job.model_name))
         return PredictOutcome(predictions=result.predictions, compute_s=result.compute_s,
@@ -271,7 +256,7 @@ class Executor:
                    request: TaskRequest,
                    args: Callable[[], Awaitable[tuple[Any, ...]]], timeout_s: float,
                    label: str, expected: Expected | None = None,
-                   gate: asyncio.Future[float] | None = None) -> T:
+                   ready: asyncio.Future[Any] | None = None) -> T:
         # Tasks are handed to the scheduler only up to `_capacity()`: given them all, it
         # would queue some on busy workers, behind a task that may hang, and blame them
         # when that worker is killed. A task that still dies before it started was only
@@ -279,17 +264,29 @@ class Executor:
         # cancelled because the scattered round data was lost with the workers holding it
         # (other runs' workers). A task whose own worker died while it ran is never re-run
         # here (it may be what kills workers; the ledger decides about retries). Which
-        # task goes next, with how many threads: `Slots`.
-        async with self._slots.slot(expected, gate) as threads:
-            request = replace(request, threads=threads)
-            for attempt in range(1, _START_ATTEMPTS + 1):
-                key = f"autopilot-{label}-{uuid.uuid4().hex[:12]}"
-                try:
-                    return await self._run_once(func, replace(request, key=key), await args(),
-                                                timeout_s, attempt == _START_ATTEMPTS, gate)
-                except _NotStarted:
-                    continue
-            raise AssertionError("unreachable")
+        # task goes next, with how many threads: `Slots`. A task whose data is still
+        # `ready`-ing when its turn comes loads meanwhile, then waits at a `DataGate`.
+        async with self._slots.slot(expected, ready) as threads:
+            gate = DataGate(self.client, ready) if ready and not ready.done() else None
+            request = replace(request, threads=threads,
+                              data_event=None if gate is None else gate.name)
+            try:
+                for attempt in range(1, _START_ATTEMPTS + 1):
+                    key = f"autopilot-{label}-{uuid.uuid4().hex[:12]}"
+                    try:
+                        return await self._run_once(
+                            func, replace(request, key=key), await args(), timeout_s,
+                            attempt == _START_ATTEMPTS, None if gate is None else gate.opened)
+                    except _NotStarted:
+                        continue
+                raise AssertionError("unreachable")
+            except asyncio.CancelledError:
+                if gate is not None:
+                    gate.abandon()
+                raise
+            finally:
+                if gate is not None and not gate.abandoned:
+                    gate.close()
 
     async def _run_once(self, func: Callable[..., T | Failed],
                         request: TaskRequest,
