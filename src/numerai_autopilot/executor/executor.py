@@ -150,7 +150,10 @@ class Executor:
         if ready is not None and self.config.round_file_transfer != "shared":
             await asyncio.shield(ready)  # scattered: the bytes are sent once they are there
             ready = None
-        asked_at = time.time()
+        asked_at = [time.time()]  # then when the data came, for a task that did not load early
+        if ready is not None:
+            ready = asyncio.ensure_future(ready)
+            ready.add_done_callback(lambda _: asked_at.append(max(asked_at[0], time.time())))
         spec = job.predictor.refreshed()
         if job.environment is not None:
             if job.validate_for is None:  # a frame pickled across two pandas versions
@@ -183,13 +186,14 @@ class Executor:
             result: TaskResult = await self._run(
                 worker_side.run_prediction, request, round_files, job.timeout_s,
                 f"predict-{job.run_id}", expected=self.predict_times.get(job.model_name),
-                ready=None if ready is None else asyncio.ensure_future(ready))
+                ready=ready)
+        waited_from = asked_at[0] if result.data_wait_s is not None else asked_at[-1]
         self.predict_times[job.model_name] = Expected.of_run(
             result.compute_s, result.cpu_s, result.threads, self.predict_times.get(job.model_name))
         return PredictOutcome(predictions=result.predictions, compute_s=result.compute_s,
                               cpu_s=result.cpu_s, threads=result.threads,
                               worker=result.worker, load_s=result.load_s, cold=result.cold,
-                              queued_s=max(result.started_at - asked_at, 0.0),
+                              queued_s=max(result.started_at - waited_from, 0.0),
                               csv=result.csv, rows=result.rows, validate_s=result.validate_s,
                               peak_rss=result.peak_rss, model_size=result.model_size,
                               figures=result.figures, data_wait_s=result.data_wait_s)
@@ -292,8 +296,7 @@ class Executor:
                         request: TaskRequest,
                         args: tuple[Any, ...], timeout_s: float, last_attempt: bool,
                         gate: asyncio.Future[float] | None = None) -> T:
-        """One submission of the task; `gate` (its loop time when the round's data came)
-        holds the timeout's clock while the task waits for the data."""
+        """One submission of the task; the timeout's clock waits for the `gate` to open."""
         from distributed import KilledWorker
         from distributed.client import FutureCancelledError
 

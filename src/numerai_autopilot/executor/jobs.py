@@ -55,7 +55,9 @@ class PredictOutcome:
     threads: int = 1  # the native threads the predictor was given
     load_s: float = 0.0  # 0 when the predictor was already warm in the worker
     cold: bool = False
-    queued_s: float = 0.0  # from predict() to the task's start: a free worker, data, scheduler
+    # from predict() (from the data's arrival, for a task that did not load while it came)
+    # to the task's start: a free worker, the scheduler
+    queued_s: float = 0.0
     csv: bytes | None = None  # the validated submission, when the job asked for it
     rows: int = 0  # rows in `csv`
     validate_s: float = 0.0  # validation and serialisation on the worker
