@@ -64,6 +64,7 @@ def test_run_dry_run_writes_validated_csv_and_uploads_nothing(
 
 def test_run_submits_and_runs_lists_it(project: tuple[Path, dict[str, str]], sandbox: RunningSandbox) -> None:
     directory, env = project
+    sandbox.set_faults(operations={"download": {"latency_ms": 2000}})  # the model loads meanwhile
     done = autopilot("run", "alpha", cwd=directory, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     (sub,) = sandbox.submissions()
@@ -82,7 +83,7 @@ def test_run_submits_and_runs_lists_it(project: tuple[Path, dict[str, str]], san
     # where the time and the memory went, per run: which model to slim down
     assert listed_run["predict_s"] > 0 and listed_run["compute_s"] >= 0
     assert listed_run["load_s"] > 0  # loaded in this run's fresh worker
-    assert run.detail["data_wait_s"] >= 0  # ... while the round's data downloaded
+    assert run.detail["data_wait_s"] > 0  # ... while the round's data downloaded
     assert 50 < listed_run["peak_mb"] < 4096 and listed_run["model_mb"] >= 0
     header, row = listed.stdout.splitlines()[:2]
     assert "memory" in header and f"{listed_run['peak_mb']:.0f}M" in row

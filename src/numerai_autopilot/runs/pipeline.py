@@ -160,6 +160,7 @@ class Pipeline:
         # round's other runs): predicting is no side effect; the upload waits for commits.
         started = started or asyncio.ensure_future(
             kept_outcome(self._services.ledger, run) if run.detail.get("approved")
+            else self._predict(run, model, spec, files) if spec is not None
             else self._blender.blend(run, model, files.live_path, round_number, deadline))
         early = None
         try:
