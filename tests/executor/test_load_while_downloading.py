@@ -4,6 +4,7 @@ nor able to leave a worker waiting, whether the download fails or the run is can
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -79,7 +80,7 @@ async def test_waiting_for_the_data_does_not_count_towards_the_timeout(
         write_live(job.live_path)
 
     fetch = asyncio.ensure_future(download())
-    short = PredictJob(**{**job.__dict__, "timeout_s": 2.5})
+    short = dataclasses.replace(job, timeout_s=2.5)
     out = await asyncio.wait_for(executor.predict(short, ready=fetch), _WAIT_S)
     assert out.predictions is not None and len(out.predictions) == ROWS
 

@@ -274,7 +274,7 @@ class Executor:
             gate = DataGate(self.client, ready) if ready and not ready.done() else None
             request = replace(request, threads=threads,
                               data_event=None if gate is None else gate.name)
-            try:
+            with gate or contextlib.nullcontext():
                 for attempt in range(1, _START_ATTEMPTS + 1):
                     key = f"autopilot-{label}-{uuid.uuid4().hex[:12]}"
                     try:
@@ -284,13 +284,6 @@ class Executor:
                     except _NotStarted:
                         continue
                 raise AssertionError("unreachable")
-            except asyncio.CancelledError:
-                if gate is not None:
-                    gate.abandon()
-                raise
-            finally:
-                if gate is not None and not gate.abandoned:
-                    gate.close()
 
     async def _run_once(self, func: Callable[..., T | Failed],
                         request: TaskRequest,

@@ -1,9 +1,9 @@
 """The gate a task waits at, between loading its predictor and reading the round's files.
 
-    gate = DataGate(client, download)    # opens when `download` is done, however it ends
-    request = replace(request, data_event=gate.name)
-    ...                                   # the task loads, then waits for the gate
-    gate.close()                          # the task is over: the scheduler forgets the gate
+    with DataGate(client, download) as gate:   # opens when `download` is done, however it ends
+        request = replace(request, data_event=gate.name)
+        ...                                      # the task loads, then waits for the gate
+    # the task is over: the scheduler forgets the gate (kept if the block was cancelled)
 
 A Dask Event (`distributed.Event`) named for one prediction: a model loads while the round's
 data downloads, instead of after. The gate always opens, even when the download fails or the
@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 
 class DataGate:
@@ -25,8 +26,22 @@ class DataGate:
     def __init__(self, client: Any, ready: Awaitable[object]) -> None:
         self.name = f"autopilot-data-{uuid.uuid4().hex}"
         self._client = client
-        self.abandoned = False
         self.opened: asyncio.Task[float] = asyncio.ensure_future(self._open(ready))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        """The prediction ended: cancelled, the gate opens and its Event stays on the
+        scheduler, since a task still queued may yet ask for it; else it opens if it had
+        not, and its Event is cleared (with no one waiting, the scheduler deletes it)."""
+        self.opened.cancel()
+        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            return
+        closing = asyncio.ensure_future(self._clear())
+        _CLOSING.add(closing)
+        closing.add_done_callback(_CLOSING.discard)
 
     def _event(self) -> Any:
         from distributed import Event
@@ -42,20 +57,6 @@ class DataGate:
             # shielded: cancelled while setting, it is still set
             await asyncio.shield(self._event().set())
         return asyncio.get_running_loop().time()
-
-    def abandon(self) -> None:
-        """The prediction was cancelled: open now; the Event stays on the scheduler, since
-        a task still queued may yet ask for it."""
-        self.abandoned = True
-        self.opened.cancel()
-
-    def close(self) -> None:
-        """The task is over: open the gate if it was not, then clear the Event (with no one
-        waiting, the scheduler deletes it), in the background."""
-        self.opened.cancel()
-        closing = asyncio.ensure_future(self._clear())
-        _CLOSING.add(closing)
-        closing.add_done_callback(_CLOSING.discard)
 
     async def _clear(self) -> None:
         await asyncio.wait([self.opened])  # set first, however it ended
