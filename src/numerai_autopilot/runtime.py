@@ -113,20 +113,21 @@ def environment_workers(config: AppConfig) -> dict[str, EnvWorkerSpec]:
 
 def last_predict_times(ledger: Ledger, models: int) -> dict[str, Expected]:
     """What each model's recent submitted runs say (`Expected.of_run`, oldest first), by
-    model name: from their predict times (`compute_s`), CPU times (`cpu_s`) and thread
-    counts (`threads`). The executor starts the longest first, and runs those that scale
-    solo."""
-    measured: dict[str, list[tuple[float, float | None, int]]] = {}
+    model name: from their predict times (`compute_s`), CPU times (`cpu_s`), thread
+    counts (`threads`) and whether another model loaded on their cores (`cores_shared`).
+    The executor starts the longest first, and runs those that scale solo."""
+    measured: dict[str, list[tuple[float, float | None, int, bool]]] = {}
     for run in ledger.runs(limit=20 * models + 50, states=[RunState.SUBMITTED]):  # newest first
         compute_s, cpu_s, threads = (run.detail.get(k) for k in ("compute_s", "cpu_s", "threads"))
         if isinstance(compute_s, int | float):
             measured.setdefault(run.model_name, []).append(
                 (float(compute_s), float(cpu_s) if isinstance(cpu_s, int | float) else None,
-                 threads if isinstance(threads, int) else 1))
+                 threads if isinstance(threads, int) else 1,
+                 run.detail.get("cores_shared") is True))
     known: dict[str, Expected] = {}
     for name, times in measured.items():
-        for seconds, cpu_s, threads in reversed(times):
-            known[name] = Expected.of_run(seconds, cpu_s, threads, known.get(name))
+        for seconds, cpu_s, threads, shared in reversed(times):
+            known[name] = Expected.of_run(seconds, cpu_s, threads, known.get(name), shared)
     return known
 
 

@@ -19,7 +19,7 @@ import importlib
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # not at run time: worker processes import this package witho
 
 log = logging.getLogger(__name__)
 _KILL_WAIT_S = 5.0
+_REASON_WAIT_S = 1.5  # how long a dead worker's recorded reason may take to arrive
 
 CLUSTER_CONFIG: Mapping[str, object] = {
     "distributed.scheduler.allowed-failures": 0,
@@ -148,6 +149,27 @@ class Cluster:
             await self.client.restart_workers([address], timeout=30, raise_for_error=False)
         except Exception as exc:  # noqa: BLE001  best effort: the timeout is reported anyway
             log.warning("could not restart worker %s: %s", address, exc)
+
+    async def death_message(self, name: str, pid: int,
+                            recorded: Callable[[], str | None]) -> str:
+        """Why model `name`'s worker process `pid` died while it predicted, for its run's
+        error: the reason its task recorded (`recorded()`: a memory limit, by the time the
+        event arrives), else how the nanny saw the process end (a crash)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _REASON_WAIT_S
+        while recorded() is None and loop.time() < deadline:
+            if self.exit_codes.get(pid):
+                break  # the nanny saw the exit and no reason was recorded: a crash
+            await asyncio.sleep(0.02)
+        code = await self.exit_reason(pid, wait_s=0.5)
+        reason = recorded()
+        if reason is not None:
+            return f"model {name!r}: worker died: {reason}; lower the model's memory use " \
+                   f"or raise its memory limit"
+        detail = f" ({code})" if code else ""
+        return (f"model {name!r}: worker died{detail} while predicting: the process ended "
+                f"without a Python error (os._exit, a segfault in native code, or the "
+                f"nanny's or system's memory limit)")
 
     async def exit_reason(self, pid: int | None, wait_s: float = 1.0) -> str | None:
         """The exit code of a dead local worker, when its nanny has logged it."""

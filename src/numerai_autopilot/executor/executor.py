@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from numerai_autopilot.errors import PredictorError, ValidationError
 from numerai_autopilot.executor import worker_side
+from numerai_autopilot.executor.ahead import AheadLoads, LoadAhead
 from numerai_autopilot.executor.cluster import CLUSTER_CONFIG, Cluster
 from numerai_autopilot.executor.env_worker import DEFAULT_RESOURCE
 from numerai_autopilot.executor.environments import EnvironmentWorkers, EnvWorkerSpec, resources_for
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-_REASON_WAIT_S = 1.5
 _START_ATTEMPTS = 3
 _IN_FLIGHT_PER_THREAD = 2  # see Executor._capacity
 
@@ -89,6 +89,8 @@ class Executor:
         # What each model's earlier runs say (seeded from the ledger by the runtime): the
         # longest go first, so the slowest does not start last; those that scale run solo.
         self.predict_times: dict[str, Expected] = {}
+        self._aheads = AheadLoads(lambda: int(self.client.scheduler_info().get(
+            "total_threads", 0) or 0) - len(self._started))
 
     async def start(self) -> None:
         """Start or join the cluster (once); raises what distributed raises if it cannot."""
@@ -173,26 +175,27 @@ class Executor:
                 raise PredictorError(f"model {job.model_name!r}: {exc}") from exc
             return live, bench
 
-        request = TaskRequest(
-            key="", model_name=job.model_name, spec=spec,
-            live_path=None if live_token else str(job.live_path), live_token=live_token,
-            benchmark_path=(str(job.benchmark_path) if job.benchmark_path and not bench_token
-                            else None),
-            benchmark_token=bench_token, memory_limit_bytes=job.memory_limit_bytes,
-            validate_for=job.validate_for, warm_budget_bytes=self.config.warm_budget,
-            environment=job.environment, references=_references(job, live_token),
-        )
-        with self._envs.using(job.environment):
-            result: TaskResult = await self._run(
-                worker_side.run_prediction, request, round_files, job.timeout_s,
-                f"predict-{job.run_id}", expected=self.predict_times.get(job.model_name),
-                ready=ready)
+        request = TaskRequest.of_job(job, spec, live_token, bench_token, self.config.warm_budget)
+        ahead = LoadAhead(lambda: self._load_ahead(request, job.timeout_s, job.run_id))
+        try:
+            with self._envs.using(job.environment):
+                result: TaskResult = await self._run(
+                    worker_side.run_prediction, request, round_files, job.timeout_s,
+                    f"predict-{job.run_id}", expected=self.predict_times.get(job.model_name),
+                    ready=ready, ahead=ahead)
+        finally:
+            shared = self._aheads.shared()
         waited_from = asked_at[0] if result.data_wait_s is not None else asked_at[-1]
         self.predict_times[job.model_name] = Expected.of_run(
-            result.compute_s, result.cpu_s, result.threads, self.predict_times.get(job.model_name))
+            result.compute_s, result.cpu_s, result.threads, self.predict_times.get(job.model_name),
+            shared=shared)
+        loaded = ahead.info if ahead.info is not None and not result.cold else None
         return PredictOutcome(predictions=result.predictions, compute_s=result.compute_s,
-                              cpu_s=result.cpu_s, threads=result.threads,
-                              worker=result.worker, load_s=result.load_s, cold=result.cold,
+                              cpu_s=result.cpu_s, threads=result.threads, worker=result.worker,
+                              load_s=loaded.load_s if loaded else result.load_s,
+                              cold=loaded.cold if loaded else result.cold,
+                              loaded_ahead=loaded is not None and loaded.cold,
+                              cores_shared=shared,
                               queued_s=max(result.started_at - waited_from, 0.0),
                               csv=result.csv, rows=result.rows, validate_s=result.validate_s,
                               peak_rss=result.peak_rss, model_size=result.model_size,
@@ -224,6 +227,19 @@ class Executor:
         """The configured environments whose workers are up now (they start when one of
         their models predicts, and stop after their `idle_stop`)."""
         return self._envs.running()
+
+    async def _load_ahead(self, request: TaskRequest, timeout_s: float,
+                          run_id: str) -> PredictorInfo | None:
+        """Load `request`'s predictor in whichever worker is free (`LoadAhead`), timed and
+        watched as the task itself; None when its worker was lost before it started."""
+        key = f"autopilot-ahead-{run_id}-{uuid.uuid4().hex[:12]}"
+        try:
+            info: PredictorInfo = await self._run_once(
+                worker_side.inspect_predictor, replace(request, key=key), (), timeout_s,
+                last_attempt=False)
+        except _NotStarted:
+            return None
+        return info
 
     def _scheduler(self) -> str:
         """The scheduler's address (the local cluster's, or the configured one)."""
@@ -260,7 +276,8 @@ class Executor:
                    request: TaskRequest,
                    args: Callable[[], Awaitable[tuple[Any, ...]]], timeout_s: float,
                    label: str, expected: Expected | None = None,
-                   ready: asyncio.Future[Any] | None = None) -> T:
+                   ready: asyncio.Future[Any] | None = None,
+                   ahead: LoadAhead | None = None) -> T:
         # Tasks are handed to the scheduler only up to `_capacity()`: given them all, it
         # would queue some on busy workers, behind a task that may hang, and blame them
         # when that worker is killed. A task that still dies before it started was only
@@ -269,27 +286,38 @@ class Executor:
         # (other runs' workers). A task whose own worker died while it ran is never re-run
         # here (it may be what kills workers; the ledger decides about retries). Which
         # task goes next, with how many threads: `Slots`. A task whose data is still
-        # `ready`-ing when its turn comes loads meanwhile, then waits at a `DataGate`.
-        async with self._slots.slot(expected, ready) as threads:
-            gate = DataGate(self.client, ready) if ready and not ready.done() else None
-            request = replace(request, threads=threads,
-                              data_event=None if gate is None else gate.name)
-            with gate or contextlib.nullcontext():
-                for attempt in range(1, _START_ATTEMPTS + 1):
-                    key = f"autopilot-{label}-{uuid.uuid4().hex[:12]}"
-                    try:
-                        return await self._run_once(
-                            func, replace(request, key=key), await args(), timeout_s,
-                            attempt == _START_ATTEMPTS, None if gate is None else gate.opened)
-                    except _NotStarted:
-                        continue
-                raise AssertionError("unreachable")
+        # `ready`-ing when its turn comes loads meanwhile, then waits at a `DataGate`. One
+        # held back by a solo task loads `ahead` on the idle worker and then runs there.
+        try:
+            async with self._slots.slot(expected, ready,
+                                        self._aheads.starter(ahead) if ahead else None
+                                        ) as threads:
+                warm = await ahead.loaded() if ahead is not None else None
+                gate = DataGate(self.client, ready) if ready and not ready.done() else None
+                request = replace(request, threads=threads,
+                                  data_event=None if gate is None else gate.name)
+                with gate or contextlib.nullcontext():
+                    for attempt in range(1, _START_ATTEMPTS + 1):
+                        key = f"autopilot-{label}-{uuid.uuid4().hex[:12]}"
+                        try:
+                            return await self._run_once(
+                                func, replace(request, key=key), await args(), timeout_s,
+                                attempt == _START_ATTEMPTS, None if gate is None else gate.opened,
+                                warm.worker if warm is not None and attempt == 1 else None)
+                        except _NotStarted:
+                            continue
+                    raise AssertionError("unreachable")
+        finally:
+            if ahead is not None:
+                await ahead.close()
 
     async def _run_once(self, func: Callable[..., T | Failed],
                         request: TaskRequest,
                         args: tuple[Any, ...], timeout_s: float, last_attempt: bool,
-                        gate: asyncio.Future[float] | None = None) -> T:
-        """One submission of the task; the timeout's clock waits for the `gate` to open."""
+                        gate: asyncio.Future[float] | None = None,
+                        worker: str | None = None) -> T:
+        """One submission of the task; the timeout's clock waits for the `gate` to open.
+        `worker`: where it should run if that worker is still there (its model is warm)."""
         from distributed import KilledWorker
         from distributed.client import FutureCancelledError
 
@@ -297,9 +325,10 @@ class Executor:
         loop = asyncio.get_running_loop()
         started: asyncio.Future[_Started] = loop.create_future()
         self._started[key] = started
+        placed = {"workers": [worker], "allow_other_workers": True} if worker else {}
         future = self.client.submit(func, request, *args, key=key, pure=False, retries=0,
                                     resources=resources_for(request.environment,
-                                                            bool(self._envs)))
+                                                            bool(self._envs)), **placed)
         result: asyncio.Future[T] = asyncio.ensure_future(future)
         try:
             either: list[asyncio.Future[Any]] = [started, result]
@@ -328,8 +357,8 @@ class Executor:
                         raise WorkerDied(f"model {name!r}: workers died {_START_ATTEMPTS} "
                                          f"times before the task started") from exc
                     raise _NotStarted from exc
-                raise WorkerDied(await self._death_message(key, name, started.result())) \
-                    from None
+                raise WorkerDied(await self._cluster.death_message(
+                    name, started.result().pid, lambda: self._reasons.get(key))) from None
             except FutureCancelledError as exc:
                 # the scattered round data was lost with the workers holding it, before or
                 # while this task ran elsewhere: not this predictor's doing
@@ -357,36 +386,9 @@ class Executor:
             self._reasons.pop(key, None)
             future.release()
 
-    async def _death_message(self, key: str, name: str, info: _Started) -> str:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _REASON_WAIT_S
-        while key not in self._reasons and loop.time() < deadline:
-            if self._cluster.exit_codes.get(info.pid):
-                break  # the nanny saw the exit and no reason was recorded: a crash
-            await asyncio.sleep(0.02)
-        code = await self._cluster.exit_reason(info.pid, wait_s=0.5)
-        reason = self._reasons.get(key)
-        if reason is not None:
-            return f"model {name!r}: worker died: {reason}; lower the model's memory use " \
-                   f"or raise its memory limit"
-        detail = f" ({code})" if code else ""
-        return (f"model {name!r}: worker died{detail} while predicting: the process ended "
-                f"without a Python error (os._exit, a segfault in native code, or the "
-                f"nanny's or system's memory limit)")
-
 
 class _NotStarted(Exception):
     pass
-
-
-def _references(job: PredictJob, live_token: str) -> tuple[str | None, str | None] | None:
-    """The round files a job's health figures are computed against on its worker, when
-    it asked for them and the worker opens the round's files by path (scattered, the
-    server computes them instead)."""
-    if not job.health or job.validate_for is None or live_token:
-        return None
-    return (str(job.benchmark_path) if job.benchmark_path else None,
-            str(job.example_path) if job.example_path else None)
 
 
 async def _no_args() -> tuple[Any, ...]:

@@ -71,14 +71,22 @@ class PredictOutcome:
     # loaded while the round's data downloaded: how long it then waited for it (None: the
     # data was there when the task started)
     data_wait_s: float | None = None
+    # loaded on an idle worker while the model before it predicted on every core
+    # (`executor.ahead`); `load_s` is that load's
+    loaded_ahead: bool = False
+    # it predicted on several threads while the next model loaded ahead on its cores: its
+    # wall time then says nothing of how it scales (`Expected.of_run`'s `shared`)
+    cores_shared: bool = False
 
 
 @dataclass(frozen=True)
 class PredictorInfo:
-    """What only loading a predictor can tell."""
+    """What only loading a predictor can tell, and where and how long it loaded."""
 
     wants_benchmarks: bool
     worker: str
+    load_s: float = 0.0  # 0 when it was already warm there
+    cold: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,25 @@ class TaskRequest:
     references: tuple[str | None, str | None] | None = None
     # the round's files are still downloading: load, then wait for this Dask Event (its name)
     data_event: str | None = None
+
+    @classmethod
+    def of_job(cls, job: PredictJob, spec: PredictorSpec, live_token: str, bench_token: str,
+               warm_budget: int | None) -> TaskRequest:
+        """The request for `job` (its predictor now `spec`): its round files by path, or by
+        the tokens of their scattered bytes (non-empty). The health figures' reference files
+        go along when it asked for them and the worker opens the files by path (scattered,
+        the server computes them instead)."""
+        references = None
+        if job.health and job.validate_for is not None and not live_token:
+            references = (str(job.benchmark_path) if job.benchmark_path else None,
+                          str(job.example_path) if job.example_path else None)
+        return cls(key="", model_name=job.model_name, spec=spec,
+                   live_path=None if live_token else str(job.live_path), live_token=live_token,
+                   benchmark_path=(str(job.benchmark_path)
+                                   if job.benchmark_path and not bench_token else None),
+                   benchmark_token=bench_token, memory_limit_bytes=job.memory_limit_bytes,
+                   validate_for=job.validate_for, warm_budget_bytes=warm_budget,
+                   environment=job.environment, references=references)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,9 @@ threads it was given busy) decides its turn and its threads:
 - The others wait while a solo or wide task runs for `hold_s` at most (a solo's 1.5x its
   expected time, when longer), counted from when its data is there (it loads while the
   data downloads): a model that hangs or runs long delays the rest of the round by that
-  much, no more; then they take their slots beside it, one thread each.
+  much, no more; then they take their slots beside it, one thread each. The next in line
+  meanwhile loads its model on the worker left idle (`ahead`), so that its mostly
+  one-threaded load does not leave the other cores idle after the wide task.
 Solo and remainder-first apply only when the cores are one machine's (`one_machine`).
 """
 
@@ -65,9 +67,11 @@ class Expected:
 
     @classmethod
     def of_run(cls, seconds: float, cpu_s: float | None, threads: int,
-               before: Expected | None = None) -> Expected:
+               before: Expected | None = None, shared: bool = False) -> Expected:
         """`before` updated with a predict of `seconds` wall time and `cpu_s` CPU time (its
-        process's, every thread) on `threads` native threads.
+        process's, every thread) on `threads` native threads. `shared`: another model
+        loaded on its cores meanwhile (`executor.ahead`), so its wall time on several
+        threads says nothing of how it scales (the share of them it kept busy still does).
 
         >>> Expected.of_run(2.0, 3.8, 2).scales, Expected.of_run(2.0, 2.1, 2).scales
         (True, False)
@@ -78,7 +82,7 @@ class Expected:
         if threads <= 1:
             one = _averaged(one, seconds)
         elif cpu_s is not None and seconds > 0:
-            wide = _averaged(wide, threads * seconds)
+            wide = wide if shared else _averaged(wide, threads * seconds)
             busy = _averaged(busy, cpu_s / (threads * seconds))
         return cls(seconds, one, wide, busy)
 
@@ -136,21 +140,27 @@ class Slots:
         self._condition = asyncio.Condition()
         # waiting tasks: solo ones first, then the longest expected, then by arrival
         self._queue: list[tuple[bool, float, int]] = []
+        self._aheads: dict[tuple[bool, float, int], Callable[[], None]] = {}
         self._tickets = itertools.count()
         self._notifying: set[asyncio.Future[None]] = set()
 
     @contextlib.asynccontextmanager
-    async def slot(self, expected: Expected | None,
-                   ready: asyncio.Future[Any] | None = None) -> AsyncIterator[int]:
+    async def slot(self, expected: Expected | None, ready: asyncio.Future[Any] | None = None,
+                   ahead: Callable[[], None] | None = None) -> AsyncIterator[int]:
         """Wait for this task's turn (`expected`: its model's `Expected`, None when never
         seen); yields its native thread count. The slot is held until the block ends
         (cancelling the wait gives up the turn). `ready`: done when the task's data is
-        there (it loads meanwhile); a wide task's hold on the others counts from then."""
+        there (it loads meanwhile); a wide task's hold on the others counts from then.
+        `ahead`: called (once) when this task is next in line but a wide task starting
+        holds it back: it may load its model meanwhile (`executor.ahead`)."""
         solo = self._one_machine and expected is not None and expected.solo
         seconds = expected.seconds if expected is not None else float("inf")
         ticket = (not solo, -seconds, next(self._tickets))
         self._demand += 1
         heapq.heappush(self._queue, ticket)
+        if ahead is not None:
+            self._aheads[ticket] = ahead
+        wide = False
         try:
             await asyncio.sleep(0)  # tasks asked for in the same turn see each other
             if threads_for(self._cores(), self._demand) > 1:  # and a round's others soon after
@@ -167,8 +177,11 @@ class Slots:
         finally:  # the next in line may go now
             self._queue.remove(ticket)
             heapq.heapify(self._queue)
+            self._aheads.pop(ticket, None)
             if not self._queue:
                 self._wide_left = 0
+            elif wide and not self._may_start(self._queue[0]):
+                self._aheads.pop(self._queue[0], lambda: None)()
             self._wake()
         try:
             yield threads

@@ -284,20 +284,21 @@ def _figures(csv: bytes | None, live_path: Path,
 
 
 def inspect_predictor(request: TaskRequest) -> PredictorInfo | Failed:
-    """The Dask task behind ``Executor.inspect``: load it and read its signature
-    (a PredictorLoadError comes back as `Failed`)."""
+    """The Dask task behind ``Executor.inspect`` and loads ahead of a turn: load it (or
+    find it warm) and read its signature (a PredictorLoadError comes back as `Failed`)."""
     worker = _worker()
     announcement = _announce(worker, request)
     watchdog = _MemoryWatchdog(worker, request)
     watchdog.start()
     try:
         announcement.wait()
-        loaded, _, _ = _load(worker, request)
+        loaded, load_s, cold = _load(worker, request)
     except PredictorError as exc:
         return Failed(exc)
     finally:
         watchdog.stop()
-    return PredictorInfo(wants_benchmarks=loaded.wants_benchmarks, worker=worker.address)
+    return PredictorInfo(wants_benchmarks=loaded.wants_benchmarks, worker=worker.address,
+                         load_s=load_s, cold=cold)
 
 
 def _load(worker: Any, request: TaskRequest) -> tuple[LoadedPredictor, float, bool]:

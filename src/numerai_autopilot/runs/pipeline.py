@@ -301,13 +301,13 @@ class Pipeline:
             run = await self._advance(run, run.state, detail=outcome.detail)
         if not outcome.worker:  # kept when held (`held.kept_outcome`): nothing was timed
             return run, outcome.csv, outcome.rows, {}
-        timings = {"compute_s": outcome.compute_s, "load_s": outcome.load_s,
-                   "cpu_s": outcome.cpu_s, "threads": outcome.threads,
-                   "queued_s": outcome.queued_s, "validate_s": outcome.validate_s,
-                   "peak_mb": outcome.peak_rss / 2**20, "model_mb": outcome.model_size / 2**20,
-                   "data_wait_s": outcome.data_wait_s}
-        return run, outcome.csv, outcome.rows, {k: round(v, 6) for k, v in timings.items()
-                                                if v is not None}
+        timings = {"compute_s": outcome.compute_s, "load_s": outcome.load_s, "cpu_s": outcome.cpu_s,
+                   "threads": outcome.threads, "queued_s": outcome.queued_s,
+                   "validate_s": outcome.validate_s, "data_wait_s": outcome.data_wait_s,
+                   "peak_mb": outcome.peak_rss / 2**20, "model_mb": outcome.model_size / 2**20}
+        ahead = {k: True for k in ("loaded_ahead", "cores_shared") if getattr(outcome, k)}
+        return run, outcome.csv, outcome.rows, ahead | {k: round(v, 6) for k, v in
+                                                        timings.items() if v is not None}
 
     async def _predict(self, run: Run, model: ModelConfig, spec: PredictorSpec,
                        files: RoundFiles, ready: Awaitable[object] | None = None

@@ -184,8 +184,11 @@ def predict_time(run: Run, stages: Iterable[StageRecord], now: datetime) -> str:
     stage = predicting[-1]
     if stage.duration_s is None:
         return f"running for {duration((now - stage.started_at).total_seconds())}"
-    # loaded while the round's data downloaded: that stage's time, not this one's
-    loading = "loading it" + (" during the download" if "data_wait_s" in run.detail else "")
+    # loaded while the round's data downloaded, or the model before it predicted: that
+    # stage's or that model's time, not this one's
+    loading = "loading it" + (" during the download" if "data_wait_s" in run.detail else
+                              " while the model before it predicted"
+                              if run.detail.get("loaded_ahead") else "")
     parts = (("compute_s", "predictor"), ("load_s", loading),
              ("queued_s", "waiting for a worker"), ("validate_s", "validation"))
     spent = [f"{label} {duration(run.detail[key])}" for key, label in parts
