@@ -134,7 +134,7 @@ async def test_a_run_cancelled_while_its_model_loads_ahead_frees_the_worker(
     while any((await executor.client.run(_executing)).values()):
         assert time.monotonic() < deadline, "a worker is still running a task"
         await asyncio.sleep(0.05)
-    assert not executor._started  # nothing left in flight  # noqa: SLF001
+    assert not executor._started  # nothing left in flight
 
 
 def _executing(dask_worker: Any) -> int:

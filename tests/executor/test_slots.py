@@ -124,21 +124,21 @@ async def test_solo_models_go_first_and_those_that_do_not_scale_share_the_cores(
     assert seen[1][1] < seen[0][2]  # the two that do not scale side by side
 
 
-async def test_a_solo_model_holds_the_others_back_for_one_and_a_half_its_time_only() -> None:
-    # a solo model that hangs: the others start beside it once 1.5x its expected time passed
+async def test_a_solo_model_holds_the_others_back_for_twice_its_time_only() -> None:
+    # a solo model that hangs: the others start beside it once twice its expected time passed
     slots = Slots(cores=lambda: 2, capacity=lambda: 4, hold_s=0.1)
     solo = Expected(0.5, one_thread_s=SOLO_MIN_S, **SCALES)
-    seen = await _round(slots, [solo, solo, solo], hold_s=0.75 + 1.0)
+    seen = await _round(slots, [solo, solo, solo], hold_s=1.0 + 1.0)
     (wide, start, end), rest = seen[0], seen[1:]
     assert wide == 2
-    assert all(start + 0.75 <= s < end for _, s, _ in rest), seen
+    assert all(start + 1.0 <= s < end for _, s, _ in rest), seen
 
 
 async def test_a_solo_models_hold_counts_from_when_its_data_is_there() -> None:
     # loaded while the round's data downloads: a download longer than the hold does not
     # let the others start beside it
     slots = Slots(cores=lambda: 2, capacity=lambda: 4, hold_s=0.1)
-    solo = Expected(0.2, one_thread_s=SOLO_MIN_S, **SCALES)  # holds the others 0.3 s
+    solo = Expected(0.2, one_thread_s=SOLO_MIN_S, **SCALES)  # holds the others 0.4 s
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
     loop.call_later(0.5, ready.set_result, None)

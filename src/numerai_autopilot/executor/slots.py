@@ -21,10 +21,12 @@ threads it was given busy) decides its turn and its threads:
   would end on a tail, its last tasks on one thread each while cores stand idle, since a
   task's thread count is fixed once it starts. So the remainder goes first, wide: with 3
   tasks on 2 cores, one task on 2 threads, then two on one each.
-- The others wait while a solo or wide task runs for `hold_s` at most (a solo's 1.5x its
-  expected time, when longer), counted from when its data is there (it loads while the
-  data downloads): a model that hangs or runs long delays the rest of the round by that
-  much, no more; then they take their slots beside it, one thread each. The next in line
+- The others wait while a solo or wide task runs for `hold_s` at most (a solo's twice its
+  expected time, and twice `hold_s` at least: a task started beside it keeps one thread to
+  its end, so a hold cut short by a slow run costs more than it saves), counted from when
+  its data is there (it loads while the data downloads): a model that hangs or runs long
+  delays the rest of the round by that much, no more; then they take their slots beside
+  it, one thread each. The next in line
   meanwhile loads its model on the worker left idle (`ahead`), so that its mostly
   one-threaded load does not leave the other cores idle after the wide task.
 Solo and remainder-first apply only when the cores are one machine's (`one_machine`).
@@ -46,6 +48,7 @@ _GATHER_S = 0.05  # a round's tasks ask turns apart: the first waits before taki
 # A model whose predict takes less than this on one thread never runs solo.
 SOLO_MIN_S = 3.0
 WIDE_HOLD_S = 5.0
+SOLO_HOLD = 2.0  # a solo task holds the others back this many times its expected time
 # A predict on several threads must keep at least this share of them busy to scale, and
 # take less than its one-thread time over them, by this factor (near a tie, side by side
 # wins: its tasks' trips and validation overlap; their loads overlap either way, `ahead`).
@@ -228,7 +231,7 @@ class Slots:
         free = cores - self._in_use
         if solo and demand > 1 and free > 1:
             assert expected is not None
-            self._hold(max(self._hold_s, 1.5 * expected.seconds), ready)
+            self._hold(SOLO_HOLD * max(self._hold_s, expected.seconds), ready)
             return free, True
         if demand <= cores:
             return threads_for(cores, demand), False
