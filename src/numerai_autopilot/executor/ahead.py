@@ -1,9 +1,11 @@
 """A model loaded on an idle worker before its turn, while a solo model predicts.
 
-    ahead = LoadAhead(lambda: load_on_some_worker())   # -> PredictorInfo, or None
-    async with slots.slot(expected, ready, ahead.start):  # Slots calls start() when it is next
+    aheads = AheadLoads(spare_threads)                 # one per executor
+    ahead = LoadAhead(lambda: load_on_some_worker())   # one per task: -> PredictorInfo, or None
+    async with slots.slot(expected, ready, aheads.starter(ahead)):  # called when it is next
         info = await ahead.loaded()    # where it is warm now (None: it was not loaded ahead)
     await ahead.close()
+    ahead.cores_shared = aheads.shared()  # its own predict shared its cores with the next load
 
 A solo model (`Slots`) holds every core while it predicts, but a model's load is mostly one
 thread (a booster's text parse, an unpickle): loaded only when its turn comes, the next model
@@ -32,6 +34,8 @@ class LoadAhead:
         self._load = load
         self._task: asyncio.Future[PredictorInfo | None] | None = None
         self.info: PredictorInfo | None = None
+        # this task, given every core, shared them with the next one's load (`AheadLoads`)
+        self.cores_shared = False
 
     def start(self) -> None:
         """Begin loading (once; `Slots` calls it when the task is next in line)."""

@@ -177,25 +177,22 @@ class Executor:
 
         request = TaskRequest.of_job(job, spec, live_token, bench_token, self.config.warm_budget)
         ahead = LoadAhead(lambda: self._load_ahead(request, job.timeout_s, job.run_id))
-        try:
-            with self._envs.using(job.environment):
-                result: TaskResult = await self._run(
-                    worker_side.run_prediction, request, round_files, job.timeout_s,
-                    f"predict-{job.run_id}", expected=self.predict_times.get(job.model_name),
-                    ready=ready, ahead=ahead)
-        finally:
-            shared = self._aheads.shared()
+        with self._envs.using(job.environment):
+            result: TaskResult = await self._run(
+                worker_side.run_prediction, request, round_files, job.timeout_s,
+                f"predict-{job.run_id}", expected=self.predict_times.get(job.model_name),
+                ready=ready, ahead=ahead)
         waited_from = asked_at[0] if result.data_wait_s is not None else asked_at[-1]
         self.predict_times[job.model_name] = Expected.of_run(
             result.compute_s, result.cpu_s, result.threads, self.predict_times.get(job.model_name),
-            shared=shared)
+            shared=ahead.cores_shared)
         loaded = ahead.info if ahead.info is not None and not result.cold else None
         return PredictOutcome(predictions=result.predictions, compute_s=result.compute_s,
                               cpu_s=result.cpu_s, threads=result.threads, worker=result.worker,
                               load_s=loaded.load_s if loaded else result.load_s,
                               cold=loaded.cold if loaded else result.cold,
                               loaded_ahead=loaded is not None and loaded.cold,
-                              cores_shared=shared,
+                              cores_shared=ahead.cores_shared,
                               queued_s=max(result.started_at - waited_from, 0.0),
                               csv=result.csv, rows=result.rows, validate_s=result.validate_s,
                               peak_rss=result.peak_rss, model_size=result.model_size,
@@ -308,8 +305,10 @@ class Executor:
                             continue
                     raise AssertionError("unreachable")
         finally:
+            shared = self._aheads.shared()  # whatever task this is (an inspection too)
             if ahead is not None:
                 await ahead.close()
+                ahead.cores_shared = shared
 
     async def _run_once(self, func: Callable[..., T | Failed],
                         request: TaskRequest,

@@ -26,9 +26,9 @@ threads it was given busy) decides its turn and its threads:
   its end, so a hold cut short by a slow run costs more than it saves), counted from when
   its data is there (it loads while the data downloads): a model that hangs or runs long
   delays the rest of the round by that much, no more; then they take their slots beside
-  it, one thread each. The next in line
-  meanwhile loads its model on the worker left idle (`ahead`), so that its mostly
-  one-threaded load does not leave the other cores idle after the wide task.
+  it, one thread each. The next in line meanwhile loads its model on the worker left idle
+  (`ahead`), so that its mostly one-threaded load does not leave the other cores idle
+  after the wide task.
 Solo and remainder-first apply only when the cores are one machine's (`one_machine`).
 """
 
