@@ -18,11 +18,11 @@ from executor_data import ROWS, write_live
 from numerai_autopilot.config import ExecutorConfig
 from numerai_autopilot.executor import (
     Executor,
+    Expected,
     PredictJob,
     PredictorLoadError,
     parse_predictor,
 )
-from numerai_autopilot.executor.slots import Expected
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
