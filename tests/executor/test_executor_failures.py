@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from executor_data import ROWS, write_live
+from executor_data import ROWS, executing, until_no_task_runs, write_live
 
 from numerai_autopilot.config import ExecutorConfig
 from numerai_autopilot.errors import PredictorError
@@ -85,6 +86,29 @@ async def test_hang_times_out_and_its_worker_is_replaced(executor: Executor,
     assert isinstance(error, PredictorTimeout)
     assert str(error).startswith("model 'alpha': predictor timed out after 1.5 s")
     await _still_works(executor, live)
+
+
+async def test_a_predictor_cancelled_while_it_runs_is_stopped_with_its_worker(
+        executor: Executor, live: Path) -> None:
+    # Dask cannot stop a thread: left running, the abandoned predictor (an hour's sleep)
+    # would keep its worker's thread, and the next task sent there would wait behind it
+    before = set((await executor.client.scheduler.identity())["workers"])
+    hung = asyncio.ensure_future(executor.predict(job("hang", live, "stopped", timeout_s=7200)))
+    deadline = time.monotonic() + 60
+    while not any((await executor.client.run(executing, on_error="ignore")).values()):
+        assert time.monotonic() < deadline, "the predictor never started"
+        await asyncio.sleep(0.05)
+    hung.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await hung
+    deadline = time.monotonic() + 30
+    while not before - set((await executor.client.scheduler.identity())["workers"]):
+        assert time.monotonic() < deadline, "the abandoned predictor's worker lives on"
+        await asyncio.sleep(0.05)
+    await until_no_task_runs(executor.client, 60)
+    await asyncio.wait_for(_still_works(executor, live), 60)
+    after = set((await executor.client.scheduler.identity())["workers"])
+    assert len(before - after) == 1  # its worker, and only that one, was replaced
 
 
 async def test_process_exit_fails_alone_and_is_not_rerun(executor: Executor,

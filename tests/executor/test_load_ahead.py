@@ -9,11 +9,10 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
-from executor_data import ROWS, write_live
+from executor_data import ROWS, until_no_task_runs, write_live
 
 from numerai_autopilot.config import ExecutorConfig
 from numerai_autopilot.executor import (
@@ -131,11 +130,7 @@ async def test_a_run_cancelled_while_its_model_loads_ahead_frees_the_worker(
     with pytest.raises(asyncio.CancelledError):
         await waiting
     assert (await asyncio.wait_for(running, _WAIT_S)).predictions is not None
-    while any((await executor.client.run(_executing)).values()):
-        assert time.monotonic() < deadline, "a worker is still running a task"
-        await asyncio.sleep(0.05)
+    await until_no_task_runs(executor.client, _WAIT_S)
     assert not executor._started  # nothing left in flight
 
 
-def _executing(dask_worker: Any) -> int:
-    return int(dask_worker.state.executing_count)

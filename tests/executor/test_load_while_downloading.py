@@ -8,11 +8,10 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
-from executor_data import ROWS, write_live
+from executor_data import ROWS, until_no_task_runs, write_live
 
 from numerai_autopilot.config import ExecutorConfig
 from numerai_autopilot.errors import PredictorError
@@ -116,17 +115,10 @@ async def test_a_cancelled_run_leaves_no_worker_waiting(executor: Executor,
     await _both_workers_free(executor, tmp_path)
 
 
-def _executing(dask_worker: Any) -> int:
-    return int(dask_worker.state.executing_count)
-
-
 async def _both_workers_free(executor: Executor, tmp_path: Path) -> None:
     """No worker thread is left running a task (a task waiting for data that will not come
     would run for an hour), and a model still predicts."""
-    deadline = time.monotonic() + _WAIT_S
-    while any((await executor.client.run(_executing)).values()):
-        assert time.monotonic() < deadline, "a worker is still running a task"
-        await asyncio.sleep(0.05)
+    await until_no_task_runs(executor.client, _WAIT_S)
     folder = tmp_path / "after"
     folder.mkdir()
     write_live(folder / "live.arrow")

@@ -1,4 +1,5 @@
-"""parse_predictor checks references without running code; load_predictor loads them."""
+"""parse_predictor checks references without running code; load_predictor loads them; a
+job that cannot come back whole is refused when it is made."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from numerai_autopilot.errors import ConfigError, PredictorError
-from numerai_autopilot.executor import PredictorKind, load_predictor, parse_predictor
+from numerai_autopilot.executor import PredictJob, PredictorKind, load_predictor, parse_predictor
 
 HERE = Path(__file__).parent
 
@@ -150,3 +151,12 @@ def test_unpicklable_file_is_reported(tmp_path: Path) -> None:
     (tmp_path / "broken.pkl").write_bytes(b"not a pickle")
     with pytest.raises(PredictorError, match="cannot unpickle broken.pkl"):
         load_predictor(parse_predictor("broken.pkl", tmp_path))
+
+
+def test_a_job_in_an_environment_must_be_validated_on_its_worker(tmp_path: Path) -> None:
+    # its predictions cannot come back as a frame pickled across two pandas versions
+    spec = parse_predictor("predictors_fixture:good", HERE)
+    with pytest.raises(ValueError, match="must be validated on its worker"):
+        PredictJob("run-1", "alpha", spec, tmp_path / "live.arrow", environment="old")
+    assert PredictJob("run-1", "alpha", spec, tmp_path / "live.arrow", environment="old",
+                      validate_for=8).environment == "old"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,3 +36,18 @@ def write_benchmarks(path: Path, rows: int = ROWS) -> Path:
                       "v52_lgbm_cyrusd20": pa.array(rng.random(rows))})
     feather.write_feather(table, path, compression="uncompressed")
     return path
+
+
+def executing(dask_worker: Any) -> int:
+    """Tasks a worker's threads run now (for `client.run`)."""
+    return int(dask_worker.state.executing_count)
+
+
+async def until_no_task_runs(client: Any, within_s: float) -> None:
+    """Return once no worker of `client`'s cluster has a thread running a task (a task
+    cancelled at the scheduler may still run on its worker); AssertionError after
+    `within_s` seconds."""
+    deadline = time.monotonic() + within_s
+    while any((await client.run(executing, on_error="ignore")).values()):  # a worker may die
+        assert time.monotonic() < deadline, "a worker is still running a task"
+        await asyncio.sleep(0.05)

@@ -10,6 +10,8 @@ Failure detection (each fails only its own run):
   -> WorkerDied("... worker died: memory limit 4 GiB ...").
 - crash (os._exit, segfault, the nanny's own memory kill): the task errs with KilledWorker
   (never re-run: allowed-failures 0) -> WorkerDied with the exit code when known.
+- cancelled while it may run (its run stopped): its worker's process is killed too, since
+  Dask cannot stop a thread (``abandon.py``).
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from numerai_autopilot.errors import PredictorError, ValidationError
 from numerai_autopilot.executor import worker_side
+from numerai_autopilot.executor.abandon import Abandoned, Start
 from numerai_autopilot.executor.ahead import AheadLoads, LoadAhead
 from numerai_autopilot.executor.cluster import CLUSTER_CONFIG, Cluster
 from numerai_autopilot.executor.env_worker import DEFAULT_RESOURCE
@@ -58,13 +61,6 @@ _START_ATTEMPTS = 3
 _IN_FLIGHT_PER_THREAD = 2  # see Executor._capacity
 
 
-@dataclass
-class _Started:
-    worker: str
-    pid: int
-    at: float  # loop time when the start was announced
-
-
 class Executor:
     """Runs predictors on a Dask cluster; never in the calling process.
 
@@ -82,8 +78,9 @@ class Executor:
         own = {DEFAULT_RESOURCE: config.threads_per_worker} if self._envs else None
         self._cluster = Cluster(config, local_directory, resources=own)
         self._client: Any = None  # distributed.Client (untyped)
-        self._started: dict[str, asyncio.Future[_Started]] = {}
+        self._started: dict[str, asyncio.Future[Start]] = {}
         self._reasons: dict[str, str] = {}
+        self._abandoned = Abandoned(self._cluster.kill_worker)
         self._files = RoundFileTransfer(config, lambda: self.client)
         self._slots = Slots(self._cores, self._capacity, one_machine=config.scheduler is None)
         # What each model's earlier runs say (seeded from the ledger by the runtime): the
@@ -115,6 +112,7 @@ class Executor:
         if self._client is None:
             return
         self._files.close()
+        await self._abandoned.close()
         await self._envs.close()
         with contextlib.suppress(Exception):
             self._client.unsubscribe_topic(worker_side.TOPIC)
@@ -158,9 +156,6 @@ class Executor:
             ready.add_done_callback(lambda _: asked_at.append(max(asked_at[0], time.time())))
         spec = job.predictor.refreshed()
         if job.environment is not None:
-            if job.validate_for is None:  # a frame pickled across two pandas versions
-                raise ValueError("a job in an environment must be validated on its worker "
-                                 "(validate_for): only the submission's CSV comes back")
             await self._envs.ready(job.environment, self._scheduler())
         live_token = self._files.token(job.live_path)
         bench_token = self._files.token(job.benchmark_path) if job.benchmark_path else ""
@@ -211,9 +206,8 @@ class Executor:
             await self._envs.ready(environment, self._scheduler())
         request = TaskRequest(key="", model_name=model_name or spec.ref,
                               spec=spec.refreshed(), environment=environment)
-        info: PredictorInfo = await self._run(worker_side.inspect_predictor, request, _no_args,
-                                              timeout_s, "inspect")
-        return info
+        return await self._run(worker_side.inspect_predictor, request, _no_args, timeout_s,
+                               "inspect")
 
     async def cache_stats(self) -> dict[str, dict[str, int]]:
         """Per worker: how many times each predictor key was loaded there."""
@@ -231,12 +225,10 @@ class Executor:
         watched as the task itself; None when its worker was lost before it started."""
         key = f"autopilot-ahead-{run_id}-{uuid.uuid4().hex[:12]}"
         try:
-            info: PredictorInfo = await self._run_once(
-                worker_side.inspect_predictor, replace(request, key=key), (), timeout_s,
-                last_attempt=False)
+            return await self._run_once(worker_side.inspect_predictor, replace(request, key=key),
+                                        (), timeout_s, last_attempt=False)
         except _NotStarted:
             return None
-        return info
 
     def _scheduler(self) -> str:
         """The scheduler's address (the local cluster's, or the configured one)."""
@@ -250,8 +242,10 @@ class Executor:
         if msg.get("event") == "started":
             waiter = self._started.get(key)
             if waiter is not None and not waiter.done():
-                waiter.set_result(_Started(msg["worker"], int(msg["pid"]),
+                waiter.set_result(Start(msg["worker"], int(msg["pid"]),
                                            asyncio.get_running_loop().time()))
+            elif waiter is None:
+                self._abandoned.started(key, msg["worker"], int(msg["pid"]))
         elif msg.get("event") == "exit" and key in self._started:
             self._reasons[key] = str(msg["reason"])
 
@@ -316,19 +310,21 @@ class Executor:
                         gate: asyncio.Future[float] | None = None,
                         worker: str | None = None) -> T:
         """One submission of the task; the timeout's clock waits for the `gate` to open.
-        `worker`: where it should run if that worker is still there (its model is warm)."""
+        `worker`: where it should run if that worker is still there (its model is warm).
+        Cancelled once the task may have started, it ends its worker's process."""
         from distributed import KilledWorker
         from distributed.client import FutureCancelledError
 
         key, name = request.key, request.model_name
         loop = asyncio.get_running_loop()
-        started: asyncio.Future[_Started] = loop.create_future()
+        started: asyncio.Future[Start] = loop.create_future()
         self._started[key] = started
         placed = {"workers": [worker], "allow_other_workers": True} if worker else {}
         future = self.client.submit(func, request, *args, key=key, pure=False, retries=0,
                                     resources=resources_for(request.environment,
                                                             bool(self._envs)), **placed)
         result: asyncio.Future[T] = asyncio.ensure_future(future)
+        killed = False
         try:
             either: list[asyncio.Future[Any]] = [started, result]
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
@@ -342,6 +338,7 @@ class Executor:
                 done, _ = await asyncio.wait({result}, timeout=max(remaining, 0.0))
                 if not done:
                     info = started.result()
+                    killed = True
                     await self._cluster.kill_worker(info.worker, info.pid)
                     raise PredictorTimeout(
                         f"model {name!r}: predictor timed out after {timeout_s:g} s; worker "
@@ -375,13 +372,16 @@ class Executor:
                 raise value.error
             return value
         finally:
+            self._started.pop(key, None)  # a start published from now on goes to Abandoned
             if not result.done():
-                result.cancel()
+                result.cancel()  # queued: the scheduler forgets it; running: see Abandoned
+                if not killed:
+                    self._abandoned.give_up(key, started.result() if started.done()
+                                            and not started.cancelled() else None)
             with contextlib.suppress(BaseException):
                 await result
             if not started.done():
                 started.cancel()
-            self._started.pop(key, None)
             self._reasons.pop(key, None)
             future.release()
 

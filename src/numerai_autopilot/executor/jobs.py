@@ -27,7 +27,8 @@ class PredictJob:
     worker's own limit applies. ``validate_for``: a tournament number to validate the
     predictions against on the worker and return them as the submission CSV
     (``PredictOutcome.csv``); a failed check raises ValidationError. None: the
-    predictions come back as a frame.
+    predictions come back as a frame, which a job in an ``environment`` may not ask for
+    (ValueError).
     """
 
     run_id: str
@@ -41,6 +42,12 @@ class PredictJob:
     environment: str | None = None  # an `[environments.NAME]` to run in; None: the service's
     health: bool = False
     example_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.environment is not None and self.validate_for is None:
+            # a frame pickled across two pandas versions
+            raise ValueError("a job in an environment must be validated on its worker "
+                             "(validate_for): only the submission's CSV comes back")
 
 
 @dataclass(frozen=True)
