@@ -8,12 +8,12 @@ import itertools
 
 import pytest
 
-from numerai_autopilot.executor.slots import SOLO_MIN_S, Expected, Slots
+from numerai_autopilot.executor.slots import REMAINDER_MIN_S, SOLO_MIN_S, Expected, Slots
 
 pytestmark = pytest.mark.asyncio
 
 # what earlier runs on two threads say: kept both busy (scales), or only one (does not)
-SCALES = {"wide_thread_s": 2.0, "busy": 0.95}
+SCALES = {"wide_thread_s": SOLO_MIN_S / 2, "busy": 0.95}
 FLAT = {"wide_thread_s": 2.0, "busy": 0.5}
 
 
@@ -55,6 +55,22 @@ async def test_a_rounds_remainder_runs_first_on_the_free_cores() -> None:
     assert [t for t, _, _ in seen] == [2, 2, 1, 1, 1, 1]
     assert seen[1][1] < seen[0][2]  # the two wide ones together
     assert min(s for _, s, _ in seen[2:]) >= max(e for _, _, e in seen[:2])
+
+
+async def test_a_remainder_of_known_models_runs_first_when_its_tail_would_matter() -> None:
+    # not solo (shorter than SOLO_MIN_S on one thread), but three side by side on 2 cores
+    # would end on one thread while a core stands idle
+    slots = Slots(cores=lambda: 2, capacity=lambda: 4)
+    between = (REMAINDER_MIN_S + SOLO_MIN_S) / 2
+    scales = Expected(between, one_thread_s=between, **SCALES)
+    assert scales.scales and not scales.solo and scales.widens
+    seen = await _round(slots, [scales] * 3)
+    assert [t for t, _, _ in seen] == [2, 1, 1]
+    assert all(s >= seen[0][2] for _, s, _ in seen[1:])
+    # one that does not scale, or a short one, gains nothing from a second core
+    for known in (Expected(between, **FLAT), Expected(REMAINDER_MIN_S / 2)):
+        assert not known.widens
+        assert [t for t, _, _ in await _round(slots, [known] * 3)] == [1, 1, 1]
 
 
 async def test_a_wide_task_holds_the_others_back_for_a_while_only() -> None:
@@ -169,10 +185,10 @@ async def test_what_a_run_says_about_scaling() -> None:
                            before=Expected.of_run(3.8, 3.8, threads=1)).scales is False
     # runs are averaged, each new one weighing half: one slow run does not decide
     slow = Expected.of_run(4.5, 8.8, threads=2, before=wide)  # 9 thread-seconds, after 4
-    assert slow.wide_thread_s == 6.5 and slow.scales is False  # 6.5 < 1.1 x 6.5
-    assert Expected.of_run(2.0, 3.9, threads=2, before=slow).scales is True  # 6.5 >= 1.1 x 5.25
+    assert slow.wide_thread_s == 6.5 and slow.scales is False  # 6.5 < 1.05 x 6.5
+    assert Expected.of_run(2.0, 3.9, threads=2, before=slow).scales is True  # 6.5 >= 1.05 x 5.25
     # a run on one thread counts too, and a run without a CPU time says nothing of scaling
-    assert Expected.of_run(9.0, 9.0, threads=1, before=slow).scales is True  # 7.75 >= 7.15
+    assert Expected.of_run(9.0, 9.0, threads=1, before=slow).scales is True  # 7.75 >= 1.05 x 6.5
     assert Expected.of_run(6.0, None, threads=2, before=narrow) == Expected(6.0, one_thread_s=6.5)
     assert Expected(SOLO_MIN_S).solo and not Expected(SOLO_MIN_S, **FLAT).solo
     assert not Expected(SOLO_MIN_S / 2, **SCALES).solo

@@ -17,10 +17,11 @@ threads it was given busy) decides its turn and its threads:
   does not scale (pure Python, say) shows it once and runs beside the others from then on.
   A shorter model gains little, and its per-task costs (load, validation, the scheduler's
   trips) would no longer overlap another's.
-- Remainder first: a round of models never seen whose count is not a multiple of the cores
-  would end on a tail, its last tasks on one thread each while cores stand idle, since a
-  task's thread count is fixed once it starts. So the remainder goes first, wide: with 3
-  tasks on 2 cores, one task on 2 threads, then two on one each.
+- Remainder first: a round whose count is not a multiple of the cores would end on a tail,
+  its last tasks on one thread each while cores stand idle, since a task's thread count is
+  fixed once it starts. So the remainder goes first, wide: with 3 tasks on 2 cores, one task
+  on 2 threads, then two on one each. This when the first in line was never seen, or is
+  long enough for the tail to matter (`Expected.widens`).
 - The others wait while a solo or wide task runs for `hold_s` at most (a solo's twice its
   expected time, and twice `hold_s` at least: a task started beside it keeps one thread to
   its end, so a hold cut short by a slow run costs more than it saves), counted from when
@@ -46,7 +47,8 @@ from numerai_autopilot.executor.threads import threads_for
 
 _GATHER_S = 0.05  # a round's tasks ask turns apart: the first waits before taking every core
 # A model whose predict takes less than this on one thread never runs solo.
-SOLO_MIN_S = 3.0
+SOLO_MIN_S = 1.5
+REMAINDER_MIN_S = 1.0  # nor, known, first and wide as a round's remainder (a short tail)
 WIDE_HOLD_S = 5.0
 SOLO_HOLD = 2.0  # a solo task holds the others back this many times its expected time
 # A predict on several threads must keep at least this share of them busy to scale, and
@@ -108,8 +110,17 @@ class Expected:
     def solo(self) -> bool:
         """Whether it runs alone on every core: long on one thread (or in its latest run,
         when never run on one), and not known not to scale."""
-        one_thread_s = self.one_thread_s if self.one_thread_s is not None else self.seconds
-        return one_thread_s >= SOLO_MIN_S and self.scales is not False
+        return self._one_thread_s >= SOLO_MIN_S and self.scales is not False
+
+    @property
+    def widens(self) -> bool:
+        """Whether, first in a round's remainder, it runs first on several cores: as long
+        as `REMAINDER_MIN_S` on one thread, and not known not to scale."""
+        return self._one_thread_s >= REMAINDER_MIN_S and self.scales is not False
+
+    @property
+    def _one_thread_s(self) -> float:
+        return self.one_thread_s if self.one_thread_s is not None else self.seconds
 
 
 def _averaged(before: float | None, new: float) -> float:
@@ -239,8 +250,8 @@ class Slots:
             self._wide_left -= 1
             return self._wide_threads, True
         remainder = demand % cores
-        if (self._one_machine and self._running == 0 and remainder and expected is None
-                and cores // remainder > 1):
+        if (self._one_machine and self._running == 0 and remainder and cores // remainder > 1
+                and (expected is None or expected.widens)):
             self._wide_left, self._wide_threads = remainder - 1, cores // remainder
             self._hold(self._hold_s, ready)
             return self._wide_threads, True
