@@ -29,8 +29,8 @@ from numerai_autopilot.config import ENV_FILE, AppConfig, webhook_url, write_env
 from numerai_autopilot.demo.examples import EXAMPLE_MODEL
 from numerai_autopilot.errors import ConfigError
 from numerai_autopilot.ledger import Ledger, LogLine, Run, RunState, StageRecord
+from numerai_autopilot.logs import setup_logging
 from numerai_autopilot.numerai import NumeraiClient
-from numerai_autopilot.observe import setup_logging
 from numerai_autopilot.runs import ModelIds, new_run
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ import typer
 
 from numerai_autopilot.cli.shared import DEFAULT_CONFIG, ConfigOption, app, friendly, load
 from numerai_autopilot.errors import ConfigError
-from numerai_autopilot.observe import setup_logging
+from numerai_autopilot.logs import setup_logging
 
 if TYPE_CHECKING:
     import uvicorn

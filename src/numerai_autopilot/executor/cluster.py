@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from numerai_autopilot.executor.exits import EXIT_TOPIC
 from numerai_autopilot.executor.local_cluster import LocalClusterProcess
-from numerai_autopilot.observe.logs import adopt_dask_loggers, logging_setup
+from numerai_autopilot.logs import adopt_dask_loggers, logging_setup
 
 if TYPE_CHECKING:  # not at run time: worker processes import this package without pydantic
     from numerai_autopilot.config import ExecutorConfig

@@ -44,7 +44,7 @@ async def _serve(spec: dict[str, Any]) -> None:
     import distributed
 
     from numerai_autopilot.executor.exits import EXIT_TOPIC, report_exits
-    from numerai_autopilot.observe.logs import setup_logging
+    from numerai_autopilot.logs import setup_logging
 
     setup_logging(*spec["logging"])
     nanny: Any = distributed.Nanny  # untyped

@@ -34,7 +34,7 @@ from typing import Any
 from numerai_autopilot.executor.env_worker import environment_resource
 from numerai_autopilot.executor.errors import PredictorLoadError
 from numerai_autopilot.executor.local_cluster import worker_environment
-from numerai_autopilot.observe.logs import logging_setup
+from numerai_autopilot.logs import logging_setup
 
 log = logging.getLogger(__name__)
 _START_TIMEOUT_S = 180.0

@@ -27,7 +27,7 @@ from typing import Any
 
 from numerai_autopilot.errors import AutopilotError
 from numerai_autopilot.executor.exits import EXIT_TOPIC, report_exits
-from numerai_autopilot.observe.logs import logging_setup, setup_logging
+from numerai_autopilot.logs import logging_setup, setup_logging
 
 _START_TIMEOUT_S = 180.0
 _STOP_TIMEOUT_S = 15.0

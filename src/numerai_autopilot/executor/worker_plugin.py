@@ -25,7 +25,7 @@ class LogSetup(WorkerPlugin):
         self.level, self.fmt = level, fmt
 
     def setup(self, worker: Any) -> None:
-        from numerai_autopilot.observe.logs import setup_logging
+        from numerai_autopilot.logs import setup_logging
 
         setup_logging(self.level, self.fmt)
 

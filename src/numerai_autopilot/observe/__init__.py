@@ -1,9 +1,10 @@
-"""What people see of the runs: logs, alerts, Prometheus metrics, round summaries.
+"""What people see of the runs: alerts, Prometheus metrics, round summaries (the log set-up,
+which every layer and the workers use, is `numerai_autopilot.logs`).
 
 Everything here is best-effort: a failing alert or metric never fails a run.
 
-Names are imported on first use: worker processes set up their logging with `logs` alone,
-without the server's alerting and metrics.
+Names are imported on first use: importing one part does not import the others'
+dependencies (the monitor's are the whole run machinery).
 """
 
 import importlib
@@ -11,22 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from numerai_autopilot.observe.alerts import Alerter, redact
-    from numerai_autopilot.observe.logs import cloud_trace, current_trace, setup_logging
     from numerai_autopilot.observe.metrics import Metrics
     from numerai_autopilot.observe.monitor import Monitor
 
-_MODULES = {"Alerter": "alerts", "redact": "alerts", "cloud_trace": "logs",
-            "current_trace": "logs", "setup_logging": "logs", "Metrics": "metrics",
-            "Monitor": "monitor"}
+_MODULES = {"Alerter": "alerts", "redact": "alerts", "Metrics": "metrics", "Monitor": "monitor"}
 
 __all__ = [
     "Alerter",
     "Metrics",
     "Monitor",
-    "cloud_trace",
-    "current_trace",
     "redact",
-    "setup_logging",
 ]
 
 

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from numerai_autopilot import __version__
 from numerai_autopilot.config import ENV_FILE, MAKE_ONE, AppConfig
 from numerai_autopilot.errors import ConfigError
-from numerai_autopilot.observe import cloud_trace, current_trace
+from numerai_autopilot.logs import cloud_trace, current_trace
 from numerai_autopilot.runtime import Runtime
 from numerai_autopilot.web import api, dashboard, keepalive, webhook
 from numerai_autopilot.web.state import ServerStarting

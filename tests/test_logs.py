@@ -9,7 +9,7 @@ import sys
 SCRIPT = """
 import logging
 from distributed.comm.core import CommClosedError
-from numerai_autopilot.observe.logs import setup_logging
+from numerai_autopilot.logs import setup_logging
 
 setup_logging("INFO", "json")
 worker = logging.getLogger("distributed.worker")
@@ -36,7 +36,7 @@ def test_a_failed_dask_heartbeat_is_one_warning_line_and_other_errors_keep_their
 
 CLOSING = """
 import logging, sys
-from numerai_autopilot.observe.logs import setup_logging
+from numerai_autopilot.logs import setup_logging
 
 setup_logging(sys.argv[1])
 logging.getLogger("distributed.worker.state_machine").warning(
