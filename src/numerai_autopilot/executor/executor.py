@@ -243,7 +243,7 @@ class Executor:
             waiter = self._started.get(key)
             if waiter is not None and not waiter.done():
                 waiter.set_result(Start(msg["worker"], int(msg["pid"]),
-                                           asyncio.get_running_loop().time()))
+                                        asyncio.get_running_loop().time()))
             elif waiter is None:
                 self._abandoned.started(key, msg["worker"], int(msg["pid"]))
         elif msg.get("event") == "exit" and key in self._started:
